@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures next to baselines measured in the same run."""
