@@ -1,0 +1,52 @@
+"""Alembic environment: our models' metadata (a list, so other libraries' tables can join it)."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+import models
+from models.session import normalize_url
+
+config = context.config
+target_metadata = [models.Base.metadata]
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=normalize_url(config.get_main_option("sqlalchemy.url") or ""),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    section = config.get_section(config.config_ini_section) or {}
+    section["sqlalchemy.url"] = normalize_url(section.get("sqlalchemy.url", ""))
+    engine = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        _run(conn)
+
+
+def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

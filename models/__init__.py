@@ -1,0 +1,26 @@
+"""SQLAlchemy 2.0 typed models, one module per aggregate, and the Store that owns the engine."""
+
+from models.base import Base
+from models.digest import DigestRun, DigestSubscription
+from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
+from models.lesson import Lesson, LessonTag
+from models.question import Answer, Question, QuestionTag, Vote
+from models.workspace import ProcessedEvent, Workspace
+
+__all__ = [
+    "Answer",
+    "Base",
+    "DigestRun",
+    "DigestSubscription",
+    "Expertise",
+    "KnowledgeGap",
+    "Lesson",
+    "LessonTag",
+    "Person",
+    "ProcessedEvent",
+    "Question",
+    "QuestionTag",
+    "RouteRequest",
+    "Vote",
+    "Workspace",
+]

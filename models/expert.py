@@ -1,0 +1,92 @@
+"""People, the topics they declared, the DMs that route questions to them, and knowledge gaps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base
+
+NOTIFY_IMMEDIATE = "immediate"
+NOTIFY_DAILY = "daily"
+NOTIFY_OFF = "off"
+
+
+class Person(Base):
+    """What PeerLearn knows about a member: profile cache from users.info and their preferences."""
+
+    __tablename__ = "people"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    real_name: Mapped[str | None] = mapped_column(String(200))
+    tz: Mapped[str | None] = mapped_column(String(64))
+    is_bot: Mapped[bool] = mapped_column(default=False)
+    deleted: Mapped[bool] = mapped_column(default=False)
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    profile_fetched_at: Mapped[datetime | None]
+    paused_until: Mapped[datetime | None]
+    notify_mode: Mapped[str] = mapped_column(String(16), default=NOTIFY_IMMEDIATE)
+    work_start_hour: Mapped[int | None]
+    work_end_hour: Mapped[int | None]
+
+
+class Expertise(Base):
+    """A topic someone declared with `/teach #tag`."""
+
+    __tablename__ = "expertise"
+    __table_args__ = (Index("ix_expertise_team_tag", "team_id", "tag"),)
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    declared_at: Mapped[datetime]
+
+
+ROUTE_SCHEDULED = "scheduled"
+ROUTE_SENT = "sent"
+ROUTE_TAKEN = "taken"
+ROUTE_DECLINED = "declined"
+ROUTE_CANCELLED = "cancelled"
+
+
+class RouteRequest(Base):
+    """A DM asking one expert to look at one question (sent now, or scheduled for their morning)."""
+
+    __tablename__ = "route_requests"
+    __table_args__ = (
+        UniqueConstraint("question_id", "expert_id"),
+        Index("ix_route_requests_due", "status", "send_at"),
+        Index("ix_route_requests_team_expert_sent", "team_id", "expert_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"), index=True)
+    expert_id: Mapped[str] = mapped_column(String(32))
+    round: Mapped[int] = mapped_column(default=1)
+    status: Mapped[str] = mapped_column(String(16), default=ROUTE_SCHEDULED)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    send_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    dm_channel: Mapped[str | None] = mapped_column(String(32))
+    dm_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class KnowledgeGap(Base):
+    """A question asked about a tag nobody has declared or shown expertise in."""
+
+    __tablename__ = "knowledge_gaps"
+    __table_args__ = (
+        UniqueConstraint("question_id", "tag"),
+        Index("ix_knowledge_gaps_team_tag", "team_id", "tag"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    tag: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]

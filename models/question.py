@@ -1,0 +1,157 @@
+"""Questions, their answers (thread replies) and the reactions that vote on answers and lessons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from models.base import Base
+
+STATUS_POSTING = "posting"  # stored, not yet in Slack (the post happens after the ack)
+STATUS_OPEN = "open"
+STATUS_RESOLVED = "resolved"
+STATUS_UNPOSTED = "unposted"  # Slack refused the post; the asker was told and has their text back
+
+
+class Question(Base):
+    __tablename__ = "questions"
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel_id", "message_ts"),
+        UniqueConstraint("team_id", "request_key"),
+        Index("ix_questions_team_status", "team_id", "status"),
+        Index("ix_questions_team_channel_created", "team_id", "channel_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    # Private until Slack tells us otherwise, so a question never leaks by default.
+    channel_private: Mapped[bool] = mapped_column(default=True)
+    asker_id: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=STATUS_POSTING)
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    # What made this question (a slash command's trigger_id, a modal's view id): a retry stores nothing twice.
+    request_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    accepted_answer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("answers.id", use_alter=True, ondelete="SET NULL")
+    )
+    escalation_level: Mapped[int] = mapped_column(default=0)
+    next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    tags: Mapped[list[QuestionTag]] = relationship(
+        back_populates="question", cascade="all, delete-orphan", order_by="QuestionTag.position"
+    )
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [tag.tag for tag in self.tags]
+
+
+class QuestionTag(Base):
+    __tablename__ = "question_tags"
+    __table_args__ = (Index("ix_question_tags_team_tag", "team_id", "tag"),)
+
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(default=0)
+
+    question: Mapped[Question] = relationship(back_populates="tags")
+
+
+class Answer(Base):
+    __tablename__ = "answers"
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel_id", "ts"),
+        Index("ix_answers_team_user", "team_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    edited_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+
+
+VOTE_ACCEPT = "accept"
+VOTE_HELPFUL = "helpful"
+
+
+class Vote(Base):
+    """A reaction that counts: the asker's accept on an answer, or anyone's helpful emoji on an answer or lesson."""
+
+    __tablename__ = "votes"
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel_id", "message_ts", "voter_id", "reaction"),
+        Index("ix_votes_team_author", "team_id", "author_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str] = mapped_column(String(32))
+    voter_id: Mapped[str] = mapped_column(String(32))
+    reaction: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[str] = mapped_column(String(32))
+    answer_id: Mapped[int | None] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"), index=True)
+    lesson_id: Mapped[int | None] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+
+
+# --- store functions (session first) ---------------------------------------------------------
+
+
+def fetch_question_by_request(session: Session, team_id: str, request_key: str) -> Question | None:
+    return session.scalar(select(Question).where(Question.team_id == team_id, Question.request_key == request_key))
+
+
+def fetch_question_by_ts(session: Session, team_id: str, channel_id: str, message_ts: str) -> Question | None:
+    return session.scalar(
+        select(Question).where(
+            Question.team_id == team_id, Question.channel_id == channel_id, Question.message_ts == message_ts
+        )
+    )
+
+
+def fetch_answer(session: Session, team_id: str, channel_id: str, ts: str) -> Answer | None:
+    return session.scalar(
+        select(Answer).where(Answer.team_id == team_id, Answer.channel_id == channel_id, Answer.ts == ts)
+    )
+
+
+def latest_accept_vote(session: Session, question: Question, asker_id: str) -> Vote | None:
+    """The asker's most recent accept on a live answer of this question (after one was taken back)."""
+    return session.scalar(
+        select(Vote)
+        .join(Answer, Answer.id == Vote.answer_id)
+        .where(
+            Answer.question_id == question.id,
+            Answer.deleted_at.is_(None),
+            Vote.kind == VOTE_ACCEPT,
+            Vote.voter_id == asker_id,
+        )
+        .order_by(Vote.created_at.desc(), Vote.id.desc())
+        .limit(1)
+    )
+
+
+def open_questions_of(session: Session, team_id: str, asker_id: str, limit: int = 10) -> list[Question]:
+    return list(
+        session.scalars(
+            select(Question)
+            .where(Question.team_id == team_id, Question.asker_id == asker_id, Question.status == STATUS_OPEN)
+            .order_by(Question.created_at.desc())
+            .limit(limit)
+        )
+    )
