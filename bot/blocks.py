@@ -1,0 +1,234 @@
+"""Every Block Kit payload PeerLearn sends, as pure functions.
+
+Limits (Slack's): 50 blocks per message, 100 per modal/Home; section text 3,000 characters, header 150,
+button text 75. The small builders below enforce them by truncating with a visible "…", so a long
+question never makes a post fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.tags import MAX_QUESTION_CHARS, escape_mrkdwn, format_tags, truncate
+
+Block = dict[str, Any]
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+SECTION_LIMIT = 3000
+HEADER_LIMIT = 150
+BUTTON_LIMIT = 75
+FALLBACK_LIMIT = 300
+
+# Action and view ids: one name per thing a person can click or submit.
+ASK_MODAL = "ask_modal"
+ASK_BLOCK_QUESTION = "question"
+ASK_BLOCK_TAGS = "tags"
+ASK_BLOCK_CHANNEL = "channel"
+ASK_ACTION_INPUT = "value"
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str  # notification fallback, also what screen readers get
+    blocks: list[Block] = field(default_factory=list)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks[:MAX_MESSAGE_BLOCKS]}
+
+
+# --- builders -------------------------------------------------------------------------------
+
+
+def mrkdwn(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT) or " "}
+
+
+def plain(text: str, limit: int = SECTION_LIMIT) -> dict[str, Any]:
+    return {"type": "plain_text", "text": truncate(text, limit) or " ", "emoji": True}
+
+
+def section(text: str, accessory: Block | None = None) -> Block:
+    block: Block = {"type": "section", "text": mrkdwn(text)}
+    if accessory:
+        block["accessory"] = accessory
+    return block
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text, HEADER_LIMIT)}
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(t) for t in texts[:10]]}
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def button(text: str, action_id: str, value: str = "", style: str | None = None) -> Block:
+    element: Block = {"type": "button", "text": plain(text, BUTTON_LIMIT), "action_id": action_id}
+    if value:
+        element["value"] = value[:2000]
+    if style:
+        element["style"] = style
+    return element
+
+
+def actions(*elements: Block, block_id: str | None = None) -> Block:
+    block: Block = {"type": "actions", "elements": list(elements[:25])}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def fit_view_blocks(blocks: list[Block], more_text: str = "…and more") -> list[Block]:
+    """Keep a modal or Home tab within 100 blocks, saying so when something was left out."""
+    if len(blocks) <= MAX_VIEW_BLOCKS:
+        return blocks
+    return [*blocks[: MAX_VIEW_BLOCKS - 1], context(more_text)]
+
+
+# --- the question in its channel --------------------------------------------------------------
+
+
+def question_message(
+    *,
+    asker_id: str,
+    text: str,
+    tags: list[str] | tuple[str, ...],
+    resolved_by: str | None = None,
+    answer_link: str | None = None,
+) -> Message:
+    """The question as posted in the channel; with `resolved_by`, as updated once an answer is accepted."""
+    body = escape_mrkdwn(text)
+    blocks: list[Block] = []
+    if resolved_by:
+        link = f" · <{answer_link}|see the accepted answer>" if answer_link else ""
+        blocks.append(section(f":white_check_mark: *Resolved* — answer by <@{resolved_by}>{link}"))
+    blocks += [
+        section(f":raising_hand: *<@{asker_id}> asks:*\n{body}"),
+        context(
+            *([format_tags(tags)] if tags else []),
+            "Answer in the thread :thread:  ·  the asker marks the best answer with :white_check_mark:",
+        ),
+    ]
+    status = "Resolved question" if resolved_by else "Question"
+    return Message(text=truncate(f"{status} from <@{asker_id}>: {body}", FALLBACK_LIMIT), blocks=blocks)
+
+
+# --- ephemeral help and errors -----------------------------------------------------------------
+
+ASK_USAGE = (
+    "*Ask your colleagues with* `/ask`\n"
+    "• `/ask How do I vacuum a big table? #postgres #ops` posts your question here; answers go in its thread.\n"
+    "• `/ask` alone opens a form (question, tags, channel).\n"
+    "• Mark the answer that solved it with :white_check_mark:; anyone can vote an answer helpful with "
+    ":+1: :bulb: :pray:.\n"
+    "• `/ask digest on|off|preview|at fri 16:00 Europe/Berlin` manages this channel's weekly digest.\n"
+    "• Tags are words after `#`, e.g. `#postgres`. Questions stay under "
+    f"{MAX_QUESTION_CHARS:,} characters; put long details in the thread."
+)
+
+TEACH_USAGE = (
+    "*Share what you know with* `/teach`\n"
+    "• `/teach #postgres #kubernetes` makes you a go-to person for those topics: matching questions reach you "
+    "by DM, within your working hours and a daily cap.\n"
+    "• `/teach #git Use git bisect to find the commit that broke a test` shares a lesson in this channel.\n"
+    "• `/teach list` shows your topics, `/teach remove #x` drops one, `/teach pause 7d` and `/teach resume` "
+    "take a break and come back, `/teach` alone opens a form to edit your topics."
+)
+
+
+def ephemeral(text: str) -> Message:
+    return Message(text=truncate(text, FALLBACK_LIMIT), blocks=[section(text)])
+
+
+def help_message(usage: str) -> Message:
+    return Message(text=usage.splitlines()[0].strip("*"), blocks=[section(usage)])
+
+
+# --- the /ask form -----------------------------------------------------------------------------
+
+
+def ask_modal(channel_id: str | None, question: str = "", private_metadata: str = "") -> Block:
+    channel_element: Block = {
+        "type": "conversations_select",
+        "action_id": ASK_ACTION_INPUT,
+        "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+        "placeholder": plain("Where should the question go?"),
+    }
+    if channel_id:
+        channel_element["initial_conversation"] = channel_id
+    question_element: Block = {
+        "type": "plain_text_input",
+        "action_id": ASK_ACTION_INPUT,
+        "multiline": True,
+        "max_length": min(MAX_QUESTION_CHARS, 3000),
+        "placeholder": plain("How do I vacuum a big table without locking it?"),
+    }
+    if question:
+        question_element["initial_value"] = question[:3000]
+    return {
+        "type": "modal",
+        "callback_id": ASK_MODAL,
+        "private_metadata": private_metadata[:3000],
+        "title": plain("Ask a question", 24),
+        "submit": plain("Ask", 24),
+        "close": plain("Cancel", 24),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": ASK_BLOCK_QUESTION,
+                "label": plain("Your question"),
+                "element": question_element,
+            },
+            {
+                "type": "input",
+                "block_id": ASK_BLOCK_TAGS,
+                "optional": True,
+                "label": plain("Tags"),
+                "hint": plain("Words after #, e.g. #postgres #ops: they bring your question to the right people."),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ASK_ACTION_INPUT,
+                    "placeholder": plain("#postgres #ops"),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": ASK_BLOCK_CHANNEL,
+                "label": plain("Channel"),
+                "element": channel_element,
+            },
+        ],
+    }
+
+
+# --- App Home --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuestionLine:
+    text: str
+    channel_id: str
+    tags: tuple[str, ...]
+
+
+def home_view(user_id: str, open_questions: list[QuestionLine]) -> Block:
+    content: list[Block] = [
+        header("PeerLearn"),
+        section(f"Hi <@{user_id}>! Ask your colleagues with `/ask`, share what you know with `/teach`."),
+        divider(),
+        header("My open questions"),
+    ]
+    if open_questions:
+        for line in open_questions:
+            tags = f"  {format_tags(line.tags)}" if line.tags else ""
+            content.append(section(f"• {truncate(escape_mrkdwn(line.text), 500)} in <#{line.channel_id}>{tags}"))
+    else:
+        content.append(context("Nothing open. Ask something with `/ask How do I …? #tag`."))
+    content += [divider(), section(ASK_USAGE), section(TEACH_USAGE)]
+    return {"type": "home", "blocks": fit_view_blocks(content)}

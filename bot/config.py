@@ -1,0 +1,111 @@
+"""Settings from the environment (and `.env`), failing fast with a message that says what to do."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "sqlite:///peerlearn.db"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+SETUP_HELP = "See README.md, section 'Create the Slack app' (it takes five minutes)."
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message tells the operator how to fix it."""
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip(":").lower() for part in value.split(",") if part.strip())
+
+
+def _aliases(value: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in _csv(value):
+        alias, sep, target = item.partition("=")
+        if not sep or not alias.strip() or not target.strip():
+            raise ConfigError(f"PEERLEARN_TAG_ALIASES: '{item}' is not alias=tag (e.g. k8s=kubernetes)")
+        pairs[alias.strip().lstrip("#")] = target.strip().lstrip("#")
+    return pairs
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got '{raw}'") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    bot_token: str | None = None
+    app_token: str | None = None
+    signing_secret: str | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    port: int = 3000
+    log_level: str = "INFO"
+    accept_reaction: str = "white_check_mark"
+    helpful_reactions: tuple[str, ...] = ("+1", "bulb", "pray", "raised_hands", "100", "star")
+    tag_aliases: dict[str, str] = field(
+        default_factory=lambda: {
+            "k8s": "kubernetes",
+            "pg": "postgres",
+            "postgresql": "postgres",
+            "js": "javascript",
+        }
+    )
+    route_top_n: int = 2
+    daily_dm_cap: int = 3
+    escalation_hours: int = 4
+    work_start_hour: int = 9
+    work_end_hour: int = 18
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        api_url = text("SLACK_API_URL") or DEFAULT_SLACK_API_URL
+        if not api_url.endswith("/"):
+            api_url += "/"
+        return cls(
+            bot_token=text("SLACK_BOT_TOKEN"),
+            app_token=text("SLACK_APP_TOKEN"),
+            signing_secret=text("SLACK_SIGNING_SECRET"),
+            database_url=text("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            slack_api_url=api_url,
+            port=_int(env, "PORT", defaults.port, minimum=1),
+            log_level=(text("LOG_LEVEL") or "INFO").upper(),
+            accept_reaction=(text("PEERLEARN_ACCEPT_REACTION") or defaults.accept_reaction).strip(":"),
+            helpful_reactions=_csv(text("PEERLEARN_HELPFUL_REACTIONS") or "") or defaults.helpful_reactions,
+            tag_aliases=_aliases(text("PEERLEARN_TAG_ALIASES") or "") or defaults.tag_aliases,
+            route_top_n=_int(env, "PEERLEARN_ROUTE_TOP_N", defaults.route_top_n, minimum=1),
+            daily_dm_cap=_int(env, "PEERLEARN_DAILY_DM_CAP", defaults.daily_dm_cap, minimum=1),
+            escalation_hours=_int(env, "PEERLEARN_ESCALATION_HOURS", defaults.escalation_hours, minimum=1),
+            work_start_hour=_int(env, "PEERLEARN_WORK_START_HOUR", defaults.work_start_hour),
+            work_end_hour=_int(env, "PEERLEARN_WORK_END_HOUR", defaults.work_end_hour),
+        )
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming every missing variable among `names` (env variable names)."""
+        values = {
+            "SLACK_BOT_TOKEN": self.bot_token,
+            "SLACK_APP_TOKEN": self.app_token,
+            "SLACK_SIGNING_SECRET": self.signing_secret,
+        }
+        missing = [name for name in names if not values.get(name)]
+        if missing:
+            raise ConfigError(
+                f"Missing {', '.join(missing)}: add it to .env (copy .env.example to start). {SETUP_HELP}"
+            )

@@ -1,0 +1,104 @@
+"""Parsing #tags and making user text safe to post."""
+
+import pytest
+
+from bot.tags import clean, escape_mrkdwn, has_words, normalize_tag, parse_tagged_text, truncate
+
+ALIASES = {"k8s": "kubernetes", "pg": "postgres"}
+
+
+def test_trailing_tags_are_split_from_the_question():
+    parsed = parse_tagged_text("How do I vacuum a big table? #postgres #ops")
+    assert parsed.text == "How do I vacuum a big table?"
+    assert parsed.tags == ("postgres", "ops")
+
+
+def test_tags_are_normalised_deduplicated_and_aliased():
+    parsed = parse_tagged_text("Rolling restarts? #K8s #kubernetes #PG #Postgres.", ALIASES)
+    assert parsed.tags == ("kubernetes", "postgres")
+
+
+def test_inline_tags_stay_in_the_text():
+    parsed = parse_tagged_text("How do I use #git bisect on a monorepo?")
+    assert parsed.text == "How do I use #git bisect on a monorepo?"
+    assert parsed.tags == ("git",)
+
+
+def test_slack_channel_links_urls_and_entities_are_not_tags():
+    parsed = parse_tagged_text("See <#C123|general> and https://x.org/a#frag &#39; ok")
+    assert parsed.tags == ()
+
+
+def test_tags_keep_dots_and_pluses():
+    assert parse_tagged_text("Which flags? #c++ #node.js").tags == ("c++", "node.js")
+
+
+@pytest.mark.parametrize("raw", ["", "#", "#-x", "#" + "a" * 41])
+def test_unusable_tags_are_rejected(raw):
+    assert normalize_tag(raw) is None
+
+
+def test_only_tags_leaves_no_text():
+    parsed = parse_tagged_text("#postgres #ops")
+    assert parsed.text == ""
+    assert parsed.tags == ("postgres", "ops")
+
+
+def test_zero_width_and_bidi_controls_are_removed():
+    assert clean("\u200b\u200d\ufeff") == ""
+    assert clean("abc\u202edef") == "abcdef"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("🤔🤔🤔", False), ("?!", False), ("كيف أستخدم", True), ("a", False), ("ok", True), ("如何", True)],
+)
+def test_has_words_in_any_script(text, expected):
+    assert has_words(text) is expected
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "<!channel>",
+        "<!here>",
+        "<!everyone>",
+        "<!here|here>",
+        "<!subteam^S0123|@devs>",
+        "<!CHANNEL>",
+        "&lt;!channel&gt;",
+    ],
+)
+def test_escaping_never_leaves_an_active_broadcast(hostile):
+    escaped = escape_mrkdwn(f"please {hostile} look")
+    assert "<!" not in escaped
+
+
+def test_bare_broadcast_words_are_broken():
+    escaped = escape_mrkdwn("ping @here and @channel and @everyone")
+    for word in ("@here", "@channel", "@everyone"):
+        assert word not in escaped
+
+
+def test_real_user_mentions_channel_links_and_urls_survive():
+    text = "ask <@U123ABC|bob> in <#C42|ops> see <https://example.com|docs>"
+    assert escape_mrkdwn(text) == text
+
+
+def test_angle_brackets_and_ampersands_are_escaped():
+    assert escape_mrkdwn("a<b && c>d <script>") == "a&lt;b &amp;&amp; c&gt;d &lt;script&gt;"
+
+
+def test_truncate_adds_an_ellipsis_and_respects_the_limit():
+    out = truncate("x" * 5000, 3000)
+    assert len(out) == 3000
+    assert out.endswith("…")
+
+
+def test_truncate_never_splits_an_escape_or_a_mention():
+    assert truncate("hello &amp; world", 8) == "hello…"
+    assert truncate("hi <@U123|bob> there", 10) == "hi…"
+
+
+def test_short_text_is_untouched():
+    assert truncate("short", 10) == "short"
