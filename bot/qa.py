@@ -1,0 +1,314 @@
+"""The question-and-answer loop: what a question, a thread reply, an edit or a reaction changes.
+
+Functions take an open session (the caller's transaction) and return what the Slack side must do
+next; they never call Slack themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.config import Settings
+from bot.tags import MAX_QUESTION_CHARS, ParsedText, has_words, parse_tagged_text
+from models.base import insert_once
+from models.lesson import Lesson
+from models.question import (
+    STATUS_OPEN,
+    STATUS_POSTING,
+    STATUS_RESOLVED,
+    STATUS_UNPOSTED,
+    VOTE_ACCEPT,
+    VOTE_HELPFUL,
+    Answer,
+    Question,
+    QuestionTag,
+    Vote,
+    fetch_answer,
+    fetch_question_by_request,
+    fetch_question_by_ts,
+    latest_accept_vote,
+)
+
+
+class InvalidQuestion(ValueError):
+    """The text cannot become a question; the message says what to do instead (shown ephemerally)."""
+
+
+def validate_question(raw: str, settings: Settings) -> ParsedText:
+    parsed = parse_tagged_text(raw, settings.tag_aliases)
+    if not parsed.text and parsed.tags:
+        raise InvalidQuestion(
+            "I only found tags there. Put your question before the tags, e.g. "
+            "`/ask How do I vacuum a big table? #postgres`."
+        )
+    if not has_words(parsed.text):
+        raise InvalidQuestion(
+            "Your question needs a few words, not only emoji or punctuation. Try "
+            "`/ask How do I vacuum a big table? #postgres`, or `/ask help` for more."
+        )
+    if len(parsed.text) > MAX_QUESTION_CHARS:
+        raise InvalidQuestion(
+            f"That question is {len(parsed.text):,} characters long; questions stay under "
+            f"{MAX_QUESTION_CHARS:,}. Ask the essentials with `/ask` and put the details in its thread."
+        )
+    return parsed
+
+
+def create_question(
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    asker_id: str,
+    parsed: ParsedText,
+    request_key: str,
+    now: datetime,
+) -> tuple[Question, bool]:
+    """Store the question before anything is posted; a repeated request returns the first one."""
+    existing = fetch_question_by_request(session, team_id, request_key)
+    if existing is not None:
+        return existing, False
+    question = Question(
+        team_id=team_id,
+        channel_id=channel_id,
+        asker_id=asker_id,
+        text=parsed.text,
+        request_key=request_key,
+        status=STATUS_POSTING,
+        created_at=now,
+        tags=[QuestionTag(tag=tag, team_id=team_id, position=i) for i, tag in enumerate(parsed.tags)],
+    )
+    if not insert_once(session, question):
+        again = fetch_question_by_request(session, team_id, request_key)
+        assert again is not None
+        return again, False
+    return question, True
+
+
+def mark_posted(session: Session, question: Question, *, message_ts: str, channel_private: bool) -> None:
+    question.message_ts = message_ts
+    question.channel_private = channel_private
+    question.status = STATUS_OPEN
+
+
+def mark_unposted(session: Session, question: Question) -> None:
+    question.status = STATUS_UNPOSTED
+
+
+# --- thread replies ------------------------------------------------------------------------------
+
+
+def record_reply(
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    thread_ts: str,
+    ts: str,
+    user_id: str,
+    text: str,
+    now: datetime,
+) -> Answer | None:
+    """A reply in a question's thread by someone other than the asker is an answer."""
+    question = fetch_question_by_ts(session, team_id, channel_id, thread_ts)
+    if question is None or user_id == question.asker_id:
+        return None
+    answer = Answer(
+        team_id=team_id,
+        question_id=question.id,
+        channel_id=channel_id,
+        ts=ts,
+        user_id=user_id,
+        text=text,
+        created_at=now,
+    )
+    return answer if insert_once(session, answer) else None
+
+
+def edit_reply(session: Session, *, team_id: str, channel_id: str, ts: str, text: str, now: datetime) -> bool:
+    answer = fetch_answer(session, team_id, channel_id, ts)
+    if answer is None or answer.deleted_at is not None or answer.text == text:
+        return False
+    answer.text = text
+    answer.edited_at = now
+    return True
+
+
+def delete_reply(session: Session, *, team_id: str, channel_id: str, ts: str, now: datetime) -> int | None:
+    """Forget a deleted answer; returns the question id when its channel message must be redrawn."""
+    answer = fetch_answer(session, team_id, channel_id, ts)
+    if answer is None or answer.deleted_at is not None:
+        return None
+    answer.deleted_at = now
+    question = session.get(Question, answer.question_id)
+    if question is None or question.accepted_answer_id != answer.id:
+        return None
+    session.flush()
+    _reaccept_or_reopen(session, question)
+    return question.id
+
+
+# --- reactions -------------------------------------------------------------------------------
+
+
+class ReactionEffect(Enum):
+    IGNORED = "ignored"
+    VOTED = "voted"
+    UNVOTED = "unvoted"
+    ACCEPTED = "accepted"
+    UNACCEPTED = "unaccepted"
+
+
+@dataclass(frozen=True)
+class ReactionOutcome:
+    effect: ReactionEffect
+    question_id: int | None = None
+
+    @property
+    def redraw_question(self) -> bool:
+        return self.effect in (ReactionEffect.ACCEPTED, ReactionEffect.UNACCEPTED)
+
+
+IGNORED = ReactionOutcome(ReactionEffect.IGNORED)
+
+
+def base_reaction(name: str) -> str:
+    """`+1::skin-tone-3` counts as `+1`."""
+    return name.split("::", 1)[0].lower()
+
+
+def apply_reaction(
+    session: Session,
+    settings: Settings,
+    *,
+    team_id: str,
+    channel_id: str,
+    ts: str,
+    user_id: str,
+    reaction: str,
+    added: bool,
+    now: datetime,
+    bot_user_id: str | None = None,
+) -> ReactionOutcome:
+    """Turn a reaction on an answer or lesson into an accept or a helpful vote (or undo one)."""
+    reaction = base_reaction(reaction)
+    if user_id == bot_user_id:
+        return IGNORED
+    is_accept = reaction == settings.accept_reaction
+    is_helpful = reaction in settings.helpful_reactions
+    if not (is_accept or is_helpful):
+        return IGNORED
+
+    answer = fetch_answer(session, team_id, channel_id, ts)
+    lesson = None if answer else _fetch_lesson(session, team_id, channel_id, ts)
+    if (answer is None or answer.deleted_at is not None) and lesson is None:
+        return IGNORED
+    author_id = answer.user_id if answer else lesson.author_id  # type: ignore[union-attr]
+    if user_id == author_id:
+        return IGNORED  # self-votes do not count
+
+    question = session.get(Question, answer.question_id) if answer else None
+    if question is not None and is_accept and user_id == question.asker_id:
+        kind = VOTE_ACCEPT
+    elif is_helpful:
+        kind = VOTE_HELPFUL
+    else:
+        return IGNORED
+
+    if added:
+        vote = Vote(
+            team_id=team_id,
+            channel_id=channel_id,
+            message_ts=ts,
+            voter_id=user_id,
+            reaction=reaction,
+            kind=kind,
+            author_id=author_id,
+            answer_id=answer.id if answer else None,
+            lesson_id=lesson.id if lesson else None,
+            created_at=now,
+        )
+        if not insert_once(session, vote):
+            return IGNORED
+        if kind == VOTE_ACCEPT and question is not None and answer is not None:
+            _accept(question, answer, now)
+            return ReactionOutcome(ReactionEffect.ACCEPTED, question.id)
+        return ReactionOutcome(ReactionEffect.VOTED, question.id if question else None)
+
+    vote = session.scalar(
+        select(Vote).where(
+            Vote.team_id == team_id,
+            Vote.channel_id == channel_id,
+            Vote.message_ts == ts,
+            Vote.voter_id == user_id,
+            Vote.reaction == reaction,
+        )
+    )
+    if vote is None:
+        return IGNORED
+    session.delete(vote)
+    session.flush()
+    was_the_accepted_answer = question is not None and answer is not None and question.accepted_answer_id == answer.id
+    if vote.kind == VOTE_ACCEPT and was_the_accepted_answer and question is not None:
+        _reaccept_or_reopen(session, question)
+        return ReactionOutcome(ReactionEffect.UNACCEPTED, question.id)
+    return ReactionOutcome(ReactionEffect.UNVOTED, question.id if question else None)
+
+
+def _accept(question: Question, answer: Answer, now: datetime) -> None:
+    question.accepted_answer_id = answer.id
+    question.status = STATUS_RESOLVED
+    question.resolved_at = question.resolved_at or now
+    question.next_escalation_at = None
+
+
+def _reaccept_or_reopen(session: Session, question: Question) -> None:
+    """After an accepted answer lost its ✅ (or was deleted), fall back to the asker's previous accept."""
+    previous = latest_accept_vote(session, question, question.asker_id)
+    if previous is not None and previous.answer_id is not None:
+        question.accepted_answer_id = previous.answer_id
+        return
+    question.accepted_answer_id = None
+    question.status = STATUS_OPEN
+    question.resolved_at = None
+
+
+def _fetch_lesson(session: Session, team_id: str, channel_id: str, ts: str) -> Lesson | None:
+    return session.scalar(
+        select(Lesson).where(Lesson.team_id == team_id, Lesson.channel_id == channel_id, Lesson.message_ts == ts)
+    )
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    """What the channel message of a question shows, loaded in one go."""
+
+    channel_id: str
+    message_ts: str
+    asker_id: str
+    text: str
+    tags: list[str]
+    resolved_by: str | None
+    accepted_answer_ts: str | None
+
+
+def question_view(session: Session, question_id: int) -> QuestionView | None:
+    question = session.get(Question, question_id)
+    if question is None or question.message_ts is None:
+        return None
+    accepted = session.get(Answer, question.accepted_answer_id) if question.accepted_answer_id else None
+    resolved = question.status == STATUS_RESOLVED and accepted is not None
+    return QuestionView(
+        channel_id=question.channel_id,
+        message_ts=question.message_ts,
+        asker_id=question.asker_id,
+        text=question.text,
+        tags=question.tag_names,
+        resolved_by=accepted.user_id if resolved and accepted else None,
+        accepted_answer_ts=accepted.ts if resolved and accepted else None,
+    )

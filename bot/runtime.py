@@ -1,0 +1,76 @@
+"""Everything a running PeerLearn is made of, wired once: store, services, Bolt app, WSGI app, server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import waitress
+from slack_bolt import App
+from waitress import wasyncore
+
+from bot.app_factory import create_app
+from bot.clock import Clock
+from bot.config import Settings
+from bot.services import Services
+from bot.web import WSGIApp, create_wsgi_app
+from models.migrate import upgrade_to_head
+from models.session import Store
+
+logger = logging.getLogger("peerlearn")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    clock: Clock
+    services: Services
+    bolt_app: App
+    wsgi_app: WSGIApp
+
+    def close(self) -> None:
+        self.store.dispose()
+
+
+def build_runtime(settings: Settings, clock: Clock | None = None, migrate: bool = True) -> Runtime:
+    store = Store.from_url(settings.database_url)
+    if migrate:
+        upgrade_to_head(store.engine)
+    services = Services(settings=settings, store=store, clock=clock or Clock())
+    bolt_app = create_app(services)
+    return Runtime(settings, store, services.clock, services, bolt_app, create_wsgi_app(bolt_app, store))
+
+
+class HttpServer:
+    """waitress (a production WSGI server) on a thread; `port=0` picks a free port."""
+
+    def __init__(self, wsgi_app: WSGIApp, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
+        self._server = waitress.create_server(wsgi_app, host=host, port=port, threads=threads, ident="PeerLearn")
+        self.host = host
+        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
+        self._thread = threading.Thread(target=self._server.run, name="peerlearn-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> HttpServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+        # Closing every channel in the server's map ends its loop.
+        wasyncore.close_all(self._server._map)  # type: ignore[union-attr]
+        self._thread.join(timeout=5)
+
+
+def serve_in_thread(runtime: Runtime, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> HttpServer:
+    return HttpServer(runtime.wsgi_app, host=host, port=port, threads=threads).start()
+
+
+def serve_forever(runtime: Runtime, host: str, port: int, threads: int = 8) -> None:
+    logger.info("PeerLearn serving HTTP on %s:%s (POST /slack/events, GET /healthz)", host, port)
+    waitress.serve(runtime.wsgi_app, host=host, port=port, threads=threads, ident="PeerLearn")

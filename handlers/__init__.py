@@ -1,0 +1,13 @@
+"""Slack surfaces: one module per surface, each with register(app, services)."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.services import Services
+from handlers import commands, events, views
+
+
+def register_all(app: App, services: Services) -> None:
+    for module in (commands, events, views):
+        module.register(app, services)

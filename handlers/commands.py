@@ -1,0 +1,113 @@
+"""/ask and /teach. The ack step validates and stores (fast, before Slack hears back); the lazy step
+talks to Slack (posting, opening the form), after the ack."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import blocks
+from bot.qa import InvalidQuestion, create_question, validate_question
+from bot.services import Services
+from bot.slack_errors import error_code, explain
+from bot.tags import clean
+from handlers.common import DATABASE_DOWN, publish_question, quote_back, tell_user
+from models.question import fetch_question_by_request
+from models.workspace import ensure_workspace
+
+logger = logging.getLogger("peerlearn.commands")
+
+HELP_WORDS = {"help", "?", "-h", "--help"}
+
+
+def first_word(text: str) -> str:
+    words = clean(text).split(maxsplit=1)
+    return words[0].lower() if words else ""
+
+
+def request_key(command: dict[str, Any]) -> str:
+    """Slash commands have no id of their own; the trigger_id is unique per invocation."""
+    return "cmd:" + (command.get("trigger_id") or f"{command.get('user_id')}:{command.get('text')}")
+
+
+def register(app: App, services: Services) -> None:
+    settings = services.settings
+
+    def ack_ask(ack: Ack, command: dict[str, Any]) -> None:
+        text = command.get("text") or ""
+        word = first_word(text)
+        if word in HELP_WORDS:
+            ack(**blocks.help_message(blocks.ASK_USAGE).as_kwargs())
+            return
+        if not clean(text):
+            ack()  # the form opens in open_ask_form, after the ack
+            return
+        try:
+            parsed = validate_question(text, settings)
+        except InvalidQuestion as problem:
+            ack(**blocks.ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
+            return
+        try:
+            with services.store.session() as session:
+                now = services.clock.now()
+                ensure_workspace(session, command["team_id"], now)
+                create_question(
+                    session,
+                    team_id=command["team_id"],
+                    channel_id=command["channel_id"],
+                    asker_id=command["user_id"],
+                    parsed=parsed,
+                    request_key=request_key(command),
+                    now=now,
+                )
+        except SQLAlchemyError:
+            logger.exception("could not store a question from %s", command.get("user_id"))
+            ack(**blocks.ephemeral(DATABASE_DOWN + quote_back(text)).as_kwargs())
+            return
+        ack()
+
+    def post_ask(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        text = command.get("text") or ""
+        if first_word(text) in HELP_WORDS:
+            return
+        if not clean(text):
+            open_ask_form(client, command)
+            return
+        try:
+            with services.store.session() as session:
+                question = fetch_question_by_request(session, command["team_id"], request_key(command))
+                question_id = question.id if question else None
+        except SQLAlchemyError:
+            logger.exception("could not load the question just stored")
+            return
+        if question_id is not None:
+            publish_question(client, services, question_id, notify=lambda note: respond(text=note))
+
+    def ack_teach(ack: Ack, command: dict[str, Any]) -> None:
+        ack(**blocks.help_message(blocks.TEACH_USAGE).as_kwargs())
+
+    app.command("/ask")(ack=ack_ask, lazy=[post_ask])
+    app.command("/teach")(ack_teach)
+
+
+def open_ask_form(client: WebClient, command: dict[str, Any]) -> None:
+    metadata = json.dumps({"channel_id": command.get("channel_id")})
+    try:
+        client.views_open(
+            trigger_id=command["trigger_id"],
+            view=blocks.ask_modal(command.get("channel_id"), private_metadata=metadata),
+        )
+    except SlackApiError as exc:
+        logger.warning("could not open the /ask form: %s", error_code(exc))
+        tell_user(
+            client,
+            channel_id=command.get("channel_id"),
+            user_id=command["user_id"],
+            text=explain(error_code(exc)) + "\nYou can also ask directly: `/ask How do I …? #tag`",
+        )

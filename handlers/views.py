@@ -1,0 +1,90 @@
+"""Modal submissions: the /ask form."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import blocks
+from bot.qa import InvalidQuestion, create_question, validate_question
+from bot.services import Services
+from bot.tags import clean, normalize_tag
+from handlers.common import DATABASE_DOWN, publish_question, tell_user
+from models.question import fetch_question_by_request
+from models.workspace import ensure_workspace
+
+logger = logging.getLogger("peerlearn.views")
+
+
+def form_value(view: dict[str, Any], block_id: str) -> Any:
+    state = view.get("state", {}).get("values", {}).get(block_id, {}).get(blocks.ASK_ACTION_INPUT, {})
+    return state.get("value") or state.get("selected_conversation") or ""
+
+
+def ask_text_from_form(view: dict[str, Any]) -> str:
+    """The form's question plus its tags field (`#a #b`, `a, b` or `a b`), as one `/ask` text."""
+    words = clean(str(form_value(view, blocks.ASK_BLOCK_TAGS))).replace(",", " ").split()
+    tags = [tag for tag in (normalize_tag(word) for word in words) if tag]
+    return " ".join([str(form_value(view, blocks.ASK_BLOCK_QUESTION)).strip(), *(f"#{tag}" for tag in tags)])
+
+
+def register(app: App, services: Services) -> None:
+    def ack_ask_form(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        text = ask_text_from_form(view)
+        channel_id = str(form_value(view, blocks.ASK_BLOCK_CHANNEL))
+        if not clean(str(form_value(view, blocks.ASK_BLOCK_QUESTION))):
+            ack(response_action="errors", errors={blocks.ASK_BLOCK_QUESTION: "Write your question here."})
+            return
+        if not channel_id:
+            ack(
+                response_action="errors",
+                errors={blocks.ASK_BLOCK_CHANNEL: "Pick a channel for your question."},
+            )
+            return
+        try:
+            parsed = validate_question(text, services.settings)
+        except InvalidQuestion as problem:
+            ack(response_action="errors", errors={blocks.ASK_BLOCK_QUESTION: str(problem)[:150]})
+            return
+        team_id = (body.get("team") or {}).get("id") or view.get("team_id", "")
+        try:
+            with services.store.session() as session:
+                now = services.clock.now()
+                ensure_workspace(session, team_id, now)
+                create_question(
+                    session,
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    asker_id=body["user"]["id"],
+                    parsed=parsed,
+                    request_key="view:" + view["id"],
+                    now=now,
+                )
+        except SQLAlchemyError:
+            logger.exception("could not store a question from the form")
+            ack(response_action="errors", errors={blocks.ASK_BLOCK_QUESTION: DATABASE_DOWN[:150]})
+            return
+        ack()
+
+    def post_ask_form(body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        team_id = (body.get("team") or {}).get("id") or view.get("team_id", "")
+        user_id = body["user"]["id"]
+        with services.store.session() as session:
+            question = fetch_question_by_request(session, team_id, "view:" + view["id"])
+            question_id, channel_id = (question.id, question.channel_id) if question else (None, None)
+        if question_id is None:
+            return
+        origin = json.loads(view.get("private_metadata") or "{}").get("channel_id")
+        publish_question(
+            client,
+            services,
+            question_id,
+            notify=lambda note: tell_user(client, channel_id=origin or channel_id, user_id=user_id, text=note),
+        )
+
+    app.view(blocks.ASK_MODAL)(ack=ack_ask_form, lazy=[post_ask_form])
