@@ -88,9 +88,7 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
     engine = create_store_engine(f"sqlite:///{path}")
     upgrade_to_head(engine)
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
+    engine.dispose()  # the last connection to close checkpoints the WAL into the file we copy
     return path
 
 

@@ -1,0 +1,166 @@
+"""The question/answer/reaction decisions against a real store (SQLite and PostgreSQL)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot import qa
+from bot.config import Settings
+from bot.tags import ParsedText
+from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, Vote
+from models.session import Store
+from models.workspace import claim_event
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+SETTINGS = Settings()
+
+
+@pytest.fixture
+def store(database_url):
+    store = Store.from_url(database_url)
+    yield store
+    store.dispose()
+
+
+def ask(store, key="k1", asker="U_ASKER"):
+    with store.session() as s:
+        question, created = qa.create_question(
+            s,
+            team_id="T1",
+            channel_id="C1",
+            asker_id=asker,
+            parsed=ParsedText("How do I vacuum?", ("postgres",)),
+            request_key=key,
+            now=NOW,
+        )
+        assert created
+        qa.mark_posted(s, question, message_ts="100.000001", channel_private=False)
+        return question.id
+
+
+def reply(store, ts, user):
+    with store.session() as s:
+        return qa.record_reply(
+            s, team_id="T1", channel_id="C1", thread_ts="100.000001", ts=ts, user_id=user, text="try X", now=NOW
+        )
+
+
+def react(store, ts, user, reaction="white_check_mark", added=True, at=NOW):
+    with store.session() as s:
+        return qa.apply_reaction(
+            s, SETTINGS, team_id="T1", channel_id="C1", ts=ts, user_id=user, reaction=reaction, added=added, now=at
+        )
+
+
+def question(store, question_id):
+    with store.session() as s:
+        return s.get(Question, question_id)
+
+
+def test_the_same_request_stores_one_question(store):
+    ask(store, key="same")
+    with store.session() as s:
+        _, created = qa.create_question(
+            s,
+            team_id="T1",
+            channel_id="C1",
+            asker_id="U_ASKER",
+            parsed=ParsedText("How do I vacuum?", ()),
+            request_key="same",
+            now=NOW,
+        )
+        assert not created
+        assert s.query(Question).count() == 1
+
+
+def test_replies_by_others_are_answers_once(store):
+    ask(store)
+    assert reply(store, "101.1", "U_EXPERT") is not None
+    assert reply(store, "101.1", "U_EXPERT") is None  # redelivered
+    assert reply(store, "101.2", "U_ASKER") is None  # the asker's follow-up is not an answer
+    with store.session() as s:
+        assert s.query(Answer).count() == 1
+
+
+def test_replies_in_unknown_threads_are_ignored(store):
+    ask(store)
+    with store.session() as s:
+        assert (
+            qa.record_reply(
+                s, team_id="T1", channel_id="C1", thread_ts="999.1", ts="999.2", user_id="U_X", text="hi", now=NOW
+            )
+            is None
+        )
+
+
+def test_askers_check_mark_accepts_and_removing_it_reopens(store):
+    qid = ask(store)
+    reply(store, "101.1", "U_EXPERT")
+    outcome = react(store, "101.1", "U_ASKER")
+    assert outcome.effect is qa.ReactionEffect.ACCEPTED and outcome.redraw_question
+    resolved = question(store, qid)
+    assert resolved.status == STATUS_RESOLVED and resolved.resolved_at == NOW
+    assert react(store, "101.1", "U_ASKER", added=False).effect is qa.ReactionEffect.UNACCEPTED
+    reopened = question(store, qid)
+    assert reopened.status == STATUS_OPEN and reopened.accepted_answer_id is None
+
+
+def test_removing_the_latest_accept_falls_back_to_the_previous_one(store):
+    qid = ask(store)
+    first, second = reply(store, "101.1", "U_A"), reply(store, "101.2", "U_B")
+    react(store, "101.1", "U_ASKER")
+    react(store, "101.2", "U_ASKER", at=NOW + timedelta(minutes=5))
+    assert question(store, qid).accepted_answer_id == second.id
+    react(store, "101.2", "U_ASKER", added=False)
+    assert question(store, qid).accepted_answer_id == first.id
+    assert question(store, qid).status == STATUS_RESOLVED
+
+
+def test_check_mark_by_someone_else_does_not_accept(store):
+    qid = ask(store)
+    reply(store, "101.1", "U_EXPERT")
+    assert react(store, "101.1", "U_BYSTANDER").effect is qa.ReactionEffect.IGNORED
+    assert question(store, qid).status == STATUS_OPEN
+
+
+def test_helpful_votes_count_once_and_not_for_oneself(store):
+    ask(store)
+    reply(store, "101.1", "U_EXPERT")
+    assert react(store, "101.1", "U_FAN", "+1").effect is qa.ReactionEffect.VOTED
+    assert react(store, "101.1", "U_FAN", "+1").effect is qa.ReactionEffect.IGNORED
+    assert react(store, "101.1", "U_FAN", "+1::skin-tone-3").effect is qa.ReactionEffect.IGNORED
+    assert react(store, "101.1", "U_EXPERT", "bulb").effect is qa.ReactionEffect.IGNORED
+    assert react(store, "101.1", "U_FAN", "tada").effect is qa.ReactionEffect.IGNORED
+    with store.session() as s:
+        assert s.query(Vote).count() == 1
+    assert react(store, "101.1", "U_FAN", "+1", added=False).effect is qa.ReactionEffect.UNVOTED
+    with store.session() as s:
+        assert s.query(Vote).count() == 0
+
+
+def test_deleting_the_accepted_answer_reopens_the_question(store):
+    qid = ask(store)
+    reply(store, "101.1", "U_EXPERT")
+    react(store, "101.1", "U_ASKER")
+    with store.session() as s:
+        assert qa.delete_reply(s, team_id="T1", channel_id="C1", ts="101.1", now=NOW) == qid
+    assert question(store, qid).status == STATUS_OPEN
+    assert react(store, "101.1", "U_ASKER").effect is qa.ReactionEffect.IGNORED
+
+
+def test_edits_are_followed(store):
+    ask(store)
+    reply(store, "101.1", "U_EXPERT")
+    with store.session() as s:
+        assert qa.edit_reply(s, team_id="T1", channel_id="C1", ts="101.1", text="try Y", now=NOW)
+    with store.session() as s:
+        answer = s.query(Answer).one()
+        assert answer.text == "try Y" and answer.edited_at == NOW
+
+
+def test_an_event_is_claimed_once(store):
+    with store.session() as s:
+        assert claim_event(s, "T1", "Ev1", NOW)
+    with store.session() as s:
+        assert not claim_event(s, "T1", "Ev1", NOW)
+        assert claim_event(s, "T2", "Ev1", NOW)
