@@ -1,0 +1,351 @@
+"""A fake Slack Web API on localhost that records every call and checks it against Slack's contract.
+
+Point a real `slack_sdk.WebClient(base_url=fake.base_url)` at it. Each call is recorded (`calls`),
+checked (`violations`: missing arguments, Block Kit limits, broadcast mentions, unknown methods or tokens)
+and answered from a small world state (users, channels, messages, views) the way Slack would, errors too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.slack.contract import Problem
+from tests.slack.workspace import (
+    APP_ID,
+    BOT_ID,
+    BOT_USER_ID,
+    TEAM_DOMAIN,
+    TEAM_ID,
+    Json,
+    ResponseUrl,
+    SlackError,
+    Violation,
+    Workspace,
+)
+
+__all__ = ["APP_ID", "BOT_ID", "BOT_TOKEN", "BOT_USER_ID", "TEAM_DOMAIN", "TEAM_ID", "Call", "FakeSlackAPI"]
+__all__ += ["SlackError", "Violation"]
+
+BOT_TOKEN = "xoxb-test-token"
+JSON_ARGS = ("blocks", "view", "attachments", "metadata")
+RESPONSE_URL_MAX_USES = 5
+
+
+@dataclass
+class Call:
+    method: str  # a Web API method, or "response_url"
+    args: Json
+    token: str | None
+    at: float = field(default_factory=time.monotonic)
+    target: str = ""  # the response_url posted to
+    status: int = 200
+    response: Json = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.response.get("ok"))
+
+    def __str__(self) -> str:
+        args = json.dumps(self.args, default=str)
+        args = args if len(args) <= 240 else args[:237] + "..."
+        outcome = "ok" if self.ok else f"error={self.response.get('error')} (HTTP {self.status})"
+        return f"{self.method} {args} -> {outcome}"
+
+
+@dataclass
+class _Failure:
+    error: str
+    times: int
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: Json = field(default_factory=dict)
+
+
+class FakeSlackAPI(Workspace):
+    """A threaded HTTP server that plays the Slack Web API for one workspace (team T0001, bot UBOT)."""
+
+    def __init__(self, *, now: Callable[[], float] | None = None, tokens: Iterable[str] = (BOT_TOKEN,)):
+        super().__init__(now)
+        self.tokens = set(tokens)
+        self.revoked: set[str] = set()
+        self.calls: list[Call] = []
+        self._failures: dict[str, list[_Failure]] = {}
+        self._delays: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> FakeSlackAPI:
+        server = _Server(self)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-slack-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeSlackAPI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeSlackAPI is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def new_response_url(self, user_id: str, channel_id: str, **origin: Any) -> str:
+        """A response_url served by this fake; `origin`: message_ts=..., ephemeral=True."""
+        url_id = secrets.token_hex(8)
+        with self.lock:
+            self.response_urls[url_id] = ResponseUrl(user=user_id, channel=channel_id, **origin)
+        return f"{self.url}/response/{url_id}"
+
+    # --- failure injection --------------------------------------------------------------------------
+
+    def fail(self, method: str, error: str, times: int = 1, status: int = 200, **extra: Any) -> None:
+        """The next `times` calls to `method` get `{"ok": false, "error": error, **extra}`."""
+        with self.lock:
+            self._failures.setdefault(method, []).append(_Failure(error, times, status, extra=extra))
+
+    def rate_limit(self, method: str, retry_after: int = 1, times: int = 1) -> None:
+        """The next `times` calls get HTTP 429 with `Retry-After`, like Slack's rate limiter."""
+        failure = _Failure("ratelimited", times, 429, headers={"Retry-After": str(retry_after)})
+        with self.lock:
+            self._failures.setdefault(method, []).append(failure)
+
+    def revoke_token(self, token: str) -> None:
+        with self.lock:
+            self.revoked.add(token)
+
+    def respond_slowly(self, method: str, seconds: float) -> None:
+        with self.lock:
+            self._delays[method] = seconds
+
+    # --- assertions ---------------------------------------------------------------------------------
+
+    def mark(self) -> int:
+        """A position in `calls`, to look only at what happens afterwards (`since=`)."""
+        with self.lock:
+            return len(self.calls)
+
+    def calls_to(
+        self, method: str, *, since: int = 0, where: Callable[[Call], bool] | None = None, **match: Any
+    ) -> list[Call]:
+        with self.lock:
+            return [
+                call
+                for call in self.calls[since:]
+                if call.method == method
+                and all(call.args.get(key) == value for key, value in match.items())
+                and (where is None or where(call))
+            ]
+
+    def wait_for(
+        self,
+        method: str,
+        timeout: float = 5.0,
+        *,
+        count: int = 1,
+        since: int = 0,
+        where: Callable[[Call], bool] | None = None,
+        **match: Any,
+    ) -> Call:
+        """Wait until `count` matching calls arrived (the bot works on other threads); return the last."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while len(found := self.calls_to(method, since=since, where=where, **match)) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    wanted = ", ".join([f"{k}={v!r}" for k, v in match.items()] + (["where=…"] if where else []))
+                    seen = "\n".join(f"  {i}. {call}" for i, call in enumerate(self.calls) if i >= since)
+                    raise AssertionError(
+                        f"Timed out after {timeout}s waiting for {count} x {method}({wanted}); "
+                        f"got {len(found)}. Calls received{f' since #{since}' if since else ''}:\n"
+                        f"{seen or '  (none)'}"
+                    )
+                self.lock.wait(remaining)
+            return found[count - 1]
+
+    def wait_quiet(self, idle: float = 0.2, timeout: float = 5.0) -> None:
+        """Wait until no call has arrived for `idle` seconds (before asserting that nothing happened)."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                last = self.calls[-1].at if self.calls else 0.0
+                now = time.monotonic()
+                if now - last >= idle:
+                    return
+                if now >= deadline:
+                    raise AssertionError(f"Still receiving calls after {timeout}s; last: {self.calls[-1]}")
+                self.lock.wait(min(idle - (now - last), deadline - now))
+
+    def take_violations(self) -> list[Violation]:
+        """The violations so far, forgotten (for tests that provoke them on purpose)."""
+        with self.lock:
+            taken, self.violations = self.violations, []
+            return taken
+
+    def assert_no_violations(self) -> None:
+        with self.lock:
+            if self.violations:
+                listing = "\n".join(f"  - {v}\n      args: {json.dumps(v.args)[:300]}" for v in self.violations)
+                raise AssertionError(f"{len(self.violations)} Slack contract violation(s):\n{listing}")
+
+    # --- request handling ---------------------------------------------------------------------------
+
+    def handle(self, path: str, query: str, headers: Message, body: bytes) -> tuple[int, dict[str, str], Json]:
+        """One HTTP request → (status, headers, JSON body). Runs on the server's request threads."""
+        if path.startswith("/response/"):
+            return self._response_url_call(path.removeprefix("/response/"), headers, body)
+        if not path.startswith("/api/"):
+            return 404, {}, {"ok": False, "error": "not_found"}
+        method = path.removeprefix("/api/")
+        if delay := self._delays.get(method):
+            self._stopping.wait(delay)
+        auth = headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+        call = Call(method, {}, token)
+        with self.lock:
+            try:
+                call.args, query_token = _parse_body(query, headers.get("Content-Type", ""), body)
+                call.token = call.token or call.args.pop("token", None)
+                if query_token:
+                    self._reject(method, call.args, [Problem("invalid_auth", "token sent in the query string")])
+                call.response = {"ok": True, **self._answer(call)}
+            except SlackError as error:
+                call.status, call.response = error.status, {"ok": False, "error": error.error, **error.extra}
+                headers_out = error.headers
+            else:
+                headers_out = {}
+            self.calls.append(call)
+            self.lock.notify_all()
+        return call.status, headers_out, call.response
+
+    def _answer(self, call: Call) -> Json:
+        method, args = call.method, call.args
+        handler: Callable[[Json], Json] | None = getattr(self, "_api_" + method.replace(".", "_"), None)
+        if handler is None:
+            self._reject(method, args, [Problem("unknown_method", f"{method} is not an emulated method")])
+            raise AssertionError("unreachable")
+        if not call.token:
+            self._reject(method, args, [Problem("not_authed", "no token (Authorization: Bearer … or token=…)")])
+        if call.token in self.revoked:
+            raise SlackError("token_revoked")
+        if call.token not in self.tokens:
+            self._reject(method, args, [Problem("invalid_auth", f"unknown token {call.token!r}")])
+        queue = self._failures.get(call.method, [])
+        if queue:
+            failure = queue[0]
+            failure.times -= 1
+            if failure.times <= 0:
+                queue.pop(0)
+            raise SlackError(failure.error, failure.status, failure.headers, **failure.extra)
+        self.check(method, args)
+        return handler(args)
+
+    # --- response_url -------------------------------------------------------------------------------
+
+    def _response_url_call(self, url_id: str, headers: Message, body: bytes) -> tuple[int, dict[str, str], Json]:
+        call = Call("response_url", {}, None, target=f"{self.url}/response/{url_id}")
+        with self.lock:
+            try:
+                args, _ = _parse_body("", headers.get("Content-Type", ""), body)
+                call.args = args
+                origin = self.response_urls.get(url_id)
+                if origin is None:
+                    self._reject(call.method, args, [Problem("no_service", "unknown response_url")])
+                    raise AssertionError("unreachable")
+                origin.uses += 1
+                if origin.uses > RESPONSE_URL_MAX_USES:
+                    self._reject(call.method, args, [Problem("used_url", "used more than 5 times")])
+                self.check(call.method, args)
+                self._apply_response(origin, args)
+                call.response = {"ok": True}
+            except SlackError as error:
+                call.status = 400 if error.error.startswith("invalid_") else 404
+                call.response = {"ok": False, "error": error.error}
+            self.calls.append(call)
+            self.lock.notify_all()
+        return call.status, {}, call.response
+
+
+def _parse_body(query: str, content_type: str, body: bytes) -> tuple[Json, str | None]:
+    """Args from a JSON or form body (plus the query string); JSON-valued form fields are decoded."""
+    query_args = dict(parse_qsl(query, keep_blank_values=True))
+    query_token = query_args.pop("token", None)
+    args: Json = dict(query_args)
+    if "application/json" in content_type:
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise SlackError("invalid_json") from None
+        if not isinstance(data, dict):
+            raise SlackError("json_not_object")
+        args.update(data)
+    elif body:
+        args.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    for key in JSON_ARGS:
+        if isinstance(args.get(key), str) and args[key]:
+            with contextlib.suppress(ValueError):  # else left as a string: invalid_blocks_format
+                args[key] = json.loads(args[key])
+    return args, query_token
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: FakeSlackAPI) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        url = urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status, headers, payload = self.server.fake.handle(url.path, url.query, self.headers, body)
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
