@@ -122,6 +122,13 @@ class ResponseUrl:
     uses: int = 0
 
 
+def with_block_ids(blocks: Any) -> list[Json]:
+    """Blocks as Slack stores them: a block the app sent without a block_id gets a random one."""
+    if not isinstance(blocks, list):
+        return []
+    return [{"block_id": secrets.token_hex(3), **block} if isinstance(block, dict) else block for block in blocks]
+
+
 def _flag(args: Mapping[str, Any], name: str) -> bool:
     return str(args.get(name, "")).lower() in ("1", "true")
 
@@ -241,7 +248,7 @@ class Workspace:
             message: Json = {"type": "message", "ts": ts or self.new_ts(), "user": user_id, "text": text}
             message["team"] = TEAM_ID
             if blocks:
-                message["blocks"] = blocks
+                message["blocks"] = with_block_ids(blocks)
             if user_id == BOT_USER_ID:
                 message.update(bot_id=BOT_ID, app_id=APP_ID)
             if thread_ts:
@@ -446,7 +453,7 @@ class Workspace:
             "ts": self.new_ts(),
             "text": args.get("text", ""),
         }
-        ephemeral.update(blocks=args.get("blocks") or [], thread_ts=args.get("thread_ts"))
+        ephemeral.update(blocks=with_block_ids(args.get("blocks")), thread_ts=args.get("thread_ts"))
         self.ephemerals.append(ephemeral)
         return ephemeral
 
@@ -455,9 +462,10 @@ class Workspace:
         message = self._message(channel, args["ts"])
         if message.get("user") != BOT_USER_ID:
             raise SlackError("cant_update_message")
-        for key in ("text", "blocks"):
-            if key in args:
-                message[key] = args[key]
+        if "text" in args:
+            message["text"] = args["text"]
+        if "blocks" in args:
+            message["blocks"] = with_block_ids(args["blocks"])
         message["edited"] = {"user": BOT_USER_ID, "ts": self.new_ts()}
         return {"channel": channel.id, "ts": message["ts"], "text": message["text"], "message": message}
 
@@ -539,7 +547,7 @@ class Workspace:
             "id": view_id,
             "team_id": TEAM_ID,
             "type": view["type"],
-            "blocks": view.get("blocks", []),
+            "blocks": with_block_ids(view.get("blocks")),
             "private_metadata": view.get("private_metadata", ""),
             "callback_id": view.get("callback_id", ""),
             "external_id": view.get("external_id", ""),
@@ -620,7 +628,7 @@ class Workspace:
         elif _flag(args, "replace_original") and origin.message_ts:
             targets = [original] if original else [e for e in self.ephemerals if e["ts"] == origin.message_ts]
             for target in targets:
-                target.update(text=args.get("text", ""), blocks=args.get("blocks") or [])
+                target.update(text=args.get("text", ""), blocks=with_block_ids(args.get("blocks")))
         elif args.get("response_type") == "in_channel" and channel is not None:
             self.add_message(channel.id, BOT_USER_ID, args.get("text", ""), blocks=args.get("blocks"))
         else:
