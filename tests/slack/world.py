@@ -1,0 +1,548 @@
+"""SlackWorld: Slack around the bot, so tests read like a transcript.
+
+    q = slack.ask("U_ASKER", "How do I vacuum? #postgres", "C_GENERAL")
+    slack.reply("U_EXPERT", q, "VACUUM (VERBOSE) big_table;")
+    slack.react("U_ASKER", "white_check_mark", "C_GENERAL", answer_ts)
+
+People act through signed HTTP requests to the bot's real endpoint; the bot answers through the fake Web API,
+whose state (messages, ephemerals, views) these helpers keep consistent with what Slack would show.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.clock import Clock
+from tests.slack.fake_api import Call, FakeSlackAPI
+from tests.slack.signing import (
+    Response,
+    SlackSender,
+    block_actions_payload,
+    event_envelope,
+    slash_command_fields,
+    user_ref,
+    view_submission_payload,
+)
+from tests.slack.workspace import APP_ID, BOT_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, SlackError
+
+Json = dict[str, Any]
+# Where an element's chosen value goes in block_actions / view state, by element type.
+SELECTED_KEY = {
+    "users_select": "selected_user",
+    "multi_users_select": "selected_users",
+    "conversations_select": "selected_conversation",
+    "multi_conversations_select": "selected_conversations",
+    "channels_select": "selected_channel",
+    "multi_channels_select": "selected_channels",
+    "datepicker": "selected_date",
+    "timepicker": "selected_time",
+    "datetimepicker": "selected_date_time",
+    "static_select": "selected_option",
+    "external_select": "selected_option",
+    "radio_buttons": "selected_option",
+    "overflow": "selected_option",
+    "multi_static_select": "selected_options",
+    "checkboxes": "selected_options",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message as the fake Slack holds it right now."""
+
+    channel: str
+    ts: str
+    user: str
+    text: str
+    blocks: list[Json]
+    thread_ts: str | None
+    raw: Json
+
+    @classmethod
+    def of(cls, channel: str, raw: Json) -> Message:
+        blocks = list(raw.get("blocks") or [])
+        return cls(channel, raw["ts"], raw.get("user", ""), raw.get("text", ""), blocks, raw.get("thread_ts"), raw)
+
+    @property
+    def plain(self) -> str:
+        """The fallback text and every text in the blocks, one per line (for `in` assertions)."""
+        return "\n".join([self.text, *_block_texts(self.blocks)])
+
+
+def _block_texts(node: Any) -> Iterator[str]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _block_texts(item)
+    elif isinstance(node, dict):
+        if isinstance(node.get("text"), str):
+            yield node["text"]
+        for value in node.values():
+            if isinstance(value, dict | list):
+                yield from _block_texts(value)
+
+
+def _elements(blocks: list[Json]) -> Iterator[tuple[Json, Json]]:
+    """(block, interactive element) pairs, as Slack would report them in block_actions."""
+    for block in blocks:
+        for element in [*block.get("elements", []), block.get("accessory"), block.get("element")]:
+            if isinstance(element, dict) and element.get("action_id"):
+                yield block, element
+
+
+def _option(element: Json, value: Any) -> Json:
+    options = list(element.get("options") or [])
+    for group in element.get("option_groups") or []:
+        options.extend(group.get("options", []))
+    for option in options:
+        if option.get("value") == value:
+            return dict(option)
+    raise AssertionError(f"{element['action_id']} has no option {value!r}; options: {[o['value'] for o in options]}")
+
+
+def _initial(element: Json) -> Any:
+    """The value an element shows before anyone touches it (initial_value, initial_conversation, …)."""
+    for key, value in element.items():
+        if key.startswith("initial_") and value not in (None, "", []):
+            if isinstance(value, dict):  # an initial option
+                return value.get("value")
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                return [option.get("value") for option in value]
+            return value
+    return None
+
+
+def _chosen(element: Json, value: Any) -> Json:
+    """The state / action fields for choosing `value` in `element` (a text, a date, an option value, …)."""
+    key = SELECTED_KEY.get(element["type"])
+    if key is None:
+        return {"value": value}
+    if key == "selected_option":
+        return {key: _option(element, value)}
+    if key == "selected_options":
+        return {key: [_option(element, v) for v in value]}
+    return {key: value}
+
+
+class SlackWorld:
+    """Simulates the workspace around the bot: people post, react, click and submit; Slack delivers."""
+
+    def __init__(
+        self,
+        fake: FakeSlackAPI,
+        bot_url: str,
+        signing_secret: str,
+        clock: Clock,
+        *,
+        listener_executor: concurrent.futures.Executor | None = None,
+        runtime: Any = None,
+    ) -> None:
+        self.fake = fake
+        self.clock = clock
+        self.runtime = runtime
+        self.sender = SlackSender(bot_url.rstrip("/") + "/slack/events", signing_secret)
+        self.last_response: Response | None = None
+        self._event_numbers = itertools.count(1)
+        self._listener_work: set[concurrent.futures.Future[Any]] = set()
+        self._work_lock = threading.Lock()
+        if listener_executor is not None:
+            self._track(listener_executor)
+
+    # --- people and places ----------------------------------------------------------------------------
+
+    def add_user(self, user_id: str, **profile: Any) -> str:
+        """Profile: name, real_name, tz ("Europe/Berlin"), is_bot, deleted, is_admin."""
+        return self.fake.add_user(user_id, **profile).id
+
+    def add_channel(self, channel_id: str, **options: Any) -> str:
+        """Options: name, private, members=[user ids], bot_member=True, archived."""
+        return self.fake.add_channel(channel_id, **options).id
+
+    def _team(self) -> dict[str, str]:
+        return {"id": TEAM_ID, "domain": TEAM_DOMAIN}
+
+    def _user(self, user_id: str) -> dict[str, str]:
+        if user_id not in self.fake.users:
+            raise AssertionError(f"Unknown user {user_id}: add it first with world.add_user({user_id!r})")
+        return user_ref(user_id, self.fake.users[user_id].name, TEAM_ID)
+
+    def _channel_for(self, user_id: str, channel_id: str | None) -> Any:
+        self._user(user_id)
+        if channel_id is None or channel_id == user_id:
+            return self.fake.im_for(user_id)
+        channel = self.fake.channels.get(channel_id)
+        if channel is None:
+            raise AssertionError(f"Unknown channel {channel_id}: add it first with world.add_channel(...)")
+        if user_id not in channel.members:
+            raise AssertionError(f"{user_id} is not in {channel_id}; pass members=[...] to add_channel")
+        return channel
+
+    # --- slash commands -------------------------------------------------------------------------------
+
+    def command(self, user: str, command: str, text: str = "", channel: str | None = None) -> Response:
+        """Run a slash command (in `channel`, or in the user's DM with the bot); returns the bot's ack.
+        `response.meta` has the `response_url` and `trigger_id` Slack sent with it."""
+        where = self._channel_for(user, channel)
+        channel_name = "directmessage" if where.is_im else "privategroup" if where.is_private else where.name
+        response_url = self.fake.new_response_url(user, where.id)
+        trigger_id = self.fake.new_trigger_id(user)
+        fields = slash_command_fields(
+            team_id=TEAM_ID,
+            team_domain=TEAM_DOMAIN,
+            api_app_id=APP_ID,
+            channel_id=where.id,
+            channel_name=channel_name,
+            user_id=user,
+            user_name=self.fake.users[user].name,
+            command=command,
+            text=text,
+            response_url=response_url,
+            trigger_id=trigger_id,
+        )
+        response = self.sender.slash_command(fields)
+        response.meta.update(response_url=response_url, trigger_id=trigger_id)
+        self.last_response = response
+        return response
+
+    def ask(self, user: str, text: str, channel: str, timeout: float = 5.0) -> Message:
+        """`/ask text` in `channel`, then the message the bot posted there (chat.postMessage)."""
+        since = self.fake.mark()
+        response = self.command(user, "/ask", text, channel)
+        if response.status != 200:
+            raise AssertionError(f"/ask was answered with HTTP {response.status}: {response.body}")
+        posted = self.wait_post(channel, since=since, timeout=timeout)
+        self.settle()  # the bot records the message ts after posting; replies need it, as in real time
+        return posted
+
+    # --- messages -------------------------------------------------------------------------------------
+
+    def post(self, user: str, channel: str, text: str, thread_ts: str | None = None) -> str:
+        """`user` writes `text` in `channel` (in a thread when `thread_ts`); returns the message ts."""
+        where = self._channel_for(user, channel)
+        message = self.fake.add_message(where.id, user, text, thread_ts=thread_ts)
+        rich_text = {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}
+        event: Json = {
+            "client_msg_id": str(uuid.uuid4()),
+            "type": "message",
+            "text": text,
+            "user": user,
+            "ts": message["ts"],
+            "team": TEAM_ID,
+            "blocks": [{"type": "rich_text", "block_id": message["ts"][-5:], "elements": [rich_text]}],
+            "channel": where.id,
+            "event_ts": message["ts"],
+            "channel_type": where.channel_type,
+        }
+        if thread_ts:
+            event.update(thread_ts=message["thread_ts"], parent_user_id=message["parent_user_id"])
+        self.send_event(event)
+        return str(message["ts"])
+
+    def reply(self, user: str, to: Message, text: str) -> str:
+        """`user` answers in the thread of `to`; returns the reply's ts."""
+        return self.post(user, to.channel, text, thread_ts=to.thread_ts or to.ts)
+
+    def edit(self, user: str, channel: str, ts: str, text: str) -> Response:
+        """`user` edits their message: the fake's copy changes and a `message_changed` event goes out."""
+        where = self._channel_for(user, channel)
+        message = self.fake.message(where.id, ts)
+        if message.get("user") != user:
+            raise AssertionError(f"{user} cannot edit {ts}: it was written by {message.get('user')}")
+        previous = dict(message)
+        event_ts = self.fake.new_ts()
+        message.update(text=text, edited={"user": user, "ts": event_ts})
+        event = {
+            "type": "message",
+            "subtype": "message_changed",
+            "message": dict(message),
+            "previous_message": previous,
+            "channel": where.id,
+            "hidden": True,
+            "ts": event_ts,
+            "event_ts": event_ts,
+            "channel_type": where.channel_type,
+        }
+        return self.send_event(event)
+
+    def delete(self, user: str, channel: str, ts: str) -> Response:
+        """The message disappears from the fake's history and a `message_deleted` event goes out."""
+        where = self._channel_for(user, channel)
+        previous = self.fake.remove_message(where.id, ts)
+        event_ts = self.fake.new_ts()
+        event = {
+            "type": "message",
+            "subtype": "message_deleted",
+            "previous_message": previous,
+            "channel": where.id,
+            "hidden": True,
+            "deleted_ts": ts,
+            "event_ts": event_ts,
+            "ts": event_ts,
+            "channel_type": where.channel_type,
+        }
+        return self.send_event(event)
+
+    def react(self, user: str, reaction: str, channel: str, ts: str) -> Response:
+        return self._reaction("reaction_added", user, reaction, channel, ts)
+
+    def unreact(self, user: str, reaction: str, channel: str, ts: str) -> Response:
+        return self._reaction("reaction_removed", user, reaction, channel, ts)
+
+    def _reaction(self, kind: str, user: str, reaction: str, channel: str, ts: str) -> Response:
+        where = self._channel_for(user, channel)
+        message = self.fake.message(where.id, ts)
+        reaction = reaction.strip(":")
+        try:
+            change = self.fake.add_reaction if kind == "reaction_added" else self.fake.remove_reaction
+            change(message, reaction, user)
+        except SlackError as error:
+            raise AssertionError(f"{user} cannot {kind} :{reaction}: on {ts}: {error.error}") from None
+        event: Json = {"type": kind, "user": user, "reaction": reaction}
+        if message.get("user") and "subtype" not in message:  # webhook posts have no item_user
+            event["item_user"] = message["user"]
+        event.update(item={"type": "message", "channel": where.id, "ts": ts}, event_ts=self.fake.new_ts())
+        return self.send_event(event)
+
+    def echo(self, message: Message) -> Response:
+        """Deliver one of the bot's own posts back to it as a `message` event, as Slack does."""
+        where = self.fake.channels[message.channel]
+        event = {k: v for k, v in message.raw.items() if k not in ("reactions", "reply_count", "reply_users")}
+        bot_profile = {"id": BOT_ID, "app_id": APP_ID, "name": "PeerLearn", "team_id": TEAM_ID, "deleted": False}
+        event.update(channel=where.id, event_ts=message.ts, channel_type=where.channel_type, bot_profile=bot_profile)
+        return self.send_event(event)
+
+    # --- the App Home, buttons and modals -------------------------------------------------------------
+
+    def open_home(self, user: str) -> Response:
+        im = self.fake.im_for(user)
+        event: Json = {"type": "app_home_opened", "user": user, "channel": im.id, "tab": "home"}
+        event["event_ts"] = self.fake.new_ts()
+        if (view := self.fake.home_view(user)) is not None:
+            event["view"] = view
+        return self.send_event(event)
+
+    def click(
+        self,
+        user: str,
+        action_id: str,
+        value: Any = None,
+        *,
+        channel: str | None = None,
+        message_ts: str | None = None,
+        view_id: str | None = None,
+    ) -> Response:
+        """`user` clicks the button `action_id` (the one whose value is `value`, if given) or picks `value`
+        in the select/date picker `action_id`. Without a place, the element is looked up in the user's open
+        modal, then the newest messages and ephemerals (in `channel` if given), then the Home tab."""
+        surface, block, element = self._find_element(user, action_id, value, channel, message_ts, view_id)
+        action = {"action_id": action_id, "block_id": block.get("block_id", ""), "type": element["type"]}
+        action["action_ts"] = self.fake.new_ts()
+        if element["type"] == "button":
+            action.update(text=element["text"], value=element.get("value"))
+        else:
+            action.update(_chosen(element, value))
+        trigger_id = self.fake.new_trigger_id(user)
+        common = {"team": self._team(), "user": self._user(user), "api_app_id": APP_ID, "trigger_id": trigger_id}
+        if "view" in surface:
+            container = {"type": "view", "view_id": surface["view"]["id"]}
+            payload = block_actions_payload(**common, actions=[action], container=container, view=surface["view"])
+        else:
+            where, message, ephemeral = surface["channel"], surface["message"], surface["ephemeral"]
+            container = {"type": "message", "message_ts": message["ts"], "channel_id": where.id}
+            container["is_ephemeral"] = ephemeral
+            if message.get("thread_ts"):
+                container["thread_ts"] = message["thread_ts"]
+            response_url = self.fake.new_response_url(user, where.id, message_ts=message["ts"], ephemeral=ephemeral)
+            payload = block_actions_payload(
+                **common,
+                actions=[action],
+                container=container,
+                channel={"id": where.id, "name": where.name},
+                message=None if ephemeral else message,
+                response_url=response_url,
+            )
+        response = self.sender.interactivity(payload)
+        response.meta["trigger_id"] = trigger_id
+        if payload.get("response_url"):
+            response.meta["response_url"] = payload["response_url"]
+        self.last_response = response
+        return response
+
+    def _surfaces(self, user: str, channel: str | None, message_ts: str | None, view_id: str | None) -> list[Json]:
+        fake = self.fake
+        if view_id is not None:
+            return [{"view": fake.views[view_id]}]
+        found: list[Json] = []
+        if channel is None and message_ts is None:
+            found += [{"view": view} for view in reversed(fake.open_modals(user))]
+        with fake.lock:
+            chats = [
+                {"channel": c, "message": m, "ephemeral": False}
+                for c in fake.channels.values()
+                if (channel in (None, c.id)) and (c.is_im or user in c.members or not c.is_private)
+                for m in c.messages.values()
+            ]
+            chats += [
+                {"channel": fake.channels[e["channel"]], "message": e, "ephemeral": True}
+                for e in fake.ephemerals
+                if e["user"] == user and channel in (None, e["channel"])
+            ]
+        chats = [s for s in chats if message_ts in (None, s["message"]["ts"])]
+        found += sorted(chats, key=lambda s: float(s["message"]["ts"]), reverse=True)
+        if channel is None and message_ts is None and (home := fake.home_view(user)) is not None:
+            found.append({"view": home})
+        return found
+
+    def _find_element(
+        self,
+        user: str,
+        action_id: str,
+        value: Any,
+        channel: str | None,
+        message_ts: str | None,
+        view_id: str | None,
+    ) -> tuple[Json, Json, Json]:
+        seen: list[str] = []
+        for surface in self._surfaces(user, channel, message_ts, view_id):
+            blocks = (surface.get("view") or surface.get("message") or {}).get("blocks") or []
+            for block, element in _elements(blocks):
+                is_button = element["type"] == "button"
+                if element["action_id"] == action_id and (not is_button or value in (None, element.get("value"))):
+                    return surface, block, element
+                seen.append(element["action_id"] + (f"={element.get('value')}" if is_button else ""))
+        wanted = action_id + (f"={value}" if value is not None else "")
+        raise AssertionError(f"{user} sees no element {wanted!r} there; visible: {sorted(set(seen))}")
+
+    def submit_view(self, user: str, view: str, values: Mapping[str, Any] | None = None) -> Response:
+        """`user` fills the open modal `view` (a view id or callback_id) and presses submit.
+
+        `values` maps an input's block_id or action_id to what the user entered (text, a date, an option
+        value, a user id, or a list for multi-selects); `{block_id: {action_id: value}}` works too.
+        """
+        modal = next((m for m in reversed(self.fake.open_modals(user)) if view in (m["id"], m["callback_id"])), None)
+        if modal is None:
+            open_ids = [(m["id"], m["callback_id"]) for m in self.fake.open_modals(user)]
+            raise AssertionError(f"{user} has no open modal {view!r}; open modals: {open_ids}")
+        values = dict(values or {})
+        state: dict[str, Json] = {}
+        for block in modal["blocks"]:
+            if block.get("type") != "input":
+                continue
+            element, block_id = block["element"], block.get("block_id", "")
+            action_id = element.get("action_id", "")
+            given = values.pop(block_id, None)
+            given = given.get(action_id) if isinstance(given, dict) else given
+            given = values.pop(action_id, given)
+            if given in (None, "", []):  # what Slack pre-filled stays selected unless the user changed it
+                given = _initial(element)
+            if given in (None, "", []) and not block.get("optional", False):
+                label = block["label"]["text"]
+                raise AssertionError(f"Slack would not let {user} submit: {label!r} ({block_id}) is required")
+            chosen = _chosen(element, given) if given not in (None, "", []) else {"value": None}
+            state[block_id] = {action_id: {"type": element["type"], **chosen}}
+        if values:
+            raise AssertionError(f"Modal {view!r} has no input(s) {sorted(values)}")
+        submitted = {**modal, "state": {"values": state}}
+        trigger_id = self.fake.new_trigger_id(user)
+        payload = view_submission_payload(
+            team=self._team(), user=self._user(user), api_app_id=APP_ID, view=submitted, trigger_id=trigger_id
+        )
+        response = self.sender.interactivity(payload)
+        if response.status == 200:
+            self.fake.view_submitted(user, modal["id"], response.json() if response.body.startswith("{") else None)
+        self.last_response = response
+        return response
+
+    # --- raw events -----------------------------------------------------------------------------------
+
+    def send_event(
+        self,
+        event: Mapping[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> Response:
+        """Deliver one inner event in an `event_callback` envelope (a fresh event_id unless given:
+        pass the same one with `retry_num=1` to replay a redelivery)."""
+        event_id = event_id or f"Ev{next(self._event_numbers):08d}"
+        inner = {"event_ts": self.fake.new_ts(), **event}
+        envelope = event_envelope(
+            inner,
+            team_id=TEAM_ID,
+            api_app_id=APP_ID,
+            event_id=event_id,
+            event_time=int(self.clock.now().timestamp()),
+            bot_user_id=BOT_USER_ID,
+        )
+        response = self.sender.event(envelope, retry_num=retry_num, retry_reason=retry_reason)
+        response.meta["event_id"] = event_id
+        self.last_response = response
+        return response
+
+    # --- reading what the bot did ---------------------------------------------------------------------
+
+    def messages(self, channel: str, thread_ts: str | None = None) -> list[Message]:
+        """A channel's top-level messages, or a thread (parent first), oldest first."""
+        channel_id = self.fake.im_for(channel).id if channel in self.fake.users else channel
+        return [Message.of(channel_id, m) for m in self.fake.messages(channel_id, thread_ts)]
+
+    def ephemerals(self, user: str) -> list[Json]:
+        """Ephemeral messages shown to `user` (chat.postEphemeral and response_url), oldest first."""
+        return [e for e in self.fake.ephemerals if e["user"] == user]
+
+    def wait_post(
+        self,
+        channel: str,
+        *,
+        since: int = 0,
+        thread_ts: str | None = None,
+        count: int = 1,
+        timeout: float = 5.0,
+    ) -> Message:
+        """Wait for the bot's `count`-th successful chat.postMessage into `channel` (a user id means the
+        bot's DM with them; `thread_ts` narrows to that thread); returns the message as Slack holds it."""
+        channel_id = self.fake.im_for(channel).id if channel in self.fake.users else channel
+
+        def into_channel(call: Call) -> bool:
+            in_thread = thread_ts is None or call.response.get("message", {}).get("thread_ts") == thread_ts
+            return call.ok and call.response.get("channel") == channel_id and in_thread
+
+        call = self.fake.wait_for("chat.postMessage", timeout, count=count, since=since, where=into_channel)
+        return Message.of(channel_id, self.fake.message(channel_id, call.response["ts"]))
+
+    def wait_dm(self, user: str, *, since: int = 0, timeout: float = 5.0) -> Message:
+        """The bot's next DM to `user`."""
+        return self.wait_post(user, since=since, timeout=timeout)
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the bot's background (lazy) listeners are done, e.g. before asserting nothing happened."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._work_lock:
+                pending = [work for work in self._listener_work if not work.done()]
+                self._listener_work.difference_update([w for w in self._listener_work if w.done()])
+            if not pending:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{len(pending)} listener task(s) still running after {timeout}s")
+            concurrent.futures.wait(pending, timeout=remaining)
+
+    def _track(self, executor: concurrent.futures.Executor) -> None:
+        """Remember every task the bot's listener executor runs, so `settle()` can wait for them."""
+        submit: Callable[..., concurrent.futures.Future[Any]] = executor.submit
+
+        def tracked_submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+            future = submit(fn, *args, **kwargs)
+            with self._work_lock:
+                self._listener_work.add(future)
+            return future
+
+        executor.submit = tracked_submit  # type: ignore[method-assign]
