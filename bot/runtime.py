@@ -7,12 +7,14 @@ import threading
 from dataclasses import dataclass
 
 import waitress
+from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from waitress import wasyncore
 
 from bot.app_factory import create_app
 from bot.clock import Clock
 from bot.config import Settings
+from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import Services
 from bot.web import WSGIApp, create_wsgi_app
 from models.migrate import upgrade_to_head
@@ -29,8 +31,17 @@ class Runtime:
     services: Services
     bolt_app: App
     wsgi_app: WSGIApp
+    # Periodic jobs (bot/scheduler.py): started only by the long-running modes (run, serve), not by tests.
+    scheduler: BackgroundScheduler | None = None
+
+    def start_scheduler(self) -> BackgroundScheduler:
+        if self.scheduler is None:
+            self.scheduler = start_scheduler(self)
+        return self.scheduler
 
     def close(self) -> None:
+        stop_scheduler(self.scheduler)
+        self.scheduler = None
         self.store.dispose()
 
 
@@ -50,7 +61,8 @@ class HttpServer:
         self._server = waitress.create_server(wsgi_app, host=host, port=port, threads=threads, ident="PeerLearn")
         self.host = host
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
-        self._thread = threading.Thread(target=self._server.run, name="peerlearn-http", daemon=True)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="peerlearn-http", daemon=True)
 
     @property
     def url(self) -> str:
@@ -60,11 +72,17 @@ class HttpServer:
         self._thread.start()
         return self
 
+    def _serve(self) -> None:
+        # waitress's own run() loops until its sockets close; closing them from another thread races
+        # with select(). Short loop turns let stop() end the loop first, then close from this side.
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=0.05, map=self._server._map, use_poll=True, count=1)  # type: ignore[union-attr]
+
     def stop(self) -> None:
-        self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
-        # Closing every channel in the server's map ends its loop.
-        wasyncore.close_all(self._server._map)  # type: ignore[union-attr]
+        self._stopping.set()
         self._thread.join(timeout=5)
+        self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+        wasyncore.close_all(self._server._map)  # type: ignore[union-attr]
 
 
 def serve_in_thread(runtime: Runtime, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> HttpServer:

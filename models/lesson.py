@@ -29,7 +29,7 @@ class Lesson(Base):
     created_at: Mapped[datetime]
 
     tags: Mapped[list[LessonTag]] = relationship(
-        back_populates="lesson", cascade="all, delete-orphan", order_by="LessonTag.position"
+        back_populates="lesson", cascade="all, delete-orphan", order_by="LessonTag.position", lazy="selectin"
     )
 
     @property

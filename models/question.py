@@ -44,7 +44,7 @@ class Question(Base):
     next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
 
     tags: Mapped[list[QuestionTag]] = relationship(
-        back_populates="question", cascade="all, delete-orphan", order_by="QuestionTag.position"
+        back_populates="question", cascade="all, delete-orphan", order_by="QuestionTag.position", lazy="selectin"
     )
 
     @property
