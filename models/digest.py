@@ -1,13 +1,43 @@
-"""Weekly digest subscriptions per channel, and the (team, channel, week) rows that make posting exactly-once."""
+"""Weekly digest subscriptions per channel, the (team, channel, week) rows that make posting exactly-once,
+and the aggregate queries that read one channel's week for its digest."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Base
+from models.base import Base, insert_once
+from models.expert import Expertise
+from models.lesson import Lesson, LessonTag
+from models.question import (
+    STATUS_OPEN,
+    STATUS_RESOLVED,
+    VOTE_ACCEPT,
+    VOTE_HELPFUL,
+    Answer,
+    Question,
+    QuestionTag,
+    Vote,
+)
+from models.workspace import Workspace
 
 
 class DigestSubscription(Base):
@@ -22,16 +52,24 @@ class DigestSubscription(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))  # None: the workspace's time zone
     post_when_empty: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[str] = mapped_column(String(32))
+    # When the schedule was last set: a slot that passed before it does not count (no surprise digest).
     updated_at: Mapped[datetime]
 
 
-DIGEST_CLAIMED = "claimed"
+DIGEST_CLAIMED = "claimed"  # a replica owns this week's digest and is building it
+DIGEST_POSTING = "posting"  # chat.postMessage is (or was) in flight: never retried, it may have gone out
 DIGEST_POSTED = "posted"
-DIGEST_EMPTY = "empty"
+DIGEST_EMPTY = "empty"  # a quiet week and the channel asked for nothing then
 DIGEST_FAILED = "failed"
 
 
 class DigestRun(Base):
+    """One row per (team, channel, week): inserted (claimed) before anything is posted.
+
+    `attempts` doubles as the owner's token: every (re)claim increments it, and each later step
+    only applies while the row still carries the attempt number its owner claimed.
+    """
+
     __tablename__ = "digest_runs"
     __table_args__ = (UniqueConstraint("team_id", "channel_id", "week_key"),)
 
@@ -46,3 +84,426 @@ class DigestRun(Base):
     message_ts: Mapped[str | None] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(default=1)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# Indexes the digest's per-channel, per-week reads need (created in migration 0003). They are declared
+# here, beside the queries that use them, so the metadata matches the migrated schema.
+Index("ix_questions_team_channel_resolved", Question.team_id, Question.channel_id, Question.resolved_at)
+Index("ix_votes_team_channel_created", Vote.team_id, Vote.channel_id, Vote.created_at)
+Index("ix_expertise_team_declared", Expertise.team_id, Expertise.declared_at)
+
+
+# --- subscriptions ------------------------------------------------------------------------------------
+
+
+def fetch_subscription(session: Session, team_id: str, channel_id: str) -> DigestSubscription | None:
+    return session.get(DigestSubscription, (team_id, channel_id))
+
+
+def ensure_subscription(
+    session: Session, team_id: str, channel_id: str, user_id: str, now: datetime
+) -> DigestSubscription:
+    """The channel's subscription, created (disabled, default schedule) when it has none yet."""
+    subscription = fetch_subscription(session, team_id, channel_id)
+    if subscription is None:
+        subscription = DigestSubscription(
+            team_id=team_id,
+            channel_id=channel_id,
+            enabled=False,
+            weekday=0,
+            hour=9,
+            minute=0,
+            timezone=None,
+            post_when_empty=True,
+            created_by=user_id,
+            updated_at=now,
+        )
+        if not insert_once(session, subscription):  # the same command, twice at once
+            subscription = fetch_subscription(session, team_id, channel_id)
+            assert subscription is not None
+    return subscription
+
+
+def enabled_subscriptions(session: Session) -> list[tuple[DigestSubscription, str]]:
+    """Every enabled subscription of an active workspace, with that workspace's time zone."""
+    rows = session.execute(
+        select(DigestSubscription, Workspace.timezone)
+        .join(Workspace, Workspace.team_id == DigestSubscription.team_id)
+        .where(DigestSubscription.enabled.is_(True), Workspace.active.is_(True))
+        .order_by(DigestSubscription.team_id, DigestSubscription.channel_id)
+    )
+    return [(subscription, timezone) for subscription, timezone in rows.tuples()]
+
+
+# --- runs: claim, re-claim, finish ----------------------------------------------------------------------
+
+RunKey = tuple[str, str, str]  # team_id, channel_id, week_key
+
+
+def runs_by_key(session: Session, keys: list[RunKey]) -> dict[RunKey, DigestRun]:
+    if not keys:
+        return {}
+    runs = session.scalars(
+        select(DigestRun).where(tuple_(DigestRun.team_id, DigestRun.channel_id, DigestRun.week_key).in_(keys))
+    )
+    return {(run.team_id, run.channel_id, run.week_key): run for run in runs}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Ownership of one run: valid while the row still has this attempt number."""
+
+    run_id: int
+    attempt: int
+
+
+def claim_run(session: Session, key: RunKey, owner: str, now: datetime) -> Claim | None:
+    """Insert the week's row; None when it exists (another replica, an earlier tick, a restart)."""
+    team_id, channel_id, week_key = key
+    run = DigestRun(
+        team_id=team_id,
+        channel_id=channel_id,
+        week_key=week_key,
+        status=DIGEST_CLAIMED,
+        claimed_by=owner[:100],
+        claimed_at=now,
+        attempts=1,
+    )
+    if not insert_once(session, run):
+        return None
+    return Claim(run.id, 1)
+
+
+def reclaim_run(session: Session, run: DigestRun, owner: str, now: datetime) -> Claim | None:
+    """Take over a failed or abandoned run, compare-and-swap on what the caller saw (status, attempt)."""
+    result = session.execute(
+        update(DigestRun)
+        .where(DigestRun.id == run.id, DigestRun.status == run.status, DigestRun.attempts == run.attempts)
+        .values(
+            status=DIGEST_CLAIMED,
+            attempts=run.attempts + 1,
+            claimed_by=owner[:100],
+            claimed_at=now,
+            finished_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return Claim(run.id, run.attempts + 1) if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def mark_run_posting(session: Session, claim: Claim) -> bool:
+    """Last step before chat.postMessage; False when the claim was lost meanwhile (then do not post)."""
+    result = session.execute(
+        update(DigestRun)
+        .where(DigestRun.id == claim.run_id, DigestRun.attempts == claim.attempt, DigestRun.status == DIGEST_CLAIMED)
+        .values(status=DIGEST_POSTING)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def finish_run(
+    session: Session,
+    claim: Claim,
+    status: str,
+    now: datetime,
+    *,
+    message_ts: str | None = None,
+    error: str | None = None,
+) -> bool:
+    result = session.execute(
+        update(DigestRun)
+        .where(DigestRun.id == claim.run_id, DigestRun.attempts == claim.attempt)
+        .values(status=status, finished_at=now, message_ts=message_ts, error=error)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+# --- one channel's week, read by aggregate queries ----------------------------------------------------------
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AnsweredQuestion:
+    question_id: int
+    text: str
+    tags: tuple[str, ...]
+    message_ts: str | None
+    answerer_id: str
+    answer_ts: str
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OpenQuestion:
+    question_id: int
+    text: str
+    tags: tuple[str, ...]
+    message_ts: str | None
+    created_at: datetime
+    replies: int
+
+
+@dataclass(frozen=True)
+class SharedLesson:
+    lesson_id: int
+    text: str
+    tags: tuple[str, ...]
+    author_id: str
+    message_ts: str | None
+    helpful: int
+
+
+@dataclass(frozen=True)
+class Helper:
+    user_id: str
+    accepted: int  # answers the asker accepted
+    helpful: int  # answers someone else voted helpful
+
+
+@dataclass(frozen=True)
+class NewExpert:
+    user_id: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Gap:
+    tag: str
+    questions: int
+
+
+@dataclass(frozen=True)
+class Listing(Generic[T]):
+    """The first items of a list and how many there are in all (for "…and N more")."""
+
+    items: tuple[T, ...] = ()
+    total: int = 0
+
+    @property
+    def more(self) -> int:
+        return max(self.total - len(self.items), 0)
+
+
+@dataclass(frozen=True)
+class DigestData:
+    """Everything one channel's digest shows, for [since, until): plain data, no session attached."""
+
+    team_id: str
+    channel_id: str
+    since: datetime
+    until: datetime
+    asked: int
+    answered: Listing[AnsweredQuestion]
+    open: Listing[OpenQuestion]
+    lessons: Listing[SharedLesson]
+    helpers: Listing[Helper]
+    new_experts: Listing[NewExpert]
+    gaps: Listing[Gap]
+
+    @property
+    def is_empty(self) -> bool:
+        return not (
+            self.asked
+            or self.answered.total
+            or self.open.total
+            or self.lessons.total
+            or self.helpers.total
+            or self.new_experts.total
+        )
+
+
+POSTED_STATUSES = (STATUS_OPEN, STATUS_RESOLVED)  # questions that made it into the channel
+
+
+def load_digest_data(
+    session: Session, team_id: str, channel_id: str, since: datetime, until: datetime, limit: int = 10
+) -> DigestData:
+    """Read one channel's week with a fixed number of indexed aggregate queries (no per-item queries).
+
+    Every query is pinned to (team_id, channel_id): a digest never sees another channel's content.
+    New experts are workspace-wide facts, so only topics this channel itself has used are shown.
+    """
+    in_channel_q = and_(
+        Question.team_id == team_id,
+        Question.channel_id == channel_id,
+        Question.status.in_(POSTED_STATUSES),
+    )
+    asked = session.scalar(
+        select(func.count()).where(in_channel_q, Question.created_at >= since, Question.created_at < until)
+    )
+
+    total = func.count().over()
+    answered_rows = session.execute(
+        select(Question.id, Question.text, Question.message_ts, Question.resolved_at, Answer.user_id, Answer.ts, total)
+        .join(Answer, Answer.id == Question.accepted_answer_id)
+        .where(
+            Question.team_id == team_id,
+            Question.channel_id == channel_id,
+            Question.status == STATUS_RESOLVED,
+            Question.resolved_at >= since,
+            Question.resolved_at < until,
+        )
+        .order_by(Question.resolved_at, Question.id)
+        .limit(limit)
+    ).all()
+
+    replies = (
+        select(func.count())
+        .where(Answer.question_id == Question.id, Answer.deleted_at.is_(None))
+        .correlate(Question)
+        .scalar_subquery()
+    )
+    open_rows = session.execute(
+        select(Question.id, Question.text, Question.message_ts, Question.created_at, replies, total)
+        .where(
+            Question.team_id == team_id,
+            Question.channel_id == channel_id,
+            Question.status == STATUS_OPEN,
+            Question.created_at >= since,
+            Question.created_at < until,
+        )
+        .order_by(Question.created_at, Question.id)
+        .limit(limit)
+    ).all()
+
+    lesson_helpful = (
+        select(func.count())
+        .where(Vote.lesson_id == Lesson.id, Vote.kind == VOTE_HELPFUL)
+        .correlate(Lesson)
+        .scalar_subquery()
+    )
+    lesson_rows = session.execute(
+        select(Lesson.id, Lesson.text, Lesson.author_id, Lesson.message_ts, lesson_helpful, total)
+        .where(
+            Lesson.team_id == team_id,
+            Lesson.channel_id == channel_id,
+            Lesson.message_ts.is_not(None),
+            Lesson.created_at >= since,
+            Lesson.created_at < until,
+        )
+        .order_by(Lesson.created_at, Lesson.id)
+        .limit(limit)
+    ).all()
+
+    question_ids = [row[0] for row in answered_rows] + [row[0] for row in open_rows]
+    question_tags = _tags(
+        session, select(QuestionTag.question_id, QuestionTag.tag, QuestionTag.position), QuestionTag, question_ids
+    )
+    lesson_tags = _tags(
+        session, select(LessonTag.lesson_id, LessonTag.tag, LessonTag.position), LessonTag, [r[0] for r in lesson_rows]
+    )
+
+    accepted = func.count(func.distinct(case((Vote.kind == VOTE_ACCEPT, Vote.answer_id))))
+    helpful = func.count(func.distinct(case((Vote.kind == VOTE_HELPFUL, Vote.answer_id))))
+    helper_rows = session.execute(
+        select(Vote.author_id, accepted, helpful, total)
+        .join(Answer, Answer.id == Vote.answer_id)
+        .where(
+            Vote.team_id == team_id,
+            Vote.channel_id == channel_id,
+            Vote.created_at >= since,
+            Vote.created_at < until,
+            Vote.voter_id != Vote.author_id,  # never stored, and never counted either
+            Answer.deleted_at.is_(None),
+        )
+        .group_by(Vote.author_id)
+        .order_by(accepted.desc(), helpful.desc(), Vote.author_id)
+        .limit(limit)
+    ).all()
+
+    used_in_channel = or_(
+        exists()
+        .where(
+            QuestionTag.team_id == Expertise.team_id,
+            QuestionTag.tag == Expertise.tag,
+            Question.id == QuestionTag.question_id,
+            in_channel_q,
+        )
+        .correlate(Expertise),
+        exists()
+        .where(
+            LessonTag.team_id == Expertise.team_id,
+            LessonTag.tag == Expertise.tag,
+            Lesson.id == LessonTag.lesson_id,
+            Lesson.channel_id == channel_id,
+        )
+        .correlate(Expertise),
+    )
+    expert_rows = session.execute(
+        select(Expertise.user_id, Expertise.tag)
+        .where(
+            Expertise.team_id == team_id,
+            Expertise.declared_at >= since,
+            Expertise.declared_at < until,
+            used_in_channel,
+        )
+        .order_by(Expertise.declared_at, Expertise.user_id, Expertise.tag)
+    ).all()
+
+    has_expert = exists().where(Expertise.team_id == QuestionTag.team_id, Expertise.tag == QuestionTag.tag)
+    gap_count = func.count(func.distinct(Question.id))
+    gap_rows = session.execute(
+        select(QuestionTag.tag, gap_count, total)
+        .join(Question, Question.id == QuestionTag.question_id)
+        .where(in_channel_q, Question.created_at >= since, Question.created_at < until, ~has_expert)
+        .group_by(QuestionTag.tag)
+        .order_by(gap_count.desc(), QuestionTag.tag)
+        .limit(limit)
+    ).all()
+
+    experts: dict[str, list[str]] = {}
+    for user_id, tag in expert_rows:
+        experts.setdefault(user_id, []).append(tag)
+    new_experts = [NewExpert(user_id, tuple(tags)) for user_id, tags in experts.items()]
+
+    return DigestData(
+        team_id=team_id,
+        channel_id=channel_id,
+        since=since,
+        until=until,
+        asked=int(asked or 0),
+        answered=_listing(
+            [
+                AnsweredQuestion(qid, text, question_tags.get(qid, ()), ts, answerer, answer_ts, resolved_at)
+                for qid, text, ts, resolved_at, answerer, answer_ts, _ in answered_rows
+            ],
+            answered_rows,
+        ),
+        open=_listing(
+            [
+                OpenQuestion(qid, text, question_tags.get(qid, ()), ts, created_at, int(n or 0))
+                for qid, text, ts, created_at, n, _ in open_rows
+            ],
+            open_rows,
+        ),
+        lessons=_listing(
+            [
+                SharedLesson(lid, text, lesson_tags.get(lid, ()), author, ts, int(n or 0))
+                for lid, text, author, ts, n, _ in lesson_rows
+            ],
+            lesson_rows,
+        ),
+        helpers=_listing([Helper(u, int(a), int(h)) for u, a, h, _ in helper_rows], helper_rows),
+        new_experts=Listing(tuple(new_experts[:limit]), len(new_experts)),
+        gaps=_listing([Gap(tag, int(n)) for tag, n, _ in gap_rows], gap_rows),
+    )
+
+
+def _listing(items: list[T], rows: Sequence[Any]) -> Listing[T]:
+    """Rows carry `COUNT(*) OVER ()` last: the total before LIMIT."""
+    return Listing(tuple(items), int(rows[0][-1]) if rows else 0)
+
+
+def _tags(session: Session, query, table, ids: list[int]) -> dict[int, tuple[str, ...]]:  # type: ignore[no-untyped-def]
+    """Tags of many questions (or lessons) in one query, in the order they were written."""
+    if not ids:
+        return {}
+    owner = query.selected_columns[0]
+    found: dict[int, list[str]] = {}
+    for owner_id, tag, _position in session.execute(query.where(owner.in_(ids)).order_by(owner, table.position)):
+        found.setdefault(owner_id, []).append(tag)
+    return {owner_id: tuple(tags) for owner_id, tags in found.items()}
