@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from slack_sdk import WebClient, WebhookClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.clock import FrozenClock
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "hello"}}
@@ -35,14 +37,18 @@ def reasons(fake: FakeSlackAPI) -> list[str]:
     return [f"{v.method}: {v.reason}" for v in fake.take_violations()]
 
 
-def test_auth_test_and_users_info_describe_the_workspace(world: FakeSlackAPI, client: WebClient) -> None:
+def test_auth_test_and_users_info_describe_the_workspace(
+    world: FakeSlackAPI, client: WebClient, slack_clock: FrozenClock
+) -> None:
     auth = client.auth_test()
     assert (auth["team_id"], auth["user_id"], auth["bot_id"]) == ("T0001", "UBOT", "BBOT")
     user = client.users_info(user="U_ASKER")["user"]
     assert (user["tz"], user["tz_offset"], user["is_bot"], user["deleted"]) == ("Europe/Berlin", 3600, False, False)
     assert error_of(client.users_info, user="U_NOBODY") == "user_not_found"
+    slack_clock.set(datetime(2027, 7, 1, tzinfo=UTC))  # summer time in Berlin
+    assert client.users_info(user="U_ASKER")["user"]["tz_offset"] == 7200
     assert client.team_info()["team"]["id"] == "T0001"
-    assert [c.method for c in world.calls] == ["auth.test", "users.info", "users.info", "team.info"]
+    assert [c.method for c in world.calls] == ["auth.test", "users.info", "users.info", "users.info", "team.info"]
     assert world.calls[0].token == BOT_TOKEN
 
 

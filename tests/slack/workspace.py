@@ -52,12 +52,13 @@ class User:
     name: str
     real_name: str
     tz: str = "UTC"
-    tz_offset: int = 0
     is_bot: bool = False
     deleted: bool = False
     is_admin: bool = False
 
-    def to_api(self) -> Json:
+    def to_api(self, now: float) -> Json:
+        """As users.info returns it; tz_offset is the zone's offset at `now` (so it follows DST)."""
+        offset = ZoneInfo(self.tz).utcoffset(datetime.fromtimestamp(now, UTC))
         profile = {"real_name": self.real_name, "display_name": self.name, "team": TEAM_ID}
         return {
             "id": self.id,
@@ -67,7 +68,7 @@ class User:
             "deleted": self.deleted,
             "tz": self.tz,
             "tz_label": self.tz,
-            "tz_offset": self.tz_offset,
+            "tz_offset": int(offset.total_seconds()) if offset else 0,
             "is_bot": self.is_bot,
             "is_admin": self.is_admin,
             "is_owner": False,
@@ -180,15 +181,13 @@ class Workspace:
         deleted: bool = False,
         is_admin: bool = False,
     ) -> User:
-        moment = datetime.fromtimestamp(self.now(), UTC)
-        offset = ZoneInfo(tz).utcoffset(moment)
+        ZoneInfo(tz)  # fail here, in the test's setup, on a misspelt zone
         name = name or user_id.lower().removeprefix("u_").removeprefix("u")
         user = User(
             id=user_id,
             name=name,
             real_name=real_name or name.title(),
             tz=tz,
-            tz_offset=int(offset.total_seconds()) if offset else 0,
             is_bot=is_bot,
             deleted=deleted,
             is_admin=is_admin,
@@ -411,7 +410,7 @@ class Workspace:
         return {"team": {**self.team, "email_domain": "example.com", "icon": {"image_default": True}}}
 
     def _api_users_info(self, args: Json) -> Json:
-        return {"user": self._user(args["user"]).to_api()}
+        return {"user": self._user(args["user"]).to_api(self.now())}
 
     def _api_conversations_info(self, args: Json) -> Json:
         return {"channel": self._visible_channel(args["channel"]).to_api()}
