@@ -221,7 +221,7 @@ def check_blocks(blocks: Any, max_blocks: int = MESSAGE_BLOCKS_MAX) -> list[Prob
     reasons: list[str] = []
     if len(blocks) > max_blocks:
         reasons.append(f"{len(blocks)} blocks (max {max_blocks})")
-    block_ids = [b.get("block_id") for b in blocks if isinstance(b, dict) and b.get("block_id")]
+    block_ids = [str(b["block_id"]) for b in blocks if isinstance(b, dict) and b.get("block_id")]
     if len(block_ids) != len(set(block_ids)):
         reasons.append(f"duplicate block_id: {sorted({b for b in block_ids if block_ids.count(b) > 1})}")
     for i, block in enumerate(blocks):

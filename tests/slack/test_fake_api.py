@@ -231,6 +231,7 @@ def test_response_urls(world: FakeSlackAPI, client: WebClient) -> None:
 
 def test_slow_responses(world: FakeSlackAPI) -> None:
     world.respond_slowly("auth.test", 0.3)
-    impatient = WebClient(base_url=world.base_url, token=BOT_TOKEN, timeout=0.1, retry_handlers=[])
+    timeout: Any = 0.1  # typed as int by slack_sdk, but urllib takes seconds as a float
+    impatient = WebClient(base_url=world.base_url, token=BOT_TOKEN, timeout=timeout, retry_handlers=[])
     with pytest.raises(TimeoutError):
         impatient.auth_test()

@@ -347,30 +347,35 @@ class SlackWorld:
             action.update(text=element["text"], value=element.get("value"))
         else:
             action.update(_chosen(element, value))
-        trigger_id = self.fake.new_trigger_id(user)
-        common = {"team": self._team(), "user": self._user(user), "api_app_id": APP_ID, "trigger_id": trigger_id}
-        if "view" in surface:
-            container = {"type": "view", "view_id": surface["view"]["id"]}
-            payload = block_actions_payload(**common, actions=[action], container=container, view=surface["view"])
+        view, message, channel_ref, response_url = surface.get("view"), None, None, None
+        if view is not None:
+            container: Json = {"type": "view", "view_id": view["id"]}
         else:
-            where, message, ephemeral = surface["channel"], surface["message"], surface["ephemeral"]
-            container = {"type": "message", "message_ts": message["ts"], "channel_id": where.id}
-            container["is_ephemeral"] = ephemeral
-            if message.get("thread_ts"):
-                container["thread_ts"] = message["thread_ts"]
-            response_url = self.fake.new_response_url(user, where.id, message_ts=message["ts"], ephemeral=ephemeral)
-            payload = block_actions_payload(
-                **common,
-                actions=[action],
-                container=container,
-                channel={"id": where.id, "name": where.name},
-                message=None if ephemeral else message,
-                response_url=response_url,
-            )
+            where, ephemeral = surface["channel"], surface["ephemeral"]
+            ts = surface["message"]["ts"]
+            container = {"type": "message", "message_ts": ts, "channel_id": where.id, "is_ephemeral": ephemeral}
+            if surface["message"].get("thread_ts"):
+                container["thread_ts"] = surface["message"]["thread_ts"]
+            message = None if ephemeral else surface["message"]  # ephemeral messages are not sent along
+            channel_ref = {"id": where.id, "name": where.name}
+            response_url = self.fake.new_response_url(user, where.id, message_ts=ts, ephemeral=ephemeral)
+        trigger_id = self.fake.new_trigger_id(user)
+        payload = block_actions_payload(
+            team=self._team(),
+            user=self._user(user),
+            api_app_id=APP_ID,
+            actions=[action],
+            trigger_id=trigger_id,
+            container=container,
+            channel=channel_ref,
+            message=message,
+            view=view,
+            response_url=response_url,
+        )
         response = self.sender.interactivity(payload)
         response.meta["trigger_id"] = trigger_id
-        if payload.get("response_url"):
-            response.meta["response_url"] = payload["response_url"]
+        if response_url:
+            response.meta["response_url"] = response_url
         self.last_response = response
         return response
 
@@ -382,7 +387,7 @@ class SlackWorld:
         if channel is None and message_ts is None:
             found += [{"view": view} for view in reversed(fake.open_modals(user))]
         with fake.lock:
-            chats = [
+            chats: list[Json] = [
                 {"channel": c, "message": m, "ephemeral": False}
                 for c in fake.channels.values()
                 if (channel in (None, c.id)) and (c.is_im or user in c.members or not c.is_private)
