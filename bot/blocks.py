@@ -232,3 +232,58 @@ def home_view(user_id: str, open_questions: list[QuestionLine]) -> Block:
         content.append(context("Nothing open. Ask something with `/ask How do I …? #tag`."))
     content += [divider(), section(ASK_USAGE), section(TEACH_USAGE)]
     return {"type": "home", "blocks": fit_view_blocks(content)}
+
+
+# --- /teach ----------------------------------------------------------------------------------
+
+TEACH_MODAL = "teach_modal"
+TEACH_BLOCK_TOPICS = "topics"
+
+
+def lesson_message(*, author_id: str, text: str, tags: list[str] | tuple[str, ...]) -> Message:
+    body = escape_mrkdwn(text)
+    return Message(
+        text=truncate(f"Lesson from <@{author_id}>: {body}", FALLBACK_LIMIT),
+        blocks=[
+            section(f":bulb: *<@{author_id}> shares a lesson:*\n{body}"),
+            context(*([format_tags(tags)] if tags else []), "Found it useful? React with :+1: or :bulb:"),
+        ],
+    )
+
+
+def topics_text(tags: list[str], paused_until: str | None = None) -> str:
+    if not tags:
+        return "You are not a go-to person for any topic yet. `/teach #postgres #kubernetes` changes that."
+    lines = [f"You are a go-to person for {format_tags(tags)}."]
+    if paused_until:
+        lines.append(f":zzz: Questions are paused until {paused_until}; `/teach resume` to come back sooner.")
+    lines.append("`/teach remove #x` drops a topic; `/teach` alone opens a form to edit them.")
+    return "\n".join(lines)
+
+
+def teach_modal(current_tags: list[str]) -> Block:
+    element: Block = {
+        "type": "plain_text_input",
+        "action_id": ASK_ACTION_INPUT,
+        "placeholder": plain("#postgres #kubernetes"),
+    }
+    if current_tags:
+        element["initial_value"] = " ".join(f"#{tag}" for tag in current_tags)[:3000]
+    return {
+        "type": "modal",
+        "callback_id": TEACH_MODAL,
+        "title": plain("My topics", 24),
+        "submit": plain("Save", 24),
+        "close": plain("Cancel", 24),
+        "blocks": [
+            section("Questions with these tags can reach you by DM, within your working hours and a daily cap."),
+            {
+                "type": "input",
+                "block_id": TEACH_BLOCK_TOPICS,
+                "optional": True,
+                "label": plain("Topics"),
+                "hint": plain("Words after #, separated by spaces. Leave empty to stop being a go-to person."),
+                "element": element,
+            },
+        ],
+    }

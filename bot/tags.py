@@ -18,6 +18,7 @@ ELLIPSIS = "…"
 # A #tag starts a word (not inside a URL fragment or an escaped Slack link) and runs over letters,
 # digits and - _ . + (c++, node.js); a trailing dot is punctuation, not part of the tag.
 _TAG = re.compile(r"(?<![\w&/<#|])#([^\W_][\w\-+.]*)", re.UNICODE)
+_LEADING_TAGS = re.compile(r"^(?:#[^\W_][\w\-+.]*\s+)+", re.UNICODE)
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u180e"), None)
 # Bidi controls can make text read in a different order than it was written; drop them.
 _BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"), None)
@@ -48,7 +49,7 @@ def parse_tagged_text(raw: str, aliases: Mapping[str, str] | None = None) -> Par
     """Split `How do I vacuum? #postgres #ops` into the text and its tags.
 
     Tags in the middle of a sentence stay in the text (they are words there) and are also tags;
-    the run of tags at the end is removed from the text.
+    the runs of tags at the start (`/teach #git Use bisect…`) and at the end are removed from the text.
     """
     text = clean(raw)
     tags: list[str] = []
@@ -56,7 +57,7 @@ def parse_tagged_text(raw: str, aliases: Mapping[str, str] | None = None) -> Par
         tag = normalize_tag(match.group(1), aliases)
         if tag and tag not in tags:
             tags.append(tag)
-    body = text
+    body = _LEADING_TAGS.sub("", text)
     while True:
         trailing = re.search(r"(?:^|\s)#[^\W_][\w\-+.]*\s*$", body, re.UNICODE)
         if not trailing:

@@ -1,4 +1,4 @@
-"""/ask and /teach. The ack step validates and stores (fast, before Slack hears back); the lazy step
+"""/ask. The ack step validates and stores (fast, before Slack hears back); the lazy step
 talks to Slack (posting, opening the form), after the ack."""
 
 from __future__ import annotations
@@ -89,11 +89,7 @@ def register(app: App, services: Services) -> None:
         if question_id is not None:
             publish_question(client, services, question_id, notify=lambda note: respond(text=note))
 
-    def ack_teach(ack: Ack, command: dict[str, Any]) -> None:
-        ack(**blocks.help_message(blocks.TEACH_USAGE).as_kwargs())
-
     app.command("/ask")(ack=ack_ask, lazy=[post_ask])
-    app.command("/teach")(ack_teach)
 
 
 def open_ask_form(client: WebClient, command: dict[str, Any]) -> None:

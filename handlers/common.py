@@ -43,6 +43,17 @@ def tell_user(client: WebClient, *, channel_id: str | None, user_id: str, text: 
         logger.warning("could not reach %s at all: %s", user_id, error_code(exc))
 
 
+def post_in_channel(client: WebClient, channel_id: str, message: blocks.Message) -> tuple[str, bool]:
+    """Post a bot message in a channel; returns its ts and whether the channel is private.
+
+    Raises SlackApiError when Slack refuses (not a member, archived…): the caller explains it.
+    """
+    info = client.conversations_info(channel=channel_id)["channel"]
+    private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+    posted = client.chat_postMessage(channel=channel_id, unfurl_links=False, **message.as_kwargs())
+    return str(posted["ts"]), private
+
+
 def publish_question(client: WebClient, services: Services, question_id: int, notify: Callable[[str], None]) -> bool:
     """Post a stored question in its channel; on refusal, keep the row, mark it and tell the asker why."""
     with services.store.session() as session:
@@ -56,10 +67,9 @@ def publish_question(client: WebClient, services: Services, question_id: int, no
             question.tag_names,
         )
     try:
-        info = client.conversations_info(channel=channel_id)["channel"]
-        private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
-        message = blocks.question_message(asker_id=asker_id, text=text, tags=tags)
-        posted = client.chat_postMessage(channel=channel_id, unfurl_links=False, **message.as_kwargs())
+        ts, private = post_in_channel(
+            client, channel_id, blocks.question_message(asker_id=asker_id, text=text, tags=tags)
+        )
     except SlackApiError as exc:
         code = error_code(exc)
         logger.warning("question %s not posted in %s: %s", question_id, channel_id, code)
@@ -72,8 +82,8 @@ def publish_question(client: WebClient, services: Services, question_id: int, no
     with services.store.session() as session:
         question = session.get(Question, question_id)
         if question is not None:
-            mark_posted(session, question, message_ts=posted["ts"], channel_private=private)
-    logger.info("question %s posted in %s at %s", question_id, channel_id, posted["ts"])
+            mark_posted(session, question, message_ts=ts, channel_private=private)
+    logger.info("question %s posted in %s at %s", question_id, channel_id, ts)
     return True
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, delete, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Base
+from models.base import Base, insert_once
 
 NOTIFY_IMMEDIATE = "immediate"
 NOTIFY_DAILY = "daily"
@@ -90,3 +91,54 @@ class KnowledgeGap(Base):
     channel_id: Mapped[str] = mapped_column(String(32))
     tag: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+# --- store functions (session first) ---------------------------------------------------------
+
+
+def declared_topics(session: Session, team_id: str, user_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(Expertise.tag)
+            .where(Expertise.team_id == team_id, Expertise.user_id == user_id)
+            .order_by(Expertise.tag)
+        )
+    )
+
+
+def declare_topics(session: Session, team_id: str, user_id: str, tags: Iterable[str], now: datetime) -> list[str]:
+    """Add topics; returns those that were new (declaring one twice changes nothing)."""
+    return [
+        tag
+        for tag in dict.fromkeys(tags)
+        if insert_once(session, Expertise(team_id=team_id, user_id=user_id, tag=tag, declared_at=now))
+    ]
+
+
+def remove_topics(session: Session, team_id: str, user_id: str, tags: Iterable[str]) -> list[str]:
+    """Drop topics; returns those that were there."""
+    wanted = list(dict.fromkeys(tags))
+    found = list(
+        session.scalars(
+            select(Expertise.tag).where(
+                Expertise.team_id == team_id, Expertise.user_id == user_id, Expertise.tag.in_(wanted)
+            )
+        )
+    )
+    if found:
+        session.execute(
+            delete(Expertise).where(
+                Expertise.team_id == team_id, Expertise.user_id == user_id, Expertise.tag.in_(found)
+            )
+        )
+    return [tag for tag in wanted if tag in found]
+
+
+def ensure_person(session: Session, team_id: str, user_id: str) -> Person:
+    person = session.get(Person, (team_id, user_id))
+    if person is None:
+        person = Person(team_id=team_id, user_id=user_id)
+        if not insert_once(session, person):
+            person = session.get(Person, (team_id, user_id))
+            assert person is not None
+    return person

@@ -102,3 +102,9 @@ def test_truncate_never_splits_an_escape_or_a_mention():
 
 def test_short_text_is_untouched():
     assert truncate("short", 10) == "short"
+
+
+def test_leading_tags_are_split_from_the_text():
+    parsed = parse_tagged_text("#git #ci Use git bisect to find the commit that broke a test")
+    assert parsed.text == "Use git bisect to find the commit that broke a test"
+    assert parsed.tags == ("git", "ci")
