@@ -27,6 +27,11 @@ ASK_BLOCK_QUESTION = "question"
 ASK_BLOCK_TAGS = "tags"
 ASK_BLOCK_CHANNEL = "channel"
 ASK_ACTION_INPUT = "value"
+# Routing DMs and the App Home share these: one handler serves a button wherever it is shown.
+ACTION_TAKE_QUESTION = "route_take"  # "I'll take it" (value: question id)
+ACTION_DECLINE_QUESTION = "route_decline"  # "Not me" (value: question id)
+ACTION_SIMILAR_ANSWERS_IT = "similar_answers_it"  # "This answers it" (value: question id)
+ACTION_SIMILAR_STILL_NEED_HELP = "similar_still_need_help"  # "Still need help" (value: question id)
 
 
 @dataclass(frozen=True)
