@@ -19,9 +19,11 @@ import os
 import re
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from slack_sdk import WebClient
@@ -587,17 +589,28 @@ def owner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class WorkspaceUrls:
-    """Each workspace's URL (one auth.test per workspace per tick), to build permalinks from."""
+TokenLookup = Callable[[str], str | None]
 
-    def __init__(self, client: WebClient) -> None:
+
+class Workspaces:
+    """How to reach each workspace from outside a request: its bot token (with "Add to Slack", each
+    installation has its own; without `token_for`, the client's single token) and its URL (one auth.test
+    per workspace per tick), which permalinks are built from."""
+
+    def __init__(self, client: WebClient, token_for: TokenLookup | None = None) -> None:
         self.client = client
+        self.token_for = token_for
         self._urls: dict[str, str | None] = {}
+
+    def auth(self, team_id: str) -> dict[str, Any]:
+        """Extra arguments for a Web API call on behalf of this workspace."""
+        token = self.token_for(team_id) if self.token_for else None
+        return {"token": token} if token else {}
 
     def base_url(self, team_id: str) -> str | None:
         if team_id not in self._urls:
             try:
-                self._urls[team_id] = self.client.auth_test().get("url")
+                self._urls[team_id] = self.client.auth_test(**self.auth(team_id)).get("url")
             except SlackApiError as exc:
                 logger.warning(
                     "auth.test failed for %s (%s); the digest goes out without links", team_id, error_code(exc)
@@ -609,14 +622,17 @@ class WorkspaceUrls:
         return self._urls[team_id]
 
 
-def tick(services: Services, client: WebClient, now: datetime) -> list[DigestOutcome]:
-    """The scheduler's digest job: post every due digest once. One channel's failure never stops the next."""
+def tick(
+    services: Services, client: WebClient, now: datetime, token_for: TokenLookup | None = None
+) -> list[DigestOutcome]:
+    """The scheduler's digest job: post every due digest once. One channel's failure never stops the next.
+    `token_for(team_id)` gives each workspace's bot token when there are several (see Workspaces)."""
     with services.store.session() as session:
         due = due_digests(session, now)
     if not due:
         return []
     owner = owner_name()
-    urls = WorkspaceUrls(client)
+    workspaces = Workspaces(client, token_for)
     outcomes = []
     for digest in due:
         try:
@@ -630,7 +646,7 @@ def tick(services: Services, client: WebClient, now: datetime) -> list[DigestOut
                 continue  # another replica (or tick) has it
             outcome = deliver(
                 services,
-                client,
+                workspaces,
                 claim,
                 team_id=digest.team_id,
                 channel_id=digest.channel_id,
@@ -639,7 +655,6 @@ def tick(services: Services, client: WebClient, now: datetime) -> list[DigestOut
                 until=digest.slot,
                 tz=digest.schedule.zone,
                 post_when_empty=digest.post_when_empty,
-                base_url=urls.base_url(digest.team_id),
             )
         except Exception:
             logger.exception("digest for %s in %s (%s) failed", digest.channel_id, digest.team_id, digest.week_key)
@@ -650,7 +665,7 @@ def tick(services: Services, client: WebClient, now: datetime) -> list[DigestOut
 
 def deliver(
     services: Services,
-    client: WebClient,
+    workspaces: Workspaces,
     claim: Claim | None,
     *,
     team_id: str,
@@ -660,7 +675,6 @@ def deliver(
     until: datetime,
     tz: ZoneInfo,
     post_when_empty: bool,
-    base_url: str | None,
 ) -> DigestOutcome:
     """Build and post one claimed digest, recording how it ended on its run row (no row: an admin override)."""
 
@@ -673,6 +687,7 @@ def deliver(
     try:
         with services.store.session() as session:
             data = load_digest_data(session, team_id, channel_id, since, until, MAX_ITEMS)
+        base_url = workspaces.base_url(team_id) if not data.is_empty else None
         message = build_digest(data, tz=tz, base_url=base_url, post_when_empty=post_when_empty)
     except Exception as exc:
         logger.exception("could not build the digest for %s in %s", channel_id, team_id)
@@ -688,8 +703,12 @@ def deliver(
                 )
                 return DigestOutcome(team_id, channel_id, key, TAKEN)
     try:
-        posted = client.chat_postMessage(
-            channel=channel_id, unfurl_links=False, unfurl_media=False, **message.as_kwargs()
+        posted = workspaces.client.chat_postMessage(
+            channel=channel_id,
+            unfurl_links=False,
+            unfurl_media=False,
+            **workspaces.auth(team_id),
+            **message.as_kwargs(),
         )
     except SlackApiError as exc:
         code = error_code(exc)
@@ -706,6 +725,12 @@ def deliver(
 # --- on demand: the preview and the admin verb ------------------------------------------------------------
 
 
+def on_demand_window(now: datetime) -> tuple[datetime, datetime]:
+    """The 7 days up to and including `now` (a scheduled digest stops just before its slot instead)."""
+    until = now + timedelta(microseconds=1)
+    return until - WINDOW, until
+
+
 def current_schedule(session: Session, team_id: str, channel_id: str) -> tuple[Schedule, DigestSubscription | None]:
     subscription = fetch_subscription(session, team_id, channel_id)
     return schedule_of(subscription, workspace_timezone(session, team_id)), subscription
@@ -715,14 +740,21 @@ def preview(services: Services, team_id: str, channel_id: str, now: datetime, ba
     """What the channel's digest would say now, about the last 7 days (never None: quiet weeks show the note)."""
     with services.store.session() as session:
         schedule, _ = current_schedule(session, team_id, channel_id)
-        data = load_digest_data(session, team_id, channel_id, now - WINDOW, now, MAX_ITEMS)
+        data = load_digest_data(session, team_id, channel_id, *on_demand_window(now), MAX_ITEMS)
     message = build_digest(data, tz=schedule.zone, base_url=base_url, post_when_empty=True)
     assert message is not None
     return message
 
 
 def post_now(
-    services: Services, client: WebClient, team_id: str, channel_id: str, now: datetime, *, force: bool = False
+    services: Services,
+    client: WebClient,
+    team_id: str,
+    channel_id: str,
+    now: datetime,
+    *,
+    force: bool = False,
+    token_for: TokenLookup | None = None,
 ) -> DigestOutcome:
     """Post the channel's digest about the last 7 days now (the admin verb).
 
@@ -743,16 +775,16 @@ def post_now(
                     claim = reclaim_run(session, run, owner_name(), now)
                 if claim is None:
                     return DigestOutcome(team_id, channel_id, key, TAKEN, run.message_ts, f"already {run.status}")
+    since, until = on_demand_window(now)
     return deliver(
         services,
-        client,
+        Workspaces(client, token_for),
         claim,
         team_id=team_id,
         channel_id=channel_id,
         key=key,
-        since=now - WINDOW,
-        until=now,
+        since=since,
+        until=until,
         tz=schedule.zone,
         post_when_empty=True,
-        base_url=WorkspaceUrls(client).base_url(team_id),
     )

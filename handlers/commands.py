@@ -17,6 +17,7 @@ from bot.qa import InvalidQuestion, create_question, validate_question
 from bot.services import Services
 from bot.slack_errors import error_code, explain
 from bot.tags import clean
+from handlers import digest
 from handlers.common import DATABASE_DOWN, publish_question, quote_back, tell_user
 from models.question import fetch_question_by_request
 from models.workspace import ensure_workspace
@@ -44,6 +45,9 @@ def register(app: App, services: Services) -> None:
         word = first_word(text)
         if word in HELP_WORDS:
             ack(**blocks.help_message(blocks.ASK_USAGE).as_kwargs())
+            return
+        if word == "digest" and (settings_command := digest.parse_digest_command(text)) is not None:
+            digest.ack_digest(ack, command, services, settings_command)
             return
         if not clean(text):
             ack()  # the form opens in open_ask_form, after the ack
@@ -75,6 +79,9 @@ def register(app: App, services: Services) -> None:
     def post_ask(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         text = command.get("text") or ""
         if first_word(text) in HELP_WORDS:
+            return
+        if first_word(text) == "digest" and (settings_command := digest.parse_digest_command(text)) is not None:
+            digest.after_digest(command, client, respond, services, settings_command)
             return
         if not clean(text):
             open_ask_form(client, command)

@@ -132,7 +132,7 @@ def enabled_subscriptions(session: Session) -> list[tuple[DigestSubscription, st
         .where(DigestSubscription.enabled.is_(True), Workspace.active.is_(True))
         .order_by(DigestSubscription.team_id, DigestSubscription.channel_id)
     )
-    return [(subscription, timezone) for subscription, timezone in rows.tuples()]
+    return [(subscription, timezone) for subscription, timezone in rows]
 
 
 # --- runs: claim, re-claim, finish ----------------------------------------------------------------------
