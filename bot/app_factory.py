@@ -1,4 +1,8 @@
-"""Build the Bolt app: a WebClient on SLACK_API_URL with Slack's retry handlers, and every listener."""
+"""Build the Bolt app: a WebClient on SLACK_API_URL with Slack's retry handlers, and every listener.
+
+With SLACK_CLIENT_ID/SLACK_CLIENT_SECRET the app serves "Add to Slack" (bot/oauth.py) and takes each
+workspace's token from the installation store; otherwise it uses the single SLACK_BOT_TOKEN.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,11 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 
 from bot.config import Settings
+from bot.logging_setup import log_context_middleware
+from bot.metrics import ObservedExecutor, ObservedWebClient, SlackErrorObserver, observe_request_client
 from bot.services import Services
+
+LISTENER_THREADS = 5  # Bolt's default pool size for lazy listeners (the Slack calls after the ack)
 
 
 def retry_handlers() -> list[RetryHandler]:
@@ -26,29 +34,50 @@ def retry_handlers() -> list[RetryHandler]:
     ]
 
 
-def build_web_client(settings: Settings) -> WebClient:
-    return WebClient(
-        token=settings.bot_token,
+def build_web_client(settings: Settings, on_error: SlackErrorObserver | None = None) -> ObservedWebClient:
+    """The app's client (and the template of Bolt's per-request clients): every call is counted, and
+    `on_error` hears about Slack errors (a refused token disables its workspace)."""
+    client = ObservedWebClient(
+        token=None if settings.oauth_enabled else settings.bot_token,
         base_url=settings.slack_api_url,
         timeout=15,
         retry_handlers=retry_handlers(),
         logger=logging.getLogger("peerlearn.slack_sdk"),
     )
+    client.on_error = on_error
+    return client
 
 
 def create_app(services: Services, client: WebClient | None = None) -> App:
     # Imported here so that bot/ stays importable (and testable) without the Slack surface.
     import handlers
+    from handlers.common import answer_unhandled_error, slack_error_observer
 
     settings = services.settings
+    on_slack_error = slack_error_observer(services)
+    oauth_settings, authorize = None, None
+    if settings.oauth_enabled:
+        from bot.oauth import InstallationAuthorize, build_oauth_settings
+
+        oauth_settings = build_oauth_settings(settings, services.store, services.clock)
+        authorize = InstallationAuthorize(oauth_settings.installation_store)
     app = App(
-        client=client or build_web_client(settings),
+        client=client or build_web_client(settings, on_slack_error),
         signing_secret=settings.signing_secret or "",
         # Listeners store what a request changes before the HTTP response (the ack) goes out, so
         # nothing Slack considers delivered can be lost; Slack API calls run after it, in lazy listeners.
         process_before_response=True,
         request_verification_enabled=bool(settings.signing_secret),
+        oauth_settings=oauth_settings,
+        authorize=authorize,
+        # Every log line of a request (and of its lazy listeners) names its team, channel and event.
+        before_authorize=log_context_middleware,
+        listener_executor=ObservedExecutor(max_workers=LISTENER_THREADS),
         logger=logging.getLogger("peerlearn.bolt"),
     )
+    # Bolt builds a fresh WebClient per request; observe it too (metrics, refused tokens).
+    app.middleware(observe_request_client(on_slack_error))
+    # Database down: a clear "try again" for people, a non-2xx for events so that Slack redelivers them.
+    app.error(answer_unhandled_error)
     handlers.register_all(app, services)
     return app

@@ -9,6 +9,20 @@ from dataclasses import dataclass, field
 DEFAULT_DATABASE_URL = "sqlite:///peerlearn.db"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SETUP_HELP = "See README.md, section 'Create the Slack app' (it takes five minutes)."
+# The bot scopes "Add to Slack" asks for; keep in step with manifest.yml (a test compares them).
+DEFAULT_BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "channels:read",
+    "groups:read",
+    "reactions:read",
+    "users:read",
+    "im:write",
+    "team:read",
+)
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -42,6 +56,24 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _fernet_keys(value: str) -> tuple[str, ...]:
+    """PEERLEARN_ENCRYPTION_KEY: one Fernet key, or several comma-separated while rotating (newest first)."""
+    keys = tuple(key.strip() for key in value.split(",") if key.strip())
+    if keys:
+        from cryptography.fernet import Fernet
+
+        for number, key in enumerate(keys, start=1):
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ConfigError(
+                    f"PEERLEARN_ENCRYPTION_KEY: key {number} is not a Fernet key (32 url-safe base64-encoded bytes). "
+                    'Make one with: python -c "from cryptography.fernet import Fernet; '
+                    'print(Fernet.generate_key().decode())"'
+                ) from None
+    return keys
+
+
 @dataclass(frozen=True)
 class Settings:
     bot_token: str | None = None
@@ -66,6 +98,18 @@ class Settings:
     escalation_hours: int = 4
     work_start_hour: int = 9
     work_end_hour: int = 18
+    # "Add to Slack" (OAuth, several workspaces): on when both are set; else the single SLACK_BOT_TOKEN.
+    client_id: str | None = None
+    client_secret: str | None = None
+    scopes: tuple[str, ...] = DEFAULT_BOT_SCOPES
+    redirect_uri: str | None = None
+    # Fernet keys (comma-separated; the first encrypts, all decrypt) for Slack tokens stored by OAuth.
+    encryption_keys: tuple[str, ...] = ()
+    log_format: str = "text"
+
+    @property
+    def oauth_enabled(self) -> bool:
+        return bool(self.client_id and self.client_secret)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +120,16 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
+        client_id, client_secret = text("SLACK_CLIENT_ID"), text("SLACK_CLIENT_SECRET")
+        if bool(client_id) != bool(client_secret):
+            missing = "SLACK_CLIENT_SECRET" if client_id else "SLACK_CLIENT_ID"
+            raise ConfigError(
+                f"Missing {missing}: 'Add to Slack' needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                "(Basic Information page); leave both empty to use SLACK_BOT_TOKEN alone."
+            )
+        log_format = (text("PEERLEARN_LOG_FORMAT") or "text").lower()
+        if log_format not in LOG_FORMATS:
+            raise ConfigError(f"PEERLEARN_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got '{log_format}'")
         api_url = text("SLACK_API_URL") or DEFAULT_SLACK_API_URL
         if not api_url.endswith("/"):
             api_url += "/"
@@ -95,6 +149,12 @@ class Settings:
             escalation_hours=_int(env, "PEERLEARN_ESCALATION_HOURS", defaults.escalation_hours, minimum=1),
             work_start_hour=_int(env, "PEERLEARN_WORK_START_HOUR", defaults.work_start_hour),
             work_end_hour=_int(env, "PEERLEARN_WORK_END_HOUR", defaults.work_end_hour),
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=_csv(text("SLACK_SCOPES") or "") or defaults.scopes,
+            redirect_uri=text("SLACK_REDIRECT_URI"),
+            encryption_keys=_fernet_keys(text("PEERLEARN_ENCRYPTION_KEY") or ""),
+            log_format=log_format,
         )
 
     def require(self, *names: str) -> None:
@@ -103,6 +163,8 @@ class Settings:
             "SLACK_BOT_TOKEN": self.bot_token,
             "SLACK_APP_TOKEN": self.app_token,
             "SLACK_SIGNING_SECRET": self.signing_secret,
+            "SLACK_CLIENT_ID": self.client_id,
+            "SLACK_CLIENT_SECRET": self.client_secret,
         }
         missing = [name for name in names if not values.get(name)]
         if missing:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import waitress
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -17,6 +18,7 @@ from bot.config import Settings
 from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import Services
 from bot.web import WSGIApp, create_wsgi_app
+from handlers.common import is_database_outage
 from models.migrate import upgrade_to_head
 from models.session import Store
 
@@ -33,6 +35,27 @@ class Runtime:
     wsgi_app: WSGIApp
     # Periodic jobs (bot/scheduler.py): started only by the long-running modes (run, serve), not by tests.
     scheduler: BackgroundScheduler | None = None
+    # Set once the database is reachable and migrated; until then Slack's requests get 503 (see serve).
+    ready: threading.Event = field(default_factory=threading.Event)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def bot_token_for(self, team_id: str) -> str | None:
+        """The token to call Slack with for this workspace: its installation's ("Add to Slack") or the
+        single SLACK_BOT_TOKEN. For work outside a request (scheduler, digests)."""
+        installations = self.bolt_app.installation_store
+        if installations is None:
+            return self.settings.bot_token
+        bot = installations.find_bot(enterprise_id=None, team_id=team_id)
+        return bot.bot_token if bot is not None else None
+
+    def when_ready(self, start: Callable[[], object]) -> None:
+        """Run `start` once the database is ready (now, if it is)."""
+
+        def wait_then_start() -> None:
+            if self.ready.wait() and not self.stopping.is_set():
+                start()
+
+        threading.Thread(target=wait_then_start, name="peerlearn-when-ready", daemon=True).start()
 
     def start_scheduler(self) -> BackgroundScheduler:
         if self.scheduler is None:
@@ -40,18 +63,49 @@ class Runtime:
         return self.scheduler
 
     def close(self) -> None:
+        self.stopping.set()
         stop_scheduler(self.scheduler)
         self.scheduler = None
         self.store.dispose()
 
 
-def build_runtime(settings: Settings, clock: Clock | None = None, migrate: bool = True) -> Runtime:
+def build_runtime(
+    settings: Settings, clock: Clock | None = None, migrate: bool = True, wait_for_database: bool = False
+) -> Runtime:
+    """`wait_for_database`: migrate in the background, retrying until the database answers, instead of
+    failing at start (a replica started during a database outage serves 503s, then recovers by itself)."""
     store = Store.from_url(settings.database_url)
-    if migrate:
+    if migrate and not wait_for_database:
         upgrade_to_head(store.engine)
     services = Services(settings=settings, store=store, clock=clock or Clock())
     bolt_app = create_app(services)
-    return Runtime(settings, store, services.clock, services, bolt_app, create_wsgi_app(bolt_app, store))
+    ready = threading.Event()
+    wsgi_app = create_wsgi_app(bolt_app, store, ready=ready.is_set)
+    runtime = Runtime(settings, store, services.clock, services, bolt_app, wsgi_app, ready=ready)
+    if migrate and wait_for_database:
+        threading.Thread(target=migrate_when_reachable, args=(runtime,), name="peerlearn-migrate", daemon=True).start()
+    else:
+        ready.set()
+    return runtime
+
+
+def migrate_when_reachable(runtime: Runtime, first_delay: float = 1.0, max_delay: float = 30.0) -> None:
+    """Upgrade the schema, retrying with backoff while the database is unreachable; then mark ready."""
+    delay = first_delay
+    while not runtime.stopping.is_set():
+        try:
+            upgrade_to_head(runtime.store.engine)
+        except Exception as exc:
+            if is_database_outage(exc):
+                logger.warning("database unreachable at start (%s); retrying in %.0fs", exc.__class__.__name__, delay)
+            else:
+                logger.exception("migrating the database failed; retrying in %.0fs", delay)
+            runtime.stopping.wait(delay)
+            delay = min(delay * 2, max_delay)
+            continue
+        runtime.ready.set()
+        logger.info("database reachable and migrated; serving Slack's requests")
+        return
 
 
 class HttpServer:

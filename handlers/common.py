@@ -1,20 +1,27 @@
-"""Slack-side steps shared by several surfaces: publishing a question, redrawing it, telling someone."""
+"""Slack-side steps shared by several surfaces: publishing a question, redrawing it, telling someone,
+and what happens when Slack refuses our token or the database is down."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from slack_bolt import BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bot import blocks
+from bot import blocks, metrics
+from bot.logging_setup import request_kind
 from bot.qa import mark_posted, mark_unposted, question_view
 from bot.services import Services
-from bot.slack_errors import error_code, explain
+from bot.slack_errors import AUTH_ERRORS, error_code, explain
 from bot.tags import escape_mrkdwn, truncate
 from models.question import STATUS_POSTING, Question
+from models.workspace import Workspace, disable_workspace
 
 logger = logging.getLogger("peerlearn.slack")
 
@@ -111,3 +118,78 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
         client.chat_update(channel=view.channel_id, ts=view.message_ts, **message.as_kwargs())
     except SlackApiError as exc:
         logger.warning("could not update question %s in %s: %s", question_id, view.channel_id, error_code(exc))
+
+
+# --- Slack refused our token ------------------------------------------------------------------------
+
+
+def disable_refused_workspace(services: Services, team_id: str | None, method: str, code: str) -> None:
+    """Slack said the token is dead (invalid_auth, token_revoked, account_inactive…): stop using it.
+
+    The workspace is marked inactive with the reason (a reinstall through "Add to Slack" re-enables it);
+    the warning is logged once, when it changes. Without a team (a client outside a request), the single
+    SLACK_BOT_TOKEN serves every workspace, so all of them are disabled; in OAuth mode nothing is guessed.
+    """
+    try:
+        with services.store.session() as session:
+            if team_id:
+                teams = [team_id]
+            elif services.settings.oauth_enabled:
+                logger.warning("Slack refused a token (%s on %s) outside any workspace's request", code, method)
+                return
+            else:
+                teams = list(session.scalars(select(Workspace.team_id).where(Workspace.active.is_(True))))
+            for team in teams:
+                workspace = session.get(Workspace, team)
+                if workspace is not None and not workspace.active:
+                    continue
+                disable_workspace(session, team, code)
+                metrics.WORKSPACES_DISABLED.labels(code).inc()
+                logger.warning(
+                    "workspace %s disabled: Slack refused its token (%s on %s); reinstall PeerLearn there to "
+                    "enable it again",
+                    team,
+                    code,
+                    method,
+                )
+    except SQLAlchemyError:
+        logger.exception("could not record that Slack refused the token of workspace %s", team_id)
+
+
+def slack_error_observer(services: Services) -> Callable[[str | None, str, str], None]:
+    """What the app's WebClients report every Slack error to (see bot.metrics.ObservedWebClient)."""
+
+    def observe(team_id: str | None, method: str, code: str) -> None:
+        if code in AUTH_ERRORS:
+            disable_refused_workspace(services, team_id, method, code)
+
+    return observe
+
+
+# --- the database is down -----------------------------------------------------------------------------
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """Connection refused or lost, pool exhausted: worth a retry, unlike a bug (IntegrityError, …)."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+def answer_unhandled_error(error: Exception, body: Mapping[str, Any]) -> BoltResponse | None:
+    """Bolt's global error handler: a database outage gets a clear "try again"; anything else a 500.
+
+    Slash commands get an ephemeral message (Slack shows the body of a 200 to the person). Events and
+    everything else get 503: Slack redelivers events (three retries over about five minutes), and the
+    retry is stored once the database is back (the event_id makes it idempotent). Acking an event we
+    could not store would lose it.
+    """
+    kind = request_kind(body)
+    if not is_database_outage(error):
+        logger.error("unexpected error while handling a %s: %s", kind, error.__class__.__name__, exc_info=error)
+        return None
+    metrics.DATABASE_UNAVAILABLE.labels(kind).inc()
+    logger.warning("database unavailable (%s) while handling a %s; asked to try again", error.__class__.__name__, kind)
+    if kind == "command":
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": DATABASE_DOWN})
+    return BoltResponse(status=503, body="")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltContext
+from slack_bolt.listener.builtins import TokenRevocationListeners
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
@@ -122,6 +123,16 @@ def register(app: App, services: Services) -> None:
 
     def store_uninstall(body: dict[str, Any], context: BoltContext, event: dict[str, Any]) -> None:
         reason = event.get("type", "app_uninstalled")
+        # tokens_revoked may name only user tokens (we ask for none, but an admin may have granted some).
+        bot_gone = reason == "app_uninstalled" or bool((event.get("tokens") or {}).get("bot"))
+        installations = app.installation_store  # "Add to Slack" mode: the workspace's stored tokens
+        if installations is not None:
+            if bot_gone:
+                installations.delete_all(enterprise_id=context.enterprise_id, team_id=team_of(body, context))
+            else:
+                TokenRevocationListeners(installations).handle_tokens_revoked_events(event, context)
+        if not bot_gone:
+            return
         with services.store.session() as session:
             disable_workspace(session, team_of(body, context), reason)
         logger.warning("workspace %s: %s; PeerLearn stops using its token", team_of(body, context), reason)

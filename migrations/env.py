@@ -6,10 +6,12 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import models
+from bot.oauth import oauth_metadata
 from models.session import normalize_url
 
 config = context.config
-target_metadata = [models.Base.metadata]
+# slack_sdk's OAuth stores (installations, bots, states) keep their tables on a MetaData of their own.
+target_metadata = [models.Base.metadata, oauth_metadata()]
 
 
 def run_migrations_offline() -> None:

@@ -7,6 +7,7 @@ and answered from a small world state (users, channels, messages, views) the way
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import secrets
@@ -81,6 +82,8 @@ class FakeSlackAPI(Workspace):
         self.calls: list[Call] = []
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
+        self.oauth_apps: dict[str, str] = {}  # "Add to Slack": client_id -> client_secret
+        self._oauth_codes: dict[str, Json] = {}  # one-time codes the authorize page hands out
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -118,6 +121,54 @@ class FakeSlackAPI(Workspace):
     @property
     def base_url(self) -> str:
         return f"{self.url}/api/"
+
+    # --- OAuth ("Add to Slack") ---------------------------------------------------------------------
+
+    def add_oauth_app(self, client_id: str, client_secret: str) -> None:
+        with self.lock:
+            self.oauth_apps[client_id] = client_secret
+
+    def approve_install(
+        self, user_id: str, *, client_id: str, scopes: str, team_id: str = TEAM_ID, team_name: str = "PeerLearn Test"
+    ) -> str:
+        """What Slack's authorize page does when `user_id` clicks Allow: a one-time code for the redirect."""
+        with self.lock:
+            if client_id not in self.oauth_apps:
+                raise AssertionError(f"Slack knows no app with client_id {client_id!r}: add_oauth_app() first")
+            code = secrets.token_hex(12)
+            self._oauth_codes[code] = {
+                "client_id": client_id,
+                "user": user_id,
+                "scopes": scopes,
+                "team": {"id": team_id, "name": team_name},
+            }
+            return code
+
+    def _oauth_v2_access(self, headers: Message, args: Json) -> Json:
+        auth = headers.get("Authorization", "")
+        client_id, client_secret = args.get("client_id"), args.get("client_secret")
+        if auth.startswith("Basic "):
+            client_id, _, client_secret = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+        if client_id not in self.oauth_apps:
+            raise SlackError("invalid_client_id")
+        if self.oauth_apps[client_id] != client_secret:
+            raise SlackError("bad_client_secret")
+        grant = self._oauth_codes.pop(str(args.get("code")), None)  # a code works once
+        if grant is None or grant["client_id"] != client_id:
+            raise SlackError("invalid_code")
+        token = f"xoxb-{grant['team']['id']}-{secrets.token_hex(12)}"
+        self.tokens.add(token)
+        return {
+            "access_token": token,
+            "token_type": "bot",
+            "scope": grant["scopes"],
+            "bot_user_id": BOT_USER_ID,
+            "app_id": APP_ID,
+            "team": grant["team"],
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "authed_user": {"id": grant["user"]},
+        }
 
     def new_response_url(self, user_id: str, channel_id: str, **origin: Any) -> str:
         """A response_url served by this fake; `origin`: message_ts=..., ephemeral=True."""
@@ -237,7 +288,10 @@ class FakeSlackAPI(Workspace):
                 call.token = call.token or call.args.pop("token", None)
                 if query_token:
                     self._reject(method, call.args, [Problem("invalid_auth", "token sent in the query string")])
-                call.response = {"ok": True, **self._answer(call)}
+                if method == "oauth.v2.access":  # authenticated by the app's client id/secret, not a token
+                    call.response = {"ok": True, **self._oauth_v2_access(headers, call.args)}
+                else:
+                    call.response = {"ok": True, **self._answer(call)}
             except SlackError as error:
                 call.status, call.response = error.status, {"ok": False, "error": error.error, **error.extra}
                 headers_out = error.headers
