@@ -27,6 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (default: $PORT or 3000)")
     serve.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
     verbs.add_parser("migrate", help="upgrade the database to the latest schema and exit")
+    digest = verbs.add_parser(
+        "digest",
+        help="build (and post) a channel's weekly digest now",
+        description="Build the channel's digest of the last 7 days and post it, claiming this week's digest "
+        "like the scheduler does (so it is not posted twice this week). --force posts another one anyway.",
+    )
+    digest.add_argument("--team", required=True, help="workspace (team) id, e.g. T0123")
+    digest.add_argument("--channel", required=True, help="channel id, e.g. C0123")
+    digest.add_argument("--dry-run", action="store_true", help="print the digest instead of posting it")
+    digest.add_argument("--json", action="store_true", help="with --dry-run: print the Block Kit JSON")
+    digest.add_argument("--force", action="store_true", help="post even if this week's digest already went out")
     return parser
 
 
@@ -38,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         verb = args.verb or "run"
         if verb == "migrate":
             return migrate(settings)
+        if verb == "digest":
+            return digest_now(
+                settings, args.team, args.channel, dry_run=args.dry_run, as_json=args.json, force=args.force
+            )
         if verb == "serve":
             return serve(settings, args.host, args.port or settings.port, args.threads)
         return run_socket_mode(settings)
@@ -60,6 +75,7 @@ def serve(settings: Settings, host: str, port: int, threads: int) -> int:
     settings.require("SLACK_SIGNING_SECRET", *([] if settings.oauth_enabled else ["SLACK_BOT_TOKEN"]))
     # Serve at once; until the database answers (and is migrated) Slack gets 503 and /healthz says why.
     runtime = build_runtime(settings, wait_for_database=True)
+    runtime.when_ready(runtime.start_scheduler)
     try:
         serve_forever(runtime, host, port, threads)
     finally:
@@ -74,6 +90,54 @@ def run_socket_mode(settings: Settings) -> int:
 
     settings.require("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
     runtime = build_runtime(settings)
+    runtime.start_scheduler()
     logger.info("PeerLearn connecting to Slack in Socket Mode")
-    SocketModeHandler(runtime.bolt_app, settings.app_token).start()
+    try:
+        SocketModeHandler(runtime.bolt_app, settings.app_token).start()
+    finally:
+        runtime.close()
     return 0
+
+
+def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bool, as_json: bool, force: bool) -> int:
+    """The admin verb: print the channel's digest (--dry-run) or post it now."""
+    import json
+
+    from bot import digest
+    from bot.app_factory import build_web_client
+    from bot.clock import Clock
+    from bot.services import Services
+    from bot.slack_errors import explain
+
+    if not dry_run:
+        settings.require("SLACK_BOT_TOKEN")
+    store = Store.from_url(settings.database_url)
+    try:
+        upgrade_to_head(store.engine)
+        services = Services(settings=settings, store=store, clock=Clock())
+        now = services.clock.now()
+        if dry_run:
+            # Links need the workspace's URL (auth.test); without a token the digest prints without them.
+            base_url = digest.Workspaces(build_web_client(settings)).base_url(team_id) if settings.bot_token else None
+            message = digest.preview(services, team_id, channel_id, now, base_url)
+            print(
+                json.dumps(message.as_kwargs(), indent=2, ensure_ascii=False)
+                if as_json
+                else digest.render_text(message)
+            )
+            return 0
+        outcome = digest.post_now(services, build_web_client(settings), team_id, channel_id, now, force=force)
+    finally:
+        store.dispose()
+    if outcome.status == digest.DIGEST_POSTED:
+        print(f"Posted the digest in {channel_id} (week {outcome.week_key}, message ts {outcome.message_ts}).")
+        return 0
+    if outcome.status == digest.TAKEN:
+        print(
+            f"Not posted: this week's digest ({outcome.week_key}) for {channel_id} is {outcome.error}. "
+            "Pass --force to post another one anyway.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"Not posted: {outcome.error}. {explain(outcome.error or '')}", file=sys.stderr)
+    return 1
