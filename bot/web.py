@@ -86,6 +86,8 @@ def create_wsgi_app(bolt_app: App, store: Store, ready: Callable[[], bool] = lam
             return [body]
         if path == "/healthz":
             ok, payload = health(store)
+            if ok and not ready():  # reachable, but this replica has not finished starting (migrating)
+                ok, payload = False, {**payload, "status": "starting"}
             return _json(start_response, "200 OK" if ok else "503 Service Unavailable", payload)
         return _json(start_response, "404 Not Found", {"error": "not found"})
 
