@@ -7,8 +7,11 @@ workspace's token from the installation store; otherwise it uses the single SLAC
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from slack_bolt import App
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -55,7 +58,8 @@ def create_app(services: Services, client: WebClient | None = None) -> App:
 
     settings = services.settings
     on_slack_error = slack_error_observer(services)
-    oauth_settings, authorize = None, None
+    oauth_settings: OAuthSettings | None = None
+    authorize: Callable[..., Any] | None = None  # an Authorize; Bolt's annotation is narrower than it accepts
     if settings.oauth_enabled:
         from bot.oauth import InstallationAuthorize, build_oauth_settings
 

@@ -108,10 +108,14 @@ def _first(*values: Any) -> str | None:
     return None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def log_context_middleware(context: Any, body: Mapping[str, Any], next: Callable[[], Any]) -> Any:
     """Bolt global middleware: every log line of this request names its team, channel and event."""
-    event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
-    item = event.get("item") if isinstance(event.get("item"), Mapping) else {}
+    event = _mapping(body.get("event"))
+    item = _mapping(event.get("item"))
     bind(
         kind=request_kind(body),
         event_type=_first(event.get("type")),

@@ -29,6 +29,7 @@ from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, Succ
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_bolt.response import BoltResponse
 from slack_sdk.oauth.installation_store import Bot, Installation
+from slack_sdk.oauth.installation_store import InstallationStore as BaseInstallationStore
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import Engine, MetaData, String, Table
@@ -199,7 +200,7 @@ class InstallationAuthorize(Authorize):
     500 and Slack retries instead of the event being acknowledged and dropped.
     """
 
-    def __init__(self, installation_store: InstallationStore) -> None:
+    def __init__(self, installation_store: BaseInstallationStore) -> None:
         self.installation_store = installation_store
 
     def __call__(
