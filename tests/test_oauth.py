@@ -8,7 +8,10 @@ database and in a cookie) → Slack's authorize page (the emulator hands out a c
 from __future__ import annotations
 
 import http.client
+import os
 import re
+import subprocess
+import sys
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -304,3 +307,19 @@ def test_oauth_settings_from_the_environment():
 def test_the_default_scopes_are_the_manifests():
     manifest = yaml.safe_load((ROOT / "manifest.yml").read_text(encoding="utf-8"))
     assert tuple(manifest["oauth_config"]["scopes"]["bot"]) == DEFAULT_BOT_SCOPES
+
+
+def test_serve_in_add_to_slack_mode_needs_no_bot_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PEERLEARN_")) and k != "DATABASE_URL"}
+    env |= {"SLACK_CLIENT_ID": CLIENT_ID, "SLACK_CLIENT_SECRET": CLIENT_SECRET}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "serve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "SLACK_SIGNING_SECRET" in result.stderr and "SLACK_BOT_TOKEN" not in result.stderr
