@@ -1,0 +1,483 @@
+"""Who to DM about a question, and when: ranking experts, working hours, daily caps.
+
+Pure code: no database, no Slack. The caller loads the evidence below from its tables and passes it in.
+
+What the database supplies, per candidate (``Candidate``):
+  * ``declared_tags``: the tags from the user's ``/teach #tag`` declarations;
+  * ``history``: one ``AnswerRecord`` per past answer: the answered question's tags, when it was answered,
+    whether it was accepted, and how many helpful votes it got (one row of answers JOIN questions);
+  * ``is_bot`` / ``is_paused`` / ``is_deactivated``: such users are never routed to.
+Optionally ``TagStats`` (questions per tag and per pair of tags: two GROUP BYs) for tag specificity and
+related tags; without it the ranker counts tags over the candidates' own answers. For planning: each
+user's DM count today and working hours (``Availability``: IANA zone, start and end hour).
+
+How a candidate is scored, and why
+----------------------------------
+The score estimates "how likely is this person to give the accepted answer, now". It multiplies two
+factors (added as logarithms):
+
+* **expertise** on the question's tags: each declared tag counts like ``declared_weight`` answers; each
+  past answer counts by the share of the question's tag weight it covers, where rare tags weigh more
+  (IDF), is worth more when accepted or voted helpful, and fades with a 90-day half-life because
+  knowledge and interests drift. Tags only mentioned in the question text, and tags often asked together
+  with the question's tags, count at a reduced weight.
+* **recent activity**: answers on any tag, with a 2-day half-life. On the Stack Exchange benchmark
+  (``bench/routing.py``) who has been answering this week predicts the accepted answerer better than how
+  much they ever answered. A small floor means people quiet for two weeks or more are compared on
+  expertise alone rather than on how stale they are.
+
+Expertise is squared, so at similar activity the specialist wins. Candidates with any expertise on the
+question's tags always rank above those with none; the latter still rank (by activity) so a question on a
+brand-new tag can reach an active helper, and ``ScoredExpert.expertise == 0`` lets the caller filter them.
+Ties break on expertise, then user id, so the order never depends on the order of the input.
+
+The defaults were chosen on the history part of the Stack Exchange time split (see bench/routing.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_SECONDS_PER_DAY = 86_400.0
+_WORKDAYS = range(0, 5)  # Monday..Friday, by the local date a shift starts on
+
+
+# --------------------------------------------------------------------------------------------------
+# Evidence and results
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRecord:
+    """One past answer by a candidate. Tags are normalized (lower case, no '#') on creation."""
+
+    tags: frozenset[str]
+    answered_at: datetime  # naive values are taken as UTC (SQLite returns them naive)
+    accepted: bool = False
+    helpful_votes: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        if self.answered_at.tzinfo is None:
+            object.__setattr__(self, "answered_at", self.answered_at.replace(tzinfo=UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A workspace member the bot could DM, with the evidence of what they know."""
+
+    user_id: str
+    declared_tags: frozenset[str] = frozenset()
+    history: tuple[AnswerRecord, ...] = ()
+    is_bot: bool = False
+    is_paused: bool = False
+    is_deactivated: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "declared_tags", normalize_tags(self.declared_tags))
+        object.__setattr__(self, "history", tuple(self.history))
+
+    @property
+    def is_routable(self) -> bool:
+        return not (self.is_bot or self.is_paused or self.is_deactivated)
+
+
+@dataclass(frozen=True, slots=True)
+class TagStats:
+    """Tag frequencies over the workspace's questions.
+
+    ``tag_counts`` (questions per tag) gives tag specificity (IDF); ``pair_counts`` (questions carrying both
+    tags, keyed by the alphabetically ordered pair) gives related tags. Both are GROUP BY queries, or build
+    them with ``from_tag_sets`` from every question's tag set.
+    """
+
+    question_count: int
+    tag_counts: Mapping[str, int] = field(default_factory=dict)
+    pair_counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    @classmethod
+    def from_tag_sets(cls, tag_sets: Iterable[Iterable[str]]) -> TagStats:
+        counts: Counter[str] = Counter()
+        pairs: Counter[tuple[str, str]] = Counter()
+        total = 0
+        for tags in tag_sets:
+            ordered = sorted(normalize_tags(tags))
+            total += 1
+            counts.update(ordered)
+            pairs.update((a, b) for i, a in enumerate(ordered) for b in ordered[i + 1 :])
+        return cls(total, dict(counts), dict(pairs))
+
+    def idf(self, tag: str) -> float:
+        # Smoothed and shifted so that even a tag on every question keeps a positive weight.
+        return math.log((self.question_count + 1) / (self.tag_counts.get(tag, 0) + 1)) + 1.0
+
+    def related(self, tag: str, limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` tags most often asked with ``tag``, with P(other tag | tag), most related first."""
+        count = self.tag_counts.get(tag, 0)
+        if count == 0:
+            return []
+        together = [(b if a == tag else a, n / count) for (a, b), n in self.pair_counts.items() if tag in (a, b)]
+        together.sort(key=lambda item: (-item[1], item[0]))
+        return together[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class RankingParams:
+    expertise_half_life_days: float = 90.0
+    activity_half_life_days: float = 2.0
+    accepted_bonus: float = 1.0  # an accepted answer counts as 1 + this
+    helpful_vote_weight: float = 0.5  # times log(1 + votes): the first votes say the most
+    declared_weight: float = 2.0  # a /teach declaration counts like this many answers on the tag
+    mentioned_tag_weight: float = 0.25  # a known tag named in the question text, relative to a set tag
+    related_tag_weight: float = 0.5  # times P(related | asked tag): answers on #sql say something about #postgres
+    related_tags_per_tag: int = 3
+    expertise_exponent: float = 2.0
+    expertise_prior: float = 0.1  # smoothing: some expertise is much better than none, not infinitely
+    activity_floor: float = 0.01  # ~ one answer 13 days ago at a 2-day half-life
+
+
+DEFAULT_PARAMS = RankingParams()
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredExpert:
+    user_id: str
+    score: float
+    reason: str  # e.g. "declared #postgres; 3 accepted answers on #postgres; last answered 2 days ago"
+    expertise: float  # 0.0 when nothing ties them to the question's tags
+    activity: float
+
+
+# --------------------------------------------------------------------------------------------------
+# Ranking
+# --------------------------------------------------------------------------------------------------
+
+
+def rank_experts(
+    question_tags: Iterable[str],
+    candidates: Iterable[Candidate],
+    now: datetime,
+    *,
+    question_text: str = "",
+    exclude: Collection[str] = frozenset(),
+    tag_stats: TagStats | None = None,
+    params: RankingParams = DEFAULT_PARAMS,
+) -> list[ScoredExpert]:
+    """Rank routable candidates (not excluded, e.g. the asker) for a question, best first."""
+    _require_aware(now)
+    eligible = _eligible(candidates, exclude)
+    if tag_stats is None:
+        tag_stats = TagStats.from_tag_sets(record.tags for c in eligible for record in c.history)
+    weights = _query_tag_weights(question_tags, question_text, tag_stats, params)
+    assessed = [_assess(candidate, weights, now, params) for candidate in eligible]
+    assessed.sort(key=_Assessment.sort_key)
+    return [a.to_scored_expert(now) for a in assessed]
+
+
+def normalize_tags(tags: Iterable[str]) -> frozenset[str]:
+    """``{"#Postgres", "sql "}`` -> ``{"postgres", "sql"}``, so evidence and questions match."""
+    return frozenset(n for n in (_normalize_tag(t) for t in tags) if n)
+
+
+def _normalize_tag(tag: str) -> str:
+    return tag.strip().lstrip("#").casefold()
+
+
+def _eligible(candidates: Iterable[Candidate], exclude: Collection[str]) -> list[Candidate]:
+    seen: set[str] = set(exclude)
+    eligible = []
+    for candidate in candidates:
+        if candidate.is_routable and candidate.user_id not in seen:
+            seen.add(candidate.user_id)  # a duplicate row must not count twice
+            eligible.append(candidate)
+    return eligible
+
+
+# A tag-shaped word: "cardano-cli", "node.js", "c#", "c++".
+_TAG_WORD = re.compile(r"[a-z0-9][a-z0-9.+#_-]*[a-z0-9+#]|[a-z0-9]")
+
+
+def _query_tag_weights(
+    question_tags: Iterable[str], question_text: str, stats: TagStats, params: RankingParams
+) -> dict[str, float]:
+    """Weight of each tag for this question: its IDF, scaled down for tags the asker did not set.
+
+    Besides the question's own tags: known tags mentioned in its text, and the tags most often asked
+    together with its tags. Both help when a question is under-tagged or its tags have little history.
+    """
+    asked = normalize_tags(question_tags)
+    extra: dict[str, float] = {}
+    for tag in set(_TAG_WORD.findall(question_text.casefold())) & stats.tag_counts.keys():
+        extra[tag] = params.mentioned_tag_weight
+    for tag in asked:
+        for other, probability in stats.related(tag, params.related_tags_per_tag):
+            extra[other] = max(extra.get(other, 0.0), params.related_tag_weight * probability)
+    weights = {tag: share * stats.idf(tag) for tag, share in extra.items() if tag not in asked}
+    weights.update((tag, stats.idf(tag)) for tag in asked)
+    return weights
+
+
+@dataclass(slots=True)
+class _Assessment:
+    user_id: str
+    expertise: float = 0.0
+    activity: float = 0.0
+    score: float = 0.0
+    last_answer: datetime | None = None
+    declared: list[str] = field(default_factory=list)
+    accepted_on: Counter[str] = field(default_factory=Counter)
+    answered_on: Counter[str] = field(default_factory=Counter)
+    accepted_count: int = 0
+    other_count: int = 0
+
+    def sort_key(self) -> tuple[bool, float, float, str]:
+        return (self.expertise <= 0.0, -self.score, -self.expertise, self.user_id)
+
+    def to_scored_expert(self, now: datetime) -> ScoredExpert:
+        return ScoredExpert(self.user_id, self.score, self.reason(now), self.expertise, self.activity)
+
+    def reason(self, now: datetime) -> str:
+        parts = []
+        if self.declared:
+            parts.append("declared " + _hashtags(self.declared))
+        if self.accepted_count:
+            parts.append(_plural(self.accepted_count, "accepted answer") + " on " + _top_tags(self.accepted_on))
+        if self.other_count:
+            label = "other answer" if self.accepted_count else "answer"
+            parts.append(_plural(self.other_count, label) + " on " + _top_tags(self.answered_on))
+        if not parts:
+            parts.append("no history on these tags")
+        if self.last_answer is not None:
+            parts.append(_recency_phrase(now, self.last_answer))
+        return "; ".join(parts)
+
+
+def _assess(candidate: Candidate, weights: Mapping[str, float], now: datetime, params: RankingParams) -> _Assessment:
+    total_weight = sum(weights.values())
+    result = _Assessment(candidate.user_id)
+    result.declared = sorted(candidate.declared_tags & weights.keys())
+    if total_weight > 0:
+        declared_share = sum(weights[tag] for tag in result.declared) / total_weight
+        result.expertise = params.declared_weight * declared_share
+    for record in candidate.history:
+        age = _age_days(now, record.answered_at)
+        result.activity += _decay(age, params.activity_half_life_days)
+        if result.last_answer is None or record.answered_at > result.last_answer:
+            result.last_answer = record.answered_at
+        matched = record.tags & weights.keys()
+        if matched and total_weight > 0:
+            share = sum(weights[tag] for tag in matched) / total_weight
+            value = _answer_value(record, params)
+            result.expertise += _decay(age, params.expertise_half_life_days) * value * share
+            _count_for_reason(result, record, matched)
+    result.score = math.log(params.activity_floor + result.activity) + params.expertise_exponent * math.log(
+        params.expertise_prior + result.expertise
+    )
+    return result
+
+
+def _answer_value(record: AnswerRecord, params: RankingParams) -> float:
+    votes = max(record.helpful_votes, 0)  # downvotes are not negative expertise
+    return 1.0 + params.accepted_bonus * record.accepted + params.helpful_vote_weight * math.log1p(votes)
+
+
+def _count_for_reason(result: _Assessment, record: AnswerRecord, matched: frozenset[str]) -> None:
+    if record.accepted:
+        result.accepted_count += 1
+        result.accepted_on.update(matched)
+    else:
+        result.other_count += 1
+        result.answered_on.update(matched)
+
+
+def _decay(age_days: float, half_life_days: float) -> float:
+    return 0.5 ** (age_days / half_life_days)
+
+
+def _age_days(now: datetime, moment: datetime) -> float:
+    # Evidence from the future (clock skew) counts as brand new, not as more than brand new.
+    return max((now - moment).total_seconds() / _SECONDS_PER_DAY, 0.0)
+
+
+def _hashtags(tags: Iterable[str]) -> str:
+    return ", ".join("#" + tag for tag in tags)
+
+
+def _top_tags(counts: Counter[str], limit: int = 3) -> str:
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return _hashtags(tag for tag, _ in ordered[:limit])
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _recency_phrase(now: datetime, last: datetime) -> str:
+    days = int(_age_days(now, last))
+    if days == 0:
+        return "answered in the last 24 h"
+    return f"last answered {_plural(days, 'day')} ago"
+
+
+# --------------------------------------------------------------------------------------------------
+# Working hours
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def resolve_timezone(tz_name: str | None) -> tzinfo:
+    """The IANA zone for ``tz_name``; UTC when it is empty, unknown or malformed."""
+    if not tz_name:
+        return UTC
+    try:
+        return ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def is_within_working_hours(now: datetime, tz_name: str | None, start_hour: int, end_hour: int) -> bool:
+    """Whether ``now`` falls in a local working shift: [start_hour, end_hour) on Monday to Friday.
+
+    A shift may run past midnight (start 22, end 6); it belongs to the weekday it starts on.
+    """
+    _require_aware(now)
+    _validate_hours(start_hour, end_hour)
+    return any(start <= now < end for start, end in _shifts(now, resolve_timezone(tz_name), start_hour, end_hour))
+
+
+def next_working_start(now: datetime, tz_name: str | None, start_hour: int, end_hour: int) -> datetime:
+    """The earliest moment at or after ``now`` within working hours, as an aware UTC datetime.
+
+    ``now`` itself (in UTC) when already within working hours; otherwise the next shift's start, skipping
+    weekends. DST is handled by computing each shift's wall-clock start in the user's zone.
+    """
+    _require_aware(now)
+    _validate_hours(start_hour, end_hour)
+    for start, end in _shifts(now, resolve_timezone(tz_name), start_hour, end_hour):
+        if now < end:
+            return max(start, now.astimezone(UTC))
+    raise AssertionError("a 9-day window always contains a weekday shift")  # pragma: no cover
+
+
+def _shifts(now: datetime, zone: tzinfo, start_hour: int, end_hour: int) -> Iterator[tuple[datetime, datetime]]:
+    """Working shifts in UTC, in order, from the one that started yesterday (local) to 8 days ahead."""
+    today = now.astimezone(zone).date()
+    for offset in range(-1, 9):
+        day = today + timedelta(days=offset)
+        if day.weekday() not in _WORKDAYS:
+            continue
+        end_day = day if end_hour > start_hour else day + timedelta(days=1)
+        yield _local_to_utc(day, start_hour, zone), _local_to_utc(end_day, end_hour, zone)
+
+
+def _local_to_utc(day: date, hour: int, zone: tzinfo) -> datetime:
+    if hour == 24:
+        day, hour = day + timedelta(days=1), 0
+    # A wall time inside a spring-forward gap resolves to the first real moment after it (fold=0).
+    return datetime.combine(day, time(hour), tzinfo=zone).astimezone(UTC)
+
+
+def _validate_hours(start_hour: int, end_hour: int) -> None:
+    if not (0 <= start_hour <= 23 and 1 <= end_hour <= 24 and start_hour != end_hour):
+        raise ValueError(
+            f"working hours must satisfy 0 <= start <= 23, 1 <= end <= 24, start != end; got {start_hour}-{end_hour}"
+        )
+
+
+def _require_aware(moment: datetime) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("routing needs an aware datetime (use bot.clock.Clock.now())")
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning the DMs
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    tz_name: str = "UTC"
+    start_hour: int = 9
+    end_hour: int = 18
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDM:
+    user_id: str
+    send_at: datetime  # UTC; equal to ``now`` for "send right away"
+    reason: str
+
+
+def plan_routing(
+    ranked: Sequence[ScoredExpert],
+    *,
+    now: datetime,
+    top_n: int = 2,
+    daily_cap: int = 3,
+    dm_counts_today: Mapping[str, int],
+    availability_by_user: Mapping[str, Availability],
+    prefer_awake: bool = True,
+) -> list[PlannedDM]:
+    """Choose at most ``top_n`` experts from ``ranked`` (best first) and when to DM each.
+
+    Experts with ``daily_cap`` DMs today are skipped so load spreads, even one who would only be DMed
+    tomorrow morning (today's counts are what the caller knows). With ``prefer_awake``, experts within their
+    working hours come first, in rank order; remaining places go to the best of the others, scheduled for
+    the start of their next shift. Users missing from ``availability_by_user`` count as available.
+    Result: those sent now, then those scheduled, each group in rank order.
+    """
+    _require_aware(now)
+    if top_n <= 0:
+        return []
+    now_utc = now.astimezone(UTC)
+    timed = [
+        (expert, _send_time(availability_by_user.get(expert.user_id), now_utc))
+        for expert in _unique_experts(ranked)
+        if dm_counts_today.get(expert.user_id, 0) < daily_cap
+    ]
+    if prefer_awake:
+        awake = [item for item in timed if item[1] == now_utc]
+        asleep = [item for item in timed if item[1] != now_utc]
+        chosen = awake[:top_n] + asleep[: top_n - min(len(awake), top_n)]
+    else:
+        chosen = sorted(timed[:top_n], key=lambda item: item[1] != now_utc)
+    return [
+        PlannedDM(expert.user_id, send_at, _timing_reason(expert, send_at, now_utc, availability_by_user))
+        for expert, send_at in chosen
+    ]
+
+
+def _unique_experts(ranked: Sequence[ScoredExpert]) -> Iterator[ScoredExpert]:
+    seen: set[str] = set()
+    for expert in ranked:
+        if expert.user_id not in seen:
+            seen.add(expert.user_id)
+            yield expert
+
+
+def _send_time(availability: Availability | None, now: datetime) -> datetime:
+    if availability is None:
+        return now
+    return next_working_start(now, availability.tz_name, availability.start_hour, availability.end_hour)
+
+
+def _timing_reason(
+    expert: ScoredExpert, send_at: datetime, now: datetime, availability_by_user: Mapping[str, Availability]
+) -> str:
+    if send_at == now:
+        return f"{expert.reason}; available now"
+    availability = availability_by_user[expert.user_id]  # only known users can be scheduled later
+    zone = resolve_timezone(availability.tz_name)
+    local = send_at.astimezone(zone).strftime("%a %H:%M")
+    return f"{expert.reason}; outside working hours, DM at {local} {_zone_label(zone)}"
+
+
+def _zone_label(zone: tzinfo) -> str:
+    return getattr(zone, "key", None) or "UTC"
