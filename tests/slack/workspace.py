@@ -290,6 +290,27 @@ class Workspace:
         with self.lock:
             return [self.views[v] for v in self.modals.get(user_id, [])]
 
+    def show_command_ack(self, user_id: str, channel_id: str, ack: Json) -> None:
+        """What Slack shows for a slash command's ack body: an ephemeral message to the user (a
+        `response_type: in_channel` ack becomes a message in the channel)."""
+        with self.lock:
+            self._apply_response(ResponseUrl(user=user_id, channel=channel_id), ack)
+            self.lock.notify_all()
+
+    def close_view(self, user_id: str, view_id: str) -> Json:
+        """The user closes a modal (its close button): it leaves their stack, or the whole stack goes
+        when the view has `clear_on_close`; returns the closed view."""
+        with self.lock:
+            stack = self.modals.get(user_id, [])
+            if view_id not in stack:
+                raise SlackError("not_found")
+            if self.views[view_id].get("clear_on_close"):
+                stack.clear()
+            else:
+                stack.remove(view_id)
+            self.lock.notify_all()
+            return self.views[view_id]
+
     def view_submitted(self, user_id: str, view_id: str, ack: Json | None) -> None:
         """Apply the bot's answer to a view_submission as Slack does: no body closes the view,
         `response_action` update / push / clear / errors changes the modal stack (or keeps it)."""
