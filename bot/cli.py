@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError, Settings
+from bot.config import SETUP_HELP, ConfigError, Settings
 from bot.logging_setup import configure_logging
 from models.migrate import upgrade_to_head
 from models.session import Store
@@ -18,10 +18,16 @@ logger = logging.getLogger("peerlearn")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python app.py",
-        description="PeerLearn: peer knowledge sharing in Slack. With no verb, runs in Socket Mode.",
+        description="PeerLearn: peer knowledge sharing in Slack. With no verb, runs in Socket Mode, or, when no "
+        "Slack token is configured at all, starts the local playground.",
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     verbs.add_parser("run", help="connect to Slack in Socket Mode (the default; needs SLACK_APP_TOKEN)")
+    playground = verbs.add_parser(
+        "playground",
+        help="try PeerLearn without Slack: a local page on 127.0.0.1 against the built-in Slack emulator",
+    )
+    playground.add_argument("--port", type=int, default=None, help="port (default: $PORT or 3000, else a free one)")
     serve = verbs.add_parser("serve", help="serve Slack's HTTP requests on POST /slack/events (production)")
     serve.add_argument("--host", default="0.0.0.0", help="interface to listen on (default: all)")
     serve.add_argument("--port", type=int, default=None, help="port (default: $PORT or 3000)")
@@ -46,7 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_level, settings.log_format)
-        verb = args.verb or "run"
+        verb = args.verb or ("run" if has_slack_credentials(settings) else "playground")
+        if verb == "playground":
+            from bot.playground.web import run as run_playground
+
+            if args.verb is None:
+                print(f"No Slack tokens configured: starting the local playground. To use Slack: {SETUP_HELP}")
+            port = args.port if args.verb else None
+            return run_playground(settings, settings.port if port is None else port, any_port_if_taken=port is None)
         if verb == "migrate":
             return migrate(settings)
         if verb == "digest":
@@ -59,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as problem:
         print(f"PeerLearn can't start: {problem}", file=sys.stderr)
         return 2
+
+
+def has_slack_credentials(settings: Settings) -> bool:
+    """Any Slack token or secret set: the operator means to connect to Slack (and hears what is missing)."""
+    return any((settings.bot_token, settings.app_token, settings.signing_secret, settings.client_id))
 
 
 def migrate(settings: Settings) -> int:

@@ -1,0 +1,418 @@
+"""PeerLearn in-process against the Slack emulator of tests/slack: the world behind the playground page.
+
+Whatever a person does on the page goes through SlackWorld, as in the scenario tests: a signed request into
+the bot's real HTTP endpoint (on waitress), and the bot answers through its own WebClient into the emulator's
+Web API. Nothing here calls the bot's handlers. The one other way in is the admin path an operator would use:
+"post digest now" runs what the `digest` verb runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import re
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from bot.clock import Clock, FrozenClock
+from bot.config import Settings
+from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
+from tests.slack.contract import Problem
+from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
+from tests.slack.signing import Response, user_ref
+from tests.slack.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, Json, SlackError
+from tests.slack.world import SlackWorld
+
+logger = logging.getLogger("peerlearn.playground")
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    real_name: str
+    tz: str
+    role: str
+    teaches: str = ""  # what they declare with /teach when the playground starts
+
+
+@dataclass(frozen=True)
+class Place:
+    id: str
+    name: str
+    private: bool
+    members: tuple[str, ...]
+
+
+PEOPLE = (
+    Person("U_ASKER", "ana", "Ana Asker", "Europe/London", "asker"),
+    Person("U_BERLIN", "bruno", "Bruno Berg", "Europe/Berlin", "expert", "#postgres #kubernetes"),
+    Person("U_NEWYORK", "maya", "Maya Ortiz", "America/New_York", "expert", "#postgres #python"),
+    Person("U_NEWCOMER", "nico", "Nico Neu", "Asia/Tokyo", "newcomer"),
+)
+EVERYONE = tuple(person.id for person in PEOPLE)
+PLACES = (
+    Place("C_GENERAL", "general", False, EVERYONE),
+    Place("C_ENGINEERING", "engineering", False, EVERYONE),
+    Place("G_LEADS", "leads", True, ("U_ASKER", "U_BERLIN")),
+)
+MAX_MESSAGES = 200  # per channel or thread in one state answer
+RECENT_VIOLATIONS = 20
+
+
+class PlaygroundError(Exception):
+    """What a person tried can't be done (Slack would not let them); the message says why."""
+
+
+class TravelClock(Clock):
+    """Wall-clock time that the page can move forward ("time travel"), to see scheduled work happen."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta()
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return datetime.now(UTC) + self._offset
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self._offset += delta
+
+
+class PlaygroundSlack(FakeSlackAPI):
+    """The emulator as the playground runs it: a contract violation by the bot is logged (and shown on the
+    page) instead of failing a test at the end. Slack's own refusals are still answered as Slack would."""
+
+    def _record(self, method: str, args: Json, problems: list[Problem]) -> None:
+        super()._record(method, args, problems)
+        for problem in problems:
+            logger.warning("Slack contract violation: %s: %s: %s", method, problem.error, problem.reason)
+
+
+def manifest_commands(path: Path = ROOT / "manifest.yml") -> set[str]:
+    """The slash commands the app declares (Slack knows no others)."""
+    try:
+        return set(re.findall(r"^\s*- command:\s*(/\S+)", path.read_text(encoding="utf-8"), re.MULTILINE))
+    except OSError:
+        return {"/ask", "/teach"}
+
+
+class Playground:
+    """The emulator, PeerLearn on waitress against it, and the people and channels of a small workspace."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: TravelClock | FrozenClock | None = None,
+        scheduler: bool = True,
+    ) -> None:
+        self.clock = clock or TravelClock()
+        self.fake = PlaygroundSlack(now=lambda: self.clock.now().timestamp())
+        self._base_settings = settings or Settings()
+        # A fresh SQLite database, gone with the emulator's in-memory workspace when the playground stops (and
+        # never your real DATABASE_URL: the playground's made-up workspace does not belong there).
+        self._tmp = tempfile.TemporaryDirectory(prefix="peerlearn-playground-")
+        self.database_url = f"sqlite:///{Path(self._tmp.name) / 'playground.db'}"
+        self._scheduler = scheduler
+        self._commands = manifest_commands()
+        self._actions = threading.Lock()  # one person's action at a time, in order
+        self._changes = 0  # state changes the emulator does not count as calls (people's own posts)
+        self.runtime: Runtime
+        self.server: HttpServer
+        self.world: SlackWorld
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> Playground:
+        self.fake.start()
+        signing_secret = secrets.token_hex(16)
+        settings = dataclasses.replace(
+            self._base_settings,
+            bot_token=BOT_TOKEN,
+            app_token=None,
+            signing_secret=signing_secret,
+            client_id=None,
+            client_secret=None,
+            database_url=self.database_url,
+            slack_api_url=self.fake.base_url,
+        )
+        self.runtime = build_runtime(settings, clock=self.clock)
+        self.server = serve_in_thread(self.runtime)
+        executor = self.runtime.bolt_app.listener_runner.listener_executor
+        self.world = SlackWorld(
+            self.fake, self.server.url, signing_secret, self.clock, listener_executor=executor, runtime=self.runtime
+        )
+        for person in PEOPLE:
+            self.world.add_user(person.id, name=person.name, real_name=person.real_name, tz=person.tz)
+        for place in PLACES:
+            self.world.add_channel(place.id, name=place.name, private=place.private, members=list(place.members))
+        for person in PEOPLE:
+            if person.teaches:
+                self.send(person.id, self.fake.im_for(person.id).id, f"/teach {person.teaches}")
+        if self._scheduler:
+            self.runtime.start_scheduler()
+        logger.info("playground: PeerLearn at %s, Slack emulator at %s", self.server.url, self.fake.url)
+        return self
+
+    def stop(self) -> None:
+        try:
+            self.world.settle(timeout=5)
+        except AssertionError:
+            logger.warning("playground: stopping with listener work still running")
+        self.server.stop()
+        self.runtime.close()
+        self.fake.stop()
+        self._tmp.cleanup()
+
+    # --- what people do (each one a signed request into the bot, as Slack would send it) -----------
+
+    def _act(self, action: Callable[[], T]) -> T:
+        with self._actions:
+            try:
+                return action()
+            except AssertionError as refused:  # SlackWorld: Slack would not let this person do that
+                raise PlaygroundError(str(refused).split(";")[0]) from None
+            finally:
+                with self.fake.lock:
+                    self._changes += 1
+                    self.fake.lock.notify_all()
+
+    def send(self, user: str, channel: str, text: str, thread_ts: str | None = None) -> Json:
+        """The message box: `/command …` runs a slash command, anything else is a message (in a thread).
+        `channel` "dm" is the person's DM with the bot."""
+        self.person(user)
+        channel = self.fake.im_for(user).id if channel == "dm" else self._channel(channel).id
+        text = text.strip()
+        if not text:
+            raise PlaygroundError("Type a message first.")
+        if text.startswith("/"):
+            command, _, rest = text.partition(" ")
+            if command not in self._commands:
+                known = ", ".join(sorted(self._commands))
+                raise PlaygroundError(f"{command} is not a valid command. This app has {known}.")
+            return self._act(lambda: self._command(user, command, self.as_typed(rest.strip()), channel))
+        if self._channel(channel).is_im:
+            raise PlaygroundError("PeerLearn's Messages tab is read-only: use /ask or /teach here.")
+        ts = self._act(lambda: self.world.post(user, channel, self.as_typed(text), thread_ts))
+        return {"ts": ts, **self._outcome(self.world.last_response)}
+
+    def _command(self, user: str, command: str, text: str, channel: str) -> Json:
+        response = self.world.command(user, command, text, channel)
+        if response.status != 200:
+            raise PlaygroundError(f'{command} failed with the error "dispatch_failed" (HTTP {response.status}).')
+        ack = response.json() if response.body.lstrip().startswith("{") else None
+        if ack and (ack.get("text") or ack.get("blocks")):
+            self.fake.show_command_ack(user, channel, ack)
+        return {"ok": True}
+
+    def react(self, user: str, channel: str, ts: str, reaction: str) -> Json:
+        """A reaction button: adds `reaction`, or removes it when the person already reacted so."""
+        self.person(user)
+        mine = any(
+            r["name"] == reaction and user in r["users"] for r in self._message(channel, ts).get("reactions", [])
+        )
+        change = self.world.unreact if mine else self.world.react
+        return self._outcome(self._act(lambda: change(user, reaction, channel, ts)))
+
+    def click(
+        self,
+        user: str,
+        action_id: str,
+        value: Any = None,
+        *,
+        channel: str | None = None,
+        message_ts: str | None = None,
+        view_id: str | None = None,
+    ) -> Json:
+        self.person(user)
+        where = {"channel": channel, "message_ts": message_ts, "view_id": view_id}
+        return self._outcome(self._act(lambda: self.world.click(user, action_id, value, **where)))
+
+    def submit(self, user: str, view_id: str, values: dict[str, Any]) -> Json:
+        self.person(user)
+        response = self._act(lambda: self.world.submit_view(user, view_id, values))
+        ack = response.json() if response.body.lstrip().startswith("{") else None
+        return {**self._outcome(response), "ack": ack}
+
+    def close(self, user: str, view_id: str) -> Json:
+        self.person(user)
+
+        def close_view() -> Response | None:
+            try:
+                view = self.fake.close_view(user, view_id)
+            except SlackError:
+                raise PlaygroundError("That dialog is already closed.") from None
+            if not view.get("notify_on_close"):
+                return None
+            person = self.person(user)
+            payload: Json = {"type": "view_closed", "api_app_id": APP_ID, "view": view, "is_cleared": False}
+            payload.update(team={"id": TEAM_ID, "domain": TEAM_DOMAIN}, user=user_ref(person.id, person.name, TEAM_ID))
+            return self.world.sender.interactivity(payload)
+
+        response = self._act(close_view)
+        return self._outcome(response) if response else {"ok": True}
+
+    def open_home(self, user: str) -> Json:
+        self.person(user)
+        return self._outcome(self._act(lambda: self.world.open_home(user)))
+
+    def post_digest(self, channel: str) -> Json:
+        """ "Post digest now": what `python app.py digest --force` does, through the bot's own WebClient."""
+        from bot import digest
+
+        place = self._channel(channel)
+        if place.is_im:
+            raise PlaygroundError("Digests are posted in channels: open one first.")
+
+        def post() -> Json:
+            services, client = self.runtime.services, self.runtime.bolt_app.client
+            outcome = digest.post_now(services, client, TEAM_ID, place.id, self.clock.now(), force=True)
+            return {"ok": outcome.status == digest.DIGEST_POSTED, "outcome": outcome.status, "error": outcome.error}
+
+        return self._act(post)
+
+    def travel(self, hours: float) -> Json:
+        """Move the clock forward; the scheduler's jobs run at once to catch up (as after a restart)."""
+        if not 0 < hours <= 24 * 14:
+            raise PlaygroundError("Travel between a minute and two weeks ahead.")
+
+        def advance() -> Json:
+            self.clock.advance(timedelta(hours=hours))
+            if self.runtime.scheduler is not None:
+                for job in self.runtime.scheduler.get_jobs():
+                    job.modify(next_run_time=datetime.now(UTC))
+            return {"ok": True, "now": self.clock.now().isoformat()}
+
+        return self._act(advance)
+
+    # --- what the page shows --------------------------------------------------------------------------
+
+    def version(self) -> int:
+        """Grows with every change the page could show: the bot's Web API calls and people's actions."""
+        with self.fake.lock:
+            return len(self.fake.calls) + self._changes
+
+    def wait_for_change(self, since: int, timeout: float) -> None:
+        with self.fake.lock:
+            self.fake.lock.wait_for(lambda: self.version() != since, timeout)
+
+    def state(self, user: str, channel: str | None = None, thread_ts: str | None = None) -> Json:
+        """Everything `user` sees: their channels and DM, one channel ("dm": their DM with the bot) and thread,
+        their ephemerals there, their App Home and open modal."""
+        me = self.person(user)
+        now = self.clock.now()
+        settings = self.runtime.settings
+        with self.fake.lock:
+            dm = self.fake.im_for(user)
+            places = [c for c in self.fake.channels.values() if not c.is_im and (not c.is_private or user in c.members)]
+            people = []
+            for person in PEOPLE:
+                local = now.astimezone(ZoneInfo(person.tz))
+                awake = settings.work_start_hour <= local.hour < settings.work_end_hour
+                people.append(
+                    {
+                        **dataclasses.asdict(person),
+                        "local_time": local.strftime("%a %H:%M"),
+                        "working_hours": awake,
+                        "dm_latest": self._latest(self.fake.im_for(person.id).id),
+                    }
+                )
+            state: Json = {
+                "version": self.version(),
+                "now": now.isoformat(),
+                "me": me.id,
+                "team": dict(self.fake.team),
+                "people": people,
+                "names": {u.id: u.real_name for u in self.fake.users.values()},
+                "channel_names": {c.id: c.name for c in self.fake.channels.values() if not c.is_im},
+                "channels": [
+                    {"id": c.id, "name": c.name, "private": c.is_private, "latest": self._latest(c.id)} for c in places
+                ],
+                "dm": {"id": dm.id, "latest": self._latest(dm.id)},
+                "reactions": [settings.accept_reaction, *settings.helpful_reactions],
+                "home": self.fake.home_view(user),
+                "modal": next(reversed(self.fake.open_modals(user)), None),
+                "violations": [str(v) for v in self.fake.violations[-RECENT_VIOLATIONS:]],
+                "violation_count": len(self.fake.violations),
+                "view": None,
+                "thread": None,
+            }
+            where = dm if channel == "dm" else self.fake.channels.get(channel or "")
+            if where is not None and where.id in {dm.id, *(c.id for c in places)}:
+                state["view"] = {
+                    "channel": {"id": where.id, "name": where.name, "private": where.is_private, "im": where.is_im},
+                    "messages": self.fake.messages(where.id)[-MAX_MESSAGES:],
+                    "ephemerals": [e for e in self._ephemerals(user, where.id) if not e.get("thread_ts")],
+                }
+                if thread_ts and thread_ts in where.messages:
+                    state["thread"] = {
+                        "ts": thread_ts,
+                        "messages": self.fake.messages(where.id, thread_ts)[:MAX_MESSAGES],
+                        "ephemerals": [e for e in self._ephemerals(user, where.id) if e.get("thread_ts") == thread_ts],
+                    }
+            return copy.deepcopy(state)  # a snapshot: the emulator keeps changing after the lock is released
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    def person(self, user_id: str) -> Person:
+        person = next((p for p in PEOPLE if p.id == user_id), None)
+        if person is None:
+            raise PlaygroundError(f"Nobody called {user_id} works here.")
+        return person
+
+    def _channel(self, channel_id: str) -> Any:
+        channel = self.fake.channels.get(channel_id)
+        if channel is None:
+            raise PlaygroundError(f"There is no channel {channel_id}.")
+        return channel
+
+    def _message(self, channel_id: str, ts: str) -> Json:
+        try:
+            return self.fake.message(self._channel(channel_id).id, ts)
+        except SlackError:
+            raise PlaygroundError("That message is gone.") from None
+
+    def _latest(self, channel_id: str) -> str | None:
+        messages = self.fake.channels[channel_id].messages
+        return max(messages, key=float) if messages else None
+
+    def _ephemerals(self, user: str, channel_id: str) -> list[Json]:
+        return [e for e in self.fake.ephemerals if e["user"] == user and e["channel"] == channel_id]
+
+    @staticmethod
+    def _outcome(response: Response | None) -> Json:
+        status = response.status if response is not None else 200
+        return {"ok": status == 200, "status": status}
+
+    def as_typed(self, text: str) -> str:
+        """Text as a Slack client sends what a person typed: &, < and > escaped; @name, @here and #channel
+        turned into mentions (slash commands too: the manifest sets should_escape)."""
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        by_name = {p.name: p.id for p in PEOPLE}
+        channels = {c.name: c.id for c in self.fake.channels.values() if not c.is_im}
+
+        def mention(match: re.Match[str]) -> str:
+            word = match.group(1)
+            if word.lower() in ("here", "channel", "everyone"):
+                return f"<!{word.lower()}>"
+            return f"<@{by_name[word]}>" if word in by_name else match.group(0)
+
+        text = re.sub(r"(?<![\w@])@([\w.-]+)", mention, text)
+        return re.sub(
+            r"(?<![\w&#/])#([\w-]+)",
+            lambda m: f"<#{channels[m.group(1)]}|{m.group(1)}>" if m.group(1) in channels else m.group(0),
+            text,
+        )
