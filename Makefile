@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve migrate test lint format bench clean
+.PHONY: run playground serve migrate test browser lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-run: $(STAMP)  ## run the bot (Socket Mode with the tokens in .env)
+run: $(STAMP)  ## run the bot (Socket Mode with the tokens in .env; without any Slack token, the local playground)
 	$(PY) app.py
+
+playground: $(STAMP)  ## try PeerLearn without Slack: a local page against the built-in Slack emulator
+	$(PY) app.py playground
 
 serve: $(STAMP)  ## run the bot in HTTP mode on $$PORT
 	$(PY) app.py serve
@@ -21,10 +24,22 @@ serve: $(STAMP)  ## run the bot in HTTP mode on $$PORT
 migrate: $(STAMP)
 	$(PY) app.py migrate
 
-test: $(STAMP)  ## lint, then every test on SQLite and PostgreSQL
+test: $(STAMP) browser  ## lint, then every test on SQLite and PostgreSQL
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
+
+# The playground's browser test drives Debian's chromium through Playwright (never `playwright install`, which
+# downloads a browser of its own). Without chromium that test skips and says why; .ci/run installs it for CI.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's chromium for the browser test"; \
+	    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-color-emoji; } \
+	      >/dev/null || echo "Could not install chromium: the browser test will be skipped"; \
+	  else \
+	    echo "chromium is missing (apt-get install chromium as root): the browser test will be skipped"; \
+	  fi; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
