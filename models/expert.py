@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, delete, select
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, delete, exists, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, insert_once
+from models.question import STATUS_OPEN, Answer, Question, QuestionTag
 
 NOTIFY_IMMEDIATE = "immediate"
 NOTIFY_DAILY = "daily"
@@ -142,3 +144,72 @@ def ensure_person(session: Session, team_id: str, user_id: str) -> Person:
             person = session.get(Person, (team_id, user_id))
             assert person is not None
     return person
+
+
+# Author id of content whose writer asked PeerLearn to forget them (`python app.py forget-user`, bot/export.py):
+# not a Slack id (those start with U or W), so it never matches a person and rankings leave it out.
+FORGOTTEN_USER_ID = "forgotten"
+
+
+def remember_profile(session: Session, team_id: str, user: Mapping[str, Any], now: datetime) -> Person:
+    """Cache what `users.info` says about a member: name, time zone, bot or deactivated, workspace admin."""
+    person = ensure_person(session, team_id, user["id"])
+    profile = user.get("profile") or {}
+    name = user.get("real_name") or profile.get("real_name") or user.get("name")
+    person.real_name = name[:200] if name else None
+    person.tz = (user.get("tz") or None) and str(user["tz"])[:64]
+    person.is_bot = bool(user.get("is_bot"))
+    person.deleted = bool(user.get("deleted"))
+    person.is_admin = bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+    person.profile_fetched_at = now
+    return person
+
+
+def routed_to(session: Session, team_id: str, expert_id: str, limit: int = 10) -> list[tuple[Question, RouteRequest]]:
+    """Open questions routed to this expert (DM sent, or waiting for their morning) they haven't taken or declined."""
+    rows = session.execute(
+        select(Question, RouteRequest)
+        .join(RouteRequest, RouteRequest.question_id == Question.id)
+        .where(
+            RouteRequest.team_id == team_id,
+            RouteRequest.expert_id == expert_id,
+            RouteRequest.status.in_((ROUTE_SCHEDULED, ROUTE_SENT)),
+            Question.status == STATUS_OPEN,
+        )
+        .order_by(Question.created_at.desc(), Question.id.desc())
+        .limit(limit)
+    ).all()
+    return [(question, request) for question, request in rows]
+
+
+def open_questions_on_topics(
+    session: Session, team_id: str, user_id: str, since: datetime, limit: int = 10
+) -> list[Question]:
+    """Open questions since `since` on one of the person's topics that still wait for someone: not asked or
+    answered by them, not routed to them (those are listed apart), and not taken by another expert."""
+    on_my_topic = exists().where(
+        QuestionTag.question_id == Question.id,
+        QuestionTag.tag.in_(select(Expertise.tag).where(Expertise.team_id == team_id, Expertise.user_id == user_id)),
+    )
+    answered_by_me = exists().where(
+        Answer.question_id == Question.id, Answer.user_id == user_id, Answer.deleted_at.is_(None)
+    )
+    routed_to_me = exists().where(RouteRequest.question_id == Question.id, RouteRequest.expert_id == user_id)
+    taken = exists().where(RouteRequest.question_id == Question.id, RouteRequest.status == ROUTE_TAKEN)
+    return list(
+        session.scalars(
+            select(Question)
+            .where(
+                Question.team_id == team_id,
+                Question.status == STATUS_OPEN,
+                Question.asker_id != user_id,
+                Question.created_at >= since,
+                on_my_topic,
+                ~answered_by_me,
+                ~routed_to_me,
+                ~taken,
+            )
+            .order_by(Question.created_at.desc(), Question.id.desc())
+            .limit(limit)
+        )
+    )

@@ -16,6 +16,7 @@ class Lesson(Base):
         UniqueConstraint("team_id", "channel_id", "message_ts"),
         UniqueConstraint("team_id", "request_key"),
         Index("ix_lessons_team_channel_created", "team_id", "channel_id", "created_at"),
+        Index("ix_lessons_team_author", "team_id", "author_id"),  # one person's lessons (0005)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

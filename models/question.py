@@ -22,6 +22,9 @@ class Question(Base):
         UniqueConstraint("team_id", "request_key"),
         Index("ix_questions_team_status", "team_id", "status"),
         Index("ix_questions_team_channel_created", "team_id", "channel_id", "created_at"),
+        # Workspace-wide windows (stats) and one person's questions (App Home, forget-user): migration 0005.
+        Index("ix_questions_team_created", "team_id", "created_at"),
+        Index("ix_questions_team_asker_status", "team_id", "asker_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -69,6 +72,7 @@ class Answer(Base):
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "ts"),
         Index("ix_answers_team_user", "team_id", "user_id"),
+        Index("ix_answers_question_created", "question_id", "created_at"),  # first answer per question (0005)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,6 +98,7 @@ class Vote(Base):
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "message_ts", "voter_id", "reaction"),
         Index("ix_votes_team_author", "team_id", "author_id"),
+        Index("ix_votes_team_created", "team_id", "created_at"),  # top helpers of a period (0005)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
