@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from bot.config import SETUP_HELP, ConfigError, Settings
 from bot.logging_setup import configure_logging
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument("--dry-run", action="store_true", help="print the digest instead of posting it")
     digest.add_argument("--json", action="store_true", help="with --dry-run: print the Block Kit JSON")
     digest.add_argument("--force", action="store_true", help="post even if this week's digest already went out")
+    add_data_verbs(verbs)
     return parser
 
 
@@ -62,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_playground(settings, settings.port if port is None else port, any_port_if_taken=port is None)
         if verb == "migrate":
             return migrate(settings)
+        if verb in DATA_VERBS:
+            return run_data_verb(settings, args)
         if verb == "digest":
             return digest_now(
                 settings, args.team, args.channel, dry_run=args.dry_run, as_json=args.json, force=args.force
@@ -159,3 +163,133 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
         return 1
     print(f"Not posted: {outcome.error}. {explain(outcome.error or '')}", file=sys.stderr)
     return 1
+
+# --- data verbs: stats, export, forget-user (bot/stats.py, bot/export.py) ------------------------------
+
+DATA_VERBS = ("stats", "export", "forget-user")
+
+
+def add_data_verbs(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    stats = verbs.add_parser(
+        "stats",
+        help="analytics: questions, answer rate, time to answer, per tag, experts, knowledge gaps, weekly trend",
+        description="Questions asked in the window, answer rate, median time to first and to accepted answer, the "
+        "same per tag, go-to people per tag, knowledge gaps with a lunch-and-learn suggestion, and a weekly trend.",
+    )
+    stats.add_argument("--team", help="workspace (team) id, e.g. T0123 (default: every workspace)")
+    stats.add_argument("--since", default="30d", help="window start: 30d, 12w, 48h or a date like 2026-10-01")
+    stats.add_argument("--format", choices=("table", "csv", "json"), default="table", help="default: table")
+    export = verbs.add_parser(
+        "export",
+        help="export a workspace's questions, answers, lessons, votes and topics (JSON or CSV)",
+        description="JSON: one object with a list per kind. CSV: one file per kind, in a .zip or a folder.",
+    )
+    export.add_argument("--team", required=True, help="workspace (team) id, e.g. T0123")
+    export.add_argument("--format", choices=("csv", "json"), required=True)
+    export.add_argument(
+        "--output",
+        help="JSON: a file (default: standard output). CSV: a .zip file, or else a folder "
+        "(default: peerlearn-export-TEAM-DATE.zip)",
+    )
+    forget = verbs.add_parser(
+        "forget-user",
+        help="erase a person's data from PeerLearn's database (a right-to-erasure request)",
+        description="Deletes the person's profile, topics, votes and routing requests; anonymises the questions, "
+        "answers and lessons they wrote (author and text) and mentions of them in others' text. See bot/export.py.",
+    )
+    forget.add_argument("--team", required=True, help="workspace (team) id, e.g. T0123")
+    forget.add_argument("--user", required=True, help="Slack user id, e.g. U0123ABCD")
+    forget.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+
+
+def run_data_verb(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from bot.clock import Clock
+    from models.workspace import Workspace
+
+    store = Store.from_url(settings.database_url)
+    try:
+        upgrade_to_head(store.engine)
+        now = Clock().now()
+        with store.session() as session:
+            teams = list(session.scalars(select(Workspace.team_id).order_by(Workspace.team_id)))
+        if args.team is not None and args.team not in teams:
+            known = ", ".join(teams) or "none yet"
+            print(f"No workspace {args.team} in this database (workspaces: {known}).", file=sys.stderr)
+            return 1
+        if args.verb == "stats":
+            return print_stats(store, [args.team] if args.team else teams, args.since, args.format, now)
+        if args.verb == "export":
+            return export_workspace(store, args.team, args.format, args.output, now)
+        return forget_user(store, args.team, args.user, dry_run=args.dry_run)
+    finally:
+        store.dispose()
+
+
+def print_stats(store: Store, teams: Sequence[str], since_text: str, fmt: str, now: datetime) -> int:
+    from bot import stats
+
+    try:
+        since = stats.parse_since(since_text, now)
+    except ValueError as problem:
+        print(problem, file=sys.stderr)
+        return 2
+    with store.session() as session:
+        reports = [stats.build_report(session, team, since, now, now) for team in teams]
+    if fmt == "json":
+        print(stats.render_json(reports))
+    elif fmt == "csv":
+        sys.stdout.write(stats.render_csv(reports))
+    elif reports:
+        sys.stdout.write(stats.render_table(reports))
+    else:
+        print("No workspaces in this database yet.")
+    return 0
+
+
+def export_workspace(store: Store, team_id: str, fmt: str, output: str | None, now: datetime) -> int:
+    from pathlib import Path
+
+    from bot import export
+
+    with store.session() as session:
+        if fmt == "json":
+            if output is None:
+                counts = export.export_json(session, team_id, sys.stdout, now)
+            else:
+                with Path(output).open("w", encoding="utf-8") as out:
+                    counts = export.export_json(session, team_id, out, now)
+        else:
+            target = Path(output or f"peerlearn-export-{team_id}-{now:%Y%m%d}.zip")
+            counts = export.export_csv(session, team_id, target)
+            output = str(target)
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    print(f"Exported {team_id}: {summary}" + (f" to {output}" if output else ""), file=sys.stderr)
+    return 0
+
+
+def forget_user(store: Store, team_id: str, user_id: str, *, dry_run: bool) -> int:
+    from bot import export
+
+    try:
+        with store.session() as session:
+            report = export.forget_user(session, team_id, user_id)
+            if dry_run:
+                session.rollback()
+    except (ValueError, export.ForgetIncomplete) as problem:
+        print(f"Nothing was changed: {problem}", file=sys.stderr)
+        return 1
+    verb = "Would change" if dry_run else "Forgot"
+    print(f"{verb} {user_id} in {team_id}:" if report.total else f"Nothing about {user_id} in {team_id}.")
+    for what, count in report.changed.items():
+        if count:
+            print(f"  {what}: {count}")
+    if report.bot_posts:
+        print(
+            f"  Note: {len(report.bot_posts)} PeerLearn post(s) in Slack still show their questions or lessons; "
+            "delete them in Slack if needed."
+        )
+    if dry_run:
+        print("Dry run: nothing was changed.")
+    return 0

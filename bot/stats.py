@@ -1,0 +1,590 @@
+"""Analytics for the people who run the programme, computed by the database (aggregate queries only).
+
+Definitions (one workspace, questions created in the window [since, until)):
+
+- *asked*: questions that reached a channel (status open or resolved; a question still being posted, or one
+  Slack refused, never reached anyone).
+- *answered*: asked questions with at least one live answer (a thread reply by someone other than the asker
+  that was not deleted). *answer rate* = answered / asked.
+- *time to first answer*: from the question to its earliest live answer. *time to accepted answer*: from the
+  question to the moment the answer the asker accepted was posted (not to the asker's click: it measures how
+  fast helpers solved it). Both are medians over the questions that have one; the middle value, or the mean
+  of the two middle values for an even count.
+- *per tag*: the same figures over the questions carrying that tag (a question with two tags counts for both).
+- *experts per tag*: people who declared the tag with `/teach`; *available*: of those, the ones not paused,
+  not deactivated and not bots (as far as PeerLearn knows from `users.info`).
+- *knowledge gap*: a tag asked about in the window whose demand exceeds what its available experts can take:
+  no available expert at all, or more than OVERLOAD_PER_EXPERT_WEEK questions per available expert per week.
+  Gaps are ranked by unmet demand (questions beyond that capacity), then unanswered questions; the top gap
+  gets the lunch-and-learn suggestion.
+- *weekly trend*: the same figures per UTC week (Monday to Sunday) overlapping the window.
+- *top helpers* (App Home, "this month"): votes cast in the period on live answers, by someone other than the
+  author: answers the asker accepted, then answers someone voted helpful (the weekly digest's definition).
+
+Medians: PostgreSQL has percentile_cont, SQLite has no percentile aggregate. Both have window functions, so
+one portable query serves both: number each group's values with ROW_NUMBER() ordered by value, count them
+with COUNT() OVER the group, and average the one or two rows in the middle ((n+1)/2 and (n+2)/2 in integer
+division). Every figure is a GROUP BY over indexed rows; Python only merges per-tag results and formats.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Date, Float, and_, case, cast, extract, func, or_, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from models.expert import FORGOTTEN_USER_ID, Expertise, Person
+from models.lesson import Lesson
+from models.question import (
+    STATUS_OPEN,
+    STATUS_RESOLVED,
+    VOTE_ACCEPT,
+    VOTE_HELPFUL,
+    Answer,
+    Question,
+    QuestionTag,
+    Vote,
+)
+
+ASKED_STATUSES = (STATUS_OPEN, STATUS_RESOLVED)
+OVERLOAD_PER_EXPERT_WEEK = 5  # questions one available expert can be expected to take per week
+DEFAULT_WINDOW = timedelta(days=30)
+
+
+# --- figures ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Questions of one group (the workspace, a tag or a week)."""
+
+    asked: int = 0
+    answered: int = 0
+    accepted: int = 0
+    median_first_answer: float | None = None  # seconds
+    median_accepted: float | None = None  # seconds
+
+    @property
+    def answer_rate(self) -> float | None:
+        return self.answered / self.asked if self.asked else None
+
+    @property
+    def unanswered(self) -> int:
+        return self.asked - self.answered
+
+
+@dataclass(frozen=True)
+class TagFigures:
+    tag: str
+    figures: Figures
+    experts: int = 0
+    available_experts: int = 0
+
+
+@dataclass(frozen=True)
+class Gap:
+    tag: str
+    asked: int
+    unanswered: int
+    available_experts: int
+    unmet: float  # questions beyond what the available experts can take in the window
+
+    @property
+    def reason(self) -> str:
+        if not self.available_experts:
+            return "no available go-to person"
+        return f"{self.asked / self.available_experts:.1f} questions per available go-to person"
+
+
+@dataclass(frozen=True)
+class Week:
+    start: date
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class Report:
+    team_id: str
+    since: datetime
+    until: datetime
+    overall: Figures
+    tags: list[TagFigures] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    trend: list[Week] = field(default_factory=list)
+
+    @property
+    def suggestion(self) -> str | None:
+        if not self.gaps:
+            return None
+        gap = self.gaps[0]
+        who = (
+            "Nobody available has declared it yet"
+            if not gap.available_experts
+            else f"Its {gap.available_experts} go-to {'person is' if gap.available_experts == 1 else 'people are'} "
+            "stretched"
+        )
+        return (
+            f"Run a lunch-and-learn on #{gap.tag}: {gap.asked} {_plural(gap.asked, 'question')} in this period, "
+            f"{gap.unanswered} unanswered. {who}; a session could grow new go-to people "
+            f"(`/teach #{gap.tag}`)."
+        )
+
+
+@dataclass(frozen=True)
+class Helper:
+    user_id: str
+    accepted: int  # answers the asker accepted
+    helpful: int  # answers someone else voted helpful
+
+
+@dataclass(frozen=True)
+class PersonStats:
+    answers: int = 0
+    accepted: int = 0
+    helpful_votes: int = 0  # helpful votes received on their answers and lessons
+    lessons: int = 0
+
+
+# --- dialect helpers --------------------------------------------------------------------------------
+
+
+def seconds_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[float]:
+    """`later - earlier` in seconds, as the database computes it (NULL when either is NULL)."""
+    if dialect == "sqlite":
+        # Our datetimes are stored as naive UTC text; julianday() parses it (microsecond precision kept).
+        return cast((func.julianday(later) - func.julianday(earlier)) * 86400.0, Float)
+    return cast(extract("epoch", later - earlier), Float)
+
+
+def week_start(moment: Any, dialect: str) -> ColumnElement[Any]:
+    """The Monday (UTC) of the week a timestamp falls in."""
+    if dialect == "sqlite":
+        # 'weekday 0' moves forward to Sunday (or stays on it); six days back is that week's Monday.
+        return func.date(moment, "weekday 0", "-6 days")
+    return cast(func.date_trunc("week", func.timezone("UTC", moment)), Date)
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+
+def _facts(session: Session, team_id: str, since: datetime, until: datetime) -> Any:
+    """One row per asked question in the window: id, created_at, seconds to first answer and to accepted."""
+    dialect = _dialect(session)
+    in_window = and_(
+        Question.team_id == team_id,
+        Question.status.in_(ASKED_STATUSES),
+        Question.created_at >= since,
+        Question.created_at < until,
+    )
+    first = (
+        select(Answer.question_id, func.min(Answer.created_at).label("first_at"))
+        .join(Question, Question.id == Answer.question_id)
+        .where(in_window, Answer.deleted_at.is_(None))
+        .group_by(Answer.question_id)
+        .subquery("first_answers")
+    )
+    accepted = aliased(Answer, name="accepted_answers")
+    return (
+        select(
+            Question.id.label("question_id"),
+            Question.created_at.label("created_at"),
+            seconds_between(first.c.first_at, Question.created_at, dialect).label("first_answer"),
+            seconds_between(accepted.created_at, Question.created_at, dialect).label("accepted"),
+        )
+        .outerjoin(first, first.c.question_id == Question.id)
+        .outerjoin(
+            accepted,
+            and_(
+                accepted.id == Question.accepted_answer_id,
+                accepted.deleted_at.is_(None),
+                Question.status == STATUS_RESOLVED,
+            ),
+        )
+        .where(in_window)
+        .subquery("facts")
+    )
+
+
+def _figures_by(session: Session, source: Any, key: ColumnElement[Any] | None) -> dict[Any, Figures]:
+    """Figures per value of `key` (one entry, under None, without a key) from a facts-shaped selectable."""
+    first, accepted = source.c.first_answer, source.c.accepted
+    group = [key] if key is not None else []
+
+    def ranked(value: Any, name: str) -> list[Any]:
+        # Rows with a value are numbered 1..n among themselves (NULLs sit in their own partition).
+        return [
+            func.row_number().over(partition_by=[*group, value.is_(None)], order_by=value).label(f"{name}_rn"),
+            func.count(value).over(partition_by=group or None).label(f"{name}_n"),
+        ]
+
+    columns = [*([key.label("key")] if key is not None else []), first, accepted]
+    ranks = select(*columns, *ranked(first, "first_answer"), *ranked(accepted, "accepted")).subquery("ranked")
+
+    def median(name: str) -> Any:
+        value, rn, n = ranks.c[name], ranks.c[f"{name}_rn"], ranks.c[f"{name}_n"]
+        middle = and_(value.is_not(None), or_(rn == (n + 1) // 2, rn == (n + 2) // 2))
+        return func.avg(case((middle, value)))
+
+    figures = [
+        func.count(),
+        func.count(ranks.c.first_answer),
+        func.count(ranks.c.accepted),
+        median("first_answer"),
+        median("accepted"),
+    ]
+    query = select(ranks.c.key, *figures).group_by(ranks.c.key) if key is not None else select(*figures)
+    found: dict[Any, Figures] = {}
+    for row in session.execute(query):
+        group_key, (asked, answered, accepted_n, median_first, median_accepted) = (
+            (row[0], row[1:]) if key is not None else (None, row)
+        )
+        if not asked:
+            continue
+        found[group_key] = Figures(
+            asked=int(asked),
+            answered=int(answered),
+            accepted=int(accepted_n),
+            median_first_answer=float(median_first) if median_first is not None else None,
+            median_accepted=float(median_accepted) if median_accepted is not None else None,
+        )
+    return found
+
+
+def experts_per_tag(session: Session, team_id: str, now: datetime) -> dict[str, tuple[int, int]]:
+    """tag -> (declared experts, available experts: not paused, deactivated or a bot)."""
+    available = case(
+        (
+            or_(
+                Person.user_id.is_(None),
+                and_(
+                    Person.deleted.is_(False),
+                    Person.is_bot.is_(False),
+                    or_(Person.paused_until.is_(None), Person.paused_until <= now),
+                ),
+            ),
+            1,
+        ),
+        else_=0,
+    )
+    rows = session.execute(
+        select(Expertise.tag, func.count(), func.sum(available))
+        .outerjoin(Person, and_(Person.team_id == Expertise.team_id, Person.user_id == Expertise.user_id))
+        .where(Expertise.team_id == team_id)
+        .group_by(Expertise.tag)
+    )
+    return {tag: (int(declared), int(free or 0)) for tag, declared, free in rows}
+
+
+def find_gaps(tags: Iterable[TagFigures], window: timedelta) -> list[Gap]:
+    """Tags whose demand exceeds what their available experts can take in the window (pure)."""
+    weeks = max(window / timedelta(weeks=1), 1.0)
+    gaps = []
+    for row in tags:
+        asked, free = row.figures.asked, row.available_experts
+        capacity = free * OVERLOAD_PER_EXPERT_WEEK * weeks
+        if asked and asked > capacity:
+            gaps.append(Gap(row.tag, asked, row.figures.unanswered, free, round(asked - capacity, 1)))
+    return sorted(gaps, key=lambda g: (-g.unmet, -g.unanswered, g.tag))
+
+
+def weeks_between(since: datetime, until: datetime) -> list[date]:
+    """The Mondays of the UTC weeks that overlap [since, until)."""
+    first = since.astimezone(UTC).date()
+    first -= timedelta(days=first.weekday())
+    last = (until - timedelta(microseconds=1)).astimezone(UTC).date()
+    weeks = []
+    while first <= last:
+        weeks.append(first)
+        first += timedelta(weeks=1)
+    return weeks
+
+
+def build_report(session: Session, team_id: str, since: datetime, until: datetime, now: datetime) -> Report:
+    """Everything the stats verb and the admin section of App Home show, in five aggregate queries."""
+    facts = _facts(session, team_id, since, until)
+    overall = _figures_by(session, facts, None).get(None, Figures())
+    tagged = (
+        select(facts, QuestionTag.tag)
+        .join(QuestionTag, QuestionTag.question_id == facts.c.question_id)
+        .subquery("tagged")
+    )
+    per_tag = _figures_by(session, tagged, tagged.c.tag)
+    dialect = _dialect(session)
+    weekly_source = select(facts, week_start(facts.c.created_at, dialect).label("week")).subquery("weekly")
+    per_week = {_as_date(k): v for k, v in _figures_by(session, weekly_source, weekly_source.c.week).items()}
+    experts = experts_per_tag(session, team_id, now)
+
+    tags = [
+        TagFigures(tag, per_tag.get(tag, Figures()), *experts.get(tag, (0, 0)))
+        for tag in sorted(set(per_tag) | set(experts))
+    ]
+    tags.sort(key=lambda t: (-t.figures.asked, -t.experts, t.tag))
+    return Report(
+        team_id=team_id,
+        since=since,
+        until=until,
+        overall=overall,
+        tags=tags,
+        gaps=find_gaps(tags, until - since),
+        trend=[Week(monday, per_week.get(monday, Figures())) for monday in weeks_between(since, until)],
+    )
+
+
+# --- people --------------------------------------------------------------------------------------------
+
+
+def top_helpers(
+    session: Session,
+    team_id: str,
+    since: datetime,
+    until: datetime,
+    limit: int = 5,
+    channel_id: str | None = None,
+) -> list[Helper]:
+    """Who helped most in [since, until): accepted answers first, then answers voted helpful (the digest's
+    definition; pass `channel_id` for one channel). Forgotten users are left out."""
+    accepted = func.count(func.distinct(case((Vote.kind == VOTE_ACCEPT, Vote.answer_id))))
+    helpful = func.count(func.distinct(case((Vote.kind == VOTE_HELPFUL, Vote.answer_id))))
+    query = (
+        select(Vote.author_id, accepted, helpful)
+        .join(Answer, Answer.id == Vote.answer_id)
+        .where(
+            Vote.team_id == team_id,
+            Vote.created_at >= since,
+            Vote.created_at < until,
+            Vote.voter_id != Vote.author_id,
+            Vote.author_id != FORGOTTEN_USER_ID,
+            Answer.deleted_at.is_(None),
+        )
+        .group_by(Vote.author_id)
+        .order_by(accepted.desc(), helpful.desc(), Vote.author_id)
+        .limit(limit)
+    )
+    if channel_id is not None:
+        query = query.where(Vote.channel_id == channel_id)
+    return [Helper(user, int(a), int(h)) for user, a, h in session.execute(query)]
+
+
+def person_stats(session: Session, team_id: str, user_id: str) -> PersonStats:
+    """One person's contributions, all time: live answers, accepted answers, helpful votes received, lessons."""
+    answers = select(func.count()).where(
+        Answer.team_id == team_id, Answer.user_id == user_id, Answer.deleted_at.is_(None)
+    )
+    accepted = (
+        select(func.count())
+        .select_from(Answer)
+        .join(Question, and_(Question.id == Answer.question_id, Question.accepted_answer_id == Answer.id))
+        .where(
+            Answer.team_id == team_id,
+            Answer.user_id == user_id,
+            Answer.deleted_at.is_(None),
+            Question.status == STATUS_RESOLVED,
+        )
+    )
+    helpful = select(func.count()).where(
+        Vote.team_id == team_id, Vote.author_id == user_id, Vote.kind == VOTE_HELPFUL, Vote.voter_id != user_id
+    )
+    lessons = select(func.count()).where(
+        Lesson.team_id == team_id, Lesson.author_id == user_id, Lesson.message_ts.is_not(None)
+    )
+    row = session.execute(
+        select(
+            answers.scalar_subquery(),
+            accepted.scalar_subquery(),
+            helpful.scalar_subquery(),
+            lessons.scalar_subquery(),
+        )
+    ).one()
+    return PersonStats(*(int(n or 0) for n in row))
+
+
+def month_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+# --- the command line: --since and the three formats --------------------------------------------------
+
+_SINCE = re.compile(r"^(\d{1,5})\s*([hdw])$", re.IGNORECASE)
+
+
+def parse_since(raw: str, now: datetime) -> datetime:
+    """`30d`, `12w`, `48h`, or a date `2026-10-01` (UTC midnight) → the start of the window."""
+    text = raw.strip()
+    match = _SINCE.match(text)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2).lower()
+        span = {"h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
+        if span <= timedelta(0):
+            raise ValueError("--since needs a positive duration, e.g. 30d")
+        return now - span
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--since {raw!r}: use a duration like 30d, 12w or 48h, or a date like 2026-10-01") from None
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if start >= now:
+        raise ValueError(f"--since {raw}: that is not in the past")
+    return start
+
+
+def duration_text(seconds: float | None) -> str:
+    """45s, 12m 30s, 25m, 3h 05m, 2d 4h; an em dash when there is nothing to measure."""
+    if seconds is None:
+        return "—"
+    total = int(seconds + 0.5)
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        minutes, rest = divmod(total, 60)
+        return f"{minutes}m {rest:02d}s" if rest else f"{minutes}m"
+    hours, minutes = divmod(int(seconds / 60 + 0.5), 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def rate_text(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.0%}"
+
+
+def _plural(n: int, one: str) -> str:
+    return one if n == 1 else one + "s"
+
+
+def _figures_dict(figures: Figures) -> dict[str, Any]:
+    return {**asdict(figures), "answer_rate": figures.answer_rate}
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    """The JSON shape of a report (durations in seconds, rates between 0 and 1, null when unmeasurable)."""
+    return {
+        "team_id": report.team_id,
+        "since": report.since.isoformat(),
+        "until": report.until.isoformat(),
+        "overall": _figures_dict(report.overall),
+        "tags": [
+            {"tag": t.tag, **_figures_dict(t.figures), "experts": t.experts, "available_experts": t.available_experts}
+            for t in report.tags
+        ],
+        "gaps": [{**asdict(g), "reason": g.reason} for g in report.gaps],
+        "suggestion": report.suggestion,
+        "trend": [{"week": w.start.isoformat(), **_figures_dict(w.figures)} for w in report.trend],
+    }
+
+
+def render_json(reports: Sequence[Report]) -> str:
+    return json.dumps({"workspaces": [report_dict(r) for r in reports]}, indent=2, ensure_ascii=False)
+
+
+CSV_COLUMNS = ("team_id", "section", "key", "metric", "value")
+CsvRow = tuple[str, str, str, str, Any]
+
+
+def render_csv(reports: Sequence[Report]) -> str:
+    """One tidy table: team_id, section (window | overall | tag | gap | suggestion | trend), key (tag or week),
+    metric, value — every figure of the JSON output, ready for a spreadsheet's pivot table."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for report in reports:
+        writer.writerows(_csv_rows(report))
+    return out.getvalue()
+
+
+def _csv_rows(report: Report) -> Iterable[CsvRow]:
+    data, team = report_dict(report), report.team_id
+
+    def rows(section: str, key: str, values: dict[str, Any], skip: str = "") -> Iterable[CsvRow]:
+        for metric, value in values.items():
+            if metric != skip:
+                yield (team, section, key, metric, "" if value is None else value)
+
+    yield (team, "window", "", "since", data["since"])
+    yield (team, "window", "", "until", data["until"])
+    yield from rows("overall", "", data["overall"])
+    for tag in data["tags"]:
+        yield from rows("tag", tag["tag"], tag, skip="tag")
+    for gap in data["gaps"]:
+        yield from rows("gap", gap["tag"], gap, skip="tag")
+    if data["suggestion"]:
+        yield (team, "suggestion", data["gaps"][0]["tag"], "text", data["suggestion"])
+    for week in data["trend"]:
+        yield from rows("trend", week["week"], week, skip="week")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(header, widths, strict=True)).rstrip()]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return lines
+
+
+def _figure_cells(figures: Figures) -> list[str]:
+    return [
+        str(figures.asked),
+        str(figures.answered),
+        rate_text(figures.answer_rate),
+        duration_text(figures.median_first_answer),
+        duration_text(figures.median_accepted),
+    ]
+
+
+def render_table(reports: Sequence[Report]) -> str:
+    blocks = []
+    for report in reports:
+        o = report.overall
+        days = (report.until - report.since) / timedelta(days=1)
+        lines = [
+            f"PeerLearn stats for {report.team_id}: {report.since:%Y-%m-%d %H:%M} → {report.until:%Y-%m-%d %H:%M} "
+            f"UTC ({days:g} days)",
+            "",
+            f"Questions asked            {o.asked}",
+            f"Answered                   {o.answered} ({rate_text(o.answer_rate)})",
+            f"Accepted answer            {o.accepted}",
+            f"Median to first answer     {duration_text(o.median_first_answer)}",
+            f"Median to accepted answer  {duration_text(o.median_accepted)}",
+            "",
+            "Per tag",
+        ]
+        header = ["tag", "asked", "answered", "rate", "first answer", "accepted", "experts", "available"]
+        tag_rows = [
+            [f"#{t.tag}", *_figure_cells(t.figures), str(t.experts), str(t.available_experts)] for t in report.tags
+        ]
+        lines += _table(header, tag_rows) if tag_rows else ["(no tags)"]
+        lines += ["", "Knowledge gaps"]
+        if report.gaps:
+            header = ["tag", "asked", "unanswered", "available", "why"]
+            gap_rows = [
+                [f"#{g.tag}", str(g.asked), str(g.unanswered), str(g.available_experts), g.reason] for g in report.gaps
+            ]
+            lines += _table(header, gap_rows)
+            lines += ["", f"Suggestion: {report.suggestion}"]
+        else:
+            lines.append("(none: every tag asked about has enough available go-to people)")
+        lines += ["", "Weekly trend (weeks start on Monday, UTC)"]
+        header = ["week of", "asked", "answered", "rate", "first answer", "accepted"]
+        lines += _table(header, [[w.start.isoformat(), *_figure_cells(w.figures)] for w in report.trend])
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
