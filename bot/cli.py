@@ -164,6 +164,7 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
     print(f"Not posted: {outcome.error}. {explain(outcome.error or '')}", file=sys.stderr)
     return 1
 
+
 # --- data verbs: stats, export, forget-user (bot/stats.py, bot/export.py) ------------------------------
 
 DATA_VERBS = ("stats", "export", "forget-user")
