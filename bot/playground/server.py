@@ -130,6 +130,7 @@ class Playground:
         self._commands = manifest_commands()
         self._actions = threading.Lock()  # one person's action at a time, in order
         self._changes = 0  # state changes the emulator does not count as calls (people's own posts)
+        self.closing = False
         self.runtime: Runtime
         self.server: HttpServer
         self.world: SlackWorld
@@ -307,7 +308,13 @@ class Playground:
 
     def wait_for_change(self, since: int, timeout: float) -> None:
         with self.fake.lock:
-            self.fake.lock.wait_for(lambda: self.version() != since, timeout)
+            self.fake.lock.wait_for(lambda: self.version() != since or self.closing, timeout)
+
+    def release_waiters(self) -> None:
+        """Answer every waiting long poll now (before the page's server stops)."""
+        with self.fake.lock:
+            self.closing = True
+            self.fake.lock.notify_all()
 
     def state(self, user: str, channel: str | None = None, thread_ts: str | None = None) -> Json:
         """Everything `user` sees: their channels and DM, one channel ("dm": their DM with the bot) and thread,

@@ -105,15 +105,28 @@ def create_playground_app(playground: Playground) -> WSGIApp:
     return application
 
 
-def serve(playground: Playground, port: int, *, any_port_if_taken: bool = False) -> HttpServer:
+class PageServer(HttpServer):
+    """waitress on 127.0.0.1, serving the page and its API; waiting long polls are answered before it stops."""
+
+    def __init__(self, playground: Playground, port: int) -> None:
+        super().__init__(create_playground_app(playground), host=HOST, port=port, threads=8)
+        self.playground = playground
+
+    def stop(self) -> None:
+        self.playground.release_waiters()
+        super().stop()
+
+
+def serve(playground: Playground, port: int, *, any_port_if_taken: bool = False) -> PageServer:
     """The page on http://127.0.0.1:PORT (`port` 0: a free one)."""
-    app = create_playground_app(playground)
     try:
-        return HttpServer(app, host=HOST, port=port, threads=8).start()
+        server = PageServer(playground, port)
     except OSError as busy:
         if not any_port_if_taken:
             raise PlaygroundError(f"Port {port} is not free ({busy.strerror}): pass --port N.") from None
-        return HttpServer(app, host=HOST, port=0, threads=8).start()
+        server = PageServer(playground, 0)
+    server.start()
+    return server
 
 
 def run(settings: Settings, port: int, *, any_port_if_taken: bool = False) -> int:

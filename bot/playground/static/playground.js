@@ -96,8 +96,13 @@ function toast(message, kind = "error") {
 }
 
 const me = () => ui.state.people.find((p) => p.id === ui.user);
-const fmtTime = (ts) =>
-  new Date(Number(ts) * 1000).toLocaleTimeString("en-GB", { timeZone: me().tz, hour: "2-digit", minute: "2-digit" });
+function fmtTime(ts) {
+  // In the viewer's time zone, as Slack shows it; with the day when it was not today (on the bot's clock).
+  const day = (date) => date.toLocaleDateString("en-GB", { timeZone: me().tz, weekday: "short", day: "numeric", month: "short" });
+  const when = new Date(Number(ts) * 1000);
+  const time = when.toLocaleTimeString("en-GB", { timeZone: me().tz, hour: "2-digit", minute: "2-digit" });
+  return day(when) === day(new Date(ui.state.now)) ? time : `${day(when)}, ${time}`;
+}
 const initials = (name) => name.split(/\s+/).map((w) => w[0]).join("").slice(0, 2).toUpperCase();
 
 // --- the API ---------------------------------------------------------------------------------------------
@@ -124,6 +129,7 @@ async function poll() {
     if (ui.version >= 0) query.set("since", ui.version);
     try {
       const response = await fetch(`/api/state?${query}`, { signal: ui.abort.signal });
+      if (response.status === 400) ui.user = "U_ASKER"; // a remembered person this playground does not have
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const state = await response.json();
       ui.version = state.version;
