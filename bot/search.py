@@ -4,7 +4,8 @@ One interface, `search_similar`, over two engines:
 
 - SQLite: the FTS5 table `search_fts` (porter stemming, unicode61), ranked by `bm25()` with column weights;
 - PostgreSQL: the tsvector column `search_documents.tsv` (english config) with a GIN index, ranked by
-  `ts_rank_cd` with A/B/C weights.
+  `ts_rank` with A/B/C weights (PostgreSQL's ranking has no inverse document frequency; see
+  bench/search.py for how close it comes to SQLite's BM25).
 
 Both index `search_documents` (migration 0002): one row per answered question (its text, accepted answer
 and tags) or posted lesson, kept in sync by database triggers, so every write path updates the index.
@@ -14,6 +15,9 @@ dropped, at most MAX_TERMS distinct terms), each term quoted, terms joined with 
 typed reaches the query syntax of either engine, so quotes, NEAR, `*`, `-` or parentheses are just text.
 The engine's relevance is then boosted by how many of the asker's tags the document carries, and the
 privacy rule (a private channel's items are found only from that channel) is applied in SQL.
+
+Cost: one SQL statement; the engine scores every document matching any term (OR), then LIMITs. That is
+a few ms for thousands of documents; with ~100k documents and common words it is not (issue 7).
 """
 
 from __future__ import annotations
@@ -77,9 +81,11 @@ class SearchHit:
 
 def query_terms(text: str, tags: Sequence[str] = ()) -> list[str]:
     """The distinct search terms of a question and its tags, in the order written, safe to quote."""
-    words = _WORD.findall(unicodedata.normalize("NFKC", text[:MAX_QUERY_CHARS]).casefold())
-    for tag in tags:
-        words.extend(_WORD.findall(unicodedata.normalize("NFKC", tag).casefold()))
+    # NFC as stored questions are (bot.tags.clean); lower() rather than casefold(), which would turn "ß"
+    # into "ss" where the engines keep "ß". Case is folded again by the engines either way.
+    words = _WORD.findall(unicodedata.normalize("NFC", text[:MAX_QUERY_CHARS]).lower())
+    for tag in list(tags)[:MAX_TERMS]:
+        words.extend(_WORD.findall(unicodedata.normalize("NFC", tag[:MAX_TERM_CHARS]).lower()))
     terms: list[str] = []
     seen: set[str] = set()
     for word in words:

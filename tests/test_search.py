@@ -377,8 +377,10 @@ def test_hostile_input_still_finds_the_words_it_contains(store):
 def test_other_scripts_are_searchable(store):
     arabic = answered(store, "كيف أقوم بتنظيف جدول كبير في قاعدة البيانات", "استخدم VACUUM")
     cyrillic = answered(store, "Как ускорить сборку проекта?", "Включите кэш")
+    german = answered(store, "Wie ändere ich die Straße im Profil?", "Unter Einstellungen")
     assert ids(search(store, "تنظيف جدول")) == [(KIND_QUESTION, arabic)]
     assert ids(search(store, "ускорить сборку")) == [(KIND_QUESTION, cyrillic)]
+    assert ids(search(store, "STRAẞE im Profil")) == [(KIND_QUESTION, german)]
 
 
 # --- the query builder (pure) ----------------------------------------------------------------------

@@ -46,15 +46,16 @@ _COLUMNS = "(kind, ref_id, team_id, channel_id, channel_private, message_ts, tit
 _AGG = {"sqlite": "group_concat(tag, ' ')", "postgresql": "string_agg(tag, ' ')"}
 
 
+def _forget(kind: str, ref: str) -> str:
+    return f"DELETE FROM search_documents WHERE kind = '{kind}' AND ref_id = {ref};"
+
+
 def _refresh(kind: str, ref: str, dialect: str) -> str:
     """Statements that rebuild one document (or remove it when the item is no longer searchable)."""
     template = _QUESTION_DOCUMENT if kind == "question" else _LESSON_DOCUMENT
     alias = "q" if kind == "question" else "l"
     select = template.format(tag_agg=_AGG[dialect], where=f"{alias}.id = {ref}")
-    return (
-        f"DELETE FROM search_documents WHERE kind = '{kind}' AND ref_id = {ref};\n"
-        f"INSERT INTO search_documents {_COLUMNS} {select};"
-    )
+    return f"{_forget(kind, ref)}\nINSERT INTO search_documents {_COLUMNS} {select};"
 
 
 def upgrade() -> None:
@@ -93,11 +94,9 @@ _LESSON_COLUMNS = "text, channel_id, channel_private, message_ts, team_id"
 
 
 def _sqlite_triggers() -> dict[str, str]:
-    q_new, q_old = _refresh("question", "NEW.id", "sqlite"), _refresh("question", "OLD.id", "sqlite")
-    l_new, l_old = _refresh("lesson", "NEW.id", "sqlite"), _refresh("lesson", "OLD.id", "sqlite")
-    qt_new = _refresh("question", "NEW.question_id", "sqlite")
-    qt_old = _refresh("question", "OLD.question_id", "sqlite")
-    lt_new, lt_old = _refresh("lesson", "NEW.lesson_id", "sqlite"), _refresh("lesson", "OLD.lesson_id", "sqlite")
+    question = {ref: _refresh("question", ref, "sqlite") for ref in ("NEW.id", "NEW.question_id")}
+    lesson = {ref: _refresh("lesson", ref, "sqlite") for ref in ("NEW.id", "NEW.lesson_id")}
+    # An UPDATE forgets the document of the OLD row, then rebuilds the NEW one (the same row unless a key moved).
     return {
         # The FTS5 index follows search_documents (external content: it needs the exact old values).
         "search_documents_fts_ai": "AFTER INSERT ON search_documents BEGIN "
@@ -110,23 +109,30 @@ def _sqlite_triggers() -> dict[str, str]:
         "VALUES ('delete', OLD.id, OLD.title, OLD.body, OLD.tags); "
         "INSERT INTO search_fts(rowid, title, body, tags) VALUES (NEW.id, NEW.title, NEW.body, NEW.tags); END",
         # search_documents follows the source tables.
-        "questions_search_ai": f"AFTER INSERT ON questions BEGIN {q_new} END",
-        "questions_search_au": f"AFTER UPDATE OF {_QUESTION_COLUMNS} ON questions BEGIN {q_old} {q_new} END",
-        "questions_search_ad": f"AFTER DELETE ON questions BEGIN {q_old} END",
+        "questions_search_ai": f"AFTER INSERT ON questions BEGIN {question['NEW.id']} END",
+        "questions_search_au": f"AFTER UPDATE OF {_QUESTION_COLUMNS} ON questions "
+        f"BEGIN {_forget('question', 'OLD.id')} {question['NEW.id']} END",
+        "questions_search_ad": f"AFTER DELETE ON questions BEGIN {_forget('question', 'OLD.id')} END",
         # Only the accepted answer is in a document; other replies change nothing.
         "answers_search_au": "AFTER UPDATE OF text, deleted_at, question_id ON answers "
-        "WHEN EXISTS (SELECT 1 FROM questions WHERE accepted_answer_id = NEW.id AND id IN (NEW.question_id, "
-        f"OLD.question_id)) BEGIN {qt_old} {qt_new} END",
-        "answers_search_ad": f"AFTER DELETE ON answers BEGIN {qt_old} END",
-        "question_tags_search_ai": f"AFTER INSERT ON question_tags BEGIN {qt_new} END",
-        "question_tags_search_au": f"AFTER UPDATE ON question_tags BEGIN {qt_old} {qt_new} END",
-        "question_tags_search_ad": f"AFTER DELETE ON question_tags BEGIN {qt_old} END",
-        "lessons_search_ai": f"AFTER INSERT ON lessons BEGIN {l_new} END",
-        "lessons_search_au": f"AFTER UPDATE OF {_LESSON_COLUMNS} ON lessons BEGIN {l_old} {l_new} END",
-        "lessons_search_ad": f"AFTER DELETE ON lessons BEGIN {l_old} END",
-        "lesson_tags_search_ai": f"AFTER INSERT ON lesson_tags BEGIN {lt_new} END",
-        "lesson_tags_search_au": f"AFTER UPDATE ON lesson_tags BEGIN {lt_old} {lt_new} END",
-        "lesson_tags_search_ad": f"AFTER DELETE ON lesson_tags BEGIN {lt_old} END",
+        "WHEN EXISTS (SELECT 1 FROM questions WHERE id IN (NEW.question_id, OLD.question_id) "
+        "AND accepted_answer_id = NEW.id) "
+        f"BEGIN {_forget('question', 'OLD.question_id')} {question['NEW.question_id']} END",
+        "answers_search_ad": f"AFTER DELETE ON answers BEGIN {_refresh('question', 'OLD.question_id', 'sqlite')} END",
+        "question_tags_search_ai": f"AFTER INSERT ON question_tags BEGIN {question['NEW.question_id']} END",
+        "question_tags_search_au": "AFTER UPDATE ON question_tags "
+        f"BEGIN {_forget('question', 'OLD.question_id')} {question['NEW.question_id']} END",
+        "question_tags_search_ad": "AFTER DELETE ON question_tags "
+        f"BEGIN {_refresh('question', 'OLD.question_id', 'sqlite')} END",
+        "lessons_search_ai": f"AFTER INSERT ON lessons BEGIN {lesson['NEW.id']} END",
+        "lessons_search_au": f"AFTER UPDATE OF {_LESSON_COLUMNS} ON lessons "
+        f"BEGIN {_forget('lesson', 'OLD.id')} {lesson['NEW.id']} END",
+        "lessons_search_ad": f"AFTER DELETE ON lessons BEGIN {_forget('lesson', 'OLD.id')} END",
+        "lesson_tags_search_ai": f"AFTER INSERT ON lesson_tags BEGIN {lesson['NEW.lesson_id']} END",
+        "lesson_tags_search_au": "AFTER UPDATE ON lesson_tags "
+        f"BEGIN {_forget('lesson', 'OLD.lesson_id')} {lesson['NEW.lesson_id']} END",
+        "lesson_tags_search_ad": "AFTER DELETE ON lesson_tags "
+        f"BEGIN {_refresh('lesson', 'OLD.lesson_id', 'sqlite')} END",
     }
 
 
@@ -147,6 +153,24 @@ _PG_TSV = (
     "setweight(to_tsvector('english'::regconfig, body), 'C')"
 )
 
+
+def _pg_sync(kind: str, key: str, *, on_delete: str, update_only_if: str = "TRUE") -> str:
+    """A row trigger function: like the SQLite triggers, an UPDATE forgets the OLD row's document, then
+    rebuilds the NEW row's (the same one unless a key moved); `on_delete` says what a DELETE does."""
+    return f"""RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        {on_delete}
+    ELSIF TG_OP = 'INSERT' THEN
+        PERFORM search_refresh_{kind}(NEW.{key});
+    ELSIF {update_only_if} THEN
+        {_forget(kind, f"OLD.{key}")}
+        PERFORM search_refresh_{kind}(NEW.{key});
+    END IF;
+    RETURN NULL;
+END $$"""
+
+
 _PG_FUNCTIONS = {
     "search_refresh_question(ref integer)": (
         f"RETURNS void LANGUAGE sql AS $$ {_refresh('question', 'ref', 'postgresql')} $$"
@@ -154,62 +178,22 @@ _PG_FUNCTIONS = {
     "search_refresh_lesson(ref integer)": (
         f"RETURNS void LANGUAGE sql AS $$ {_refresh('lesson', 'ref', 'postgresql')} $$"
     ),
-    "search_questions_sync()": """RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        PERFORM search_refresh_question(OLD.id);
-        RETURN OLD;
-    END IF;
-    IF TG_OP = 'UPDATE' AND OLD.id <> NEW.id THEN
-        PERFORM search_refresh_question(OLD.id);
-    END IF;
-    PERFORM search_refresh_question(NEW.id);
-    RETURN NEW;
-END $$""",
+    "search_questions_sync()": _pg_sync("question", "id", on_delete=_forget("question", "OLD.id")),
     # Only the accepted answer is in a document; other replies change nothing.
-    "search_answers_sync()": """RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        PERFORM search_refresh_question(OLD.question_id);
-        RETURN OLD;
-    END IF;
-    IF EXISTS (SELECT 1 FROM questions WHERE accepted_answer_id = NEW.id
-               AND id IN (NEW.question_id, OLD.question_id)) THEN
-        PERFORM search_refresh_question(OLD.question_id);
-        PERFORM search_refresh_question(NEW.question_id);
-    END IF;
-    RETURN NEW;
-END $$""",
-    "search_question_tags_sync()": """RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        PERFORM search_refresh_question(OLD.question_id);
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        PERFORM search_refresh_question(NEW.question_id);
-    END IF;
-    RETURN NULL;
-END $$""",
-    "search_lessons_sync()": """RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        PERFORM search_refresh_lesson(OLD.id);
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        PERFORM search_refresh_lesson(NEW.id);
-    END IF;
-    RETURN NULL;
-END $$""",
-    "search_lesson_tags_sync()": """RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        PERFORM search_refresh_lesson(OLD.lesson_id);
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        PERFORM search_refresh_lesson(NEW.lesson_id);
-    END IF;
-    RETURN NULL;
-END $$""",
+    "search_answers_sync()": _pg_sync(
+        "question",
+        "question_id",
+        on_delete="PERFORM search_refresh_question(OLD.question_id);",
+        update_only_if="EXISTS (SELECT 1 FROM questions WHERE id IN (NEW.question_id, OLD.question_id) "
+        "AND accepted_answer_id = NEW.id)",
+    ),
+    "search_question_tags_sync()": _pg_sync(
+        "question", "question_id", on_delete="PERFORM search_refresh_question(OLD.question_id);"
+    ),
+    "search_lessons_sync()": _pg_sync("lesson", "id", on_delete=_forget("lesson", "OLD.id")),
+    "search_lesson_tags_sync()": _pg_sync(
+        "lesson", "lesson_id", on_delete="PERFORM search_refresh_lesson(OLD.lesson_id);"
+    ),
 }
 
 _PG_TRIGGERS = {
