@@ -14,8 +14,9 @@ counts both ways) to another answered question. Each query is the question's tit
 Recall@3 (a linked question is among the 3 hits the asker would see) and MRR over the top 10, next to a
 plain BM25 (k1=1.2, b=0.75) over the same documents computed in the same run, plus query latency.
 
---database-url defaults to a temporary SQLite file. With a PostgreSQL URL, a scratch database is created
-next to the one named (which is only used to connect) and dropped afterwards.
+--database-url defaults to a temporary SQLite file (a SQLite URL is used as given: name a new file). With a
+PostgreSQL URL, a scratch database is created next to the one named (which is only used to connect) and
+dropped afterwards.
 """
 
 from __future__ import annotations
