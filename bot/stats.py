@@ -419,8 +419,10 @@ def person_stats(session: Session, team_id: str, user_id: str) -> PersonStats:
     return PersonStats(*(int(n or 0) for n in row))
 
 
-def month_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def month_of(now: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) `now` falls in, as [first day, first day of the next month)."""
+    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, (start + timedelta(days=32)).replace(day=1)
 
 
 # --- the command line: --since and the three formats --------------------------------------------------

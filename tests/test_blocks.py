@@ -68,10 +68,3 @@ def test_ask_modal_prefills_channel_and_respects_limits():
     assert len(view["title"]["text"]) <= 24
     channel = next(b for b in view["blocks"] if b["block_id"] == blocks.ASK_BLOCK_CHANNEL)
     assert channel["element"]["initial_conversation"] == "C1"
-
-
-def test_home_view_lists_open_questions():
-    view = blocks.home_view("U1", [blocks.QuestionLine("Why <!here>?", "C1", ("git",))])
-    rendered = "\n".join(_texts(view["blocks"]))
-    assert "Why" in rendered and "<#C1>" in rendered and "`#git`" in rendered
-    assert "<!here>" not in rendered

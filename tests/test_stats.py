@@ -320,6 +320,10 @@ def test_parse_since_and_durations():
         "2d 4h",
     ]
     assert stats.weeks_between(at(2, 0), at(9, 0)) == [date(2026, 11, 2)]  # the end is exclusive
+    assert stats.month_of(datetime(2026, 12, 31, 23, 59, tzinfo=UTC)) == (
+        datetime(2026, 12, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
 
 
 # --- the `stats` verb -----------------------------------------------------------------------------------
