@@ -25,8 +25,10 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
+from bot.blocks import TEACH_MODAL
 from bot.clock import FrozenClock
 from bot.config import Settings
+from bot.home import HOME_EDIT_TOPICS
 from bot.playground.server import Playground
 from bot.playground.web import serve
 from models.expert import Expertise
@@ -322,3 +324,14 @@ def test_app_py_without_slack_tokens_starts_the_playground(tmp_path):
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
+
+
+def test_a_button_click_reaches_the_bot_as_block_actions(playground, page):
+    page.post("/api/home", user="U_NEWYORK")
+    home = page.until("the App Home", lambda: page.state("U_NEWYORK")["home"])
+    since = playground.fake.mark()
+    page.post("/api/click", user="U_NEWYORK", action_id=HOME_EDIT_TOPICS, view_id=home["id"])
+    form = page.until("the topics form", lambda: page.state("U_NEWYORK")["modal"])
+    assert form["callback_id"] == TEACH_MODAL
+    assert playground.fake.calls_to("views.open", since=since)[0].ok  # opened with the click's trigger_id
+    assert "sees no element" in page.refused("/api/click", user="U_NEWYORK", action_id="no_such_button")
