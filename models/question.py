@@ -13,6 +13,7 @@ STATUS_POSTING = "posting"  # stored, not yet in Slack (the post happens after t
 STATUS_OPEN = "open"
 STATUS_RESOLVED = "resolved"
 STATUS_UNPOSTED = "unposted"  # Slack refused the post; the asker was told and has their text back
+RESOLUTION_SIMILAR = "similar"  # the asker said a suggested earlier question or lesson answers it
 
 
 class Question(Base):
@@ -43,8 +44,14 @@ class Question(Base):
     accepted_answer_id: Mapped[int | None] = mapped_column(
         ForeignKey("answers.id", use_alter=True, ondelete="SET NULL")
     )
+    # Routing (bot/route.py): 0 not routed yet, 1 and 2 after each round of DMs, 3 after the thread bump;
+    # next_escalation_at is when the routing tick takes the next step (None: nothing more to do).
     escalation_level: Mapped[int] = mapped_column(default=0)
     next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Resolved without an accepted answer: RESOLUTION_SIMILAR when the asker said an earlier question or
+    # lesson ("question:<id>" / "lesson:<id>" in resolution_ref) answers it (migration 0006).
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    resolution_ref: Mapped[str | None] = mapped_column(String(40))
 
     tags: Mapped[list[QuestionTag]] = relationship(
         back_populates="question", cascade="all, delete-orphan", order_by="QuestionTag.position", lazy="selectin"
