@@ -30,7 +30,7 @@ ASK_ACTION_INPUT = "value"
 # Routing DMs and the App Home share these: one handler serves a button wherever it is shown.
 ACTION_TAKE_QUESTION = "route_take"  # "I'll take it" (value: question id)
 ACTION_DECLINE_QUESTION = "route_decline"  # "Not me" (value: question id)
-ACTION_SIMILAR_ANSWERS_IT = "similar_answers_it"  # "This answers it" (value: question id)
+ACTION_SIMILAR_ANSWERS_IT = "similar_answers_it"  # "This answers it" (value: "question id:kind:ref id")
 ACTION_SIMILAR_STILL_NEED_HELP = "similar_still_need_help"  # "Still need help" (value: question id)
 
 
@@ -106,13 +106,20 @@ def question_message(
     tags: list[str] | tuple[str, ...],
     resolved_by: str | None = None,
     answer_link: str | None = None,
+    answered_earlier: str | None = None,
 ) -> Message:
-    """The question as posted in the channel; with `resolved_by`, as updated once an answer is accepted."""
+    """The question as posted in the channel; with `resolved_by`, as updated once an answer is accepted; with
+    `answered_earlier` ("question" or "lesson"), once the asker said an earlier one answers it (its link in
+    `answer_link`)."""
     body = escape_mrkdwn(text)
     blocks: list[Block] = []
     if resolved_by:
         link = f" · <{answer_link}|see the accepted answer>" if answer_link else ""
         blocks.append(section(f":white_check_mark: *Resolved* — answer by <@{resolved_by}>{link}"))
+    elif answered_earlier:
+        what = "a lesson" if answered_earlier == "lesson" else "an earlier question"
+        link = f" · <{answer_link}|see it>" if answer_link else ""
+        blocks.append(section(f":white_check_mark: *Resolved* — answered by {what}{link}"))
     blocks += [
         section(f":raising_hand: *<@{asker_id}> asks:*\n{body}"),
         context(
@@ -120,7 +127,7 @@ def question_message(
             "Answer in the thread :thread:  ·  the asker marks the best answer with :white_check_mark:",
         ),
     ]
-    status = "Resolved question" if resolved_by else "Question"
+    status = "Resolved question" if resolved_by or answered_earlier else "Question"
     return Message(text=truncate(f"{status} from <@{asker_id}>: {body}", FALLBACK_LIMIT), blocks=blocks)
 
 
@@ -265,3 +272,155 @@ def teach_modal(current_tags: list[str]) -> Block:
             },
         ],
     }
+
+
+# --- routing DMs, similar-question suggestions, escalation ------------------------------------
+
+ROUTE_OPEN = "open"  # the expert has not answered the DM yet: it shows the buttons
+ROUTE_TAKEN_NOTE = ":raised_hands: You're on it, thanks! Answer in the question's thread."
+ROUTE_DECLINED_NOTE = ":ok_hand: Got it, I'll ask someone else."
+ROUTE_CLOSED_NOTE = ":white_check_mark: This question was resolved meanwhile; nothing to do."
+QUOTE_LIMIT = 1500
+SNIPPET_LIMIT = 400
+
+
+def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """User text as a mrkdwn block quote: escaped, shortened with "…", every line quoted."""
+    return "\n".join("> " + line for line in truncate(escape_mrkdwn(text.strip()), limit).splitlines() or [""])
+
+
+@dataclass(frozen=True)
+class RoutedQuestion:
+    """One question in a routing DM, and where the expert stands with it."""
+
+    question_id: int
+    asker_id: str
+    channel_id: str
+    text: str
+    tags: tuple[str, ...] = ()
+    reason: str = ""  # why this expert was picked (bot.routing's reason)
+    link: str | None = None  # chat.getPermalink of the question
+    state: str = ROUTE_OPEN  # ROUTE_OPEN, or one of the *_NOTE texts once they answered or it closed
+
+
+def _routed_blocks(item: RoutedQuestion) -> list[Block]:
+    content: list[Block] = [section(f":wave: <@{item.asker_id}> asked in <#{item.channel_id}>:\n{quote(item.text)}")]
+    notes = [format_tags(item.tags)] if item.tags else []
+    if item.reason:
+        notes.append("Why you: " + truncate(escape_mrkdwn(item.reason), 500))
+    if notes:
+        content.append(context(*notes))
+    if item.link:
+        content.append(section(f"<{item.link}|Open the question> and answer in its thread."))
+    if item.state == ROUTE_OPEN:
+        content.append(
+            actions(
+                button("I'll take it", ACTION_TAKE_QUESTION, str(item.question_id), style="primary"),
+                button("Not me", ACTION_DECLINE_QUESTION, str(item.question_id)),
+                block_id=f"route_{item.question_id}",
+            )
+        )
+    else:
+        content.append(context(item.state))
+    return content
+
+
+def route_dm(items: list[RoutedQuestion] | tuple[RoutedQuestion, ...]) -> Message:
+    """The DM asking an expert to look at one question, or a summary of several (the daily summary)."""
+    if len(items) == 1:
+        item = items[0]
+        fallback = f"<@{item.asker_id}> asked a question you may know the answer to: {escape_mrkdwn(item.text)}"
+        return Message(text=truncate(fallback, FALLBACK_LIMIT), blocks=_routed_blocks(item))
+    content: list[Block] = [header(f"{len(items)} questions you may know the answer to")]
+    for number, item in enumerate(items):
+        if number:
+            content.append(divider())
+        content += _routed_blocks(item)
+    return Message(text=f"{len(items)} questions you may know the answer to", blocks=content)
+
+
+@dataclass(frozen=True)
+class SimilarItem:
+    """An earlier answered question, or a lesson, that may answer a new question."""
+
+    kind: str  # "question" or "lesson" (bot.search.KIND_*)
+    ref_id: int
+    text: str
+    author_id: str  # who asked it, or wrote the lesson
+    answer_text: str | None = None
+    answer_user_id: str | None = None
+    link: str | None = None
+
+
+def similar_answer_value(question_id: int, item: SimilarItem) -> str:
+    return f"{question_id}:{item.kind}:{item.ref_id}"
+
+
+def similar_suggestions(question_id: int, items: list[SimilarItem], grace_minutes: int) -> Message:
+    """The ephemeral that shows the asker earlier answers before anyone is pinged."""
+    content: list[Block] = [section(":mag: *Before I ask anyone: these earlier answers look close to your question.*")]
+    for item in items:
+        link = f"\n<{item.link}|Open it>" if item.link else ""
+        if item.kind == "lesson":
+            body = f":bulb: *Lesson by <@{item.author_id}>*\n{quote(item.text, SNIPPET_LIMIT)}{link}"
+        else:
+            body = f":speech_balloon: *Asked by <@{item.author_id}>*\n{quote(item.text, SNIPPET_LIMIT)}"
+            if item.answer_text is not None and item.answer_user_id:
+                answer = truncate(escape_mrkdwn(item.answer_text.strip()), SNIPPET_LIMIT)
+                body += f"\n:white_check_mark: *Accepted answer by <@{item.answer_user_id}>:* {answer}"
+            body += link
+        content.append(section(body))
+        content.append(
+            actions(
+                button("This answers it", ACTION_SIMILAR_ANSWERS_IT, similar_answer_value(question_id, item)),
+                block_id=f"similar_{item.kind}_{item.ref_id}",
+            )
+        )
+    content.append(
+        actions(
+            button("Still need help", ACTION_SIMILAR_STILL_NEED_HELP, str(question_id), style="primary"),
+            block_id="similar_still_need_help",
+        )
+    )
+    minutes = "1 minute" if grace_minutes == 1 else f"{grace_minutes} minutes"
+    content.append(
+        context(
+            f"If none of these helps, I'll ask people who know your topics in {minutes}, or as soon as you click "
+            "*Still need help*."
+        )
+    )
+    return Message(text="Earlier answers that look close to your question", blocks=content)
+
+
+def on_it_message(user_id: str) -> Message:
+    """The note in a question's thread when an expert takes it."""
+    note = f":raised_hands: <@{user_id}> is on it"
+    return Message(text=note, blocks=[context(note)])
+
+
+def bump_message(tags: list[str] | tuple[str, ...]) -> Message:
+    """A gentle reminder in the thread of a question nobody has answered yet. No mention, no broadcast."""
+    about = f" about {format_tags(tags)}" if tags else ""
+    text = (
+        f":hourglass_flowing_sand: This question is still waiting for an answer. If you know something{about}, "
+        "even a partial answer or a pointer in this thread helps."
+    )
+    return Message(text=truncate(text, FALLBACK_LIMIT), blocks=[section(text)])
+
+
+def knowledge_gap_text(tags: list[str] | tuple[str, ...]) -> str:
+    """What the asker hears when nobody has declared a topic of their question."""
+    listed = format_tags(tags)
+    first = tags[0] if tags else "topic"
+    return (
+        f":seedling: Nobody has declared {listed} yet, so there is no go-to person to ask. "
+        f"Try pinging a channel where people know it, or ask someone who does to run `/teach #{first}`."
+    )
+
+
+def experts_busy_text(tags: list[str] | tuple[str, ...], retry_hours: int) -> str:
+    """What the asker hears when the topic's people are paused, away or at their daily limit."""
+    return (
+        f":hourglass: The go-to people for {format_tags(tags)} are paused or have had enough questions today, "
+        f"so I haven't pinged anyone yet. I'll try again in {retry_hours} h if nobody has answered by then."
+    )

@@ -98,6 +98,10 @@ class Settings:
     escalation_hours: int = 4
     work_start_hour: int = 9
     work_end_hour: int = 18
+    # While the asker looks at similar earlier answers, routing waits this long (or until "Still need help").
+    similar_grace_minutes: int = 10
+    # users.info (time zone, bot, deactivated) is cached in `people` and asked again when older than this.
+    profile_max_age_hours: int = 24
     # "Add to Slack" (OAuth, several workspaces): on when both are set; else the single SLACK_BOT_TOKEN.
     client_id: str | None = None
     client_secret: str | None = None
@@ -149,6 +153,10 @@ class Settings:
             escalation_hours=_int(env, "PEERLEARN_ESCALATION_HOURS", defaults.escalation_hours, minimum=1),
             work_start_hour=_int(env, "PEERLEARN_WORK_START_HOUR", defaults.work_start_hour),
             work_end_hour=_int(env, "PEERLEARN_WORK_END_HOUR", defaults.work_end_hour),
+            similar_grace_minutes=_int(env, "PEERLEARN_SIMILAR_GRACE_MINUTES", defaults.similar_grace_minutes),
+            profile_max_age_hours=_int(
+                env, "PEERLEARN_PROFILE_MAX_AGE_HOURS", defaults.profile_max_age_hours, minimum=1
+            ),
             client_id=client_id,
             client_secret=client_secret,
             scopes=_csv(text("SLACK_SCOPES") or "") or defaults.scopes,
