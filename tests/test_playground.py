@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.blocks import TEACH_MODAL
 from bot.clock import FrozenClock
@@ -33,6 +34,7 @@ from bot.playground.server import Playground
 from bot.playground.web import serve
 from models.expert import Expertise
 from models.question import STATUS_RESOLVED, Question
+from tests.slack import contract
 from tests.slack.fake_api import BOT_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -335,3 +337,19 @@ def test_a_button_click_reaches_the_bot_as_block_actions(playground, page):
     assert form["callback_id"] == TEACH_MODAL
     assert playground.fake.calls_to("views.open", since=since)[0].ok  # opened with the click's trigger_id
     assert "sees no element" in page.refused("/api/click", user="U_NEWYORK", action_id="no_such_button")
+
+
+def test_without_slacks_method_reference_beside_the_repo_it_still_runs_and_checks_block_kit(
+    no_slack_env, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(contract, "METHODS_DIR", tmp_path)  # a checkout without shared/
+    with running_playground() as (playground, url):
+        page = Page(url)
+        assert "How do I vacuum" in texts(ask(page))
+        assert page.state("U_ASKER")["checks_arguments"] is False
+        client = WebClient(base_url=playground.fake.base_url, token=BOT_TOKEN)
+        with pytest.raises(SlackApiError):
+            client.chat_postMessage(channel=GENERAL, text="too long", blocks=[{"type": "divider"}] * 51)
+        assert [v.method for v in playground.fake.take_violations()] == ["chat.postMessage"]
+        playground.world.settle()
+        assert playground.fake.violations == []

@@ -491,7 +491,8 @@ function renderContract() {
   footer.className = `contract${list.length ? " bad" : ""}`;
   footer.innerHTML = list.length
     ? `⚠️ The bot broke Slack's contract ${ui.state.violation_count} time(s) (see the log): ${list.map(esc).join(" · ")}`
-    : "✓ Every Web API call the bot made so far passed the emulator's Slack contract checks.";
+    : "✓ Every Web API call the bot made so far passed the emulator's Slack contract checks" +
+      (ui.state.checks_arguments ? "." : " (all but required arguments: Slack's method reference is not beside the repository).");
 }
 
 // --- links and the composer ------------------------------------------------------------------------------
