@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks
+from bot import blocks, route
 from bot.qa import InvalidQuestion, create_question, validate_question
 from bot.services import Services
 from bot.slack_errors import error_code, explain
@@ -77,6 +77,7 @@ def register(app: App, services: Services) -> None:
         ack()
 
     def post_ask(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        """After the ack: post the question, then suggest similar answers or route it (bot/route.py)."""
         text = command.get("text") or ""
         if first_word(text) in HELP_WORDS:
             return
@@ -93,8 +94,10 @@ def register(app: App, services: Services) -> None:
         except SQLAlchemyError:
             logger.exception("could not load the question just stored")
             return
-        if question_id is not None:
-            publish_question(client, services, question_id, notify=lambda note: respond(text=note))
+        if question_id is not None and publish_question(
+            client, services, question_id, notify=lambda note: respond(text=note)
+        ):
+            route.suggest_or_route(route.Slack(client), services, question_id)
 
     app.command("/ask")(ack=ack_ask, lazy=[post_ask])
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bot import blocks, metrics
+from bot import blocks, metrics, route
 from bot.logging_setup import request_kind
 from bot.qa import mark_posted, mark_unposted, question_view
 from bot.services import Services
@@ -90,6 +90,8 @@ def publish_question(client: WebClient, services: Services, question_id: int, no
         question = session.get(Question, question_id)
         if question is not None:
             mark_posted(session, question, message_ts=ts, channel_private=private)
+            # Routing is now due after the grace period, in the database: a restart cannot lose it.
+            route.await_routing(question, services.clock.now(), services.settings)
     logger.info("question %s posted in %s at %s", question_id, channel_id, ts)
     return True
 
@@ -99,6 +101,7 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
     try:
         with services.store.session() as session:
             view = question_view(session, question_id)
+            earlier = route.earlier_answer(session, question_id)  # resolved with "This answers it"
     except SQLAlchemyError:
         logger.exception("could not load question %s to redraw it", question_id)
         return
@@ -108,12 +111,15 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
     try:
         if view.accepted_answer_ts:
             link = client.chat_getPermalink(channel=view.channel_id, message_ts=view.accepted_answer_ts)["permalink"]
+        elif earlier is not None and earlier[2]:
+            link = client.chat_getPermalink(channel=earlier[1], message_ts=earlier[2])["permalink"]
         message = blocks.question_message(
             asker_id=view.asker_id,
             text=view.text,
             tags=view.tags,
             resolved_by=view.resolved_by,
             answer_link=link,
+            answered_earlier=earlier[0] if earlier is not None else None,
         )
         client.chat_update(channel=view.channel_id, ts=view.message_ts, **message.as_kwargs())
     except SlackApiError as exc:

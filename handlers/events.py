@@ -15,7 +15,7 @@ from slack_bolt.listener.builtins import TokenRevocationListeners
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot import qa
+from bot import qa, route
 from bot.services import Services
 from handlers import home
 from handlers.common import redraw_question
@@ -76,7 +76,7 @@ def register(app: App, services: Services) -> None:
             )
 
         def reply(session: Session) -> None:
-            qa.record_reply(
+            answer = qa.record_reply(
                 session,
                 team_id=team_id,
                 channel_id=channel,
@@ -86,6 +86,8 @@ def register(app: App, services: Services) -> None:
                 text=event.get("text", ""),
                 now=now,
             )
+            if answer is not None:
+                route.stop_escalation(session, answer.question_id)  # answered: no round 2, no bump
 
         if subtype == "message_changed":
             once(body, context, edit)
@@ -112,6 +114,8 @@ def register(app: App, services: Services) -> None:
                 now=services.clock.now(),
                 bot_user_id=context.bot_user_id,
             )
+            if outcome.effect == qa.ReactionEffect.ACCEPTED and outcome.question_id is not None:
+                route.cancel_pending(session, outcome.question_id)  # resolved: DMs not sent yet never go
             return outcome.question_id if outcome.redraw_question else None
 
         once(body, context, change)

@@ -10,7 +10,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks
+from bot import blocks, route
 from bot.qa import InvalidQuestion, create_question, validate_question
 from bot.services import Services
 from bot.tags import clean, normalize_tag
@@ -80,11 +80,12 @@ def register(app: App, services: Services) -> None:
         if question_id is None:
             return
         origin = json.loads(view.get("private_metadata") or "{}").get("channel_id")
-        publish_question(
+        if publish_question(
             client,
             services,
             question_id,
             notify=lambda note: tell_user(client, channel_id=origin or channel_id, user_id=user_id, text=note),
-        )
+        ):
+            route.suggest_or_route(route.Slack(client), services, question_id)
 
     app.view(blocks.ASK_MODAL)(ack=ack_ask_form, lazy=[post_ask_form])

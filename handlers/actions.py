@@ -1,0 +1,182 @@
+"""Buttons: "I'll take it" / "Not me" (routing DMs, ephemerals and the App Home share them) and the
+similar-answers suggestions ("This answers it" / "Still need help").
+
+The main function stores what the click changes (bot/route.py, database only) and acks; the Slack side
+(thread note, DM or Home redrawn, the next expert asked, the question redrawn) runs after the ack, reading
+the stored outcome from the context. Every click is idempotent: a double click changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bot import blocks, route
+from bot.route import ButtonOutcome
+from bot.services import Services
+from handlers.common import DATABASE_DOWN, redraw_question, tell_user
+from handlers.home import publish_home
+
+logger = logging.getLogger("peerlearn.actions")
+
+OUTCOME = "peerlearn_button_outcome"  # context key: what the click changed (ButtonOutcome.as_context())
+FAILED = "peerlearn_button_failed"  # context key: why nothing could be stored
+
+# (session, team_id, user_id, button value, now) -> what changed; None for a value that names nothing
+Change = Callable[[Session, str, str, str, datetime], ButtonOutcome | None]
+
+USUAL = {route.TAKEN, route.DECLINED, route.RESOLVED, route.ROUTING, route.ALREADY}
+TAKE_NOTES = {
+    route.TAKEN: blocks.ROUTE_TAKEN_NOTE,
+    route.ALREADY: blocks.ROUTE_TAKEN_NOTE,
+    route.CLOSED: blocks.ROUTE_CLOSED_NOTE,
+    route.OWN: "That's your own question: the people who know its topics get asked.",
+}
+DECLINE_NOTES = {
+    route.DECLINED: blocks.ROUTE_DECLINED_NOTE,
+    route.ALREADY: blocks.ROUTE_DECLINED_NOTE,
+    route.CLOSED: blocks.ROUTE_CLOSED_NOTE,
+    route.OWN: TAKE_NOTES[route.OWN],
+}
+RESOLVE_NOTES = {
+    route.RESOLVED: ":white_check_mark: Glad that helped! I marked your question resolved; nobody gets pinged.",
+    route.ALREADY: ":white_check_mark: Your question is resolved already.",
+    route.NOT_ASKER: "Only the person who asked can resolve the question.",
+    route.CLOSED: "That question is resolved already, or gone.",
+}
+HELP_NOTES = {
+    route.ROUTING: ":mag: OK, I'm asking people who know your topics now.",
+    route.ALREADY: ":mag: People who know your topics have been asked already.",
+    route.NOT_ASKER: "Only the person who asked can ask for more help.",
+    route.CLOSED: "That question is resolved already, or gone.",
+}
+
+
+def question_id_of(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def take(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
+    question_id = question_id_of(value)
+    return None if question_id is None else route.take_question(session, team_id, question_id, user_id, now)
+
+
+def decline(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
+    question_id = question_id_of(value)
+    return None if question_id is None else route.decline_question(session, team_id, question_id, user_id, now)
+
+
+def answers_it(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
+    parsed = route.parse_earlier(value)
+    if parsed is None:
+        return None
+    question_id, kind, ref_id = parsed
+    return route.resolve_with_earlier(session, team_id, question_id, user_id, kind, ref_id, now)
+
+
+def still_need_help(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
+    question_id = question_id_of(value)
+    return None if question_id is None else route.ask_experts_now(session, team_id, question_id, user_id, now)
+
+
+def from_home(body: dict[str, Any]) -> bool:
+    return (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "home"
+
+
+def register(app: App, services: Services) -> None:
+    def stored(change: Change) -> Callable[..., None]:
+        def store(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
+            user_id = body["user"]["id"]
+            try:
+                with services.store.session() as session:
+                    outcome = change(session, context.team_id or "", user_id, str(action.get("value") or ""), now())
+            except SQLAlchemyError:
+                logger.exception("could not store a click on %s by %s", action.get("action_id"), user_id)
+                context[FAILED] = DATABASE_DOWN
+                ack()
+                return
+            if outcome is None:
+                logger.warning(
+                    "a click on %s carried an unknown value %r", action.get("action_id"), action.get("value")
+                )
+            else:
+                context[OUTCOME] = outcome.as_context()
+            ack()
+
+        return store
+
+    def now() -> datetime:
+        return services.clock.now()
+
+    def show(
+        body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext, note: str, usual: bool
+    ) -> None:
+        """Say how the click ended where it happened: the Home tab is published again (with the note unless
+        the click did the `usual` thing), a message the click came from (an ephemeral, or suggestions sent
+        as a DM) is replaced; routing DMs redraw themselves (bot.route.redraw_dm)."""
+        team_id, user_id = context.team_id or "", body["user"]["id"]
+        if from_home(body):
+            publish_home(client, services, team_id, user_id, None if usual else note)
+        elif body.get("response_url"):
+            respond(replace_original=True, **blocks.ephemeral(note).as_kwargs())
+        else:
+            tell_user(client, channel_id=(body.get("channel") or {}).get("id"), user_id=user_id, text=note)
+
+    def outcome_of(context: BoltContext) -> ButtonOutcome | None:
+        data = context.get(OUTCOME)
+        return ButtonOutcome.from_context(data) if data else None
+
+    def after_take(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+        outcome = outcome_of(context)
+        if outcome is None:
+            show(body, client, respond, context, context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE, usual=False)
+            return
+        route.after_take(route.Slack(client), services, outcome, context.team_id or "", body["user"]["id"])
+        if from_home(body) or is_ephemeral(body):
+            show(body, client, respond, context, TAKE_NOTES[outcome.result], usual=outcome.result in USUAL)
+
+    def after_decline(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+        outcome = outcome_of(context)
+        if outcome is None:
+            show(body, client, respond, context, context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE, usual=False)
+            return
+        if from_home(body) or is_ephemeral(body):
+            show(body, client, respond, context, DECLINE_NOTES[outcome.result], usual=outcome.result in USUAL)
+        route.after_decline(route.Slack(client), services, outcome, context.team_id or "", body["user"]["id"])
+
+    def after_answers_it(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+        outcome = outcome_of(context)
+        if outcome is None:
+            show(body, client, respond, context, context.get(FAILED) or RESOLVE_NOTES[route.CLOSED], usual=False)
+            return
+        show(body, client, respond, context, RESOLVE_NOTES[outcome.result], usual=outcome.result in USUAL)
+        if outcome.result == route.RESOLVED:
+            redraw_question(client, services, outcome.question_id)
+
+    def after_still_need_help(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+        outcome = outcome_of(context)
+        if outcome is None:
+            show(body, client, respond, context, context.get(FAILED) or HELP_NOTES[route.CLOSED], usual=False)
+            return
+        show(body, client, respond, context, HELP_NOTES[outcome.result], usual=outcome.result in USUAL)
+        if outcome.result == route.ROUTING:
+            route.route_now(route.Slack(client), services, outcome.question_id)
+
+    app.action(blocks.ACTION_TAKE_QUESTION)(ack=stored(take), lazy=[after_take])
+    app.action(blocks.ACTION_DECLINE_QUESTION)(ack=stored(decline), lazy=[after_decline])
+    app.action(blocks.ACTION_SIMILAR_ANSWERS_IT)(ack=stored(answers_it), lazy=[after_answers_it])
+    app.action(blocks.ACTION_SIMILAR_STILL_NEED_HELP)(ack=stored(still_need_help), lazy=[after_still_need_help])
+
+
+def is_ephemeral(body: dict[str, Any]) -> bool:
+    return bool((body.get("container") or {}).get("is_ephemeral"))

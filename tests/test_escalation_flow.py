@@ -1,0 +1,201 @@
+"""Issue 3's escalation, end to end on SQLite and PostgreSQL: a question nobody answers is routed to the next
+experts after the escalation period (4 h, or the workspace's own), then its thread gets a gentle bump; an
+answer stops it, an accept cancels the DMs still waiting; it survives restarts, and two replicas ticking at
+once send every DM and take every step exactly once."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot import route
+from bot.scheduler import default_ticks
+from models.expert import ROUTE_CANCELLED, ROUTE_SCHEDULED, ROUTE_SENT
+from models.workspace import ensure_workspace
+from tests.route_helpers import (
+    GENERAL,
+    add_people,
+    bot_maker,
+    declare,
+    question_of,
+    requests_of,
+    routing_dms,
+    thread,
+)
+from tests.slack.fake_api import TEAM_ID
+from tests.slack.fixtures import START
+
+BERLIN, TOKYO = "Europe/Berlin", "Asia/Tokyo"
+FOUR_HOURS, EIGHT_HOURS = START + timedelta(hours=4), START + timedelta(hours=8)
+TOKYO_NINE_TUESDAY = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def make_bot(fake_slack, database_url, slack_clock):
+    yield from bot_maker(fake_slack, database_url, slack_clock)
+
+
+def experts(bot) -> None:
+    """U_FIRST is the best for #postgres #ops questions; U_SECOND and U_THIRD come next."""
+    world = bot.world
+    add_people(world, U_ASKER=BERLIN, U_FIRST=BERLIN, U_SECOND=BERLIN, U_THIRD=BERLIN, U_PASSERBY=BERLIN)
+    declare(world, "U_FIRST", "#postgres #ops")
+    declare(world, "U_SECOND", "#postgres")
+    declare(world, "U_THIRD", "#ops")
+
+
+def bumps(world, question) -> list:
+    return [m for m in thread(world, question) if "still waiting for an answer" in m.plain]
+
+
+def test_an_unanswered_question_goes_to_the_next_expert_after_4_hours_then_gets_a_bump(make_bot):
+    bot = make_bot(route_top_n=1)
+    experts(bot)
+    world = bot.world
+    question = world.ask("U_ASKER", "How do I fail over a replica? #postgres #ops", GENERAL)
+    stored = question_of(bot.store, question)
+    assert list(requests_of(bot.store, stored.id)) == ["U_FIRST"]
+
+    bot.tick(FOUR_HOURS - timedelta(seconds=1))
+    assert list(requests_of(bot.store, stored.id)) == ["U_FIRST"]
+    report = bot.tick(FOUR_HOURS)
+    [step] = report.steps
+    assert (step.level, len(step.asked)) == (route.LEVEL_ROUND_2, 1)
+    [second] = step.asked
+    assert second in ("U_SECOND", "U_THIRD")
+    request = requests_of(bot.store, stored.id)[second]
+    assert (request.round, request.status) == (2, ROUTE_SENT)
+    assert len(routing_dms(world, second)) == 1 and len(routing_dms(world, "U_FIRST")) == 1
+    assert question_of(bot.store, question).next_escalation_at == EIGHT_HOURS
+
+    bot.tick(EIGHT_HOURS - timedelta(seconds=1))
+    assert bumps(world, question) == []
+    bot.tick(EIGHT_HOURS)
+    [bump] = bumps(world, question)
+    assert "`#postgres` `#ops`" in bump.plain
+    assert "<!" not in bump.plain and "<@" not in bump.plain and bump.raw.get("reply_broadcast") is not True
+    assert question_of(bot.store, question).escalation_level == route.LEVEL_BUMPED
+    assert question_of(bot.store, question).next_escalation_at is None
+
+    for later in (timedelta(hours=12), timedelta(days=2)):
+        assert bot.tick(START + later).steps == []
+    assert len(bumps(world, question)) == 1
+    assert len(requests_of(bot.store, stored.id)) == 2
+
+
+def test_an_answer_stops_the_escalation(make_bot):
+    bot = make_bot(route_top_n=1)
+    experts(bot)
+    world = bot.world
+    question = world.ask("U_ASKER", "Why is my replica lagging? #postgres #ops", GENERAL)
+    bot.clock.set(START + timedelta(hours=1))
+    world.reply("U_PASSERBY", question, "Check the network between the two, and wal_sender_timeout.")
+    world.settle()
+    assert question_of(bot.store, question).next_escalation_at is None
+
+    assert bot.tick(FOUR_HOURS).steps == []
+    assert bot.tick(EIGHT_HOURS).steps == []
+    assert list(requests_of(bot.store, question_of(bot.store, question).id)) == ["U_FIRST"]
+    assert bumps(world, question) == []
+
+
+def test_an_accept_cancels_the_dms_still_waiting_to_be_sent(make_bot):
+    bot = make_bot()
+    world = bot.world
+    add_people(world, U_ASKER=BERLIN, U_AWAKE=BERLIN, U_ASLEEP=TOKYO)
+    declare(world, "U_AWAKE", "#postgres")
+    declare(world, "U_ASLEEP", "#postgres")
+    question = world.ask("U_ASKER", "What does HOT update mean? #postgres", GENERAL)
+    stored = question_of(bot.store, question)
+    assert requests_of(bot.store, stored.id)["U_ASLEEP"].status == ROUTE_SCHEDULED
+
+    answer = world.reply("U_AWAKE", question, "Heap-only tuple: an update that needs no index change.")
+    world.react("U_ASKER", "white_check_mark", GENERAL, answer)
+    world.settle()
+
+    assert requests_of(bot.store, stored.id)["U_ASLEEP"].status == ROUTE_CANCELLED
+    assert bot.tick(TOKYO_NINE_TUESDAY).dms_sent == 0
+    assert routing_dms(world, "U_ASLEEP") == []
+    [dm] = routing_dms(world, "U_AWAKE")
+    world.click("U_AWAKE", route.blocks.ACTION_TAKE_QUESTION, str(stored.id), channel=dm.channel)
+    world.settle()  # too late to take it: the DM says so and nothing is recorded
+    assert requests_of(bot.store, stored.id)["U_AWAKE"].status == ROUTE_SENT
+    assert route.blocks.ROUTE_CLOSED_NOTE in routing_dms(world, "U_AWAKE")[0].plain
+
+
+def test_escalation_survives_restarts(make_bot):
+    bot = make_bot(route_top_n=1)
+    experts(bot)
+    question = bot.world.ask("U_ASKER", "How do I resize a volume online? #postgres #ops", GENERAL)
+    stored = question_of(bot.store, question)
+
+    bot.restart()
+    [step] = bot.tick(FOUR_HOURS).steps
+    assert step.level == route.LEVEL_ROUND_2 and len(requests_of(bot.store, stored.id)) == 2
+    bot.restart()
+    assert bot.tick(FOUR_HOURS + timedelta(minutes=1)).steps == []  # the same step is not taken twice
+    bot.restart()
+    bot.tick(EIGHT_HOURS)
+    assert len(bumps(bot.world, question)) == 1
+
+
+def test_a_workspace_can_escalate_sooner(make_bot):
+    bot = make_bot(route_top_n=1)
+    experts(bot)
+    with bot.store.session() as s:
+        ensure_workspace(s, TEAM_ID, START).escalation_hours = 1
+    question = bot.world.ask("U_ASKER", "Is pg_upgrade safe in place? #postgres #ops", GENERAL)
+    assert question_of(bot.store, question).next_escalation_at == START + timedelta(hours=1)
+    [step] = bot.tick(START + timedelta(hours=1)).steps
+    assert step.level == route.LEVEL_ROUND_2
+
+
+def test_two_replicas_ticking_at_once_send_every_dm_and_take_every_step_once(make_bot):
+    replicas = [make_bot(), make_bot()]  # two processes on one database
+    world = replicas[0].world
+    tokyo = ("U_TOKYO1", "U_TOKYO2", "U_TOKYO3")
+    add_people(world, U_ASKER=BERLIN, U_BERLIN1=BERLIN, U_BERLIN2=BERLIN, **dict.fromkeys(tokyo, TOKYO))
+    for user in ("U_BERLIN1", "U_BERLIN2", *tokyo):
+        declare(world, user, "#postgres")
+    asked = []
+    for number in range(3):
+        asked.append(question_of(replicas[0].store, world.ask("U_ASKER", f"Replica race {number} #postgres", GENERAL)))
+        replicas[0].clock.advance(timedelta(minutes=1))
+    # Round 1 went to the two experts awake in Berlin (top 2, awake first).
+    for question in asked:
+        assert sorted(requests_of(replicas[0].store, question.id)) == ["U_BERLIN1", "U_BERLIN2"]
+
+    # Tokyo's morning, long after 4 hours: every question's round 2 is due, for the Tokyo experts now awake.
+    replicas[0].clock.set(TOKYO_NINE_TUESDAY)
+    start = threading.Barrier(len(replicas))
+
+    def tick(bot):
+        start.wait(timeout=10)
+        return route.tick(bot.runtime.services, bot.runtime.bolt_app.client, TOKYO_NINE_TUESDAY)
+
+    with ThreadPoolExecutor(len(replicas)) as pool:
+        reports = list(pool.map(tick, replicas))
+    world.settle()
+
+    steps = sorted(step.question_id for report in reports for step in report.steps)
+    assert steps == [q.id for q in asked]  # each question's round 2 taken by exactly one replica
+    for question in asked:
+        requests = requests_of(replicas[0].store, question.id)
+        round_2 = {u: r for u, r in requests.items() if r.round == 2}
+        assert len(round_2) == 2 and set(round_2) <= set(tokyo)
+        assert all(r.status == ROUTE_SENT for r in round_2.values())
+    posted = [
+        (call.response["channel"], call.args["text"])
+        for call in world.fake.calls_to("chat.postMessage")
+        if call.ok and call.response["channel"].startswith("D_TOKYO")
+    ]
+    assert len(posted) == 6 and len(set(posted)) == 6  # six DMs, none twice
+    assert sorted(len(routing_dms(world, user)) for user in tokyo) == [2, 2, 2]  # equal experts take turns
+
+
+def test_the_routing_tick_runs_every_minute():
+    [tick] = [tick for tick in default_ticks() if tick.name == "routing"]
+    assert tick.run is route.tick and tick.every == timedelta(minutes=1)
