@@ -126,21 +126,28 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
     import json
 
     from bot import digest
-    from bot.app_factory import build_web_client
-    from bot.clock import Clock
+    from bot.runtime import build_runtime
     from bot.services import Services
     from bot.slack_errors import explain
 
-    if not dry_run:
+    # With a token (or "Add to Slack" installations) the digest links to its messages and can be posted;
+    # without one, --dry-run still prints it, without links.
+    online = bool(settings.bot_token or settings.oauth_enabled)
+    if not online and not dry_run:
         settings.require("SLACK_BOT_TOKEN")
-    store = Store.from_url(settings.database_url)
-    try:
+    runtime = build_runtime(settings) if online else None
+    if runtime is not None:
+        services = runtime.services
+    else:
+        store = Store.from_url(settings.database_url)
         upgrade_to_head(store.engine)
-        services = Services(settings=settings, store=store, clock=Clock())
+        services = Services(settings=settings, store=store)
+    client = runtime.bolt_app.client if runtime is not None else None
+    token_for = runtime.bot_token_for if runtime is not None else None
+    try:
         now = services.clock.now()
         if dry_run:
-            # Links need the workspace's URL (auth.test); without a token the digest prints without them.
-            base_url = digest.Workspaces(build_web_client(settings)).base_url(team_id) if settings.bot_token else None
+            base_url = digest.Workspaces(client, token_for).base_url(team_id) if client is not None else None
             message = digest.preview(services, team_id, channel_id, now, base_url)
             print(
                 json.dumps(message.as_kwargs(), indent=2, ensure_ascii=False)
@@ -148,9 +155,13 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
                 else digest.render_text(message)
             )
             return 0
-        outcome = digest.post_now(services, build_web_client(settings), team_id, channel_id, now, force=force)
+        assert client is not None
+        outcome = digest.post_now(services, client, team_id, channel_id, now, force=force, token_for=token_for)
     finally:
-        store.dispose()
+        if runtime is not None:
+            runtime.close()
+        else:
+            services.store.dispose()
     if outcome.status == digest.DIGEST_POSTED:
         print(f"Posted the digest in {channel_id} (week {outcome.week_key}, message ts {outcome.message_ts}).")
         return 0

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("peerlearn.scheduler")
 
-TickFunction = Callable[[Services, WebClient, datetime], Any]
+TickFunction = Callable[..., Any]  # tick(services, client, now) [, token_for=...] -> anything
+TokenLookup = Callable[[str], str | None]  # team_id -> that workspace's bot token
 
 
 @dataclass(frozen=True)
@@ -38,23 +39,25 @@ class Tick:
     every: timedelta
     # Let a tick run this late (a busy or just-resumed process) rather than skip it.
     misfire_grace: timedelta = timedelta(minutes=5)
+    # A tick that acts for many workspaces also gets `token_for=` (each workspace's bot token: with
+    # "Add to Slack" every installation has its own; otherwise the single SLACK_BOT_TOKEN).
+    per_team_tokens: bool = False
 
 
 def default_ticks() -> list[Tick]:
     """Every periodic job PeerLearn runs. Imported here, so a tick's module loads only with a scheduler."""
-    from bot import digest, route
+    from bot import digest
 
     return [
-        Tick("digest", digest.tick, every=timedelta(minutes=1)),
-        # Routing after the similar-answers grace period, escalation rounds, bumps, DMs due in someone's morning.
-        Tick("routing", route.tick, every=timedelta(minutes=1)),
+        Tick("digest", digest.tick, every=timedelta(minutes=1), per_team_tokens=True),
     ]
 
 
-def run_tick(tick: Tick, services: Services, client: WebClient) -> None:
+def run_tick(tick: Tick, services: Services, client: WebClient, token_for: TokenLookup | None = None) -> None:
     """One run of one tick at the services' clock; an error is logged and the next run tries again."""
+    extra = {"token_for": token_for} if tick.per_team_tokens and token_for is not None else {}
     try:
-        tick.run(services, client, services.clock.now())
+        tick.run(services, client, services.clock.now(), **extra)
     except Exception:
         logger.exception("scheduled job %s failed; it runs again in %s", tick.name, tick.every)
 
@@ -74,7 +77,7 @@ def build_scheduler(
         scheduler.add_job(
             run_tick,
             IntervalTrigger(seconds=tick.every.total_seconds(), timezone=UTC),
-            args=(tick, runtime.services, client),
+            args=(tick, runtime.services, client, runtime.bot_token_for),
             id=tick.name,
             name=tick.name,
             next_run_time=first_run,  # catch up at start: e.g. a digest missed while no replica ran

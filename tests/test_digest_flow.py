@@ -615,3 +615,16 @@ def test_each_workspace_posts_with_its_own_token_and_a_revoked_one_is_recorded(r
     assert "Who runs payroll?" in plain(post) and "/archives/C_OTHER_TEAM/p" in plain(post)
     assert "xoxb-installed" in {call.token for call in fake_slack.calls_to("auth.test")}  # for the links
     assert digest.can_retake(runs(runtime.store)["C_UNINSTALLED"], SLOT + timedelta(hours=1)) is False
+
+
+def test_without_a_token_the_admin_verb_still_prints_the_digest_but_will_not_post(
+    fake_slack, database_url, monkeypatch, capsys, no_slack_env
+):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    verb = ["digest", "--team", TEAM_ID, "--channel", GENERAL]
+    assert cli_main([*verb, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "quiet week in <#C_GENERAL>" in printed and "https://" not in printed
+    assert cli_main(verb) == 2
+    assert "SLACK_BOT_TOKEN" in capsys.readouterr().err
+    assert fake_slack.calls == []

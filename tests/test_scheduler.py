@@ -32,6 +32,7 @@ def test_the_digest_is_a_tick_polled_every_minute():
     [digest_tick] = [tick for tick in default_ticks() if tick.name == "digest"]
     assert digest_tick.run is digest.tick
     assert digest_tick.every == timedelta(minutes=1)
+    assert digest_tick.per_team_tokens  # it posts in every subscribed workspace, each with its own token
 
 
 def test_each_tick_becomes_one_job_that_never_overlaps_itself(runtime):
@@ -42,6 +43,7 @@ def test_each_tick_becomes_one_job_that_never_overlaps_itself(runtime):
     assert job.trigger.interval == timedelta(minutes=1)
     assert job.max_instances == 1 and job.coalesce is True
     assert job.args[1] is runtime.services and job.args[2] is runtime.bolt_app.client
+    assert job.args[3] == runtime.bot_token_for
     assert not scheduler.running  # built, not started: tests and one-shot verbs never start one
 
 
@@ -77,3 +79,19 @@ def test_a_failing_tick_is_logged_and_the_next_run_goes_ahead(runtime, caplog):
     assert runs == [FROZEN, FROZEN]
     [first, _] = [r for r in caplog.records if r.name == "peerlearn.scheduler"]
     assert "scheduled job broken failed" in first.getMessage() and first.exc_info is not None
+
+
+def test_only_ticks_that_act_for_many_workspaces_get_the_token_lookup(runtime):
+    calls = []
+
+    def record(services, client, now, **extra):
+        calls.append(extra)
+
+    def token_for(team_id):
+        return "xoxb-" + team_id
+
+    for per_team in (False, True):
+        tick = Tick("t", record, every=timedelta(minutes=1), per_team_tokens=per_team)
+        run_tick(tick, runtime.services, runtime.bolt_app.client, token_for)
+    assert calls == [{}, {"token_for": token_for}]
+    assert runtime.bot_token_for("T0001") == BOT_TOKEN  # single-workspace mode: the one bot token
