@@ -21,10 +21,13 @@ Definitions (one workspace, questions created in the window [since, until)):
 - *top helpers* (App Home, "this month"): votes cast in the period on live answers, by someone other than the
   author: answers the asker accepted, then answers someone voted helpful (the weekly digest's definition).
 
-Medians: PostgreSQL has percentile_cont, SQLite has no percentile aggregate. Both have window functions, so
-one portable query serves both: number each group's values with ROW_NUMBER() ordered by value, count them
-with COUNT() OVER the group, and average the one or two rows in the middle ((n+1)/2 and (n+2)/2 in integer
-division). Every figure is a GROUP BY over indexed rows; Python only merges per-tag results and formats.
+Medians: PostgreSQL computes them with percentile_cont(0.5), an ordered-set aggregate (one sort per group).
+SQLite has no percentile aggregate, but window functions: number each group's values with ROW_NUMBER()
+ordered by value, count them with COUNT() OVER the group, and average the one or two rows in the middle
+((n+1)/2 and (n+2)/2 in integer division). Both give the middle value, or the mean of the two middle values
+for an even count; the same hand-checked tests run on both. Every figure is a GROUP BY over indexed rows,
+computed in one statement per report (the per-question facts are a materialized CTE read by the three
+groupings); Python only merges per-tag results and formats.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ import csv
 import io
 import json
 import re
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, and_, case, cast, extract, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Date, Float, String, and_, case, cast, extract, func, literal, null, or_, select, text, union_all
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person
@@ -185,50 +189,75 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+def _can_materialize(session: Session) -> bool:
+    """`WITH … AS MATERIALIZED`: PostgreSQL 12+, SQLite 3.35+."""
+    if _dialect(session) == "sqlite":
+        return sqlite3.sqlite_version_info >= (3, 35)
+    return True
+
+
 # --- the report ------------------------------------------------------------------------------------
 
 
 def _facts(session: Session, team_id: str, since: datetime, until: datetime) -> Any:
-    """One row per asked question in the window: id, created_at, seconds to first answer and to accepted."""
+    """One row per asked question in the window: id, created_at, seconds to first answer and to accepted.
+
+    Both answer times are correlated lookups (index probes on answers by question and by id), so the cost
+    follows the questions in the window, never the size of the answers table. The rows are a MATERIALIZED
+    common table expression: each grouping reads them several times, and an inlined subquery would repeat
+    the lookups for every reference."""
     dialect = _dialect(session)
-    in_window = and_(
-        Question.team_id == team_id,
-        Question.status.in_(ASKED_STATUSES),
-        Question.created_at >= since,
-        Question.created_at < until,
+    first_at = (
+        select(func.min(Answer.created_at))
+        .where(Answer.question_id == Question.id, Answer.deleted_at.is_(None))
+        .correlate(Question)
+        .scalar_subquery()
     )
-    first = (
-        select(Answer.question_id, func.min(Answer.created_at).label("first_at"))
-        .join(Question, Question.id == Answer.question_id)
-        .where(in_window, Answer.deleted_at.is_(None))
-        .group_by(Answer.question_id)
-        .subquery("first_answers")
+    accepted_at = (
+        select(Answer.created_at)
+        .where(Answer.id == Question.accepted_answer_id, Answer.deleted_at.is_(None))
+        .correlate(Question)
+        .scalar_subquery()
     )
-    accepted = aliased(Answer, name="accepted_answers")
-    return (
+    facts = (
         select(
             Question.id.label("question_id"),
             Question.created_at.label("created_at"),
-            seconds_between(first.c.first_at, Question.created_at, dialect).label("first_answer"),
-            seconds_between(accepted.created_at, Question.created_at, dialect).label("accepted"),
+            seconds_between(first_at, Question.created_at, dialect).label("first_answer"),
+            seconds_between(
+                case((Question.status == STATUS_RESOLVED, accepted_at)), Question.created_at, dialect
+            ).label("accepted"),
         )
-        .outerjoin(first, first.c.question_id == Question.id)
-        .outerjoin(
-            accepted,
-            and_(
-                accepted.id == Question.accepted_answer_id,
-                accepted.deleted_at.is_(None),
-                Question.status == STATUS_RESOLVED,
-            ),
+        .where(
+            Question.team_id == team_id,
+            Question.status.in_(ASKED_STATUSES),
+            Question.created_at >= since,
+            Question.created_at < until,
         )
-        .where(in_window)
-        .subquery("facts")
+        .cte("facts")
     )
+    return facts.prefix_with("MATERIALIZED") if _can_materialize(session) else facts
 
 
-def _figures_by(session: Session, source: Any, key: ColumnElement[Any] | None) -> dict[Any, Figures]:
-    """Figures per value of `key` (one entry, under None, without a key) from a facts-shaped selectable."""
-    first, accepted = source.c.first_answer, source.c.accepted
+GROUP_ALL, GROUP_TAG, GROUP_WEEK = "all", "tag", "week"
+
+
+def _grouped(kind: str, source: Any, key: ColumnElement[Any] | None, dialect: str) -> Any:
+    """SELECT kind, key, asked, answered, accepted, median first answer, median accepted — one row per value
+    of `key` (one row, key NULL, without a key; none when there are no rows) of a facts-shaped selectable."""
+    key_column = cast(key if key is not None else null(), String).label("key")
+    if dialect == "postgresql":
+        # An ordered-set aggregate: one sort per group, NULLs ignored, the mean of the two middle values.
+        first, accepted = source.c.first_answer, source.c.accepted
+        medians = [func.percentile_cont(0.5).within_group(value) for value in (first, accepted)]
+        return select(
+            literal(kind, String).label("kind"),
+            key_column,
+            func.count(),
+            func.count(first),
+            func.count(accepted),
+            *medians,
+        ).group_by(key_column)
     group = [key] if key is not None else []
 
     def ranked(value: Any, name: str) -> list[Any]:
@@ -238,33 +267,55 @@ def _figures_by(session: Session, source: Any, key: ColumnElement[Any] | None) -
             func.count(value).over(partition_by=group or None).label(f"{name}_n"),
         ]
 
-    columns = [*([key.label("key")] if key is not None else []), first, accepted]
-    ranks = select(*columns, *ranked(first, "first_answer"), *ranked(accepted, "accepted")).subquery("ranked")
+    first, accepted = source.c.first_answer, source.c.accepted
+    ranks = select(key_column, first, accepted, *ranked(first, "first_answer"), *ranked(accepted, "accepted")).subquery(
+        f"ranked_{kind}"
+    )
 
     def median(name: str) -> Any:
         value, rn, n = ranks.c[name], ranks.c[f"{name}_rn"], ranks.c[f"{name}_n"]
         middle = and_(value.is_not(None), or_(rn == (n + 1) // 2, rn == (n + 2) // 2))
         return func.avg(case((middle, value)))
 
-    figures = [
+    return select(
+        literal(kind, String).label("kind"),
+        ranks.c.key,
         func.count(),
         func.count(ranks.c.first_answer),
         func.count(ranks.c.accepted),
         median("first_answer"),
         median("accepted"),
-    ]
-    query = select(ranks.c.key, *figures).group_by(ranks.c.key) if key is not None else select(*figures)
-    found: dict[Any, Figures] = {}
-    for row in session.execute(query):
-        group_key, (asked, answered, accepted_n, median_first, median_accepted) = (
-            (row[0], row[1:]) if key is not None else (None, row)
-        )
+    ).group_by(ranks.c.key)
+
+
+def _figures(session: Session, facts: Any) -> dict[tuple[str, Any], Figures]:
+    """Figures for the whole window, per tag and per week, in one statement: the facts are computed once."""
+    tagged = (
+        select(facts, QuestionTag.tag)
+        .join(QuestionTag, QuestionTag.question_id == facts.c.question_id)
+        .subquery("tagged")
+    )
+    dialect = _dialect(session)
+    weekly = select(facts, week_start(facts.c.created_at, dialect).label("week")).subquery("weekly")
+    statement = union_all(
+        _grouped(GROUP_ALL, facts, None, dialect),
+        _grouped(GROUP_TAG, tagged, tagged.c.tag, dialect),
+        _grouped(GROUP_WEEK, weekly, weekly.c.week, dialect),
+    )
+    if dialect == "postgresql":
+        # For this transaction only: the correlated lookups make the planner's cost estimate huge, which
+        # switches on JIT compilation (seconds of compiling for a query that runs in less); and the median
+        # sorts of a large window fit in memory instead of spilling to disk.
+        session.execute(text("SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+    found: dict[tuple[str, Any], Figures] = {}
+    for kind, key, asked, answered, accepted, median_first, median_accepted in session.execute(statement):
         if not asked:
             continue
-        found[group_key] = Figures(
+        found[kind, _as_date(key) if kind == GROUP_WEEK else key] = Figures(
             asked=int(asked),
             answered=int(answered),
-            accepted=int(accepted_n),
+            accepted=int(accepted),
             median_first_answer=float(median_first) if median_first is not None else None,
             median_accepted=float(median_accepted) if median_accepted is not None else None,
         )
@@ -321,18 +372,11 @@ def weeks_between(since: datetime, until: datetime) -> list[date]:
 
 
 def build_report(session: Session, team_id: str, since: datetime, until: datetime, now: datetime) -> Report:
-    """Everything the stats verb and the admin section of App Home show, in five aggregate queries."""
-    facts = _facts(session, team_id, since, until)
-    overall = _figures_by(session, facts, None).get(None, Figures())
-    tagged = (
-        select(facts, QuestionTag.tag)
-        .join(QuestionTag, QuestionTag.question_id == facts.c.question_id)
-        .subquery("tagged")
-    )
-    per_tag = _figures_by(session, tagged, tagged.c.tag)
-    dialect = _dialect(session)
-    weekly_source = select(facts, week_start(facts.c.created_at, dialect).label("week")).subquery("weekly")
-    per_week = {_as_date(k): v for k, v in _figures_by(session, weekly_source, weekly_source.c.week).items()}
+    """Everything the stats verb and the admin section of App Home show, in two aggregate queries."""
+    figures = _figures(session, _facts(session, team_id, since, until))
+    overall = figures.get((GROUP_ALL, None), Figures())
+    per_tag = {key: value for (kind, key), value in figures.items() if kind == GROUP_TAG}
+    per_week = {key: value for (kind, key), value in figures.items() if kind == GROUP_WEEK}
     experts = experts_per_tag(session, team_id, now)
 
     tags = [

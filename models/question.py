@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from models.base import Base
@@ -79,7 +80,14 @@ class Answer(Base):
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "ts"),
         Index("ix_answers_team_user", "team_id", "user_id"),
-        Index("ix_answers_question_created", "question_id", "created_at"),  # first answer per question (0005)
+        # Live answers of a question in time order: its first answer is one index-only lookup (stats, 0005).
+        Index(
+            "ix_answers_question_live",
+            "question_id",
+            "created_at",
+            postgresql_where=sql_text("deleted_at IS NULL"),
+            sqlite_where=sql_text("deleted_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
