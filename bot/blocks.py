@@ -418,9 +418,13 @@ def knowledge_gap_text(tags: list[str] | tuple[str, ...]) -> str:
     )
 
 
-def experts_busy_text(tags: list[str] | tuple[str, ...], retry_hours: int) -> str:
-    """What the asker hears when the topic's people are paused, away or at their daily limit."""
+def experts_busy_text(tags: list[str] | tuple[str, ...], retry_hours: int, private_channel: bool = False) -> str:
+    """What the asker hears when the topic's people are paused, away, at their daily limit (or, for a private
+    channel, not in it)."""
+    why = "paused or have had enough questions today"
+    if private_channel:
+        why = "paused, not in this channel, or have had enough questions today"
     return (
-        f":hourglass: The go-to people for {format_tags(tags)} are paused or have had enough questions today, "
-        f"so I haven't pinged anyone yet. I'll try again in {retry_hours} h if nobody has answered by then."
+        f":hourglass: The go-to people for {format_tags(tags)} are {why}, so I haven't pinged anyone yet. "
+        f"I'll try again in {retry_hours} h if nobody has answered by then."
     )

@@ -770,7 +770,7 @@ def route_round(
                 slack,
                 channel_id=facts.channel_id,
                 user_id=facts.asker_id,
-                message=blocks.ephemeral(blocks.experts_busy_text(plan.unavailable, hours)),
+                message=blocks.ephemeral(blocks.experts_busy_text(plan.unavailable, hours, facts.channel_private)),
             )
     return StepOutcome(question_id, round_number, asked, plan.gaps)
 
