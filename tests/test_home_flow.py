@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import blocks, home, stats
-from models.expert import ROUTE_SENT, ROUTE_TAKEN, Person, RouteRequest
+from models.expert import ROUTE_DECLINED, ROUTE_SENT, ROUTE_TAKEN, Person, RouteRequest
 from models.question import Question
 
 GENERAL = "C_GENERAL"
@@ -35,7 +35,8 @@ def open_home(world, user: str) -> dict[str, Any]:
 def click_home(world, user: str, action_id: str, value: Any = None) -> dict[str, Any]:
     """`user` clicks (or picks `value` in) a control on their Home tab; returns the re-published view."""
     since = world.fake.mark()
-    response = world.click(user, action_id, value)
+    # On the Home tab itself: the same button may also be in a routing DM.
+    response = world.click(user, action_id, value, view_id=world.fake.home_view(user)["id"])
     assert response.status == 200, response.body
     return world.fake.wait_for("views.publish", since=since, user_id=user).args["view"]
 
@@ -120,20 +121,34 @@ def test_questions_on_my_topics_and_routed_to_me_wait_with_ill_take_it(world):
     assert controls(open_home(world, "U_EXPERT"))[blocks.ACTION_TAKE_QUESTION] == [str(vacuum)]
 
 
-def test_ill_take_it_on_the_home_tab_reaches_the_routing_handler(world):
+def test_ill_take_it_and_not_me_on_the_home_tab_are_served_by_the_routing_handler(world):
     world.command("U_EXPERT", "/teach", "#postgres", GENERAL)
     world.ask("U_ASKER", "How do I vacuum a big table? #postgres", GENERAL)
-    qid = question_id(world, "How do I vacuum a big table?")
-    open_home(world, "U_EXPERT")
-    response = world.click("U_EXPERT", blocks.ACTION_TAKE_QUESTION, str(qid))
-    world.settle()
-    if response.status == 404:
-        # Nobody handles the button yet: handlers/actions.py (routing, issue 3) owns it. Bolt answers 404.
-        return
-    assert response.status == 200
+    world.ask("U_ASKER", "Why is replication lagging? #postgres", GENERAL)
+    vacuum, lag = question_id(world, "How do I vacuum a big table?"), question_id(world, "Why is replication lagging?")
+    assert sorted(controls(open_home(world, "U_EXPERT"))[blocks.ACTION_TAKE_QUESTION]) == sorted(
+        [str(vacuum), str(lag)]
+    )
+
+    view = click_home(world, "U_EXPERT", blocks.ACTION_TAKE_QUESTION, str(vacuum))  # handlers/actions.py
     with world.runtime.store.session() as s:
-        taken = s.scalars(select(RouteRequest).where(RouteRequest.question_id == qid)).all()
-    assert [(r.expert_id, r.status) for r in taken] == [("U_EXPERT", ROUTE_TAKEN)]
+        mine = s.scalars(select(RouteRequest).where(RouteRequest.expert_id == "U_EXPERT")).all()
+        assert {(r.question_id, r.status) for r in mine if r.question_id == vacuum} == {(vacuum, ROUTE_TAKEN)}
+    assert controls(view)[blocks.ACTION_TAKE_QUESTION] == [str(lag)]  # the tab was published again
+
+    with world.runtime.store.session() as s:  # routing DMed the expert about the other one
+        request = s.scalars(select(RouteRequest).where(RouteRequest.question_id == lag)).one_or_none()
+        if request is None:
+            request = RouteRequest(team_id="T0001", question_id=lag, expert_id="U_EXPERT", send_at=world.clock.now())
+            s.add(request)
+        request.status, request.sent_at = ROUTE_SENT, world.clock.now()
+    assert controls(open_home(world, "U_EXPERT"))[blocks.ACTION_DECLINE_QUESTION] == [str(lag)]
+    view = click_home(world, "U_EXPERT", blocks.ACTION_DECLINE_QUESTION, str(lag))
+    with world.runtime.store.session() as s:
+        declined = s.scalars(select(RouteRequest).where(RouteRequest.question_id == lag)).one()
+        assert (declined.expert_id, declined.status) == ("U_EXPERT", ROUTE_DECLINED)
+    assert blocks.ACTION_TAKE_QUESTION not in controls(view)  # nothing waits for them any more
+    assert "Nothing waiting" in rendered(view)
 
 
 def test_topics_are_edited_in_place_and_pause_and_resume_republish_the_tab(world):
