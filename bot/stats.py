@@ -5,7 +5,8 @@ Definitions (one workspace, questions created in the window [since, until)):
 - *asked*: questions that reached a channel (status open or resolved; a question still being posted, or one
   Slack refused, never reached anyone).
 - *answered*: asked questions with at least one live answer (a thread reply by someone other than the asker
-  that was not deleted). *answer rate* = answered / asked.
+  that was not deleted), or resolved without one (the asker found the answer in a suggested earlier question
+  or lesson: "This answers it"). *answer rate* = answered / asked.
 - *time to first answer*: from the question to its earliest live answer. *time to accepted answer*: from the
   question to the moment the answer the asker accepted was posted (not to the asker's click: it measures how
   fast helpers solved it). Both are medians over the questions that have one; the middle value, or the mean
@@ -224,6 +225,7 @@ def _facts(session: Session, team_id: str, since: datetime, until: datetime) -> 
             Question.id.label("question_id"),
             Question.created_at.label("created_at"),
             seconds_between(first_at, Question.created_at, dialect).label("first_answer"),
+            case((Question.status == STATUS_RESOLVED, 1)).label("resolved"),
             seconds_between(
                 case((Question.status == STATUS_RESOLVED, accepted_at)), Question.created_at, dialect
             ).label("accepted"),
@@ -254,7 +256,7 @@ def _grouped(kind: str, source: Any, key: ColumnElement[Any] | None, dialect: st
             literal(kind, String).label("kind"),
             key_column,
             func.count(),
-            func.count(first),
+            _count_answered(first, source.c.resolved),
             func.count(accepted),
             *medians,
         ).group_by(key_column)
@@ -268,9 +270,9 @@ def _grouped(kind: str, source: Any, key: ColumnElement[Any] | None, dialect: st
         ]
 
     first, accepted = source.c.first_answer, source.c.accepted
-    ranks = select(key_column, first, accepted, *ranked(first, "first_answer"), *ranked(accepted, "accepted")).subquery(
-        f"ranked_{kind}"
-    )
+    ranks = select(
+        key_column, first, accepted, source.c.resolved, *ranked(first, "first_answer"), *ranked(accepted, "accepted")
+    ).subquery(f"ranked_{kind}")
 
     def median(name: str) -> Any:
         value, rn, n = ranks.c[name], ranks.c[f"{name}_rn"], ranks.c[f"{name}_n"]
@@ -281,11 +283,15 @@ def _grouped(kind: str, source: Any, key: ColumnElement[Any] | None, dialect: st
         literal(kind, String).label("kind"),
         ranks.c.key,
         func.count(),
-        func.count(ranks.c.first_answer),
+        _count_answered(ranks.c.first_answer, ranks.c.resolved),
         func.count(ranks.c.accepted),
         median("first_answer"),
         median("accepted"),
     ).group_by(ranks.c.key)
+
+
+def _count_answered(first_answer: Any, resolved: Any) -> Any:
+    return func.count(case((or_(first_answer.is_not(None), resolved.is_not(None)), 1)))
 
 
 def _figures(session: Session, facts: Any) -> dict[tuple[str, Any], Figures]:

@@ -10,17 +10,19 @@ Minutes are from the question to each answer; * marks the accepted one; x a dele
     Q5  Tue 11-17 08:00  #kubernetes #ops     answers +5* (U_B)                   resolved
     Q6  Wed 11-18 08:00  #kubernetes          no answer                           open
     Q7  Tue 11-24 09:00  (no tag)             answers +40* (U_C)                  resolved
+    Q8  Wed 11-25 10:00  (no tag)             no answer: "This answers it" on an  resolved
+                                              earlier question (routing, issue 3)
     not counted: a question still being posted (11-20), one before the window (10-20), one in team T2.
 
 By hand:
-    overall   asked 7, answered 5 (Q1 10, Q2 20, Q3 90, Q5 5, Q7 40) → median first answer 20 min;
-              accepted 4 (Q1 30, Q2 20, Q5 5, Q7 40) → median (20 + 30) / 2 = 25 min.
+    overall   asked 8, answered 6 (Q8 counts, but has no time to first answer: Q1 10, Q2 20, Q3 90, Q5 5,
+              Q7 40 → median 20 min); accepted 4 (Q1 30, Q2 20, Q5 5, Q7 40) → median (20 + 30) / 2 = 25 min.
     postgres  asked 3, answered 3: 10, 20, 90 → 20 min; accepted 30, 20 → 25 min.
     ops       asked 2, answered 2: 20, 5 → 12.5 min; accepted 20, 5 → 12.5 min.
     kubernetes asked 3, answered 1: 5 → 5 min; accepted 5 → 5 min.
     weeks     10-26: nothing · 11-02: Q1 Q2 → first (10+20)/2 = 15, accepted (30+20)/2 = 25
               11-09: Q3 Q4 (Sunday 23:30 is still that week) → asked 2, answered 1, first 90, no accepted
-              11-16: Q5 Q6 → asked 2, answered 1, 5 / 5 · 11-23: Q7 → 40 / 40
+              11-16: Q5 Q6 → asked 2, answered 1, 5 / 5 · 11-23: Q7 Q8 → asked 2, answered 2, 40 / 40
     experts   postgres: U_B, U_C (U_C paused past the window's end) → 2 declared, 1 available
               kubernetes: U_D (deactivated) → 1 declared, 0 available; terraform: U_E → 1, 1, never asked
     gaps      (capacity 5 questions per available expert per week × 4 weeks = 20 each)
@@ -127,6 +129,7 @@ def fixture(store) -> Fixture:
     f.question(at(17, 8), ["kubernetes", "ops"], [("U_B", 5, "accepted")])
     f.question(at(18, 8), ["kubernetes"])
     f.question(at(24, 9), [], [("U_C", 40, "accepted")])
+    f.question(at(25, 10), [], status=STATUS_RESOLVED)
     f.question(at(20, 8), ["postgres"], status=STATUS_POSTING)
     f.question(at(20, 8, month=10), ["postgres"], [("U_B", 1, "accepted")])
     f.question(at(20, 8), ["postgres"], [("U_B", 1, "accepted")], team="T2")
@@ -158,8 +161,8 @@ def report_of(store: Store) -> stats.Report:
 
 def test_overall_figures_match_the_hand_computed_ones(store, fixture):
     overall = report_of(store).overall
-    assert (overall.asked, overall.answered, overall.accepted) == (7, 5, 4)
-    assert overall.answer_rate == pytest.approx(5 / 7)
+    assert (overall.asked, overall.answered, overall.accepted) == (8, 6, 4)
+    assert overall.answer_rate == pytest.approx(6 / 8)
     assert overall.median_first_answer == pytest.approx(20 * MIN, abs=0.01)
     assert overall.median_accepted == pytest.approx(25 * MIN, abs=0.01)
 
@@ -211,7 +214,8 @@ def test_weekly_trend_in_utc_weeks(store, fixture):
     assert (second.asked, second.answered, second.accepted) == (2, 1, 0)
     assert second.median_first_answer == pytest.approx(90 * MIN, abs=0.01)
     assert second.median_accepted is None
-    assert (trend[date(2026, 11, 16)].asked, trend[date(2026, 11, 23)].asked) == (2, 1)
+    assert (trend[date(2026, 11, 16)].asked, trend[date(2026, 11, 23)].asked) == (2, 2)
+    assert trend[date(2026, 11, 23)].answered == 2
     assert trend[date(2026, 11, 23)].median_accepted == pytest.approx(40 * MIN, abs=0.01)
 
 
@@ -351,17 +355,17 @@ def test_stats_verb_prints_json_csv_and_a_table(run_cli, fixture):
     data = json.loads(out)
     (workspace,) = data["workspaces"]
     assert workspace["team_id"] == "T1" and workspace["since"] == SINCE.isoformat()
-    assert workspace["overall"]["asked"] == 7 and workspace["overall"]["median_accepted"] == pytest.approx(
+    assert workspace["overall"]["asked"] == 8 and workspace["overall"]["median_accepted"] == pytest.approx(
         1500, abs=0.01
     )
-    assert workspace["overall"]["answer_rate"] == pytest.approx(5 / 7)
+    assert workspace["overall"]["answer_rate"] == pytest.approx(6 / 8)
     assert workspace["gaps"][0]["tag"] == "kubernetes" and "lunch-and-learn" in workspace["suggestion"]
     assert [w["week"] for w in workspace["trend"]][1] == "2026-11-02"
 
     code, out, _ = run_cli("stats", "--team", "T1", "--since", "28d", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     value = {(r["section"], r["key"], r["metric"]): r["value"] for r in rows}
-    assert value["overall", "", "asked"] == "7"
+    assert value["overall", "", "asked"] == "8"
     assert float(value["tag", "ops", "median_first_answer"]) == pytest.approx(750, abs=0.01)
     assert value["tag", "terraform", "median_first_answer"] == ""  # never asked: nothing to measure
     assert value["gap", "kubernetes", "available_experts"] == "0"
@@ -370,7 +374,8 @@ def test_stats_verb_prints_json_csv_and_a_table(run_cli, fixture):
 
     code, out, _ = run_cli("stats", "--team", "T1", "--since", "28d")
     assert code == 0
-    assert "Questions asked            7" in out
+    assert "Questions asked            8" in out
+    assert "Answered                   6 (75%)" in out
     assert "Median to accepted answer  25m" in out
     assert "#ops" in out and "12m 30s" in out
     assert "Suggestion: Run a lunch-and-learn on #kubernetes" in out
