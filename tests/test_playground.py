@@ -169,6 +169,16 @@ def test_the_experts_declared_their_topics_with_teach_when_it_started(playground
     assert page.state("U_BERLIN", channel="dm")["view"]["ephemerals"]  # /teach answered them in their DM
 
 
+def test_a_question_is_routed_to_the_experts_dms_which_only_they_see(page):
+    ask(page)
+    for expert in ("U_BERLIN", "U_NEWYORK"):  # both within their working hours at START
+        dms = page.until(f"{expert}'s DM", lambda expert=expert: page.state(expert, channel="dm")["view"]["messages"])
+        assert "How do I vacuum a big table without locking it?" in texts(dms[-1])
+    people = {p["id"]: p for p in page.state("U_ASKER")["people"]}
+    assert people["U_BERLIN"]["dm_latest"] and people["U_NEWYORK"]["dm_latest"]  # the page's "DM" badges
+    assert page.state("U_NEWCOMER", channel="dm")["view"]["messages"] == []
+
+
 def test_an_answer_in_the_thread_accepted_with_a_check_mark_resolves_the_question(playground, page):
     question = ask(page)
     page.post(

@@ -33,8 +33,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 15_000
-# Routing DMs (issue 3) are sent by bot/route.py; until it is part of the bot, this test checks the rest.
-ROUTING_SHIPPED = (ROOT / "bot" / "route.py").is_file()
 
 
 def _missing() -> str | None:
@@ -102,23 +100,18 @@ def test_ask_get_routed_answer_accept_and_post_the_digest_in_the_browser(browser
         expect(page.locator("#text")).to_have_value("")
         shots(page, "asked")
 
+        # The bot routes it by DM to the two #postgres experts, both within their working hours now.
         act_as(page, "U_BERLIN")
-        if ROUTING_SHIPPED:
-            # The bot routes it by DM to the two #postgres experts, both within their working hours now.
-            expect(page.locator('#people [data-user="U_NEWYORK"] .badge')).to_have_text("DM")
-            page.click("#go-dm")
-            routed = page.locator("#messages .msg.bot", has_text="How do I vacuum a big table without locking it?")
-            expect(routed).to_have_count(1)
-            expect(routed.locator(f'[data-action-id="{ACTION_TAKE_QUESTION}"]')).to_be_visible()
-            shots(page, "routed-by-dm")
-            # Bruno follows the DM's link to the question, which opens its thread.
-            routed.locator("a[data-ts]").first.click()
-            expect(page.locator("#title")).to_have_text("# general")
-        else:
-            question.hover()
-            question.locator("button.reply").click()
+        expect(page.locator('#people [data-user="U_NEWYORK"] .badge')).to_have_text("DM")
+        page.click("#go-dm")
+        routed = page.locator("#messages .msg.bot", has_text="How do I vacuum a big table without locking it?")
+        expect(routed).to_have_count(1)
+        expect(routed.locator(f'[data-action-id="{ACTION_TAKE_QUESTION}"]')).to_be_visible()
+        shots(page, "routed-by-dm")
 
-        # Bruno answers in the question's thread.
+        # Bruno follows the DM's link to the question, which opens its thread, and answers there.
+        routed.locator("a[data-ts]").first.click()
+        expect(page.locator("#title")).to_have_text("# general")
         expect(page.locator("#thread")).to_be_visible()
         page.fill("#thread-text", "Run VACUUM (VERBOSE) in a quiet hour; pg_repack rebuilds it without a long lock.")
         page.press("#thread-text", "Enter")
