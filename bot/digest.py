@@ -31,6 +31,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
 from bot.blocks import SECTION_LIMIT, Block, Message, context, divider, header, section
+from bot.metrics import DIGEST_RUNS
 from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS, error_code
 from bot.tags import escape_mrkdwn, format_tags, truncate
@@ -682,6 +683,7 @@ def deliver(
         if claim is not None:
             with services.store.session() as session:
                 finish_run(session, claim, status, services.clock.now(), message_ts=message_ts, error=error)
+        DIGEST_RUNS.labels(status).inc()
         return DigestOutcome(team_id, channel_id, key, status, message_ts, error)
 
     try:
@@ -701,6 +703,7 @@ def deliver(
                 logger.warning(
                     "digest run %s for %s was taken over before posting; not posting", claim.run_id, channel_id
                 )
+                DIGEST_RUNS.labels("skipped").inc()
                 return DigestOutcome(team_id, channel_id, key, TAKEN)
     try:
         posted = workspaces.client.chat_postMessage(

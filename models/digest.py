@@ -17,7 +17,6 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    or_,
     select,
     tuple_,
     update,
@@ -325,7 +324,7 @@ def load_digest_data(
     """Read one channel's week with a fixed number of indexed aggregate queries (no per-item queries).
 
     Every query is pinned to (team_id, channel_id): a digest never sees another channel's content.
-    New experts are workspace-wide facts, so only topics this channel itself has used are shown.
+    New experts are workspace-wide facts, so only those in topics this channel itself had this week are shown.
     """
     in_channel_q = and_(
         Question.team_id == team_id,
@@ -415,45 +414,45 @@ def load_digest_data(
         .limit(limit)
     ).all()
 
-    used_in_channel = or_(
-        exists()
-        .where(
-            QuestionTag.team_id == Expertise.team_id,
-            QuestionTag.tag == Expertise.tag,
-            Question.id == QuestionTag.question_id,
-            in_channel_q,
-        )
-        .correlate(Expertise),
-        exists()
-        .where(
-            LessonTag.team_id == Expertise.team_id,
-            LessonTag.tag == Expertise.tag,
-            Lesson.id == LessonTag.lesson_id,
-            Lesson.channel_id == channel_id,
-        )
-        .correlate(Expertise),
-    )
-    expert_rows = session.execute(
-        select(Expertise.user_id, Expertise.tag)
-        .where(
-            Expertise.team_id == team_id,
-            Expertise.declared_at >= since,
-            Expertise.declared_at < until,
-            used_in_channel,
-        )
-        .order_by(Expertise.declared_at, Expertise.user_id, Expertise.tag)
-    ).all()
-
-    has_expert = exists().where(Expertise.team_id == QuestionTag.team_id, Expertise.tag == QuestionTag.tag)
-    gap_count = func.count(func.distinct(Question.id))
-    gap_rows = session.execute(
-        select(QuestionTag.tag, gap_count, total)
+    # The week's topics here: every tag of the window's questions (with how many asked, and whether anyone
+    # declared it: the knowledge gaps), plus the window's lesson tags. New experts are workspace-wide facts,
+    # so a channel hears only of those in its own topics of the week.
+    in_window = and_(in_channel_q, Question.created_at >= since, Question.created_at < until)
+    declared = exists().where(Expertise.team_id == team_id, Expertise.tag == QuestionTag.tag).correlate(QuestionTag)
+    tag_rows = session.execute(
+        select(QuestionTag.tag, func.count(func.distinct(Question.id)), declared)
         .join(Question, Question.id == QuestionTag.question_id)
-        .where(in_channel_q, Question.created_at >= since, Question.created_at < until, ~has_expert)
+        .where(in_window)
         .group_by(QuestionTag.tag)
-        .order_by(gap_count.desc(), QuestionTag.tag)
-        .limit(limit)
     ).all()
+    lesson_topics = session.scalars(
+        select(LessonTag.tag)
+        .join(Lesson, Lesson.id == LessonTag.lesson_id)
+        .where(
+            Lesson.team_id == team_id,
+            Lesson.channel_id == channel_id,
+            Lesson.message_ts.is_not(None),
+            Lesson.created_at >= since,
+            Lesson.created_at < until,
+        )
+        .distinct()
+    ).all()
+    topics = sorted({tag for tag, _, _ in tag_rows} | set(lesson_topics))
+    expert_rows = (
+        session.execute(
+            select(Expertise.user_id, Expertise.tag)
+            .where(
+                Expertise.team_id == team_id,
+                Expertise.declared_at >= since,
+                Expertise.declared_at < until,
+                Expertise.tag.in_(topics),
+            )
+            .order_by(Expertise.declared_at, Expertise.user_id, Expertise.tag)
+        ).all()
+        if topics
+        else []
+    )
+    gaps = sorted(((tag, int(n)) for tag, n, has_expert in tag_rows if not has_expert), key=lambda g: (-g[1], g[0]))
 
     experts: dict[str, list[str]] = {}
     for user_id, tag in expert_rows:
@@ -489,7 +488,7 @@ def load_digest_data(
         ),
         helpers=_listing([Helper(u, int(a), int(h)) for u, a, h, _ in helper_rows], helper_rows),
         new_experts=Listing(tuple(new_experts[:limit]), len(new_experts)),
-        gaps=_listing([Gap(tag, int(n)) for tag, n, _ in gap_rows], gap_rows),
+        gaps=Listing(tuple(Gap(tag, n) for tag, n in gaps[:limit]), len(gaps)),
     )
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from bot import digest
@@ -102,6 +103,10 @@ def plain(call) -> str:
 
     walk(call.args.get("blocks"))
     return "\n".join(found)
+
+
+def digest_runs_metric(status: str) -> float:
+    return REGISTRY.get_sample_value("peerlearn_digest_runs_total", {"status": status}) or 0.0
 
 
 def tick_at(runtime, moment: datetime):
@@ -466,6 +471,7 @@ def test_slack_errors_are_recorded_and_the_other_channels_still_get_theirs(runti
     fake_slack.add_channel("C4_OK")
     for channel in ("C1_ARCHIVED", "C2_DELETED", "C3_NOBOT", "C4_OK"):
         subscribe_directly(runtime.store, channel, START)
+    failed_before, posted_before = digest_runs_metric("failed"), digest_runs_metric("posted")
 
     outcomes = tick_at(runtime, SLOT)
     assert [(o.channel_id, o.status, o.error) for o in outcomes] == [
@@ -482,6 +488,7 @@ def test_slack_errors_are_recorded_and_the_other_channels_still_get_theirs(runti
         "C4_OK": (DIGEST_POSTED, None),
     }
     assert all(r.finished_at == SLOT for r in recorded.values())
+    assert (digest_runs_metric("failed"), digest_runs_metric("posted")) == (failed_before + 3, posted_before + 1)
     # Retrying cannot fix these: later ticks leave them alone.
     since = fake_slack.mark()
     assert tick_at(runtime, SLOT + timedelta(hours=2)) == []
