@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from bot import blocks, route
 from bot.routing import Availability, ScoredExpert
@@ -18,10 +19,13 @@ from models.expert import (
     ROUTE_SCHEDULED,
     ROUTE_SENT,
     ROUTE_TAKEN,
+    Expertise,
     Person,
     ensure_person,
 )
-from models.workspace import Workspace
+from models.question import Answer, Question, QuestionTag, Vote
+from models.session import Store
+from models.workspace import Workspace, ensure_workspace
 from tests.route_helpers import (
     GENERAL,
     SECRET,
@@ -432,3 +436,97 @@ def test_own_working_hours_win_and_unknown_people_count_as_available():
     assert route.availability_of(own, settings) == Availability(TOKYO, 22, 6)
     same = route.PersonFacts("U", tz=TOKYO, work_start_hour=9, work_end_hour=9)  # invalid: the default applies
     assert route.availability_of(same, settings) == Availability(TOKYO, 9, 18)
+
+
+# --- the evidence is read with a few aggregate queries, however many people ---------------------------------
+
+
+def seed_experts(store, first: int, last: int) -> None:
+    """People U_SEED<first>..<last - 1>: each declared #postgres and answered three #postgres #ops questions
+    (one accepted, with a helpful vote)."""
+    with store.session() as s:
+        ensure_workspace(s, TEAM_ID, START)
+        for n in range(first, last):
+            user = f"U_SEED{n}"
+            s.add(Expertise(team_id=TEAM_ID, user_id=user, tag="postgres", declared_at=START))
+            s.add(Person(team_id=TEAM_ID, user_id=user, tz=BERLIN, profile_fetched_at=START))
+            for k in range(3):
+                question = Question(
+                    team_id=TEAM_ID,
+                    channel_id=GENERAL,
+                    asker_id="U_SOMEONE",
+                    text=f"seed question {n}-{k}",
+                    status="open",
+                    message_ts=f"1700000{n:03d}.{k:06d}",
+                    request_key=f"seed:{n}:{k}",
+                    created_at=START - timedelta(days=k + 1),
+                    tags=[
+                        QuestionTag(tag="postgres", team_id=TEAM_ID),
+                        QuestionTag(tag="ops", team_id=TEAM_ID, position=1),
+                    ],
+                )
+                s.add(question)
+                s.flush()
+                answer = Answer(
+                    team_id=TEAM_ID,
+                    question_id=question.id,
+                    channel_id=GENERAL,
+                    ts=f"1700001{n:03d}.{k:06d}",
+                    user_id=user,
+                    text="an answer",
+                    created_at=START - timedelta(days=k),
+                )
+                s.add(answer)
+                s.flush()
+                if k == 0:
+                    question.accepted_answer_id = answer.id
+                    question.status = "resolved"
+                    s.add(
+                        Vote(
+                            team_id=TEAM_ID,
+                            channel_id=GENERAL,
+                            message_ts=answer.ts,
+                            voter_id="U_FAN",
+                            reaction="+1",
+                            kind="helpful",
+                            author_id=user,
+                            answer_id=answer.id,
+                            created_at=START,
+                        )
+                    )
+
+
+def evidence_statements(store, now) -> tuple[int, route.Evidence]:
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        with store.session() as s:
+            evidence = route.load_evidence(s, TEAM_ID, ["postgres"], "how do I vacuum", now, {"U_ASKER"})
+            route.load_dm_load(s, TEAM_ID, sorted(evidence.user_ids), now)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    return len([s for s in statements if s.lstrip().upper().startswith("SELECT")]), evidence
+
+
+def test_the_evidence_takes_the_same_few_queries_for_3_or_30_people(database_url):
+    store = Store.from_url(database_url)
+    try:
+        seed_experts(store, 0, 3)
+        queries_for_3, evidence = evidence_statements(store, START)
+        assert len(evidence.user_ids) == 3
+        latest = max(evidence.history["U_SEED0"], key=lambda record: record.answered_at)
+        assert (latest.tags, latest.accepted, latest.helpful_votes) == (frozenset({"postgres", "ops"}), True, 1)
+        assert len(evidence.history["U_SEED0"]) == 3
+        stats = evidence.tag_stats
+        assert (stats.question_count, stats.tag_counts["postgres"], stats.pair_counts[("ops", "postgres")]) == (9, 9, 9)
+
+        seed_experts(store, 3, 30)
+        queries_for_30, evidence = evidence_statements(store, START)
+        assert len(evidence.user_ids) == 30
+        assert queries_for_3 == queries_for_30 == 11  # declared, learned, history (+ tags), people, tags (3), load (3)
+    finally:
+        store.dispose()
