@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.tags import MAX_QUESTION_CHARS, escape_mrkdwn, format_tags, truncate
+from models.expert import FORGOTTEN_USER_ID
 
 Block = dict[str, Any]
 
@@ -44,6 +45,11 @@ class Message:
 
 
 # --- builders -------------------------------------------------------------------------------
+
+
+def mention(user_id: str) -> str:
+    """A user mention, or "a former member" for someone whose data was erased (forget-user)."""
+    return "a former member" if user_id == FORGOTTEN_USER_ID else f"<@{user_id}>"
 
 
 def mrkdwn(text: str) -> dict[str, str]:
@@ -115,20 +121,20 @@ def question_message(
     blocks: list[Block] = []
     if resolved_by:
         link = f" · <{answer_link}|see the accepted answer>" if answer_link else ""
-        blocks.append(section(f":white_check_mark: *Resolved* — answer by <@{resolved_by}>{link}"))
+        blocks.append(section(f":white_check_mark: *Resolved* — answer by {mention(resolved_by)}{link}"))
     elif answered_earlier:
         what = "a lesson" if answered_earlier == "lesson" else "an earlier question"
         link = f" · <{answer_link}|see it>" if answer_link else ""
         blocks.append(section(f":white_check_mark: *Resolved* — answered by {what}{link}"))
     blocks += [
-        section(f":raising_hand: *<@{asker_id}> asks:*\n{body}"),
+        section(f":raising_hand: *{mention(asker_id)} asks:*\n{body}"),
         context(
             *([format_tags(tags)] if tags else []),
             "Answer in the thread :thread:  ·  the asker marks the best answer with :white_check_mark:",
         ),
     ]
     status = "Resolved question" if resolved_by or answered_earlier else "Question"
-    return Message(text=truncate(f"{status} from <@{asker_id}>: {body}", FALLBACK_LIMIT), blocks=blocks)
+    return Message(text=truncate(f"{status} from {mention(asker_id)}: {body}", FALLBACK_LIMIT), blocks=blocks)
 
 
 # --- ephemeral help and errors -----------------------------------------------------------------
@@ -228,9 +234,9 @@ TEACH_BLOCK_TOPICS = "topics"
 def lesson_message(*, author_id: str, text: str, tags: list[str] | tuple[str, ...]) -> Message:
     body = escape_mrkdwn(text)
     return Message(
-        text=truncate(f"Lesson from <@{author_id}>: {body}", FALLBACK_LIMIT),
+        text=truncate(f"Lesson from {mention(author_id)}: {body}", FALLBACK_LIMIT),
         blocks=[
-            section(f":bulb: *<@{author_id}> shares a lesson:*\n{body}"),
+            section(f":bulb: *{mention(author_id)} shares a lesson:*\n{body}"),
             context(*([format_tags(tags)] if tags else []), "Found it useful? React with :+1: or :bulb:"),
         ],
     )
@@ -304,7 +310,9 @@ class RoutedQuestion:
 
 
 def _routed_blocks(item: RoutedQuestion) -> list[Block]:
-    content: list[Block] = [section(f":wave: <@{item.asker_id}> asked in <#{item.channel_id}>:\n{quote(item.text)}")]
+    content: list[Block] = [
+        section(f":wave: {mention(item.asker_id)} asked in <#{item.channel_id}>:\n{quote(item.text)}")
+    ]
     notes = [format_tags(item.tags)] if item.tags else []
     if item.reason:
         notes.append("Why you: " + truncate(escape_mrkdwn(item.reason), 500))
@@ -329,7 +337,7 @@ def route_dm(items: list[RoutedQuestion] | tuple[RoutedQuestion, ...]) -> Messag
     """The DM asking an expert to look at one question, or a summary of several (the daily summary)."""
     if len(items) == 1:
         item = items[0]
-        fallback = f"<@{item.asker_id}> asked a question you may know the answer to: {escape_mrkdwn(item.text)}"
+        fallback = f"{mention(item.asker_id)} asked a question you may know the answer to: {escape_mrkdwn(item.text)}"
         return Message(text=truncate(fallback, FALLBACK_LIMIT), blocks=_routed_blocks(item))
     content: list[Block] = [header(f"{len(items)} questions you may know the answer to")]
     for number, item in enumerate(items):
@@ -362,12 +370,12 @@ def similar_suggestions(question_id: int, items: list[SimilarItem], grace_minute
     for item in items:
         link = f"\n<{item.link}|Open it>" if item.link else ""
         if item.kind == "lesson":
-            body = f":bulb: *Lesson by <@{item.author_id}>*\n{quote(item.text, SNIPPET_LIMIT)}{link}"
+            body = f":bulb: *Lesson by {mention(item.author_id)}*\n{quote(item.text, SNIPPET_LIMIT)}{link}"
         else:
-            body = f":speech_balloon: *Asked by <@{item.author_id}>*\n{quote(item.text, SNIPPET_LIMIT)}"
+            body = f":speech_balloon: *Asked by {mention(item.author_id)}*\n{quote(item.text, SNIPPET_LIMIT)}"
             if item.answer_text is not None and item.answer_user_id:
                 answer = truncate(escape_mrkdwn(item.answer_text.strip()), SNIPPET_LIMIT)
-                body += f"\n:white_check_mark: *Accepted answer by <@{item.answer_user_id}>:* {answer}"
+                body += f"\n:white_check_mark: *Accepted answer by {mention(item.answer_user_id)}:* {answer}"
             body += link
         content.append(section(body))
         content.append(
@@ -394,7 +402,7 @@ def similar_suggestions(question_id: int, items: list[SimilarItem], grace_minute
 
 def on_it_message(user_id: str) -> Message:
     """The note in a question's thread when an expert takes it."""
-    note = f":raised_hands: <@{user_id}> is on it"
+    note = f":raised_hands: {mention(user_id)} is on it"
     return Message(text=note, blocks=[context(note)])
 
 

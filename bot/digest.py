@@ -30,7 +30,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
-from bot.blocks import SECTION_LIMIT, Block, Message, context, divider, header, section
+from bot.blocks import SECTION_LIMIT, Block, Message, context, divider, header, mention, section
 from bot.metrics import DIGEST_RUNS
 from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS, error_code
@@ -426,7 +426,7 @@ def _answered(data: DigestData, base_url: str | None) -> Block | None:
     if not listing.items:
         return None
     lines = [
-        f"• {snippet(q.text)}{_tags(q.tags)} — answered by <@{q.answerer_id}>"
+        f"• {snippet(q.text)}{_tags(q.tags)} — answered by {mention(q.answerer_id)}"
         + _link(base_url, data.channel_id, q.answer_ts, "see the answer", thread_ts=q.message_ts)
         for q in listing.items
     ]
@@ -453,7 +453,7 @@ def _lessons(data: DigestData, base_url: str | None) -> Block | None:
     if not listing.items:
         return None
     lines = [
-        f"• {snippet(lesson.text)}{_tags(lesson.tags)} — by <@{lesson.author_id}>"
+        f"• {snippet(lesson.text)}{_tags(lesson.tags)} — by {mention(lesson.author_id)}"
         + (f" · {_plural(lesson.helpful, 'helpful vote')}" if lesson.helpful else "")
         + _link(base_url, data.channel_id, lesson.message_ts, "read it")
         for lesson in listing.items
@@ -468,7 +468,7 @@ def _helpers(listing: Listing) -> Block | None:  # type: ignore[type-arg]
     for rank, helper in enumerate(listing.items[:5], start=1):
         parts = [_plural(helper.accepted, "accepted answer")] if helper.accepted else []
         parts += [_plural(helper.helpful, "helpful answer")] if helper.helpful else []
-        lines.append(f"{rank}. <@{helper.user_id}> — {', '.join(parts)}")
+        lines.append(f"{rank}. {mention(helper.user_id)} — {', '.join(parts)}")
     return listing_section(":star2: Top helpers", lines, listing.total - len(lines))
 
 
@@ -476,7 +476,9 @@ def _new_experts(data: DigestData) -> Block | None:
     listing = data.new_experts
     if not listing.items:
         return None
-    lines = [f"• <@{expert.user_id}> is now a go-to person for {format_tags(expert.tags)}" for expert in listing.items]
+    lines = [
+        f"• {mention(expert.user_id)} is now a go-to person for {format_tags(expert.tags)}" for expert in listing.items
+    ]
     return listing_section(":mortar_board: New experts", lines, listing.more)
 
 

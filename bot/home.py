@@ -30,6 +30,7 @@ from bot.blocks import (
     divider,
     fit_view_blocks,
     header,
+    mention,
     mrkdwn,
     plain,
     section,
@@ -186,7 +187,7 @@ def hour_label(hour: int) -> str:
 
 def _question_text(line: QuestionLine, with_asker: bool = False) -> str:
     tags = f"  {format_tags(line.tags)}" if line.tags else ""
-    asker = f" · asked by <@{line.asker_id}>" if with_asker and line.asker_id else ""
+    asker = f" · asked by {mention(line.asker_id)}" if with_asker and line.asker_id else ""
     return f"• {truncate(escape_mrkdwn(line.text), QUESTION_CHARS)} in <#{line.channel_id}>{tags}{asker}"
 
 
@@ -255,7 +256,7 @@ def _helpers(data: HomeData) -> list[Block]:
     if not data.helpers:
         return [*content, context("No accepted or helpful answers yet this month. Be the first!")]
     lines = [
-        f"{i}. <@{h.user_id}>: {h.accepted} accepted, {h.helpful} voted helpful"
+        f"{i}. {mention(h.user_id)}: {h.accepted} accepted, {h.helpful} voted helpful"
         for i, h in enumerate(data.helpers, start=1)
     ]
     return [*content, section("\n".join(lines))]
@@ -320,7 +321,7 @@ def _admin(report: stats.Report) -> list[Block]:
 def home_view(data: HomeData) -> Block:
     content: list[Block] = [
         header("PeerLearn"),
-        section(f"Hi <@{data.user_id}>! Ask your colleagues with `/ask`, share what you know with `/teach`."),
+        section(f"Hi {mention(data.user_id)}! Ask your colleagues with `/ask`, share what you know with `/teach`."),
     ]
     if data.notice:
         content.append(context(f":warning: {data.notice}"))

@@ -68,3 +68,10 @@ def test_ask_modal_prefills_channel_and_respects_limits():
     assert len(view["title"]["text"]) <= 24
     channel = next(b for b in view["blocks"] if b["block_id"] == blocks.ASK_BLOCK_CHANNEL)
     assert channel["element"]["initial_conversation"] == "C1"
+
+
+def test_a_forgotten_person_is_shown_as_a_former_member():
+    message = blocks.question_message(asker_id="forgotten", text="q?", tags=[], resolved_by="U2")
+    rendered = "\n".join(_texts(message.blocks))
+    assert "<@forgotten>" not in rendered and "a former member" in rendered
+    assert blocks.mention("U2") == "<@U2>"
