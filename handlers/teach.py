@@ -20,6 +20,7 @@ from bot.services import Services
 from bot.slack_errors import error_code, explain
 from bot.tags import clean, format_tags, normalize_tag
 from handlers.common import DATABASE_DOWN, post_in_channel, quote_back, tell_user
+from handlers.home import publish_home
 from models.expert import declare_topics, declared_topics, ensure_person, remove_topics
 from models.lesson import Lesson
 from models.workspace import ensure_workspace
@@ -27,6 +28,7 @@ from models.workspace import ensure_workspace
 logger = logging.getLogger("peerlearn.teach")
 
 INTENT = "peerlearn_teach_intent"  # context key: the ack step's parsed intent, for the lazy step
+TOPICS_SAVED = "peerlearn_topics_saved"  # context key: the topics form was saved
 
 
 def register(app: App, services: Services) -> None:
@@ -69,7 +71,7 @@ def register(app: App, services: Services) -> None:
         elif kind == "lesson":
             publish_lesson(client, services, command, notify=lambda note: respond(text=note))
 
-    def ack_teach_form(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def ack_teach_form(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
         raw = (
             view.get("state", {})
             .get("values", {})
@@ -90,10 +92,17 @@ def register(app: App, services: Services) -> None:
             current = declared_topics(session, team_id, user_id)
             remove_topics(session, team_id, user_id, [t for t in current if t not in wanted])
             declare_topics(session, team_id, user_id, wanted, services.clock.now())
+        context[TOPICS_SAVED] = True
         ack()
 
+    def refresh_home(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        """The form is also opened from the App Home: show the new topics there."""
+        if context.get(TOPICS_SAVED):
+            team_id = (body.get("team") or {}).get("id") or context.team_id or ""
+            publish_home(client, services, team_id, body["user"]["id"])
+
     app.command("/teach")(ack=ack_teach, lazy=[after_teach])
-    app.view(blocks.TEACH_MODAL)(ack_teach_form)
+    app.view(blocks.TEACH_MODAL)(ack=ack_teach_form, lazy=[refresh_home])
 
 
 def apply_intent(

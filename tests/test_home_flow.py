@@ -161,6 +161,7 @@ def test_topics_are_edited_in_place_and_pause_and_resume_republish_the_tab(world
     form = world.fake.wait_for("views.open", since=since).args["view"]
     assert form["callback_id"] == blocks.TEACH_MODAL and "#postgres" in rendered(form)
     assert world.submit_view("U_EXPERT", blocks.TEACH_MODAL, {"topics": "#postgres #k8s"}).status == 200
+    world.settle()  # saving the form re-publishes the tab in the background
     assert "`#kubernetes` `#postgres`" in rendered(open_home(world, "U_EXPERT"))
 
     paused = click_home(world, "U_EXPERT", home.HOME_PAUSE, "7d")

@@ -70,9 +70,12 @@ def test_the_topics_form_edits_topics_in_place(world):
     assert opened.args["view"]["callback_id"] == "teach_modal"
     assert "#ops #postgres" in json.dumps(opened.args["view"])
 
+    since = world.fake.mark()
     response = world.submit_view("U_EXPERT", "teach_modal", {"topics": "#ops #terraform"})
     assert response.status == 200 and not response.body.strip()
     assert topics(world) == ["ops", "terraform"]
+    home = world.fake.wait_for("views.publish", since=since, user_id="U_EXPERT")  # the Home tab shows them
+    assert "#terraform" in json.dumps(home.args["view"])
 
 
 def test_the_topics_form_refuses_non_tags(world):
