@@ -614,9 +614,9 @@ def plan_question(
         people.update(refresh_profiles(slack, services, facts.team_id, stale))
     planned = [_as_preferred(dm, people.get(dm.user_id), settings, now) for dm in planned]
 
-    def knows(user_id: str) -> bool:
+    def knows(user_id: str) -> bool:  # someone (but the asker) who declared or answered on a tag, and can be asked
         person = people.get(user_id)
-        return user_id not in excluded and not (person and (person.deleted or person.is_bot))
+        return user_id not in (facts.asker_id, FORGOTTEN_USER_ID) and not (person and (person.deleted or person.is_bot))
 
     gaps = [tag for tag in tags if not any(knows(u) for u in evidence.coverage.get(tag, ()))]
     unavailable = [tag for tag in tags if tag not in gaps] if not planned else []
@@ -717,8 +717,9 @@ class StepOutcome:
     question_id: int
     level: int  # the level the question reached
     asked: list[str] = field(default_factory=list)  # experts a DM was planned for (now or later)
-    gaps: list[str] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)  # round 1: the tags nobody knows (said to the asker)
     bumped: bool = False
+    dms_sent: int = 0  # DMs that went out with this step (those due now)
 
 
 def route_round(
@@ -755,7 +756,7 @@ def route_round(
                     ),
                 )
     logger.info("question %s: round %s planned DMs for %s", question_id, round_number, ", ".join(asked) or "nobody")
-    send_due_dms(lambda _team: slack, services, now, question_id=question_id)
+    sent = send_due_dms(lambda _team: slack, services, now, question_id=question_id)
     if round_number == 1:
         hours = int(period.total_seconds() // 3600)
         if plan.gaps:
@@ -772,7 +773,7 @@ def route_round(
                 user_id=facts.asker_id,
                 message=blocks.ephemeral(blocks.experts_busy_text(plan.unavailable, hours, facts.channel_private)),
             )
-    return StepOutcome(question_id, round_number, asked, plan.gaps)
+    return StepOutcome(question_id, round_number, asked, plan.gaps if round_number == 1 else [], dms_sent=sent)
 
 
 def route_now(slack: Slack, services: Services, question_id: int) -> StepOutcome | None:
@@ -834,7 +835,7 @@ def due_questions(session: Session, now: datetime, limit: int = MAX_DUE) -> list
 @dataclass(frozen=True)
 class TickReport:
     steps: list[StepOutcome]
-    dms_sent: int
+    dms_sent: int  # by the steps and by the pass over DMs due (e.g. in someone's morning)
 
 
 def tick(services: Services, client: WebClient, now: datetime, token_for: TokenLookup | None = None) -> TickReport:
@@ -852,7 +853,8 @@ def tick(services: Services, client: WebClient, now: datetime, token_for: TokenL
             continue
         if outcome is not None:
             steps.append(outcome)
-    return TickReport(steps, send_due_dms(workspace_slack, services, now))
+    due_dms = send_due_dms(workspace_slack, services, now)
+    return TickReport(steps, due_dms + sum(step.dms_sent for step in steps))
 
 
 # --- sending DMs -----------------------------------------------------------------------------------------------

@@ -46,10 +46,12 @@ class Tick:
 
 def default_ticks() -> list[Tick]:
     """Every periodic job PeerLearn runs. Imported here, so a tick's module loads only with a scheduler."""
-    from bot import digest
+    from bot import digest, route
 
     return [
         Tick("digest", digest.tick, every=timedelta(minutes=1), per_team_tokens=True),
+        # Routing after the similar-answers grace period, escalation rounds, bumps, DMs due in someone's morning.
+        Tick("routing", route.tick, every=timedelta(minutes=1), per_team_tokens=True),
     ]
 
 

@@ -196,6 +196,25 @@ def test_two_replicas_ticking_at_once_send_every_dm_and_take_every_step_once(mak
     assert sorted(len(routing_dms(world, user)) for user in tokyo) == [2, 2, 2]  # equal experts take turns
 
 
-def test_the_routing_tick_runs_every_minute():
-    [tick] = [tick for tick in default_ticks() if tick.name == "routing"]
-    assert tick.run is route.tick and tick.every == timedelta(minutes=1)
+def test_the_routing_tick_runs_every_minute_with_each_workspaces_token(make_bot):
+    [registered] = [tick for tick in default_ticks() if tick.name == "routing"]
+    assert registered.run is route.tick and registered.every == timedelta(minutes=1) and registered.per_team_tokens
+
+    bot = make_bot()
+    world = bot.world
+    add_people(world, U_ASKER=BERLIN, U_ASLEEP=TOKYO)
+    declare(world, "U_ASLEEP", "#postgres")
+    world.ask("U_ASKER", "A question for the morning #postgres", GENERAL)
+    world.fake.tokens.add("xoxb-installation-token")  # this workspace's own ("Add to Slack") token
+    since = world.fake.mark()
+    bot.clock.set(TOKYO_NINE_TUESDAY)
+    report = route.tick(
+        bot.runtime.services,
+        bot.runtime.bolt_app.client,
+        TOKYO_NINE_TUESDAY,
+        token_for={TEAM_ID: "xoxb-installation-token"}.get,
+    )
+    world.settle()
+    assert report.dms_sent == 1 and len(routing_dms(world, "U_ASLEEP")) == 1
+    calls = world.fake.calls[since:]
+    assert calls and {call.token for call in calls} == {"xoxb-installation-token"}
