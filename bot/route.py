@@ -575,14 +575,16 @@ def plan_question(
                 continue
             if person is not None and person.notify_mode == NOTIFY_OFF:
                 continue
+            # What Slack said is trusted while fresh; a stale "deactivated" is asked again if they would be DMed.
+            known = person is not None and (user_id in asked_slack or not needs_profile(person, now, max_age))
             candidates.append(
                 Candidate(
                     user_id=user_id,
                     declared_tags=frozenset(evidence.declared.get(user_id, ())),
                     history=tuple(evidence.history.get(user_id, ())),
-                    is_bot=bool(person and person.is_bot),
+                    is_bot=bool(known and person and person.is_bot),
                     is_paused=bool(person and person.is_paused(now)),
-                    is_deactivated=bool(person and person.deleted),
+                    is_deactivated=bool(known and person and person.deleted),
                 )
             )
         ranked = rank_experts(

@@ -208,6 +208,12 @@ def test_someone_deactivated_since_their_profile_was_cached_is_not_dmed_twice(bo
         assert s.get(Person, (TEAM_ID, "U_LEAVER")).deleted
     third = world.ask("U_ASKER", "Third question #postgres", GENERAL)
     assert requests_of(bot.store, question_of(bot.store, third).id) == {}
+    assert len(world.fake.calls_to("users.info", user="U_LEAVER")) == 1  # the cache says deactivated: no new ask
+
+    world.fake.users["U_LEAVER"].deleted = False  # back (reactivated); PeerLearn learns it once the cache is old
+    bot.clock.advance(timedelta(hours=25))
+    fourth = world.ask("U_ASKER", "Fourth question #postgres", GENERAL)
+    assert requests_of(bot.store, question_of(bot.store, fourth).id)["U_LEAVER"].status == ROUTE_SENT
 
 
 def test_not_me_asks_the_next_person_once(make_bot):
