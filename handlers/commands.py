@@ -94,9 +94,11 @@ def register(app: App, services: Services) -> None:
         except SQLAlchemyError:
             logger.exception("could not load the question just stored")
             return
-        if question_id is not None and publish_question(
-            client, services, question_id, notify=lambda note: respond(text=note)
-        ):
+
+        def notify(note: str) -> None:
+            respond(text=note)
+
+        if question_id is not None and publish_question(client, services, question_id, notify=notify):
             route.suggest_or_route(route.Slack(client), services, question_id)
 
     app.command("/ask")(ack=ack_ask, lazy=[post_ask])
