@@ -119,16 +119,24 @@ def register(app: App, services: Services) -> None:
         return services.clock.now()
 
     def show(
-        body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext, note: str, usual: bool
+        body: dict[str, Any],
+        client: WebClient,
+        respond: Respond,
+        context: BoltContext,
+        note: str,
+        *,
+        usual: bool,
+        replace: bool,
     ) -> None:
         """Say how the click ended where it happened: the Home tab is published again (with the note unless
-        the click did the `usual` thing), a message the click came from (an ephemeral, or suggestions sent
-        as a DM) is replaced; routing DMs redraw themselves (bot.route.redraw_dm)."""
+        the click did the `usual` thing); the message the click came from is replaced by the note when
+        `replace` (an ephemeral, the suggestions), else the note comes as an ephemeral beside it (a routing
+        DM keeps its question: it redraws itself, bot.route.redraw_dm)."""
         team_id, user_id = context.team_id or "", body["user"]["id"]
         if from_home(body):
             publish_home(client, services, team_id, user_id, None if usual else note)
         elif body.get("response_url"):
-            respond(replace_original=True, **blocks.ephemeral(note).as_kwargs())
+            respond(replace_original=replace, response_type="ephemeral", **blocks.ephemeral(note).as_kwargs())
         else:
             tell_user(client, channel_id=(body.get("channel") or {}).get("id"), user_id=user_id, text=note)
 
@@ -139,36 +147,44 @@ def register(app: App, services: Services) -> None:
     def after_take(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         outcome = outcome_of(context)
         if outcome is None:
-            show(body, client, respond, context, context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE, usual=False)
+            note = context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE
+            show(body, client, respond, context, note, usual=False, replace=is_ephemeral(body))
             return
         route.after_take(route.Slack(client), services, outcome, context.team_id or "", body["user"]["id"])
         if from_home(body) or is_ephemeral(body):
-            show(body, client, respond, context, TAKE_NOTES[outcome.result], usual=outcome.result in USUAL)
+            note, usual = TAKE_NOTES[outcome.result], outcome.result in USUAL
+            show(body, client, respond, context, note, usual=usual, replace=True)
 
     def after_decline(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         outcome = outcome_of(context)
         if outcome is None:
-            show(body, client, respond, context, context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE, usual=False)
+            note = context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE
+            show(body, client, respond, context, note, usual=False, replace=is_ephemeral(body))
             return
         if from_home(body) or is_ephemeral(body):
-            show(body, client, respond, context, DECLINE_NOTES[outcome.result], usual=outcome.result in USUAL)
+            note, usual = DECLINE_NOTES[outcome.result], outcome.result in USUAL
+            show(body, client, respond, context, note, usual=usual, replace=True)
         route.after_decline(route.Slack(client), services, outcome, context.team_id or "", body["user"]["id"])
 
     def after_answers_it(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         outcome = outcome_of(context)
         if outcome is None:
-            show(body, client, respond, context, context.get(FAILED) or RESOLVE_NOTES[route.CLOSED], usual=False)
+            note = context.get(FAILED) or RESOLVE_NOTES[route.CLOSED]
+            show(body, client, respond, context, note, usual=False, replace=False)
             return
-        show(body, client, respond, context, RESOLVE_NOTES[outcome.result], usual=outcome.result in USUAL)
+        note, usual = RESOLVE_NOTES[outcome.result], outcome.result in USUAL
+        show(body, client, respond, context, note, usual=usual, replace=True)
         if outcome.result == route.RESOLVED:
             redraw_question(client, services, outcome.question_id)
 
     def after_still_need_help(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         outcome = outcome_of(context)
         if outcome is None:
-            show(body, client, respond, context, context.get(FAILED) or HELP_NOTES[route.CLOSED], usual=False)
+            note = context.get(FAILED) or HELP_NOTES[route.CLOSED]
+            show(body, client, respond, context, note, usual=False, replace=False)
             return
-        show(body, client, respond, context, HELP_NOTES[outcome.result], usual=outcome.result in USUAL)
+        note, usual = HELP_NOTES[outcome.result], outcome.result in USUAL
+        show(body, client, respond, context, note, usual=usual, replace=True)
         if outcome.result == route.ROUTING:
             route.route_now(route.Slack(client), services, outcome.question_id)
 
