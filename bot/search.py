@@ -16,17 +16,33 @@ typed reaches the query syntax of either engine, so quotes, NEAR, `*`, `-` or pa
 The engine's relevance is then boosted by how many of the asker's tags the document carries, and the
 privacy rule (a private channel's items are found only from that channel) is applied in SQL.
 
-Cost: one SQL statement; the engine scores every document matching any term (OR), then LIMITs. That is
-a few ms for thousands of documents; with ~100k documents and common words it is not (issue 7).
+Cost (issue 7, bench/search_scale.py). Both engines score every document the match expression matches,
+then LIMIT; with ~100k documents an OR over common words matches most of them (~150 ms on SQLite, ~600 ms
+on PostgreSQL). So the match expression is pruned by document frequency first: the query's terms, rarest
+first, go into the OR while the documents they match add up to at most SCORING_BUDGET; the very common
+words left out (they weigh little: BM25's inverse document frequency) then match nothing by themselves.
+When the terms match few documents in all (any workspace of a few thousand items), nothing is left out
+and the ranking is exactly the exhaustive one. When even the rarest term is too common, the documents
+having the two rarest terms together are ranked (AND), or, if fewer than asked for, those of the rarest.
+Document frequencies: SQLite counts each term's matches in FTS5, capped at the budget (cheap: the capped
+count reads no more than that many doclist entries, and ranks nothing); PostgreSQL reads its own
+statistics of the tsvector column (pg_stats.most_common_elems, kept by ANALYZE/autovacuum, cached here
+for STATS_TTL seconds): a lexeme not among the most common counts as rare. On PostgreSQL the pruned
+expression only chooses the documents; each is ranked with every term (ts_rank is per document), so
+its scores are the exhaustive ones. `exhaustive=True` skips pruning (the reference in the benchmark).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
@@ -48,6 +64,10 @@ CANDIDATES = 50
 TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 1.0, 0.8, 0.6
 # Each of the asker's tags the document also carries multiplies its relevance by (1 + TAG_BOOST).
 TAG_BOOST = 0.2
+# At most this many documents matched (and so scored) per search, by engine: what one scored document costs
+# differs (FTS5 reads a doclist; PostgreSQL fetches the row and runs ts_rank). bench/search_scale.py.
+SCORING_BUDGET = {"sqlite": 2500, "postgresql": 1000}
+STATS_TTL = 600.0  # seconds a PostgreSQL process trusts the lexeme statistics it read
 
 # PostgreSQL's english stopword list (snowball), so both engines ignore the same words.
 _ENGLISH_STOPWORDS = """
@@ -108,6 +128,132 @@ def tsquery(terms: Sequence[str]) -> str:
     return " | ".join("'" + term.replace("\\", "\\\\").replace("'", "''") + "'" for term in terms)
 
 
+def fts5_and_query(terms: Sequence[str]) -> str:
+    return " AND ".join(fts5_query([term]) for term in terms)
+
+
+def tsquery_and(terms: Sequence[str]) -> str:
+    return " & ".join(tsquery([term]) for term in terms)
+
+
+def selective_terms(terms: Sequence[str], frequencies: Sequence[float], budget: float) -> list[str]:
+    """The rarest terms, kept in the order written, while the documents they match add up to at most
+    `budget`; empty when even the rarest term alone matches more."""
+    kept: set[int] = set()
+    total = 0.0
+    for position in sorted(range(len(terms)), key=lambda i: (frequencies[i], i)):
+        total += frequencies[position]
+        if total > budget:
+            break
+        kept.add(position)
+    return [term for position, term in enumerate(terms) if position in kept]
+
+
+def pruned_queries(session: Session, dialect: str, terms: Sequence[str]) -> list[str]:
+    """The match expressions to try in turn (the next one only when the previous found too few documents)."""
+    budget = SCORING_BUDGET[dialect]
+    if dialect == "sqlite":
+        frequencies = _sqlite_frequencies(session, terms, budget)
+        any_of, all_of = fts5_query, fts5_and_query
+    else:
+        frequencies = _postgres_frequencies(session, terms)
+        any_of, all_of = tsquery, tsquery_and
+    chosen = selective_terms(terms, frequencies, budget)
+    if chosen:
+        return [any_of(chosen)]
+    rarest = [terms[i] for i in sorted(range(len(terms)), key=lambda i: (frequencies[i], i))[:2]]
+    return [all_of(rarest), any_of(rarest[:1])] if len(rarest) > 1 else [any_of(rarest)]
+
+
+def _sqlite_frequencies(session: Session, terms: Sequence[str], budget: int) -> list[float]:
+    """How many documents each term matches, counted up to budget + 1 (one statement, nothing ranked)."""
+    cap = int(budget) + 1
+    statement = " UNION ALL ".join(
+        f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH :t{i} LIMIT {cap}))"
+        for i in range(len(terms))
+    )
+    rows = session.execute(sql(statement), {f"t{i}": fts5_query([term]) for i, term in enumerate(terms)})
+    counts = {int(position): count for position, count in rows}
+    return [float(counts.get(i, 0)) for i in range(len(terms))]
+
+
+class _LexemeStatistics:
+    """PostgreSQL's estimate of how many documents hold each common lexeme (pg_stats of search_documents.tsv),
+    per database, re-read every STATS_TTL seconds; and each query term's lexemes (the english stemmer's)."""
+
+    MAX_TERMS_CACHED = 50_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._documents: dict[str, tuple[float, dict[str, float]]] = {}
+        self._lexemes: dict[str, tuple[str, ...]] = {}
+
+    def frequencies(self, session: Session, terms: Sequence[str]) -> list[float]:
+        common = self._common(session)
+        if not common:  # never analysed (a new or small store): nothing is known to be common
+            return [0.0] * len(terms)
+        lexemes = self._lexemes_of(session, terms)
+        return [max((common.get(lexeme, 0.0) for lexeme in lexemes[term]), default=0.0) for term in terms]
+
+    def _common(self, session: Session) -> dict[str, float]:
+        key = session.get_bind().engine.url.render_as_string(hide_password=True)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._documents.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        row = session.execute(sql(_PG_LEXEME_STATS)).first()
+        common: dict[str, float] = {}
+        if row is not None and row.elems and row.freqs and row.reltuples and row.reltuples > 0:
+            # most_common_elem_freqs carries three summary numbers after one frequency per element.
+            common = {elem: freq * row.reltuples for elem, freq in zip(row.elems, row.freqs, strict=False)}
+        with self._lock:
+            self._documents[key] = (now + STATS_TTL, common)
+        return common
+
+    def _lexemes_of(self, session: Session, terms: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        with self._lock:
+            known = {term: self._lexemes[term] for term in terms if term in self._lexemes}
+        missing = [term for term in terms if term not in known]
+        if missing:
+            rows = session.execute(sql(_PG_LEXEMES), {"terms": missing}).all()
+            found = {term: tuple(lexemes or ()) for term, lexemes in rows}
+            with self._lock:
+                if len(self._lexemes) > self.MAX_TERMS_CACHED:
+                    self._lexemes.clear()
+                self._lexemes.update(found)
+            known |= found
+        return known
+
+
+_PG_LEXEME_STATS = """
+SELECT CAST(CAST(s.most_common_elems AS text) AS text[]) AS elems, s.most_common_elem_freqs AS freqs, c.reltuples
+FROM pg_stats s JOIN pg_class c ON c.oid = to_regclass('search_documents')
+WHERE s.schemaname = current_schema() AND s.tablename = 'search_documents' AND s.attname = 'tsv'
+"""
+_PG_LEXEMES = """
+SELECT t.term, tsvector_to_array(to_tsvector('english', t.term)) FROM unnest(CAST(:terms AS text[])) AS t(term)
+"""
+_STATISTICS = _LexemeStatistics()
+
+
+def _postgres_frequencies(session: Session, terms: Sequence[str]) -> list[float]:
+    return _STATISTICS.frequencies(session, terms)
+
+
+@contextmanager
+def _planned_for_its_values(session: Session, dialect: str) -> Iterator[None]:
+    """PostgreSQL: plan the search for this query's terms. psycopg prepares a statement run five times, and
+    PostgreSQL then may switch to a generic plan, which cannot know how many documents these terms match
+    (measured: twice the latency at 100k documents). Only for this statement, inside the caller's transaction."""
+    if dialect != "postgresql":
+        yield
+        return
+    session.execute(sql("SET LOCAL plan_cache_mode = force_custom_plan"))
+    yield  # on an error the caller's transaction rolls back, and the setting with it
+    session.execute(sql("RESET plan_cache_mode"))
+
+
 def search_similar(
     session: Session,
     *,
@@ -117,6 +263,7 @@ def search_similar(
     viewer_channel_id: str | None,
     limit: int = 3,
     exclude_question_id: int | None = None,
+    exhaustive: bool = False,
 ) -> list[SearchHit]:
     """The answered questions and lessons of this workspace most similar to `text` and `tags`, best first.
 
@@ -141,13 +288,21 @@ def search_similar(
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         statement = _SQLITE_SEARCH.format(exclude=exclude)
-        params |= {"query": fts5_query(terms), "tags": json.dumps(tag_list)}
+        params |= {"tags": json.dumps(tag_list)}
+        or_query = fts5_query
     elif dialect == "postgresql":
         statement = _POSTGRES_SEARCH.format(exclude=exclude)
-        params |= {"query": tsquery(terms), "tags": tag_list}
+        params |= {"rank_query": tsquery(terms), "tags": tag_list}
+        or_query = tsquery
     else:
         raise NotImplementedError(f"no full-text search for the {dialect} database")
-    rows = session.execute(sql(statement), params).all()
+    queries = [or_query(terms)] if exhaustive else pruned_queries(session, dialect, terms)
+    rows: Sequence[Any] = []
+    with _planned_for_its_values(session, dialect):
+        for query in queries:
+            rows = session.execute(sql(statement), params | {"query": query}).all()
+            if len(rows) >= limit:
+                break  # else the next, broader query (see pruned_queries)
     return [
         SearchHit(
             kind=row.kind,
@@ -209,7 +364,7 @@ _POSTGRES_SEARCH = f"""
 WITH ranked AS (
     SELECT d.kind, d.ref_id, d.channel_id, d.message_ts, d.title, d.tags,
            ts_rank('{{{{0, {BODY_WEIGHT}, {TAGS_WEIGHT}, {TITLE_WEIGHT}}}}}'::float4[], d.tsv,
-                   to_tsquery('english', :query), 1) AS relevance
+                   to_tsquery('english', :rank_query), 1) AS relevance
     FROM search_documents d
     WHERE d.tsv @@ to_tsquery('english', :query) AND d.team_id = :team_id AND {_PRIVACY} {{exclude}}
     ORDER BY relevance DESC, d.kind, d.ref_id

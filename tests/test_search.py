@@ -8,6 +8,7 @@ import pytest
 from alembic import command
 from sqlalchemy import select, text
 
+import bot.search
 from bot import qa
 from bot.config import Settings
 from bot.search import (
@@ -17,6 +18,7 @@ from bot.search import (
     fts5_query,
     query_terms,
     search_similar,
+    selective_terms,
     tsquery,
 )
 from bot.tags import ParsedText
@@ -403,3 +405,68 @@ def test_query_terms_keep_words_drop_stopwords_and_punctuation():
 def test_engine_queries_quote_every_term():
     assert fts5_query(["vacuum", "near"]) == '"vacuum" OR "near"'
     assert tsquery(["vacuum", "it's"]) == "'vacuum' | 'it''s'"
+
+
+# --- pruning common terms (issue 7: cost bounded by SCORING_BUDGET) ----------------------------------------
+
+
+def test_selective_terms_keep_the_rarest_within_the_budget_in_the_order_written():
+    terms = ["common", "rare", "middling", "rarest"]
+    assert selective_terms(terms, [900, 20, 300, 5], budget=400) == ["rare", "middling", "rarest"]
+    assert selective_terms(terms, [900, 20, 300, 5], budget=24) == ["rarest"]
+    assert selective_terms(terms, [900, 20, 300, 5], budget=10_000) == terms
+    assert selective_terms(terms, [900, 800, 700, 600], budget=100) == []  # even the rarest is too common
+    assert selective_terms(["a", "b"], [7, 7], budget=7) == ["a"]  # ties: the one written first
+
+
+def analysed(store):
+    """Statistics as autovacuum keeps them (PostgreSQL's pruning reads them; SQLite counts matches itself)."""
+    if store.dialect == "postgresql":
+        with store.engine.begin() as conn:
+            conn.execute(text("ANALYZE search_documents"))
+        bot.search._STATISTICS = bot.search._LexemeStatistics()  # forget what an earlier test's store looked like
+
+
+@pytest.fixture
+def small_budget(store, monkeypatch):
+    """A budget of 2 documents: in this small store the common words are then too common to be matched."""
+    monkeypatch.setitem(bot.search.SCORING_BUDGET, store.dialect, 2)
+    yield
+    bot.search._STATISTICS = bot.search._LexemeStatistics()
+
+
+def test_common_words_are_left_out_of_the_match_but_rare_ones_still_find(store, small_budget):
+    deploy = answered(store, "Deploy fails with error on staging", "Use the staging kubeconfig")
+    for n in range(6):
+        answered(store, f"Error number {n} when I build", f"Rebuild {n}")
+    analysed(store)
+    hits = search(store, "error during deploy", limit=3)
+    # "error" is in 7 documents, beyond the budget: only "deploy" is matched, and it finds the right one.
+    assert ids(hits) == [(KIND_QUESTION, deploy)]
+    assert ids(search(store, "error during deploy", limit=3, exhaustive=True))[0] == (KIND_QUESTION, deploy)
+    assert len(search(store, "error during deploy", limit=10, exhaustive=True)) == 7  # what pruning spared
+
+
+def test_only_common_words_match_the_two_rarest_together_then_the_rarest_alone(store, small_budget):
+    both = answered(store, "Error when I build the image", "Pin the base image")
+    builds = {answered(store, f"Build number {n} is slow", f"Cache layers {n}") for n in range(4)}
+    for n in range(6):
+        answered(store, f"Error number {n} on upload", f"Upload again {n}")
+    analysed(store)
+    # "build" (5 documents) and "error" (7) are both beyond the budget: the documents having both come first.
+    assert ids(search(store, "build error", limit=1)) == [(KIND_QUESTION, both)]
+    # Asked for more than that AND finds: the rarest term alone ("build") is matched instead.
+    assert {hit.id for hit in search(store, "build error", limit=3)} <= {both, *builds}
+    assert len(search(store, "build error", limit=3)) == 3
+
+
+def test_pruning_keeps_privacy_and_exclusion(store, small_budget):
+    secret = answered(store, "Salary bands for staff", "See HR", channel="C_HR", private=True)
+    for n in range(5):
+        answered(store, f"Salary paid on day {n}", f"Yes {n}", channel="C_GEN")
+    analysed(store)
+    assert (KIND_QUESTION, secret) not in ids(search(store, "salary bands", viewer="C_GEN", limit=10))
+    assert ids(search(store, "salary bands", viewer="C_HR", limit=1)) == [(KIND_QUESTION, secret)]
+    assert (KIND_QUESTION, secret) not in ids(
+        search(store, "salary bands", viewer="C_HR", limit=10, exclude_question_id=secret)
+    )
