@@ -19,7 +19,7 @@ from models.expert import KnowledgeGap, RouteRequest
 from models.question import Question
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.workspace import BOT_USER_ID, SlackError
+from tests.slack.workspace import BOT_USER_ID
 from tests.slack.world import Message, SlackWorld
 
 GENERAL = "C_GENERAL"
@@ -171,19 +171,6 @@ def requests_of(store: Any, question_id: int) -> dict[str, RouteRequest]:
 def gaps_of(store: Any, question_id: int) -> list[str]:
     with store.session() as s:
         return sorted(s.scalars(select(KnowledgeGap.tag).where(KnowledgeGap.question_id == question_id)))
-
-
-def emulate_conversations_members(fake: FakeSlackAPI) -> None:
-    """conversations.members, which the shared emulator does not play yet: the channel's members, as Slack
-    lists them to a bot that is in the channel (channel_not_found otherwise)."""
-
-    def members(args: dict[str, Any]) -> dict[str, Any]:
-        channel = fake.channels.get(args["channel"])
-        if channel is None or (channel.is_private and BOT_USER_ID not in channel.members):
-            raise SlackError("channel_not_found")
-        return {"members": sorted(channel.members), "response_metadata": {"next_cursor": ""}}
-
-    fake._api_conversations_members = members  # type: ignore[attr-defined]
 
 
 def double_click(world: SlackWorld, user: str, action_id: str, value: str, **where: Any) -> None:

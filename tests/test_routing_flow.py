@@ -35,7 +35,6 @@ from tests.route_helpers import (
     declare,
     dms,
     double_click,
-    emulate_conversations_members,
     gaps_of,
     plain,
     question_of,
@@ -356,7 +355,6 @@ def test_a_topic_whose_people_are_all_paused_is_not_a_gap_but_the_asker_hears_it
 
 def test_a_private_channels_question_only_reaches_its_members(bot):
     world = bot.world
-    emulate_conversations_members(world.fake)
     add_people(world, U_ASKER=BERLIN, U_INSIDE=BERLIN, U_OUTSIDE=BERLIN)
     add_people(world, channel=SECRET, private=True, U_ASKER=BERLIN, U_INSIDE=BERLIN)
     declare(world, "U_INSIDE", "#postgres")

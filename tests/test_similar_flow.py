@@ -19,7 +19,6 @@ from tests.route_helpers import (
     buttons,
     declare,
     double_click,
-    emulate_conversations_members,
     plain,
     question_of,
     requests_of,
@@ -151,7 +150,6 @@ def test_with_nothing_similar_the_question_is_routed_at_once(bot):
 
 def test_a_private_channels_answer_is_never_suggested_in_another_channel(bot):
     world = bot.world
-    emulate_conversations_members(world.fake)
     add_people(world, channel=SECRET, private=True, U_OLD=BERLIN, U_HELPER=BERLIN, U_ASKER=BERLIN)
     answered(bot, "How do I vacuum the payroll table without locking it? #postgres", channel=SECRET)
 
@@ -188,7 +186,6 @@ def test_a_lesson_can_answer_it(bot):
 
 def test_only_the_asker_resolves_and_a_private_item_cannot_be_named_from_elsewhere(bot):
     world = bot.world
-    emulate_conversations_members(world.fake)
     add_people(world, channel=SECRET, private=True, U_OLD=BERLIN, U_HELPER=BERLIN)
     secret = question_of(bot.store, answered(bot, "Payroll vacuum question #postgres", channel=SECRET))
     public = question_of(bot.store, answered(bot))

@@ -83,6 +83,9 @@ def check_arguments(method: str, args: Mapping[str, Any]) -> list[Problem]:
         problems.append(Problem("invalid_arguments", "exactly one of trigger_id / interactivity_pointer"))
     elif method == "views.update" and not (_present(args, "view_id") or _present(args, "external_id")):
         problems.append(Problem("invalid_arguments", "views.update needs view_id or external_id"))
+    elif method == "conversations.members" and not _present(args, "channel"):
+        # Not in the stored method reference; Slack's docs mark `channel` required.
+        problems.append(Problem("invalid_arguments", "missing required argument 'channel'"))
     elif method == "conversations.open" and not (_present(args, "users") or _present(args, "channel")):
         problems.append(Problem("users_list_not_supplied", "conversations.open needs users or channel"))
     elif method == "reactions.get" and not (

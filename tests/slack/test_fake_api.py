@@ -235,3 +235,20 @@ def test_slow_responses(world: FakeSlackAPI) -> None:
     impatient = WebClient(base_url=world.base_url, token=BOT_TOKEN, timeout=timeout, retry_handlers=[])
     with pytest.raises(TimeoutError):
         impatient.auth_test()
+
+
+def test_conversations_members_pages_and_hides_private_channels_from_outsiders(fake_slack, client):
+    fake_slack.add_user("U1")
+    fake_slack.add_user("U2")
+    fake_slack.add_user("U3")
+    fake_slack.add_channel("C1", name="one", members=["U1", "U2", "U3"])
+    fake_slack.add_channel("G1", name="secret", private=True, members=["U1"], bot_member=False)
+    first = client.conversations_members(channel="C1", limit=2)
+    cursor = first["response_metadata"]["next_cursor"]
+    assert cursor
+    rest = client.conversations_members(channel="C1", limit=2, cursor=cursor)
+    assert rest["response_metadata"]["next_cursor"] == ""
+    assert {"U1", "U2", "U3"} <= set(first["members"]) | set(rest["members"])
+    with pytest.raises(SlackApiError) as refused:
+        client.conversations_members(channel="G1")
+    assert refused.value.response["error"] == "channel_not_found"

@@ -440,6 +440,15 @@ class Workspace:
     def _api_conversations_info(self, args: Json) -> Json:
         return {"channel": self._visible_channel(args["channel"]).to_api()}
 
+    def _api_conversations_members(self, args: Json) -> Json:
+        """Members, paginated by `limit`/`cursor` as Slack does; a private channel only to a member bot."""
+        channel = self._visible_channel(args["channel"])
+        members = sorted(channel.members)
+        start = int(args.get("cursor") or 0)
+        limit = max(1, min(int(args.get("limit") or 100), 1000))
+        page, rest = members[start : start + limit], members[start + limit :]
+        return {"members": page, "response_metadata": {"next_cursor": str(start + limit) if rest else ""}}
+
     def _api_conversations_open(self, args: Json) -> Json:
         if args.get("channel"):
             channel = self._visible_channel(args["channel"])
