@@ -24,9 +24,10 @@ serve: $(STAMP)  ## run the bot in HTTP mode on $$PORT
 migrate: $(STAMP)
 	$(PY) app.py migrate
 
-test: $(STAMP) browser  ## lint, then every test on SQLite and PostgreSQL
+test: $(STAMP) browser  ## lint and type-check, then every test on SQLite and PostgreSQL
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 # The playground's browser test drives Debian's chromium through Playwright (never `playwright install`, which

@@ -240,7 +240,7 @@ def apply_reaction(
             return ReactionOutcome(ReactionEffect.ACCEPTED, question.id)
         return ReactionOutcome(ReactionEffect.VOTED, question.id if question else None)
 
-    vote = session.scalar(
+    existing = session.scalar(
         select(Vote).where(
             Vote.team_id == team_id,
             Vote.channel_id == channel_id,
@@ -249,12 +249,12 @@ def apply_reaction(
             Vote.reaction == reaction,
         )
     )
-    if vote is None:
+    if existing is None:
         return IGNORED
-    session.delete(vote)
+    session.delete(existing)
     session.flush()
     was_the_accepted_answer = question is not None and answer is not None and question.accepted_answer_id == answer.id
-    if vote.kind == VOTE_ACCEPT and was_the_accepted_answer and question is not None:
+    if existing.kind == VOTE_ACCEPT and was_the_accepted_answer and question is not None:
         _reaccept_or_reopen(session, question)
         return ReactionOutcome(ReactionEffect.UNACCEPTED, question.id)
     return ReactionOutcome(ReactionEffect.UNVOTED, question.id if question else None)

@@ -69,7 +69,7 @@ def register(app: App, services: Services) -> None:
         if kind == "form":
             open_teach_form(client, services, command)
         elif kind == "lesson":
-            publish_lesson(client, services, command, notify=lambda note: respond(text=note))
+            publish_lesson(client, services, command, notify=lambda note: tell(respond, note))
 
     def ack_teach_form(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
         raw = (
@@ -103,6 +103,10 @@ def register(app: App, services: Services) -> None:
 
     app.command("/teach")(ack=ack_teach, lazy=[after_teach])
     app.view(blocks.TEACH_MODAL)(ack=ack_teach_form, lazy=[refresh_home])
+
+
+def tell(respond: Respond, note: str) -> None:
+    respond(text=note)
 
 
 def apply_intent(
