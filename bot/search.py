@@ -66,7 +66,7 @@ TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 1.0, 0.8, 0.6
 TAG_BOOST = 0.2
 # At most this many documents matched (and so scored) per search, by engine: what one scored document costs
 # differs (FTS5 reads a doclist; PostgreSQL fetches the row and runs ts_rank). bench/search_scale.py.
-SCORING_BUDGET = {"sqlite": 2500, "postgresql": 1000}
+SCORING_BUDGET = {"sqlite": 4000, "postgresql": 1000}
 STATS_TTL = 600.0  # seconds a PostgreSQL process trusts the lexeme statistics it read
 
 # PostgreSQL's english stopword list (snowball), so both engines ignore the same words.

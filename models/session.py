@@ -40,6 +40,9 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Read the file through a memory map rather than a read() call per page: full-text search reads many
+        # index pages (measured in bench/search_scale.py at 100k questions: p50 8.0 → 5.3 ms, p95 12.8 → 7.1 ms).
+        cursor.execute("PRAGMA mmap_size=268435456")
         cursor.close()
 
     @event.listens_for(engine, "begin")
