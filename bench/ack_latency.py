@@ -1,0 +1,606 @@
+"""Ack latency and throughput over HTTP: `python app.py serve` next to a bare Bolt app that only acks.
+
+    python bench/ack_latency.py [--quick] [--json] [--database sqlite|postgresql|both] [--levels 1,8,32]
+
+Three processes besides this one: the Slack Web API emulator (tests/slack FakeSlackAPI, in its own process,
+so its work is not on this process's interpreter), `python app.py serve` (waitress, 8 threads, the bot's
+WebClient on the emulator through SLACK_API_URL, a scratch SQLite file or PostgreSQL database) and, as the
+baseline measured in the same run, a bare Bolt app on the same server (waitress, 8 threads, Bolt's WSGI
+adapter, process_before_response=True, signature checks on) whose listeners only ack.
+
+The load: signed `/ask` slash commands (a synthetic question with tags each, a fresh trigger_id and a
+response_url the emulator knows) and Events API thread replies (message events with thread_ts on questions
+posted earlier, a fresh event_id each), alternating, sent by 1, 8 and 32 concurrent clients. Each client is a
+thread with one keep-alive connection that writes requests signed beforehand (Slack accepts a signature for
+five minutes) and reads the response, so the client costs little CPU (this machine has 2 cores). A request
+counts from its first byte sent to its last byte read. Between levels the bot's work after the acks (posting,
+suggestions, routing: Bolt's lazy listeners) is waited for, so each level starts from a quiet server.
+
+Reported per level and server: p50/p99 latency, requests per second, non-200 responses; the goal is
+PeerLearn's p99 within 1.2x of the bare app's and its throughput at least 0.8x, at every level.
+--quick: SQLite only, fewer requests per level (same figures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, text
+
+from bench.common import (
+    ROOT,
+    Corpus,
+    base_parser,
+    emit,
+    load_average,
+    percentile,
+    postgres_reachable,
+    progress,
+    scratch_database,
+)
+
+SIGNING_SECRET = "ack-latency-bench-secret"
+BOT_TOKEN = "xoxb-test-token"  # what the emulator accepts (tests/slack/fake_api.py)
+TEAM_ID, TEAM_DOMAIN, APP_ID, BOT_USER_ID = "T0001", "peerlearn-test", "A0001", "UBOT"
+CHANNEL = "C_LOAD"
+ASKERS = [f"U_ASK{n:03d}" for n in range(50)]
+ANSWERERS = [f"U_ANS{n:03d}" for n in range(50)]
+THREADS = 8  # waitress worker threads, for both servers (`serve` defaults to 8, passed as --threads 8)
+START_TIMEOUT = 60.0
+P99_GOAL, RPS_GOAL = 1.2, 0.8
+
+
+# --- the processes ------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_fake_slack(response_urls: int) -> None:
+    """Child process: the emulator with the load's people and channel; prints its URLs, runs until stdin closes."""
+    from tests.slack.fake_api import FakeSlackAPI
+
+    fake = FakeSlackAPI().start()
+    for user in ASKERS + ANSWERERS:
+        fake.add_user(user, tz="Europe/Berlin")
+    fake.add_channel(CHANNEL, name="load", members=ASKERS + ANSWERERS)
+    urls = [fake.new_response_url(ASKERS[n % len(ASKERS)], CHANNEL) for n in range(response_urls)]
+    print(json.dumps({"base_url": fake.base_url, "response_urls": urls}), flush=True)
+    sys.stdin.read()
+    fake.stop()
+
+
+def serve_bare_bolt(port: int, slack_api_url: str) -> None:
+    """Child process: the baseline, a Bolt app whose listeners only ack, on waitress like `serve`."""
+    import waitress
+    from slack_bolt import App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+    from slack_sdk import WebClient
+
+    app = App(
+        client=WebClient(token=BOT_TOKEN, base_url=slack_api_url),
+        signing_secret=SIGNING_SECRET,
+        process_before_response=True,
+    )
+    app.command("/ask")(lambda ack: ack())
+    app.event("message")(lambda: None)
+    handler = SlackRequestHandler(app)
+
+    def application(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+            return [b"ok"]
+        return handler(environ, start_response)
+
+    waitress.serve(application, host="127.0.0.1", port=port, threads=THREADS, ident="bare-bolt", _quiet=True)
+
+
+@dataclass
+class Process:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str = ""
+    log: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_healthy(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not become healthy in {START_TIMEOUT}s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PEERLEARN_", "DATABASE_URL"))}
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def fake_slack(response_urls: int) -> Iterator[tuple[Process, dict[str, Any]]]:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-fake-slack", str(response_urls)],
+        cwd=ROOT,
+        env=child_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        info = json.loads(process.stdout.readline())
+        yield Process("fake Slack", process, info["base_url"]), info
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def start_peerlearn(database_url: str, slack_api_url: str, folder: Path) -> Process:
+    port = free_port()
+    log = folder / "peerlearn.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "app.py"),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--threads",
+                "8",
+            ],
+            cwd=folder,  # no .env of the developer's: everything comes from the environment below
+            env=child_env(
+                SLACK_BOT_TOKEN=BOT_TOKEN,
+                SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                DATABASE_URL=database_url,
+                SLACK_API_URL=slack_api_url,
+                LOG_LEVEL="WARNING",
+            ),
+            stdout=out,
+            stderr=out,
+        )
+    server = Process("PeerLearn", process, f"http://127.0.0.1:{port}", log)
+    server.wait_healthy()
+    return server
+
+
+def start_bare_bolt(slack_api_url: str, folder: Path) -> Process:
+    port = free_port()
+    log = folder / "bare.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-bare-bolt", str(port), slack_api_url],
+            cwd=ROOT,
+            env=child_env(),
+            stdout=out,
+            stderr=out,
+        )
+    server = Process("bare Bolt", process, f"http://127.0.0.1:{port}", log)
+    server.wait_healthy()
+    return server
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process (VmRSS in /proc), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- the requests --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    """Requests are built (and signed) just before each level is sent, so signatures stay fresh."""
+
+    corpus: Corpus
+    response_urls: list[str]
+    question_ts: list[str] = field(default_factory=list)  # posted questions that replies go to
+    asked: int = 0
+    rng: random.Random = field(default_factory=lambda: random.Random(5))
+
+    def ask(self) -> tuple[str, bytes, str]:
+        question = self.corpus.question(self.asked)
+        tags = " ".join(f"#{tag}" for tag in question.tags)
+        fields = {
+            "token": "deprecated-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": TEAM_DOMAIN,
+            "channel_id": CHANNEL,
+            "channel_name": "load",
+            "user_id": ASKERS[self.asked % len(ASKERS)],
+            "user_name": "asker",
+            "command": "/ask",
+            "text": f"{question.text} {tags}",
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": self.response_urls[self.asked % len(self.response_urls)],
+            "trigger_id": f"{self.asked}.{uuid.uuid4().hex}",
+        }
+        self.asked += 1
+        return "ask", urlencode(fields).encode(), "application/x-www-form-urlencoded"
+
+    def reply(self) -> tuple[str, bytes, str]:
+        thread_ts = self.rng.choice(self.question_ts)
+        ts = f"{time.time() + self.rng.random():.6f}"
+        user = self.rng.choice(ANSWERERS)
+        envelope = {
+            "token": "deprecated-verification-token",
+            "team_id": TEAM_ID,
+            "api_app_id": APP_ID,
+            "event": {
+                "type": "message",
+                "user": user,
+                "text": self.corpus.sentence(12, self.rng.randrange(len(self.corpus.topics))),
+                "ts": ts,
+                "thread_ts": thread_ts,
+                "parent_user_id": ASKERS[0],
+                "channel": CHANNEL,
+                "event_ts": ts,
+                "channel_type": "channel",
+            },
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:16]}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+            "is_ext_shared_channel": False,
+        }
+        return "reply", json.dumps(envelope).encode(), "application/json"
+
+    def batch(self, count: int) -> list[tuple[str, bytes]]:
+        """`count` requests, asks and replies alternating, as raw HTTP/1.1 bytes."""
+        requests = []
+        for number in range(count):
+            kind, body, content_type = self.reply() if number % 2 and self.question_ts else self.ask()
+            requests.append((kind, http_request(body, content_type)))
+        return requests
+
+
+def http_request(body: bytes, content_type: str) -> bytes:
+    from slack_sdk.signature import SignatureVerifier
+
+    timestamp = str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body)
+    head = (
+        "POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Slackbot 1.0\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        f"X-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {signature}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class Connection:
+    """One keep-alive HTTP connection that sends prepared requests and reads whole responses."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def roundtrip(self, request: bytes) -> int:
+        if self.sock is None:
+            self.sock = self._connect()
+        self.sock.sendall(request)
+        while b"\r\n\r\n" not in self.buffer:
+            self._read()
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        close = False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+            elif name.strip().lower() == b"connection" and value.strip().lower() == b"close":
+                close = True
+        while len(rest) < length:
+            rest += self._recv()
+        self.buffer = rest[length:]
+        if close:
+            self.close()
+        return status
+
+    def _read(self) -> None:
+        self.buffer += self._recv()
+
+    def _recv(self) -> bytes:
+        assert self.sock is not None
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock, self.buffer = None, b""
+
+
+@dataclass
+class LevelResult:
+    latencies_ms: list[float]
+    kinds: list[str]
+    seconds: float
+    errors: int
+
+    def figures(self) -> dict[str, float]:
+        by_kind = {
+            kind: [ms for ms, k in zip(self.latencies_ms, self.kinds, strict=True) if k == kind]
+            for kind in ("ask", "reply")
+        }
+        return {
+            "p50_ms": round(percentile(self.latencies_ms, 0.5), 2),
+            "p99_ms": round(percentile(self.latencies_ms, 0.99), 2),
+            "rps": round(len(self.latencies_ms) / self.seconds, 1),
+            "errors": self.errors,
+            "ask_p99_ms": round(percentile(by_kind["ask"], 0.99), 2),
+            "reply_p99_ms": round(percentile(by_kind["reply"], 0.99), 2),
+        }
+
+
+def send(port: int, requests: list[tuple[str, bytes]], clients: int) -> LevelResult:
+    """`clients` threads take the next prepared request in turn until none is left."""
+    latencies: list[float] = []
+    kinds: list[str] = []
+    errors = 0
+    lock = threading.Lock()
+    pending = iter(requests)
+    start = threading.Barrier(clients + 1)
+
+    def client() -> None:
+        nonlocal errors
+        connection = Connection(port)
+        start.wait()
+        while True:
+            with lock:
+                item = next(pending, None)
+            if item is None:
+                break
+            kind, request = item
+            began = time.perf_counter()
+            try:
+                status = connection.roundtrip(request)
+            except OSError:
+                connection.close()
+                status = 0
+            elapsed = (time.perf_counter() - began) * 1000
+            with lock:
+                latencies.append(elapsed)
+                kinds.append(kind)
+                errors += status != 200
+        connection.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return LevelResult(latencies, kinds, time.perf_counter() - began, errors)
+
+
+def wait_until_settled(database_url: str, timeout: float = 120.0) -> None:
+    """Until every stored question is posted (the bot's work after the acks is done) and nothing moves."""
+    engine = create_engine(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                posting = conn.execute(text("SELECT count(*) FROM questions WHERE status = 'posting'")).scalar()
+                answers = conn.execute(text("SELECT count(*) FROM answers")).scalar()
+            if posting == 0 and last == answers:
+                return
+            last = answers
+            time.sleep(0.5)
+        progress("warning: the bot was still working after the load when the next level started")
+    finally:
+        engine.dispose()
+
+
+def posted_questions(database_url: str) -> list[str]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT message_ts FROM questions WHERE message_ts IS NOT NULL")).scalars()
+            return list(rows)
+    finally:
+        engine.dispose()
+
+
+def port_of(server: Process) -> int:
+    return int(server.url.rsplit(":", 1)[1])
+
+
+# --- the run -------------------------------------------------------------------------------------------------
+
+
+def requests_per_level(quick: bool) -> dict[int, int]:
+    return {1: 150, 8: 600, 32: 800} if quick else {1: 400, 8: 2000, 32: 3000}
+
+
+def measure(dialect: str, pg_url: str, levels: list[int], quick: bool, folder: Path) -> dict[str, Any]:
+    counts = requests_per_level(quick)
+    per_level = {level: counts.get(level, counts[max(counts)]) for level in levels}
+    asks = sum(per_level.values()) // 2 + 200
+    result: dict[str, Any] = {}
+    with scratch_database(dialect, pg_url) as url, fake_slack(asks) as (_, info):
+        workload = Workload(Corpus(seed=3), info["response_urls"])
+        peerlearn = start_peerlearn(url, info["base_url"], folder)
+        bare = start_bare_bolt(info["base_url"], folder)
+        try:
+            # Warm-up (imports, connections, the first auth.test), and questions for the replies to go to.
+            send(port_of(peerlearn), workload.batch(100), 4)
+            wait_until_settled(url)
+            workload.question_ts = posted_questions(url)
+            send(port_of(bare), workload.batch(100), 4)
+            for level in levels:
+                for name, server in (("baseline_", bare), ("", peerlearn)):
+                    requests = workload.batch(per_level[level])
+                    cpu_before = cpu_seconds(server.pid)
+                    outcome = send(port_of(server), requests, level)
+                    cpu = cpu_seconds(server.pid) - cpu_before
+                    figures = outcome.figures() | {"server_cpu_ms_per_request": round(cpu * 1000 / len(requests), 2)}
+                    result |= {f"c{level}_{name}{key}": value for key, value in figures.items()}
+                    if server is peerlearn:
+                        wait_until_settled(url)
+                        workload.question_ts = posted_questions(url)
+                progress(
+                    f"{dialect}, {level} clients: p99 {result[f'c{level}_p99_ms']} ms "
+                    f"(bare {result[f'c{level}_baseline_p99_ms']}), {result[f'c{level}_rps']} rps "
+                    f"(bare {result[f'c{level}_baseline_rps']})"
+                )
+        finally:
+            peerlearn.stop()
+            bare.stop()
+    return result
+
+
+def run(quick: bool, databases: list[str], pg_url: str, levels: list[int]) -> dict[str, Any]:
+    import tempfile
+
+    result: dict[str, Any] = {
+        "benchmark": "ack_latency",
+        "quick": quick,
+        "levels": levels,
+        "server_threads": THREADS,
+        "goal_p99_ratio": P99_GOAL,
+        "goal_rps_ratio": RPS_GOAL,
+        "load_average_1m": load_average(),
+    }
+    with tempfile.TemporaryDirectory(prefix="peerlearn-ack-") as folder:
+        for dialect in databases:
+            figures = measure(dialect, pg_url, levels, quick, Path(folder))
+            result |= {f"{dialect}_{key}": value for key, value in figures.items()}
+    ratios_p99, ratios_rps = [], []
+    for dialect in databases:
+        for level in levels:
+            ratios_p99.append(
+                result[f"{dialect}_c{level}_p99_ms"] / max(result[f"{dialect}_c{level}_baseline_p99_ms"], 1e-9)
+            )
+            ratios_rps.append(result[f"{dialect}_c{level}_rps"] / max(result[f"{dialect}_c{level}_baseline_rps"], 1e-9))
+    top, first = max(levels), databases[0]
+    result |= {
+        "p99_ms": result[f"{first}_c{top}_p99_ms"],
+        "baseline_p99_ms": result[f"{first}_c{top}_baseline_p99_ms"],
+        "rps": result[f"{first}_c{top}_rps"],
+        "baseline_rps": result[f"{first}_c{top}_baseline_rps"],
+        "worst_p99_ratio": round(max(ratios_p99), 2),
+        "worst_rps_ratio": round(min(ratios_rps), 2),
+    }
+    result["goal_met"] = result["worst_p99_ratio"] <= P99_GOAL and result["worst_rps_ratio"] >= RPS_GOAL
+    result["load_average_1m_after"] = load_average()
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"Ack latency over HTTP, {result['server_threads']} server threads each (goal: p99 <= {P99_GOAL}x bare, "
+        f"rps >= {RPS_GOAL}x bare; load average {result['load_average_1m']} -> {result['load_average_1m_after']})",
+        f"{'database':<12}{'clients':>8}  {'server':<11}{'p50 ms':>8}{'p99 ms':>8}{'rps':>8}{'errors':>8}"
+        f"{'ask p99':>9}{'reply p99':>10}{'cpu ms/req':>11}",
+    ]
+    for dialect in ("sqlite", "postgresql"):
+        for level in result["levels"]:
+            if f"{dialect}_c{level}_p99_ms" not in result:
+                continue
+            for label, prefix in (("PeerLearn", ""), ("bare Bolt", "baseline_")):
+                key = f"{dialect}_c{level}_{prefix}"
+                lines.append(
+                    f"{dialect:<12}{level:>8}  {label:<11}{result[key + 'p50_ms']:>8.2f}{result[key + 'p99_ms']:>8.2f}"
+                    f"{result[key + 'rps']:>8.1f}{result[key + 'errors']:>8}{result[key + 'ask_p99_ms']:>9.2f}"
+                    f"{result[key + 'reply_p99_ms']:>10.2f}{result[key + 'server_cpu_ms_per_request']:>11.2f}"
+                )
+    lines.append(
+        f"worst p99 ratio {result['worst_p99_ratio']}, worst throughput ratio {result['worst_rps_ratio']}: "
+        f"goal met: {result['goal_met']}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve-fake-slack"]:
+        serve_fake_slack(int(argv[1]))
+        return 0
+    if argv[:1] == ["--serve-bare-bolt"]:
+        serve_bare_bolt(int(argv[1]), argv[2])
+        return 0
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), help="default: both (quick: sqlite)")
+    parser.add_argument("--levels", default="1,8,32", help="concurrent clients, comma-separated (default 1,8,32)")
+    args = parser.parse_args(argv)
+    database = args.database or ("sqlite" if args.quick else "both")
+    databases = ["sqlite", "postgresql"] if database == "both" else [database]
+    if "postgresql" in databases and not postgres_reachable(args.pg_url):
+        parser.error(f"PostgreSQL is not reachable at {args.pg_url} (pass --pg-url, or --database sqlite)")
+    levels = [int(level) for level in args.levels.split(",")]
+    emit(run(args.quick, databases, args.pg_url, levels), args.json, table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
