@@ -19,7 +19,6 @@ import os
 import random
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, Table, create_engine, insert, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.search import STOPWORDS  # noqa: E402
@@ -164,16 +163,6 @@ class Corpus:
 # --- bulk loading ------------------------------------------------------------------------------------------
 
 
-def insert_batches(engine: Engine, table: Table, rows: Iterable[dict[str, Any]], batch: int = 2_000) -> int:
-    """INSERT … VALUES in batches of `batch` rows, each batch its own statement (SQLAlchemy Core)."""
-    total = 0
-    with engine.begin() as conn:
-        for chunk in chunked(rows, batch):
-            conn.execute(insert(table).values(chunk))
-            total += len(chunk)
-    return total
-
-
 def copy_rows(engine: Engine, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """PostgreSQL COPY FROM STDIN (psycopg 3), the fastest way in; values are written as COPY text."""
     return copy_lines(engine, table, columns, ("\t".join(map(_copy_value, row)) for row in rows))
@@ -226,23 +215,12 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
-def timed(function: Callable[[], Any]) -> tuple[float, Any]:
-    """(milliseconds, result) of one call."""
-    started = time.perf_counter()
-    result = function()
-    return (time.perf_counter() - started) * 1000, result
-
-
 def load_average() -> float:
     """The 1-minute load average (the machine is shared: results say how busy it was)."""
     try:
         return round(os.getloadavg()[0], 2)
     except OSError:
         return -1.0
-
-
-def rounded(value: float, digits: int = 2) -> float:
-    return round(value, digits)
 
 
 # --- the command line --------------------------------------------------------------------------------------
