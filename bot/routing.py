@@ -5,7 +5,8 @@ Pure code: no database, no Slack. The caller loads the evidence below from its t
 What the database supplies, per candidate (``Candidate``):
   * ``declared_tags``: the tags from the user's ``/teach #tag`` declarations;
   * ``history``: one ``AnswerRecord`` per past answer: the answered question's tags, when it was answered,
-    whether it was accepted, and how many helpful votes it got (one row of answers JOIN questions);
+    whether it was accepted, how many helpful votes it got and, optionally, the answered question's text
+    and the answer's own text (one row of answers JOIN questions: see ``AnswerRecord``);
   * ``is_bot`` / ``is_paused`` / ``is_deactivated``: such users are never routed to.
 Optionally ``TagStats`` (questions per tag and per pair of tags: two GROUP BYs) for tag specificity and
 related tags; without it the ranker counts tags over the candidates' own answers. For planning: each
@@ -13,34 +14,51 @@ user's DM count today and working hours (``Availability``: IANA zone, start and 
 
 How a candidate is scored, and why
 ----------------------------------
-The score estimates "how likely is this person to give the accepted answer, now". It multiplies two
-factors (added as logarithms):
+The score estimates how likely this person is to give the accepted answer, now: a log-linear model
+(conditional logit: ``softmax(score)`` over the candidates of one question is that probability) over
+eight features of the evidence, each with a reason to predict it:
 
 * **expertise** on the question's tags: each declared tag counts like ``declared_weight`` answers; each
   past answer counts by the share of the question's tag weight it covers, where rare tags weigh more
-  (IDF), is worth more when accepted or voted helpful, and fades with a 90-day half-life because
-  knowledge and interests drift. Tags only mentioned in the question text, and tags often asked together
-  with the question's tags, count at a reduced weight.
-* **recent activity**: answers on any tag, with a 2-day half-life. On the Stack Exchange benchmark
-  (``bench/routing.py``) who has been answering this week predicts the accepted answerer better than how
-  much they ever answered. A small floor means people quiet for two weeks or more are compared on
-  expertise alone rather than on how stale they are.
+  (IDF), is worth more when accepted or voted helpful, and fades with a 90-day half-life. Tags only
+  mentioned in the question text, and tags often asked together with the question's tags, count at a
+  reduced weight. This is also ``ScoredExpert.expertise``: 0 when nothing ties someone to the tags.
+* **activity** (answers with a 2-day half-life) and **engagement** (30-day half-life): who is answering
+  this week, and this month. On Stack Exchange the accepted answer is the first one four times in five,
+  so who is around right now matters as much as who knows most.
+* **silence**: days since the last answer. People drift away; a long silence says more than a low count.
+* **text**: BM25 of the question's words against what the person recently engaged with (the texts of
+  their last ``text_records`` answers and of the questions those answered), scaled to 0..1. It reaches
+  people whose words match even when the tags do not, and it is the only topical evidence when a
+  question has no tags.
+* **votes** (mean helpful votes per answer) and **accepted** (accepted answers, 60-day half-life):
+  answers that people found good.
+* **hour**: the share of the person's answers given in the hours of the day that start now (UTC), so
+  someone who usually answers in the evening ranks higher in the evening.
 
-Expertise is squared, so at similar activity the specialist wins. Candidates with any expertise on the
-question's tags always rank above those with none; the latter still rank (by activity) so a question on a
-brand-new tag can reach an active helper, and ``ScoredExpert.expertise == 0`` lets the caller filter them.
-Ties break on expertise, then user id, so the order never depends on the order of the input.
+The weights (``LEARNED_WEIGHTS``) were fitted, not tuned by hand: by maximum likelihood with an L2 penalty
+on the history part of the Stack Exchange time split, never on its test questions; reproduce them with
+``python bench/routing.py --data DIR --fit`` (bench/routing.py documents the protocol).
 
-The defaults were chosen on the history part of the Stack Exchange time split (see bench/routing.py).
+Candidates with any expertise on the question's tags (``expertise > 0``) rank above those with none: a
+``/teach`` declaration or answers on the tag are a promise the ranker keeps (on the benchmark's history
+the rule left P@1 unchanged and cost 0.005 of MRR and 0.015 of Hit@5). Those with none still rank, so a
+question on a brand-new tag can reach an active helper, and ``ScoredExpert.expertise == 0`` lets the
+caller filter them. Ties break on expertise, then user id, so the order never depends on the input order.
+
+Cost: one pass over every candidate's history, plus the texts of at most ``text_records`` answers per
+candidate, tokenized once per process (cached) and then only looked up for the question's words: 100
+candidates with 30 answers each rank in about 20 ms, 300 in about 60 ms (one core, chat-sized texts).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -56,12 +74,18 @@ _WORKDAYS = range(0, 5)  # Monday..Friday, by the local date a shift starts on
 
 @dataclass(frozen=True, slots=True)
 class AnswerRecord:
-    """One past answer by a candidate. Tags are normalized (lower case, no '#') on creation."""
+    """One past answer by a candidate. Tags are normalized (lower case, no '#') on creation.
+
+    ``question_text`` (the answered question's text) and ``answer_text`` (the answer's own text) are
+    optional: without them the text feature is 0 for everyone and the other features rank alone.
+    """
 
     tags: frozenset[str]
     answered_at: datetime  # naive values are taken as UTC (SQLite returns them naive)
     accepted: bool = False
     helpful_votes: int = 0
+    question_text: str = ""
+    answer_text: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", normalize_tags(self.tags))
@@ -129,18 +153,60 @@ class TagStats:
 
 
 @dataclass(frozen=True, slots=True)
+class FeatureWeights:
+    """How much each feature (see the module docstring) adds to the score, per unit of the feature."""
+
+    expertise: float  # times log(expertise_prior + expertise)
+    activity: float  # times log(activity_floor + answers at a 2-day half-life)
+    engagement: float  # times log(activity_floor + answers at a 30-day half-life)
+    silence: float  # times log(days since the last answer + 0.01), capped at silence_cap_days
+    text: float  # times the BM25 text match, scaled to 0..1
+    votes: float  # times log(1 + mean helpful votes per answer)
+    accepted: float  # times log(accepted_floor + accepted answers at a 60-day half-life)
+    hour: float  # times log(smoothed share of answers in the next hour_window_hours of the day)
+
+
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in fields(FeatureWeights))
+
+# Fitted by `python bench/routing.py --data ../shared/data/stackexchange-cardano --fit`: conditional-logit
+# maximum likelihood (Newton's method; L2 penalty 0.3 on standardized features, the best held-out
+# log-likelihood in a 4-fold cross-validation over time) on the 258 questions of the history part's rolling
+# split (195 with the target among the candidates), each learning only from the answers posted before it.
+# The test questions were not used. Values are per raw feature unit, rounded to two significant digits.
+# Per standard deviation of each feature, the largest are activity, silence (negative), text and expertise.
+LEARNED_WEIGHTS = FeatureWeights(
+    expertise=0.35,
+    activity=0.27,
+    engagement=0.16,
+    silence=-0.26,
+    text=5.9,
+    votes=0.15,
+    accepted=0.09,
+    hour=0.13,
+)
+
+
+@dataclass(frozen=True, slots=True)
 class RankingParams:
+    # How the expertise feature is computed (these shape the evidence; the weights combine the features).
     expertise_half_life_days: float = 90.0
-    activity_half_life_days: float = 2.0
     accepted_bonus: float = 1.0  # an accepted answer counts as 1 + this
     helpful_vote_weight: float = 0.5  # times log(1 + votes): the first votes say the most
     declared_weight: float = 2.0  # a /teach declaration counts like this many answers on the tag
     mentioned_tag_weight: float = 0.25  # a known tag named in the question text, relative to a set tag
     related_tag_weight: float = 0.5  # times P(related | asked tag): answers on #sql say something about #postgres
     related_tags_per_tag: int = 3
-    expertise_exponent: float = 2.0
     expertise_prior: float = 0.1  # smoothing: some expertise is much better than none, not infinitely
+    # The other features.
+    activity_half_life_days: float = 2.0
+    engagement_half_life_days: float = 30.0
     activity_floor: float = 0.01  # ~ one answer 13 days ago at a 2-day half-life
+    accepted_half_life_days: float = 60.0
+    accepted_floor: float = 0.05
+    silence_cap_days: float = 365.0  # also the silence of someone who never answered
+    text_records: int = 30  # the most recent answers whose texts describe a person
+    hour_window_hours: float = 6.0  # half the accepted answers come within ~6 hours of the question
+    weights: FeatureWeights = LEARNED_WEIGHTS
 
 
 DEFAULT_PARAMS = RankingParams()
@@ -171,14 +237,30 @@ def rank_experts(
     params: RankingParams = DEFAULT_PARAMS,
 ) -> list[ScoredExpert]:
     """Rank routable candidates (not excluded, e.g. the asker) for a question, best first."""
-    _require_aware(now)
-    eligible = _eligible(candidates, exclude)
-    if tag_stats is None:
-        tag_stats = TagStats.from_tag_sets(record.tags for c in eligible for record in c.history)
-    weights = _query_tag_weights(question_tags, question_text, tag_stats, params)
-    assessed = [_assess(candidate, weights, now, params) for candidate in eligible]
+    assessed = _assess_all(question_tags, candidates, now, question_text, exclude, tag_stats, params)
+    weights = astuple(params.weights)
+    for assessment in assessed:
+        assessment.score = sum(w * x for w, x in zip(weights, assessment.features, strict=True))
     assessed.sort(key=_Assessment.sort_key)
     return [a.to_scored_expert(now) for a in assessed]
+
+
+def feature_vectors(
+    question_tags: Iterable[str],
+    candidates: Iterable[Candidate],
+    now: datetime,
+    *,
+    question_text: str = "",
+    exclude: Collection[str] = frozenset(),
+    tag_stats: TagStats | None = None,
+    params: RankingParams = DEFAULT_PARAMS,
+) -> dict[str, tuple[float, ...]]:
+    """Each routable candidate's features, in ``FEATURE_NAMES`` order: what ``rank_experts`` weighs.
+
+    For fitting the weights (bench/routing.py --fit) and for explaining a ranking.
+    """
+    assessed = _assess_all(question_tags, candidates, now, question_text, exclude, tag_stats, params)
+    return {a.user_id: a.features for a in assessed}
 
 
 def normalize_tags(tags: Iterable[str]) -> frozenset[str]:
@@ -188,6 +270,24 @@ def normalize_tags(tags: Iterable[str]) -> frozenset[str]:
 
 def _normalize_tag(tag: str) -> str:
     return tag.strip().lstrip("#").casefold()
+
+
+def _assess_all(
+    question_tags: Iterable[str],
+    candidates: Iterable[Candidate],
+    now: datetime,
+    question_text: str,
+    exclude: Collection[str],
+    tag_stats: TagStats | None,
+    params: RankingParams,
+) -> list[_Assessment]:
+    _require_aware(now)
+    eligible = _eligible(candidates, exclude)
+    if tag_stats is None:
+        tag_stats = TagStats.from_tag_sets(record.tags for c in eligible for record in c.history)
+    weights = _query_tag_weights(question_tags, question_text, tag_stats, params)
+    similarity = _text_similarity(question_text, eligible, params.text_records)
+    return [_assess(c, weights, now, similarity.get(c.user_id, 0.0), params) for c in eligible]
 
 
 def _eligible(candidates: Iterable[Candidate], exclude: Collection[str]) -> list[Candidate]:
@@ -224,11 +324,95 @@ def _query_tag_weights(
     return weights
 
 
+# --- text similarity ---------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9_.-]*[a-z0-9]")  # two characters or more: "utxo", "cardano-cli", "v1.2"
+_STOP_WORD_LIST = """about after again all also am an and any are as at be because been before being but by can could
+    did do does doing done each even for from get got had has have having he her here him his how however if in
+    into is it its just know like make me more most my need no not now of on one only or other our out over
+    please same see should so some still such than thanks that the their them then there these they this
+    those through to too trying try under up use used using very want was way we well were what when where
+    which while who why will with would you your"""
+_STOP_WORDS = frozenset(_STOP_WORD_LIST.split())
+_BM25_K1 = 1.2  # the usual BM25 constants: term-count saturation and length normalization
+_BM25_B = 0.75
+
+
+@lru_cache(maxsize=1024)
+def _terms(text: str) -> dict[str, int]:
+    """Word counts of a text, stop words dropped. Cached: the same texts come back in every ranking.
+
+    The dict is shared by every caller that passes the same text: read it, never change it.
+    """
+    # Interned: the cached records share one copy of each word.
+    return dict(Counter(sys.intern(w) for w in _WORD.findall(text.casefold()) if w not in _STOP_WORDS))
+
+
+def _text_similarity(question_text: str, eligible: Sequence[Candidate], records_per_person: int) -> dict[str, float]:
+    """BM25 of the question's words against each person's recent texts, scaled to 0..1.
+
+    A person's text is their ``records_per_person`` most recent answers with the questions they answered,
+    taken as one document. Document frequencies count those same answer records, so no corpus statistics
+    are needed, and only the question's own words are looked up: the cost grows with the number of
+    records, not with their length. 1.0 would be a person whose text is full of every question word.
+    """
+    query = _terms(question_text).keys()
+    if not query or records_per_person <= 0:
+        return {}
+    profiles: dict[str, tuple[Counter[str], int]] = {}
+    document_frequency: Counter[str] = Counter()
+    documents = 0
+    for candidate in eligible:
+        matched: Counter[str] = Counter()
+        length = 0
+        for record in sorted(candidate.history, key=lambda r: r.answered_at, reverse=True)[:records_per_person]:
+            terms, words = _record_terms(record.question_text, record.answer_text)
+            if not words:
+                continue
+            documents += 1
+            length += words
+            hits = terms.keys() & query
+            document_frequency.update(hits)
+            for term in hits:
+                matched[term] += terms[term]
+        if length:
+            profiles[candidate.user_id] = (matched, length)
+    known = [term for term in query if term in document_frequency]
+    if not known:
+        return {}
+
+    def idf(term: str) -> float:
+        df = document_frequency[term]
+        return math.log(1.0 + (documents - df + 0.5) / (df + 0.5))
+
+    weights = {term: idf(term) for term in known}
+    best = sum(weights.values()) * (_BM25_K1 + 1.0)
+    average_length = sum(length for _, length in profiles.values()) / len(profiles)
+    similarity = {}
+    for user_id, (matched, length) in profiles.items():
+        saturation = _BM25_K1 * (1.0 - _BM25_B + _BM25_B * length / average_length)
+        score = sum(weights[t] * c * (_BM25_K1 + 1.0) / (c + saturation) for t, c in matched.items())
+        similarity[user_id] = score / best
+    return similarity
+
+
+@lru_cache(maxsize=16_384)  # 300 candidates x 30 records fit; ~2 kB each for chat-sized texts
+def _record_terms(question_text: str, answer_text: str) -> tuple[dict[str, int], int]:
+    """Word counts of an answer record (its question's text and its own) and their total. Cached, read-only."""
+    terms = Counter(_terms(question_text))
+    terms.update(_terms(answer_text))
+    return dict(terms), terms.total()
+
+
+# --- one candidate -----------------------------------------------------------------------------------
+
+
 @dataclass(slots=True)
 class _Assessment:
     user_id: str
     expertise: float = 0.0
     activity: float = 0.0
+    features: tuple[float, ...] = ()
     score: float = 0.0
     last_answer: datetime | None = None
     declared: list[str] = field(default_factory=list)
@@ -259,16 +443,26 @@ class _Assessment:
         return "; ".join(parts)
 
 
-def _assess(candidate: Candidate, weights: Mapping[str, float], now: datetime, params: RankingParams) -> _Assessment:
+def _assess(
+    candidate: Candidate, weights: Mapping[str, float], now: datetime, similarity: float, params: RankingParams
+) -> _Assessment:
     total_weight = sum(weights.values())
     result = _Assessment(candidate.user_id)
     result.declared = sorted(candidate.declared_tags & weights.keys())
     if total_weight > 0:
         declared_share = sum(weights[tag] for tag in result.declared) / total_weight
         result.expertise = params.declared_weight * declared_share
+    engagement = accepted = 0.0
+    votes = in_window = 0
+    hour_now = _hour_of_day(now)
     for record in candidate.history:
         age = _age_days(now, record.answered_at)
         result.activity += _decay(age, params.activity_half_life_days)
+        engagement += _decay(age, params.engagement_half_life_days)
+        if record.accepted:
+            accepted += _decay(age, params.accepted_half_life_days)
+        votes += max(record.helpful_votes, 0)  # downvotes are not negative expertise
+        in_window += (_hour_of_day(record.answered_at) - hour_now) % 24.0 < params.hour_window_hours
         if result.last_answer is None or record.answered_at > result.last_answer:
             result.last_answer = record.answered_at
         matched = record.tags & weights.keys()
@@ -277,10 +471,27 @@ def _assess(candidate: Candidate, weights: Mapping[str, float], now: datetime, p
             value = _answer_value(record, params)
             result.expertise += _decay(age, params.expertise_half_life_days) * value * share
             _count_for_reason(result, record, matched)
-    result.score = math.log(params.activity_floor + result.activity) + params.expertise_exponent * math.log(
-        params.expertise_prior + result.expertise
+    answers = len(candidate.history)
+    silence = params.silence_cap_days
+    if result.last_answer is not None:
+        silence = min(_age_days(now, result.last_answer), silence)
+    window_share = params.hour_window_hours / 24.0
+    result.features = (
+        math.log(params.expertise_prior + result.expertise),
+        math.log(params.activity_floor + result.activity),
+        math.log(params.activity_floor + engagement),
+        math.log(silence + 0.01),
+        similarity,
+        math.log1p(votes / answers) if answers else 0.0,
+        math.log(params.accepted_floor + accepted),
+        math.log((in_window + window_share) / (answers + 1)),  # smoothed toward the window's share of a day
     )
     return result
+
+
+def _hour_of_day(moment: datetime) -> float:
+    utc = moment.astimezone(UTC)
+    return utc.hour + utc.minute / 60.0
 
 
 def _answer_value(record: AnswerRecord, params: RankingParams) -> float:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import random
+from dataclasses import astuple, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from bench.routing import _Choice, fit_weights, paired_bootstrap, run
 from bot.routing import (
+    DEFAULT_PARAMS,
+    FEATURE_NAMES,
+    LEARNED_WEIGHTS,
     AnswerRecord,
     Availability,
     Candidate,
+    FeatureWeights,
     RankingParams,
     ScoredExpert,
     TagStats,
+    feature_vectors,
     is_within_working_hours,
     next_working_start,
     plan_routing,
@@ -218,6 +226,173 @@ def test_naive_timestamps_in_evidence_are_taken_as_utc() -> None:
 def test_rank_requires_an_aware_now() -> None:
     with pytest.raises(ValueError, match="aware"):
         rank_experts(["postgres"], [], datetime(2024, 3, 6, 12, 0))
+
+
+def texted(tags: set[str], days_ago: float, question: str, reply: str = "") -> AnswerRecord:
+    return AnswerRecord(frozenset(tags), NOW - timedelta(days=days_ago), question_text=question, answer_text=reply)
+
+
+def only(feature: str, weight: float = 1.0) -> RankingParams:
+    """Parameters whose score is one feature alone."""
+    weights = FeatureWeights(*(weight if name == feature else 0.0 for name in FEATURE_NAMES))
+    return replace(DEFAULT_PARAMS, weights=weights)
+
+
+TEXT = FEATURE_NAMES.index("text")
+HOUR = FEATURE_NAMES.index("hour")
+
+
+def test_someone_who_wrote_about_the_same_things_ranks_higher() -> None:
+    off_topic = Candidate("U1", history=(texted({"infra"}, 3, "CSS grid gaps in Safari", "Use gap with a margin"),))
+    on_topic = Candidate(
+        "U2",
+        history=(texted({"infra"}, 3, "Kafka consumer lag keeps growing", "Check the consumer group rebalance"),),
+    )
+    question = "Why does my Kafka consumer group rebalance so often?"
+
+    ranked = rank_experts(["infra"], [off_topic, on_topic], NOW, question_text=question)
+    without_text = rank_experts(["infra"], [off_topic, on_topic], NOW)
+
+    assert ids(ranked) == ["U2", "U1"]
+    assert ids(without_text) == ["U1", "U2"]  # otherwise equal: the user id decides
+    assert ranked[0].expertise == pytest.approx(ranked[1].expertise)
+    vectors = feature_vectors(["infra"], [off_topic, on_topic], NOW, question_text=question)
+    assert vectors["U2"][TEXT] > 0.0 == vectors["U1"][TEXT]
+
+
+def test_text_similarity_ignores_case_and_stop_words() -> None:
+    person = Candidate("U1", history=(texted({"infra"}, 1, "How do I do this with the KAFKA topic?"),))
+
+    def text_of(question: str) -> float:
+        return feature_vectors(["infra"], [person], NOW, question_text=question)["U1"][TEXT]
+
+    assert text_of("How do I do this with the?") == 0.0
+    assert text_of("kafka") > 0.0
+    assert text_of("") == 0.0
+
+
+def test_only_the_most_recent_answers_describe_a_person() -> None:
+    person = Candidate("U1", history=(texted({"infra"}, 1, "CSS grid in Safari"), texted({"infra"}, 40, "Kafka lag")))
+
+    def text_with(records: int) -> float:
+        params = replace(DEFAULT_PARAMS, text_records=records)
+        return feature_vectors(["infra"], [person], NOW, question_text="kafka lag", params=params)["U1"][TEXT]
+
+    assert text_with(1) == 0.0
+    assert text_with(2) > 0.0
+
+
+def test_the_score_is_the_learned_weights_times_the_features() -> None:
+    candidates = [
+        Candidate("U1", frozenset({"postgres"}), (texted({"postgres"}, 2, "vacuum bloat"),)),
+        Candidate("U2", history=(answer({"postgres"}, 5, accepted=True, votes=3), answer({"css"}, 0.1))),
+        Candidate("U_ASKER", history=(answer({"postgres"}, 1),)),
+    ]
+    options: dict = {"question_text": "How do I stop table bloat?", "exclude": {"U_ASKER"}}
+
+    vectors = feature_vectors(["postgres"], candidates, NOW, **options)
+    ranked = rank_experts(["postgres"], candidates, NOW, **options)
+
+    assert set(vectors) == {"U1", "U2"}
+    assert all(len(vector) == len(FEATURE_NAMES) for vector in vectors.values())
+    for expert in ranked:
+        expected = sum(w * x for w, x in zip(astuple(LEARNED_WEIGHTS), vectors[expert.user_id], strict=True))
+        assert expert.score == pytest.approx(expected)
+
+
+def test_the_weights_decide_the_order() -> None:
+    busy = Candidate("U1", history=tuple(answer({"postgres"}, d) for d in (0.1, 0.5, 1)))
+    voted = Candidate("U2", history=(answer({"postgres"}, 20, votes=9),))
+
+    assert ids(rank_experts(["postgres"], [busy, voted], NOW, params=only("activity"))) == ["U1", "U2"]
+    assert ids(rank_experts(["postgres"], [busy, voted], NOW, params=only("votes"))) == ["U2", "U1"]
+    assert ids(rank_experts(["postgres"], [busy, voted], NOW, params=only("silence", -1.0))) == ["U1", "U2"]
+
+
+def test_people_who_answer_at_this_time_of_day_rank_higher_on_the_hour_feature() -> None:
+    # NOW is 12:00 UTC. Same ages, but one answers around noon and the other around midnight.
+    noon = Candidate("U2", history=(answer({"postgres"}, 3), answer({"postgres"}, 4)))
+    midnight = Candidate("U1", history=(answer({"postgres"}, 3.5), answer({"postgres"}, 2.5)))
+
+    vectors = feature_vectors(["postgres"], [noon, midnight], NOW)
+
+    assert vectors["U2"][HOUR] > vectors["U1"][HOUR]
+    assert ids(rank_experts(["postgres"], [midnight, noon], NOW, params=only("hour"))) == ["U2", "U1"]
+    evening = NOW + timedelta(hours=12)  # now midnight is the time of day of U1's answers
+    assert ids(rank_experts(["postgres"], [midnight, noon], evening, params=only("hour"))) == ["U1", "U2"]
+
+
+def test_someone_who_never_answered_counts_as_silent_for_a_year() -> None:
+    declared = Candidate("U1", frozenset({"postgres"}))
+    answered = Candidate("U2", history=(answer({"postgres"}, 400),))
+
+    vectors = feature_vectors(["postgres"], [declared, answered], NOW)
+
+    silence = FEATURE_NAMES.index("silence")
+    assert vectors["U1"][silence] == pytest.approx(vectors["U2"][silence])  # both at the 365-day cap
+    assert vectors["U1"][FEATURE_NAMES.index("votes")] == 0.0
+
+
+def test_answer_texts_are_optional_evidence() -> None:
+    record = AnswerRecord(frozenset({"postgres"}), NOW)
+
+    assert (record.question_text, record.answer_text) == ("", "")
+
+
+# --- fitting the weights (bench/routing.py --fit) ---------------------------------------------------
+
+
+def test_the_fit_recovers_which_feature_predicts_the_choice() -> None:
+    # In every question the chosen one has the highest first feature; the second feature is noise.
+    rng = random.Random(3)
+    choices = []
+    for _ in range(60):
+        rows = [[rng.gauss(0, 1), rng.gauss(0, 1)] for _ in range(5)]
+        choices.append(_Choice(rows, max(range(5), key=lambda i: rows[i][0] + rng.gauss(0, 0.5))))
+
+    weights = fit_weights(choices)
+
+    assert weights[0] > 1.0
+    assert abs(weights[1]) < weights[0] / 3
+
+
+def test_a_stronger_penalty_shrinks_the_weights() -> None:
+    choices = [_Choice([[1.0], [0.0], [-1.0]], 0), _Choice([[0.5], [1.0], [0.0]], 1), _Choice([[2.0], [0.0]], 0)]
+
+    assert 0 < fit_weights(choices, l2=10.0)[0] < fit_weights(choices, l2=0.01)[0]
+
+
+def test_paired_bootstrap_interval() -> None:
+    assert paired_bootstrap([1, 2, None], [1, 2, None]) == (0.0, 0.0)
+    # 30 questions only the first ranker gets, 10 only the second: +0.5, standard error ~0.14.
+    low, high = paired_bootstrap([1] * 30 + [3] * 10, [2] * 30 + [1] * 10)
+    assert 0.15 < low < 0.35 and 0.65 < high < 0.85
+
+
+def test_the_benchmark_runs_on_any_dump_folder(tmp_path: Path) -> None:
+    posts = ['<?xml version="1.0" encoding="utf-8"?>', "<posts>"]
+    for i in range(20):
+        asked = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=i)
+        expert = 10 if i % 2 else 11
+        posts.append(
+            f'<row Id="{100 + i}" PostTypeId="1" CreationDate="{asked:%Y-%m-%dT%H:%M:%S}" OwnerUserId="{50 + i}" '
+            f'Title="kafka lag {i}" Body="&lt;p&gt;consumer lag&lt;/p&gt;" Tags="|kafka|" Score="1" '
+            f'AcceptedAnswerId="{200 + i}" />'
+        )
+        posts.append(
+            f'<row Id="{200 + i}" PostTypeId="2" ParentId="{100 + i}" OwnerUserId="{expert}" Score="2" '
+            f'CreationDate="{asked + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}" Body="raise the partitions" />'
+        )
+    posts.append("</posts>")
+    (tmp_path / "Posts.xml").write_text("\n".join(posts), encoding="utf-8")
+
+    results = run(tmp_path)
+
+    keys = ("p_at_1", "mrr", "hit_at_5")
+    for prefix in ("", "tag_overlap_", "popularity_"):
+        assert all(0.0 <= results[prefix + key] <= 1.0 for key in keys)  # type: ignore[operator]
+    assert results["n_test"] == 4 and results["n_reachable"] == 4
+    assert results["hit_at_5"] == 1.0  # both experts answered before every test question
 
 
 # --- working hours ----------------------------------------------------------------------------------
