@@ -47,6 +47,7 @@ from bot.routing import (
     Availability,
     Candidate,
     PlannedDM,
+    RankingParams,
     ScoredExpert,
     TagStats,
     is_within_working_hours,
@@ -353,7 +354,7 @@ def _load_history(
         Answer.created_at >= since,
     )
     rows = session.execute(
-        select(Answer.user_id, Answer.question_id, Answer.created_at, _accepted(), func.count(Vote.id))
+        select(Answer.id, Answer.user_id, Answer.question_id, Answer.created_at, _accepted(), func.count(Vote.id))
         .join(Question, Question.id == Answer.question_id)
         .outerjoin(Vote, and_(Vote.answer_id == Answer.id, Vote.kind == VOTE_HELPFUL))
         .where(live)
@@ -365,17 +366,42 @@ def _load_history(
         select(QuestionTag.question_id, QuestionTag.tag).where(QuestionTag.question_id.in_(answered))
     ):
         tags_of[question_id].add(tag)
+    texts = _recent_texts(session, live)
     history: dict[str, list[AnswerRecord]] = defaultdict(list)
-    for user_id, question_id, created_at, accepted, votes in rows:
+    for answer_id, user_id, question_id, created_at, accepted, votes in rows:
+        question_text, answer_text = texts.get(answer_id, ("", ""))
         history[user_id].append(
             AnswerRecord(
                 tags=frozenset(tags_of.get(question_id, ())),
                 answered_at=created_at,
                 accepted=bool(accepted),
                 helpful_votes=int(votes or 0),
+                question_text=question_text,
+                answer_text=answer_text,
             )
         )
     return history
+
+
+def _recent_texts(session: Session, live: Any) -> dict[int, tuple[str, str]]:
+    """The texts of each person's most recent answers (and of the questions they answered): what the
+    ranker's text feature describes a person by. One windowed query, however many people."""
+    recent = (
+        select(
+            Answer.id.label("answer_id"),
+            Answer.question_id.label("question_id"),
+            Answer.text.label("answer_text"),
+            func.row_number().over(partition_by=Answer.user_id, order_by=Answer.created_at.desc()).label("n"),
+        )
+        .where(live)
+        .subquery()
+    )
+    rows = session.execute(
+        select(recent.c.answer_id, Question.text, recent.c.answer_text)
+        .join(Question, Question.id == recent.c.question_id)
+        .where(recent.c.n <= RankingParams().text_records)
+    )
+    return {answer_id: (question_text or "", answer_text or "") for answer_id, question_text, answer_text in rows}
 
 
 def _load_tag_stats(session: Session, team_id: str, tags: Sequence[str], text: str) -> TagStats:

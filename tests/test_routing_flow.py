@@ -524,6 +524,8 @@ def test_the_evidence_takes_the_same_few_queries_for_3_or_30_people(database_url
         assert len(evidence.user_ids) == 3
         latest = max(evidence.history["U_SEED0"], key=lambda record: record.answered_at)
         assert (latest.tags, latest.accepted, latest.helpful_votes) == (frozenset({"postgres", "ops"}), True, 1)
+        # The ranker's text feature describes a person by what they answered lately.
+        assert latest.question_text.startswith("seed question 0-") and latest.answer_text == "an answer"
         assert len(evidence.history["U_SEED0"]) == 3
         stats = evidence.tag_stats
         assert (stats.question_count, stats.tag_counts["postgres"], stats.pair_counts[("ops", "postgres")]) == (9, 9, 9)
@@ -531,6 +533,7 @@ def test_the_evidence_takes_the_same_few_queries_for_3_or_30_people(database_url
         seed_experts(store, 3, 30)
         queries_for_30, evidence = evidence_statements(store, START)
         assert len(evidence.user_ids) == 30
-        assert queries_for_3 == queries_for_30 == 11  # declared, learned, history (+ tags), people, tags (3), load (3)
+        # declared, learned, history (+ tags, + recent texts), people, tags (3), load (3)
+        assert queries_for_3 == queries_for_30 == 12
     finally:
         store.dispose()
