@@ -78,6 +78,8 @@ def _tune_sqlite(engine: Engine) -> None:
     # no transaction open, a no-op with isolation_level None), so that the turn passes once it is done.
     @event.listens_for(engine, "commit")
     def on_commit(conn: Any) -> None:
+        if conn.invalidated:  # nothing to commit; its turn went back when it was invalidated
+            return
         try:
             conn.connection.driver_connection.commit()
         finally:
@@ -85,6 +87,8 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "rollback")
     def on_rollback(conn: Any) -> None:
+        if conn.invalidated:
+            return
         try:
             conn.connection.driver_connection.rollback()
         finally:
@@ -93,6 +97,10 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "checkin")
     def on_checkin(_dbapi_connection: Any, record: Any) -> None:
         give_back(record.info)
+
+    @event.listens_for(engine, "invalidate")
+    def on_invalidate(_dbapi_connection: Any, record: Any, _error: Any) -> None:
+        give_back(record.info)  # a broken connection is thrown away with whatever transaction it had
 
 
 class Store:

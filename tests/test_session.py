@@ -84,3 +84,15 @@ def test_many_threads_writing_at_once_all_get_their_turn(store):
         thread.join(WAIT)
     assert not any(thread.is_alive() for thread in threads)
     assert sorted(notes(store)) == list(range(20))
+
+
+def test_the_turn_comes_back_when_a_broken_connection_is_thrown_away(store):
+    conn = store.engine.connect()  # kept checked out, as a request that hit a broken connection would
+    conn.execute(text("INSERT INTO notes (n) VALUES (1)"))
+    conn.invalidate()
+    other = in_thread(write, store, 2)
+    other.join(WAIT)
+    assert not other.is_alive()
+    conn.rollback()  # what SQLAlchemy asks of an invalidated connection's owner
+    conn.close()
+    assert notes(store) == [2]
