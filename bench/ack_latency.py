@@ -53,6 +53,7 @@ from bench.common import (
     postgres_reachable,
     progress,
     scratch_database,
+    wait_healthy,
 )
 
 SIGNING_SECRET = "ack-latency-bench-secret"
@@ -126,21 +127,7 @@ class Process:
         return self.process.pid
 
     def wait_healthy(self) -> None:
-        import urllib.error
-        import urllib.request
-
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not become healthy in {START_TIMEOUT}s; see {self.log}")
+        wait_healthy(self.url, self.process, self.name, self.log, START_TIMEOUT)
 
     def stop(self) -> None:
         if self.process.poll() is None:

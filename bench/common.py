@@ -17,8 +17,12 @@ import json
 import math
 import os
 import random
+import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -236,6 +240,24 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 def emit(result: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], str]) -> None:
     print(json.dumps(result) if as_json else table(result), flush=True)
+
+
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes] | None, name: str, log: Path | None, timeout: float
+) -> None:
+    """Poll `url`/healthz until it answers 200; fail early, pointing at the log, if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not become healthy in {timeout}s; see {log}")
 
 
 def progress(message: str) -> None:

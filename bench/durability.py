@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.common import wait_healthy  # noqa: E402
 from models.question import Answer, Question, Vote  # noqa: E402
 from models.session import Store, normalize_url  # noqa: E402
 from models.workspace import ProcessedEvent  # noqa: E402
@@ -99,18 +100,7 @@ class Server:
         self.up.set()
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"the server did not become healthy in {START_TIMEOUT}s; see {self.log_path}")
+        wait_healthy(self.url, self.process, "the server", self.log_path, START_TIMEOUT)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no flush, whatever was in flight is cut."""
