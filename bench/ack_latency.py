@@ -55,6 +55,7 @@ from bench.common import (
     scratch_database,
     wait_healthy,
 )
+from models.inbox import Inbox
 
 SIGNING_SECRET = "ack-latency-bench-secret"
 BOT_TOKEN = "xoxb-test-token"  # what the emulator accepts (tests/slack/fake_api.py)
@@ -430,8 +431,10 @@ def send(port: int, requests: list[tuple[str, bytes]], clients: int) -> LevelRes
 
 
 def wait_until_settled(database_url: str, timeout: float = 120.0) -> None:
-    """Until every stored question is posted (the bot's work after the acks is done) and nothing moves."""
+    """Until the inbox is empty, every stored question is posted (the bot's work after the acks is done) and
+    nothing moves."""
     engine = create_engine(database_url)
+    inbox = Inbox.for_database(database_url)
     try:
         deadline = time.monotonic() + timeout
         last = None
@@ -439,13 +442,16 @@ def wait_until_settled(database_url: str, timeout: float = 120.0) -> None:
             with engine.connect() as conn:
                 posting = conn.execute(text("SELECT count(*) FROM questions WHERE status = 'posting'")).scalar()
                 answers = conn.execute(text("SELECT count(*) FROM answers")).scalar()
-            if posting == 0 and last == answers:
+            waiting = inbox.pending() if inbox is not None else 0
+            if waiting == 0 and posting == 0 and last == answers:
                 return
             last = answers
             time.sleep(0.5)
         progress("warning: the bot was still working after the load when the next level started")
     finally:
         engine.dispose()
+        if inbox is not None:
+            inbox.close()
 
 
 def posted_questions(database_url: str) -> list[str]:

@@ -44,6 +44,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.common import wait_healthy  # noqa: E402
+from models.inbox import Inbox  # noqa: E402
 from models.question import Answer, Question, Vote  # noqa: E402
 from models.session import Store, normalize_url  # noqa: E402
 from models.workspace import ProcessedEvent  # noqa: E402
@@ -325,6 +326,7 @@ def measure(
                     changed.notify_all()
                 killer.join()
             seconds = time.monotonic() - started
+            wait_until_handled(database_url)
         finally:
             server.stop()
             fake.stop()
@@ -365,6 +367,19 @@ def wait_until_posted(database_url: str, question_ts: str, timeout: float = 30.0
         raise RuntimeError("the question was posted but its ts never reached the database")
     finally:
         store.dispose()
+
+
+def wait_until_handled(database_url: str, timeout: float = 60.0) -> None:
+    """Until the server's inbox (models/inbox.py) is empty: every acked delivery has reached the listeners."""
+    inbox = Inbox.for_database(database_url)
+    if inbox is None:
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while inbox.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        inbox.close()
 
 
 def count_stored(database_url: str, deliveries: list[Delivery], kills: int, seconds: float) -> Result:

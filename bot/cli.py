@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,7 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve = verbs.add_parser("serve", help="serve Slack's HTTP requests on POST /slack/events (production)")
     serve.add_argument("--host", default="0.0.0.0", help="interface to listen on (default: all)")
     serve.add_argument("--port", type=int, default=None, help="port (default: $PORT or 3000)")
-    serve.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
+    serve.add_argument("--threads", type=int, default=8, help="HTTP threads (default: 8)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="inbox worker processes, which do the work after the acks and run the scheduler (default: 1; "
+        "0: a thread of this process; more than 1 needs PostgreSQL)",
+    )
+    work = verbs.add_parser(
+        "work",
+        help="handle the requests `serve` acknowledged into the inbox, and run the scheduler (with PostgreSQL, "
+        "on any machine)",
+    )
+    # `serve` passes its pid: a worker whose server is gone (killed, even with SIGKILL) stops too.
+    work.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     verbs.add_parser("migrate", help="upgrade the database to the latest schema and exit")
     digest = verbs.add_parser(
         "digest",
@@ -71,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings, args.team, args.channel, dry_run=args.dry_run, as_json=args.json, force=args.force
             )
         if verb == "serve":
-            return serve(settings, args.host, args.port or settings.port, args.threads)
+            return serve(settings, args.host, args.port or settings.port, args.threads, args.workers)
+        if verb == "work":
+            return work(settings, args.parent_pid)
         return run_socket_mode(settings)
     except ConfigError as problem:
         print(f"PeerLearn can't start: {problem}", file=sys.stderr)
@@ -90,17 +107,54 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
-def serve(settings: Settings, host: str, port: int, threads: int) -> int:
-    from bot.runtime import build_runtime, serve_forever
+def serve(settings: Settings, host: str, port: int, threads: int, workers: int = 1) -> int:
+    from bot.runtime import WorkerProcesses, build_runtime, serve_forever
 
     # "Add to Slack" (SLACK_CLIENT_ID/SECRET) takes each workspace's token from the database instead.
     settings.require("SLACK_SIGNING_SECRET", *([] if settings.oauth_enabled else ["SLACK_BOT_TOKEN"]))
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        raise ConfigError("with SQLite, one worker process handles the inbox: use --workers 1 (or PostgreSQL)")
     # Serve at once; until the database answers (and is migrated) Slack gets 503 and /healthz says why.
     runtime = build_runtime(settings, wait_for_database=True)
-    runtime.when_ready(runtime.start_scheduler)
+    processes: WorkerProcesses | None = None
+    if workers > 0 and runtime.inbox is not None:
+        processes = WorkerProcesses(workers)
+        runtime.when_ready(processes.start)
+    else:
+        runtime.when_ready(lambda: (runtime.start_worker(), runtime.start_scheduler()))
     try:
         serve_forever(runtime, host, port, threads)
     finally:
+        if processes is not None:
+            processes.stop()
+        runtime.close()
+    return 0
+
+
+def work(settings: Settings, parent_pid: int | None = None) -> int:
+    """An inbox worker (bot/worker.py) and the scheduler, until SIGTERM or SIGINT (or until the `serve` that
+    started it, `parent_pid`, is gone); then the current batch and the lazy listeners it started finish."""
+    import signal
+
+    from bot.runtime import build_runtime
+
+    settings.require(*([] if settings.oauth_enabled else ["SLACK_BOT_TOKEN"]))
+    runtime = build_runtime(settings, wait_for_database=True)
+    if runtime.inbox is None:
+        raise ConfigError("the inbox needs a database file or PostgreSQL, not an in-memory SQLite database")
+    runtime.when_ready(lambda: (runtime.start_worker(), runtime.start_scheduler()))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: runtime.stopping.set())
+    logger.info("PeerLearn inbox worker running")
+    try:
+        while not runtime.stopping.wait(0.5):
+            if parent_pid is not None and os.getppid() != parent_pid:
+                logger.warning("the server that started this worker is gone; stopping")
+                break
+    finally:
+        if runtime.worker is not None:
+            runtime.worker.stop()
+        runtime.bolt_app.listener_runner.listener_executor.shutdown(wait=True)
         runtime.close()
     return 0
 

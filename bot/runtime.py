@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import waitress
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -17,12 +21,18 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import Services
-from bot.web import WSGIApp, create_wsgi_app
+from bot.web import Queueing, WSGIApp, create_wsgi_app
+from bot.worker import InboxWorker
+from handlers import inbox_key
 from handlers.common import is_database_outage
+from models.inbox import Inbox
 from models.migrate import upgrade_to_head
 from models.session import Store
 
 logger = logging.getLogger("peerlearn")
+
+# Lazy-listener tasks waiting for a thread, beyond which the inbox worker takes no more requests.
+WORKER_BACKLOG = 20
 
 
 @dataclass
@@ -33,6 +43,11 @@ class Runtime:
     services: Services
     bolt_app: App
     wsgi_app: WSGIApp
+    # Where the HTTP server acknowledges events and /ask questions (models/inbox.py); None for an in-memory
+    # SQLite store, whose requests Bolt handles before acking.
+    inbox: Inbox | None = None
+    # This process's inbox worker (bot/worker.py), when it has one: `start_worker`.
+    worker: InboxWorker | None = None
     # Periodic jobs (bot/scheduler.py): started only by the long-running modes (run, serve), not by tests.
     scheduler: BackgroundScheduler | None = None
     # Set once the database is reachable and migrated; until then Slack's requests get 503 (see serve).
@@ -57,6 +72,12 @@ class Runtime:
 
         threading.Thread(target=wait_then_start, name="peerlearn-when-ready", daemon=True).start()
 
+    def start_worker(self) -> InboxWorker | None:
+        """Handle the inbox in this process (tests, the playground, `serve --workers 0`)."""
+        if self.worker is None and self.inbox is not None:
+            self.worker = new_worker(self).start()
+        return self.worker
+
     def start_scheduler(self) -> BackgroundScheduler:
         if self.scheduler is None:
             self.scheduler = start_scheduler(self)
@@ -66,6 +87,11 @@ class Runtime:
         self.stopping.set()
         stop_scheduler(self.scheduler)
         self.scheduler = None
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        if self.inbox is not None:
+            self.inbox.close()
         self.store.dispose()
 
 
@@ -80,13 +106,26 @@ def build_runtime(
     services = Services(settings=settings, store=store, clock=clock or Clock())
     bolt_app = create_app(services)
     ready = threading.Event()
-    wsgi_app = create_wsgi_app(bolt_app, store, ready=ready.is_set)
-    runtime = Runtime(settings, store, services.clock, services, bolt_app, wsgi_app, ready=ready)
+    inbox = Inbox.for_database(settings.database_url)
+    queueing = None
+    if inbox is not None:
+        queueing = Queueing(inbox, lambda body: inbox_key(body, settings), settings.signing_secret, services.clock)
+    wsgi_app = create_wsgi_app(bolt_app, store, ready=ready.is_set, queueing=queueing)
+    runtime = Runtime(settings, store, services.clock, services, bolt_app, wsgi_app, inbox=inbox, ready=ready)
     if migrate and wait_for_database:
         threading.Thread(target=migrate_when_reachable, args=(runtime,), name="peerlearn-migrate", daemon=True).start()
     else:
         ready.set()
     return runtime
+
+
+def new_worker(runtime: Runtime) -> InboxWorker:
+    """A worker for this runtime's inbox, taking a batch only while Bolt's lazy-listener pool has room."""
+    assert runtime.inbox is not None
+    pool = runtime.bolt_app.listener_runner.listener_executor
+    queued = getattr(pool, "queued", None)
+    has_room = (lambda: pool.queued < WORKER_BACKLOG) if queued is not None else (lambda: True)  # type: ignore[attr-defined]
+    return InboxWorker(runtime.inbox, runtime.bolt_app, runtime.store, has_room=has_room)
 
 
 def migrate_when_reachable(runtime: Runtime, first_delay: float = 1.0, max_delay: float = 30.0) -> None:
@@ -140,9 +179,64 @@ class HttpServer:
 
 
 def serve_in_thread(runtime: Runtime, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> HttpServer:
+    """The HTTP server on a thread, with this process's inbox worker."""
+    runtime.start_worker()
     return HttpServer(runtime.wsgi_app, host=host, port=port, threads=threads).start()
 
 
 def serve_forever(runtime: Runtime, host: str, port: int, threads: int = 8) -> None:
     logger.info("PeerLearn serving HTTP on %s:%s (POST /slack/events, GET /healthz)", host, port)
     waitress.serve(runtime.wsgi_app, host=host, port=port, threads=threads, ident="PeerLearn")
+
+
+# The inbox's worker processes run at a lower CPU priority than the server: acks have Slack's 3-second
+# deadline, the work after them has none (on a busy machine it waits, in the inbox).
+WORKER_NICENESS = 10
+APP = Path(__file__).resolve().parent.parent / "app.py"
+
+
+class WorkerProcesses:
+    """`serve`'s inbox workers: `python app.py work` processes with the server's environment, started again
+    when one ends, stopped with the server."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, name="peerlearn-workers", daemon=True)
+
+    def start(self) -> WorkerProcesses:
+        self._processes = [self._spawn() for _ in range(self.count)]
+        self._supervisor.start()
+        return self
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self._processes]
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        command = [sys.executable, str(APP), "work", "--parent-pid", str(os.getpid())]
+        process = subprocess.Popen(command, preexec_fn=lambda: os.nice(WORKER_NICENESS))
+        logger.info("inbox worker process %s started", process.pid)
+        return process
+
+    def _supervise(self) -> None:
+        pause = 1.0
+        while not self._stopping.wait(pause):
+            for number, process in enumerate(self._processes):
+                if process.poll() is not None and not self._stopping.is_set():
+                    code = process.returncode
+                    logger.error("inbox worker process %s ended (exit %s); starting another", process.pid, code)
+                    self._processes[number] = self._spawn()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stopping.set()
+        for process in self._processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self._processes:
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

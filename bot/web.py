@@ -1,22 +1,33 @@
-"""The HTTP surface: Slack's requests go to Bolt; /healthz says whether this replica can serve; /metrics
-is for Prometheus."""
+"""The HTTP surface: Slack's requests go to Bolt, or into the inbox; /healthz says whether this replica can
+serve; /metrics is for Prometheus.
+
+An Events API delivery or an /ask question (handlers.inbox_key) is acknowledged as soon as it is stored in
+the inbox (models/inbox.py): its signature checked with slack_sdk's verifier, as Bolt checks it, one INSERT,
+an empty 200. A worker hands it to Bolt afterwards (bot/worker.py). Everything else (interactivity, other
+commands, OAuth) goes to Bolt at once, and so does a request the inbox could not take."""
 
 from __future__ import annotations
 
 import contextvars
 import io
 import json
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request.internals import parse_body
+from slack_sdk.signature import SignatureVerifier
 
 from bot import metrics
+from bot.clock import Clock
 from bot.logging_setup import request_kind
+from models.inbox import Inbox
 from models.migrate import pending_migrations
 from models.session import Store
+
+logger = logging.getLogger("peerlearn.web")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -54,36 +65,91 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return body
 
 
-def classify(environ: dict[str, Any]) -> str:
-    """The kind of Slack request, for metrics (Bolt's own parser; a body it can't parse is "other")."""
-    if environ.get("PATH_INFO") != "/slack/events":
-        return "oauth"
+def _parse(raw: bytes, content_type: str | None) -> dict[str, Any] | None:
+    """The request as Bolt parses it; None when it cannot be parsed."""
     try:
-        body = parse_body(_read_body(environ).decode("utf-8"), environ.get("CONTENT_TYPE"))
+        body = parse_body(raw.decode("utf-8"), content_type)
     except ValueError:
-        return "other"
-    return request_kind(body) if isinstance(body, dict) else "other"
+        return None
+    return body if isinstance(body, dict) else None
 
 
-def create_wsgi_app(bolt_app: App, store: Store, ready: Callable[[], bool] = lambda: True) -> WSGIApp:
+class Queueing:
+    """What the front needs to acknowledge requests into the inbox."""
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        key_for: Callable[[dict[str, Any]], str | None],
+        signing_secret: str | None,
+        clock: Clock,
+    ) -> None:
+        self.inbox = inbox
+        self.key_for = key_for
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self.clock = clock
+
+    def authentic(self, raw: bytes, environ: dict[str, Any]) -> bool:
+        if self.verifier is None:  # no signing secret: Bolt does not check either (local use only)
+            return True
+        timestamp, signature = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), environ.get("HTTP_X_SLACK_SIGNATURE")
+        if not timestamp or not signature:
+            return False
+        try:
+            return self.verifier.is_valid(raw, timestamp, signature)
+        except ValueError:  # a timestamp that is not a number
+            return False
+
+    def store(self, key: str, raw: bytes, content_type: str) -> bool:
+        """True once the request is in the inbox; False (logged) when the inbox could not take it."""
+        try:
+            self.inbox.put(key, content_type, raw.decode("utf-8"), self.clock.now())
+        except Exception as exc:
+            logger.warning("the inbox could not take a request (%s); handling it at once", exc.__class__.__name__)
+            return False
+        return True
+
+
+def create_wsgi_app(
+    bolt_app: App, store: Store, ready: Callable[[], bool] = lambda: True, queueing: Queueing | None = None
+) -> WSGIApp:
     """`ready` is False while the replica is still waiting for its database at start: Slack gets a 503
-    (and retries), /healthz says why."""
+    (and retries), /healthz says why. With `queueing`, requests that can be are acknowledged into the inbox."""
     slack = SlackRequestHandler(bolt_app)
+
+    def to_bolt(environ: dict[str, Any], respond: StartResponse) -> Iterable[bytes]:
+        # A fresh context per request: log fields set while handling it never leak into the next one.
+        return contextvars.copy_context().run(slack, environ, respond)
+
+    def queue_or_bolt(environ: dict[str, Any], respond: StartResponse, raw: bytes, key: str) -> Iterable[bytes]:
+        assert queueing is not None
+        if not queueing.authentic(raw, environ):
+            return _json(respond, "401 Unauthorized", {"error": "invalid request"})
+        if not queueing.store(key, raw, environ.get("CONTENT_TYPE") or ""):
+            return to_bolt(environ, respond)
+        respond("200 OK", [("Content-Length", "0")])
+        return [b""]
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path in SLACK_PATHS:
             if not ready():
                 return _json(start_response, "503 Service Unavailable", {"error": "starting, try again shortly"})
-            # A fresh context per request: log fields set while handling it never leak into the next one.
-            handle = contextvars.copy_context().run
-            return metrics.observe_slack_request(
-                classify(environ), lambda respond: handle(slack, environ, respond), start_response
-            )
+            if path != "/slack/events":
+                return metrics.observe_slack_request("oauth", lambda respond: to_bolt(environ, respond), start_response)
+            raw = _read_body(environ)
+            body = _parse(raw, environ.get("CONTENT_TYPE"))
+            kind = request_kind(body) if body is not None else "other"
+            key = queueing.key_for(body) if queueing is not None and body is not None else None
+            if key is not None and environ.get("REQUEST_METHOD") == "POST":
+                handle = lambda respond: queue_or_bolt(environ, respond, raw, key)  # noqa: E731
+            else:
+                handle = lambda respond: to_bolt(environ, respond)  # noqa: E731
+            return metrics.observe_slack_request(kind, handle, start_response)
         if path == "/metrics":
-            body, content_type = metrics.render()
-            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-            return [body]
+            page, content_type = metrics.render()
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(page)))])
+            return [page]
         if path == "/healthz":
             ok, payload = health(store)
             if ok and not ready():  # reachable, but this replica has not finished starting (migrating)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -13,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import blocks, route
+from bot.config import Settings
 from bot.qa import InvalidQuestion, create_question, validate_question
 from bot.services import Services
 from bot.slack_errors import error_code, explain
@@ -32,9 +34,24 @@ def first_word(text: str) -> str:
     return words[0].lower() if words else ""
 
 
-def request_key(command: dict[str, Any]) -> str:
+def request_key(command: Mapping[str, Any]) -> str:
     """Slash commands have no id of their own; the trigger_id is unique per invocation."""
     return "cmd:" + (command.get("trigger_id") or f"{command.get('user_id')}:{command.get('text')}")
+
+
+def acks_blank(command: Mapping[str, Any], settings: Settings) -> bool:
+    """Whether `ack_ask` answers this /ask with an empty ack: a question to store and post, not help, digest
+    settings, the form (its trigger_id expires in 3 s) or a problem to explain. Such a request can be
+    acknowledged as soon as it is in the inbox (models/inbox.py) and handled after the ack."""
+    text = command.get("text") or ""
+    word = first_word(text)
+    if word in HELP_WORDS or word == "digest" or not clean(text):
+        return False
+    try:
+        validate_question(text, settings)
+    except InvalidQuestion:
+        return False
+    return True
 
 
 def register(app: App, services: Services) -> None:

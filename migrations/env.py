@@ -7,6 +7,7 @@ from sqlalchemy import engine_from_config, pool
 
 import models
 from bot.oauth import oauth_metadata
+from models.inbox import inbox_metadata
 from models.session import normalize_url
 
 config = context.config
@@ -45,9 +46,11 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    # The inbox is a table of the database on PostgreSQL only (migration 0007; SQLite's is a file of its own).
+    inbox = [inbox_metadata] if connection.dialect.name == "postgresql" else []
     context.configure(
         connection=connection,
-        target_metadata=target_metadata,
+        target_metadata=[*target_metadata, *inbox],
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         include_object=include_object,

@@ -33,6 +33,8 @@ class Bot:
     fake: FakeSlackAPI
     settings: Settings
     clock: FrozenClock
+    # The bots of the test, this one included: replicas on one database see each other's inbox work.
+    peers: list[Bot] = field(default_factory=list)
     runtime: Runtime = field(init=False)
     server: HttpServer = field(init=False)
     world: SlackWorld = field(init=False)
@@ -47,6 +49,10 @@ class Bot:
         self.world = SlackWorld(
             self.fake, self.server.url, SIGNING_SECRET, self.clock, listener_executor=executor, runtime=self.runtime
         )
+        for peer in self.peers:
+            if peer is not self and peer.settings.database_url == self.settings.database_url:
+                peer.world.watch(self.runtime)
+                self.world.watch(peer.runtime)
 
     def stop(self) -> None:
         self.world.settle()
@@ -85,7 +91,7 @@ def bot_maker(fake: FakeSlackAPI, database_url: str, clock: FrozenClock) -> Iter
             slack_api_url=fake.base_url,
             **overrides,
         )
-        bot = Bot(fake, settings, clock)
+        bot = Bot(fake, settings, clock, peers=bots)
         bots.append(bot)
         return bot
 

@@ -146,6 +146,7 @@ class SlackWorld:
         self.fake = fake
         self.clock = clock
         self.runtime = runtime
+        self._runtimes = [runtime] if runtime is not None else []
         self.sender = SlackSender(bot_url.rstrip("/") + "/slack/events", signing_secret)
         self.last_response: Response | None = None
         self._event_numbers = itertools.count(1)
@@ -206,6 +207,7 @@ class SlackWorld:
             trigger_id=trigger_id,
         )
         response = self.sender.slash_command(fields)
+        self._handed_to_bolt()
         response.meta.update(response_url=response_url, trigger_id=trigger_id)
         self.last_response = response
         return response
@@ -487,9 +489,24 @@ class SlackWorld:
             bot_user_id=BOT_USER_ID,
         )
         response = self.sender.event(envelope, retry_num=retry_num, retry_reason=retry_reason)
+        self._handed_to_bolt()
         response.meta["event_id"] = event_id
         self.last_response = response
         return response
+
+    def watch(self, runtime: Any) -> None:
+        """Another bot process on the same database (a replica): its inbox worker may take the requests
+        sent here, so wait for it too, and settle its lazy listeners as well."""
+        self._runtimes.append(runtime)
+        self._track(runtime.bolt_app.listener_runner.listener_executor)
+
+    def _handed_to_bolt(self) -> None:
+        """A request the bot acked into its inbox (models/inbox.py) is handled by a worker a moment later;
+        wait for that, so that what the ack step stores is there when the test goes on, as before an ack."""
+        for runtime in self._runtimes:
+            worker = getattr(runtime, "worker", None)
+            if worker is not None:
+                worker.wait_idle()
 
     # --- reading what the bot did ---------------------------------------------------------------------
 
