@@ -24,6 +24,7 @@ PeerLearn's p99 within 1.2x of the bare app's and its throughput at least 0.8x, 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import socket
@@ -106,6 +107,7 @@ def serve_bare_bolt(port: int, slack_api_url: str) -> None:
     app.command("/ask")(lambda ack: ack())
     app.event("message")(lambda: None)
     handler = SlackRequestHandler(app)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # as `serve` has it (bot/logging_setup.py)
 
     def application(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") == "/healthz":

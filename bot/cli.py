@@ -6,7 +6,9 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from datetime import datetime
 
 from bot.config import SETUP_HELP, ConfigError, Settings
@@ -154,9 +156,24 @@ def work(settings: Settings, parent_pid: int | None = None) -> int:
     finally:
         if runtime.worker is not None:
             runtime.worker.stop()
-        runtime.bolt_app.listener_runner.listener_executor.shutdown(wait=True)
+        finish_listeners(runtime.bolt_app.listener_runner.listener_executor, WORKER_GRACE)
         runtime.close()
     return 0
+
+
+WORKER_GRACE = 20.0  # seconds a stopping worker gives its lazy listeners (Slack calls retried, perhaps)
+
+
+def finish_listeners(executor: Executor, grace: float) -> None:
+    """Let the lazy listeners already started or queued finish, for at most `grace` seconds; then leave
+    (their requests are out of the inbox: what they had not posted yet is lost, and logged)."""
+    waiting = threading.Thread(target=executor.shutdown, kwargs={"wait": True}, daemon=True)
+    waiting.start()
+    waiting.join(grace)
+    if waiting.is_alive():
+        logger.error("lazy listeners still running %.0fs after the stop; leaving without them", grace)
+        logging.shutdown()
+        os._exit(1)
 
 
 def run_socket_mode(settings: Settings) -> int:

@@ -200,3 +200,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text", stream: Tex
         root.removeHandler(handler)
     root.addHandler(build_handler(log_format, stream))
     root.setLevel(level)
+    # waitress warns "Task queue depth is N" for each request that waits for a free thread: under a burst,
+    # a line per request, each costing the request its formatting. /metrics shows the same as
+    # peerlearn_requests_in_flight.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)

@@ -191,7 +191,7 @@ def serve_forever(runtime: Runtime, host: str, port: int, threads: int = 8) -> N
 
 # The inbox's worker processes run at a lower CPU priority than the server: acks have Slack's 3-second
 # deadline, the work after them has none (on a busy machine it waits, in the inbox).
-WORKER_NICENESS = 10
+WORKER_NICENESS = 19
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 

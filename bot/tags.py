@@ -68,7 +68,13 @@ def parse_tagged_text(raw: str, aliases: Mapping[str, str] | None = None) -> Par
 
 def has_words(text: str) -> bool:
     """True when the text holds at least two letters or digits in any script (not only emoji/punctuation)."""
-    return sum(1 for ch in text if ch.isalnum()) >= 2
+    found = 0
+    for ch in text:  # stops at the second one: /ask checks this on every question before its ack
+        if ch.isalnum():
+            found += 1
+            if found == 2:
+                return True
+    return False
 
 
 _SPECIAL_MENTION = re.compile(r"<!(channel|here|everyone|subteam\^[A-Z0-9]+)(?:\|([^>]*))?>", re.IGNORECASE)

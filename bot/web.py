@@ -14,10 +14,10 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote_plus
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 
 from bot import metrics
@@ -65,13 +65,29 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return body
 
 
-def _parse(raw: bytes, content_type: str | None) -> dict[str, Any] | None:
-    """The request as Bolt parses it; None when it cannot be parsed."""
+# What the front decides on (handlers.inbox_key, request_kind); a form's other fields are left to Bolt.
+_FORM_FIELDS = frozenset({"command", "trigger_id", "text", "payload"})
+
+
+def _peek(raw: bytes, content_type: str | None) -> dict[str, Any] | None:
+    """The fields of a request that say what it is: all of a JSON body (an event); of a form (a command, or
+    interactivity's `payload`), only _FORM_FIELDS, decoded as Bolt's parser would. None when unparseable."""
     try:
-        body = parse_body(raw.decode("utf-8"), content_type)
+        text = raw.decode("utf-8")
+        if content_type == "application/json" or text.startswith("{"):
+            body = json.loads(text)
+            return body if isinstance(body, dict) else None
+        fields = {}
+        for pair in text.split("&"):
+            name, _, value = pair.partition("=")
+            if name in _FORM_FIELDS:
+                fields[name] = unquote_plus(value)
+        if "payload" in fields:
+            payload = json.loads(fields["payload"])
+            return payload if isinstance(payload, dict) else None
+        return fields
     except ValueError:
         return None
-    return body if isinstance(body, dict) else None
 
 
 class Queueing:
@@ -138,7 +154,7 @@ def create_wsgi_app(
             if path != "/slack/events":
                 return metrics.observe_slack_request("oauth", lambda respond: to_bolt(environ, respond), start_response)
             raw = _read_body(environ)
-            body = _parse(raw, environ.get("CONTENT_TYPE"))
+            body = _peek(raw, environ.get("CONTENT_TYPE"))
             kind = request_kind(body) if body is not None else "other"
             key = queueing.key_for(body) if queueing is not None and body is not None else None
             if key is not None and environ.get("REQUEST_METHOD") == "POST":

@@ -34,6 +34,7 @@ logger = logging.getLogger("peerlearn.worker")
 BATCH = 50
 IDLE_POLL = 0.05  # seconds between looks at an empty inbox filled by another process
 MAX_PAUSE = 30.0  # seconds, the longest wait between tries while the database is down
+MAX_TRIES = 5  # a request whose listener says "try again" this often while the database answers is dropped
 
 
 class Redeliver(Exception):
@@ -58,6 +59,7 @@ class InboxWorker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy = threading.Lock()  # held while a batch is being handled
+        self._tries: dict[int, int] = {}  # inbox id -> 503s so far
 
     # --- running ------------------------------------------------------------------------------------------
 
@@ -121,9 +123,14 @@ class InboxWorker:
         body = parse_body(request.body, request.content_type or None)
         response = self.app.dispatch(BoltRequest(body=body, mode="socket_mode"))
         if response.status == 503:
-            raise Redeliver(request.request_key)
+            tries = self._tries[request.id] = self._tries.get(request.id, 0) + 1
+            if tries < MAX_TRIES:
+                raise Redeliver(request.request_key)
+            logger.error("dropping %s from the inbox: still failing after %s tries", request.request_key, tries)
+        self._tries.pop(request.id, None)
         if response.status >= 400:
-            logger.error("Bolt answered %s to %s from the inbox", response.status, request.request_key)
+            if response.status != 503:
+                logger.error("Bolt answered %s to %s from the inbox", response.status, request.request_key)
             return
         if body.get("command") and response.body:
             self._say(body, response.body)

@@ -7,8 +7,8 @@ it, whatever its backlog, waits on disk instead of in memory, and survives a res
 
 Where it lives:
 - PostgreSQL: the `inbox` table of the main database (migration 0007). Several servers and workers share
-  it; a worker claims rows with FOR UPDATE SKIP LOCKED and deletes them in the same transaction, so a row
-  is handled by one worker, and again only if that worker died before committing.
+  it; a worker claims rows for a while (FOR UPDATE SKIP LOCKED, `claimed_until`) and deletes them once
+  handled, so a row is handled by one worker, and again only if that worker died before deleting it.
 - SQLite: a file of its own next to the database (peerlearn.db → peerlearn.db-inbox), written by the
   server alone. SQLite has one writer per file and makes a waiting writer sleep in steps of milliseconds;
   in one file, every ack would wait for the worker's transactions. There is one worker per SQLite store.
@@ -25,12 +25,28 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, String, Table, Text, delete, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from models.base import NAMING_CONVENTION, UTCDateTime
 from models.session import create_store_engine, normalize_url
@@ -48,7 +64,11 @@ inbox_table = Table(
     Column("request_key", String(255), nullable=False, unique=True),
     Column("content_type", String(100), nullable=False),
     Column("body", Text(), nullable=False),
+    # PostgreSQL: until when a worker has it (see Inbox.batch); SQLite's single worker needs no claims.
+    Column("claimed_until", UTCDateTime(), nullable=True),
 )
+_OLDEST = select(inbox_table).order_by(inbox_table.c.id)
+CLAIM_SECONDS = 300  # a claim outlives any batch's handling (seconds: it only stores); then it is free again
 
 _UTC = UTCDateTime()
 _INSERT = {
@@ -80,17 +100,20 @@ class InboxRequest:
 class Inbox:
     """Appends from the HTTP server's threads (`put`), taken in order by workers (`batch`)."""
 
-    def __init__(self, engine: Engine, *, shared: bool) -> None:
+    def __init__(self, engine: Engine, appenders: Engine, *, shared: bool) -> None:
+        # `engine`: the workers' (pooled). `appenders`: where each HTTP thread's own connection comes from
+        # (unpooled: kept for the thread's life, so never counted against, nor waiting for, the pool).
         # `shared`: the table is in the main database, maintained by its migrations (PostgreSQL); otherwise
         # the inbox is a file of its own and creates its table itself.
         self.engine = engine
+        self._appenders = appenders
         self.dialect = engine.dialect.name
         self._insert = _INSERT[self.dialect]
         self._local = threading.local()
-        # One appender at a time in this process: SQLite would make a second one sleep ≥ 1 ms.
-        self._append = threading.Lock()
         self.arrived = threading.Event()  # set by every put: an in-process worker wakes at once
         if not shared:
+            _checkpoint_by_worker(engine)
+            _checkpoint_by_worker(appenders)
             inbox_metadata.create_all(engine)
 
     @classmethod
@@ -99,7 +122,7 @@ class Inbox:
         if url is None:
             return None
         shared = not url.startswith("sqlite")
-        return cls(create_store_engine(url), shared=shared)
+        return cls(create_store_engine(url), create_store_engine(url, poolclass=NullPool), shared=shared)
 
     # --- appending (the HTTP server's threads) ---------------------------------------------------------
 
@@ -109,19 +132,18 @@ class Inbox:
         connection = self._connection()
         received_at = _UTC.process_bind_param(now, self.engine.dialect)
         try:
-            with self._append:
-                connection.cursor().execute(self._insert, (received_at, request_key, content_type, body))
+            connection.cursor().execute(self._insert, (received_at, request_key, content_type, body))
         except Exception:
             self._drop_connection()
             raise
         self.arrived.set()
 
     def _connection(self) -> Any:
-        """This thread's own connection, checked out of the pool once and kept (no checkout, no pre-ping
-        per request); a failed put throws it away, and the next put connects afresh."""
+        """This thread's own connection, opened once and kept (no checkout, no pre-ping per request); a
+        failed put throws it away, and the next put connects afresh."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = self.engine.raw_connection()
+            connection = self._appenders.raw_connection()
             # One statement is one transaction: SQLite's on-connect hook already turns the driver's own
             # transactions off (models/session.py); psycopg is told so.
             if self.dialect == "postgresql":
@@ -144,26 +166,52 @@ class Inbox:
     def batch(self, limit: int) -> Iterator[list[InboxRequest]]:
         """The oldest requests not being handled elsewhere, removed once the block ends without an error.
 
-        PostgreSQL: claimed and deleted in one transaction (FOR UPDATE SKIP LOCKED), committed after the
-        block: another worker never sees them, and they come back if this one dies or raises. SQLite: read,
-        then deleted in a short transaction of its own after the block (holding the file's write lock while
-        the requests are handled would hold up every ack)."""
+        PostgreSQL: claimed for CLAIM_SECONDS in a short transaction (FOR UPDATE SKIP LOCKED, so two workers
+        never claim the same row), deleted in another after the block; an error gives the claim back, a
+        worker that dies leaves it to expire. No row stays locked while requests are handled, so a
+        redelivery's INSERT … ON CONFLICT never waits for a worker. SQLite (one worker): read, then deleted
+        in a short transaction after the block (holding the file's write lock meanwhile would hold up every
+        ack)."""
         if self.dialect == "postgresql":
+            requests = self._claim(limit)
+        else:
+            with self.engine.connect() as conn:
+                requests = [_request(row) for row in conn.execute(_OLDEST.limit(limit))]
+        ids = [request.id for request in requests]
+        try:
+            yield requests
+        except BaseException:
+            if ids and self.dialect == "postgresql":
+                with self.engine.begin() as conn:
+                    conn.execute(update(inbox_table).where(inbox_table.c.id.in_(ids)).values(claimed_until=None))
+            raise
+        if ids:
             with self.engine.begin() as conn:
-                oldest = select(inbox_table.c.id).order_by(inbox_table.c.id).limit(limit)
-                claimed = oldest.with_for_update(skip_locked=True)
-                rows = conn.execute(
-                    delete(inbox_table).where(inbox_table.c.id.in_(claimed)).returning(inbox_table)
-                ).all()
-                yield sorted((_request(row) for row in rows), key=lambda request: request.id)
-            return
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(inbox_table).order_by(inbox_table.c.id).limit(limit)).all()
-        requests = [_request(row) for row in rows]
-        yield requests
-        if requests:
-            with self.engine.begin() as conn:
-                conn.execute(delete(inbox_table).where(inbox_table.c.id.in_([request.id for request in requests])))
+                conn.execute(delete(inbox_table).where(inbox_table.c.id.in_(ids)))
+            if self.dialect == "sqlite":
+                self._checkpoint()
+
+    def _claim(self, limit: int) -> list[InboxRequest]:
+        now = func.now()
+        free = or_(inbox_table.c.claimed_until.is_(None), inbox_table.c.claimed_until < now)
+        claimable = _OLDEST.with_only_columns(inbox_table.c.id).where(free).limit(limit)
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                update(inbox_table)
+                .where(inbox_table.c.id.in_(claimable.with_for_update(skip_locked=True)))
+                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                .returning(*inbox_table.c)
+            ).all()
+        return sorted((_request(row) for row in rows), key=lambda request: request.id)
+
+    def _checkpoint(self) -> None:
+        """Copy SQLite's write-ahead log back into the inbox file (see _checkpoint_by_worker); outside any
+        transaction, which a checkpoint needs."""
+        connection = self.engine.raw_connection()
+        try:
+            connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        finally:
+            connection.close()
 
     def pending(self) -> int:
         with self.engine.connect() as conn:
@@ -172,6 +220,17 @@ class Inbox:
     def close(self) -> None:
         self._drop_connection()
         self.engine.dispose()
+        self._appenders.dispose()
+
+
+def _checkpoint_by_worker(engine: Engine) -> None:
+    """SQLite copies its write-ahead log back into the file (a checkpoint, with an fsync) from inside whichever
+    commit finds the log over 1,000 pages; for the inbox that would be an ack, now and then. The worker does it
+    instead, after each batch it removes (PASSIVE: never waits for, nor holds up, the server's inserts)."""
+
+    @event.listens_for(engine, "connect")
+    def no_automatic_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
 
 def _request(row: Any) -> InboxRequest:

@@ -8,7 +8,8 @@ worker (bot/worker.py) afterwards.
 - the worker: an ack with something to say goes through the response_url, a redelivery is handled once;
 - the `work` verb started by `serve`'s WorkerProcesses ends by itself when its server is gone.
 
-The last section holds production bugs found on the way, as strict xfails (each passes once its bug is fixed).
+The last section: an ack never waits for a worker (a redelivery of a request being handled; more HTTP threads
+than the workers' connection pool holds).
 
 Tests that stop the worker (`pause`) send requests while no one takes them from the inbox, which is how they
 tell a queued request (it waits) from one Bolt handles at once (it is done when the response comes back).
@@ -35,6 +36,7 @@ import psycopg
 import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from bot import blocks
 from bot.runtime import WORKER_NICENESS, Runtime
@@ -604,20 +606,8 @@ def test_serve_refuses_several_worker_processes_on_sqlite(tmp_path):
     assert "--workers 1" in result.stderr and "Traceback" not in result.stderr
 
 
-# --- production bugs found while writing these tests (strict xfail: they pass once the bug is fixed) -----
+# --- acks never wait for a worker, however many HTTP threads ------------------------------------------------
 
-BUG_CLAIMED_KEY = (
-    "BUG models/inbox.py Inbox.put (PostgreSQL): INSERT … ON CONFLICT DO NOTHING on a request_key whose row a "
-    "worker has claimed (deleted, not yet committed, in Inbox.batch) waits for the worker's whole batch to commit"
-)
-BUG_APPEND_LOCK = (
-    "BUG models/inbox.py Inbox.put (PostgreSQL): the process-wide _append lock is held while that INSERT waits, "
-    "so every other ack of the server waits for the worker's batch too"
-)
-BUG_POOL = (
-    "BUG models/inbox.py Inbox._connection: each HTTP thread keeps a pooled connection checked out for good; "
-    "the pool is bounded (SQLite 5+10, PostgreSQL 10+20) and shared with the worker's batch()/pending()"
-)
 ACK_BUDGET = 1.0  # seconds: far more than an INSERT takes, far less than Slack's 3 s for the whole ack
 
 
@@ -627,13 +617,12 @@ def started(work: Callable[[], Any]) -> threading.Thread:
     return thread
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BUG_CLAIMED_KEY)
-def test_bug_a_redelivery_of_a_request_being_handled_is_acked_at_once(inbox):
+def test_a_redelivery_of_a_request_being_handled_is_acked_at_once(inbox):
     needs_postgresql(inbox, "SQLite's batch holds no lock while its requests are handled")
     [key] = put_events(inbox, 1)
     with inbox.batch(10) as claimed:  # a worker is handling the request…
         assert keys(claimed) == [key]
-        # … when Slack redelivers it (its first ack was slow): the ack waits for the worker's batch to end.
+        # … when Slack redelivers it (its first ack was slow): that ack must not wait for the worker's batch.
         redelivery = started(lambda: inbox.put(key, "application/json", "{}", NOW))
         redelivery.join(ACK_BUDGET)
         acked_in_time = not redelivery.is_alive()
@@ -641,14 +630,13 @@ def test_bug_a_redelivery_of_a_request_being_handled_is_acked_at_once(inbox):
     assert acked_in_time, f"the redelivery's put waited for the worker's batch (more than {ACK_BUDGET}s)"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BUG_APPEND_LOCK)
-def test_bug_a_waiting_redelivery_holds_up_no_other_ack(inbox):
+def test_a_redelivery_being_stored_holds_up_no_other_ack(inbox):
     needs_postgresql(inbox, "SQLite's batch holds no lock while its requests are handled")
     [key] = put_events(inbox, 1)
     with inbox.batch(10) as claimed:
         assert keys(claimed) == [key]
         redelivery = started(lambda: inbox.put(key, "application/json", "{}", NOW))
-        redelivery.join(0.2)  # now waiting for the worker's claim
+        redelivery.join(0.2)  # were it waiting for the worker's claim, it would be by now
         other = started(lambda: inbox.put("event:EvOther", "application/json", "{}", NOW))
         other.join(ACK_BUDGET)
         other_acked_in_time = not other.is_alive()
@@ -657,12 +645,12 @@ def test_bug_a_waiting_redelivery_holds_up_no_other_ack(inbox):
     assert other_acked_in_time, f"an unrelated request's put waited for the worker's batch (more than {ACK_BUDGET}s)"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BUG_POOL)
-def test_bug_serving_with_more_threads_than_the_pool_holds_starves_the_inbox(database_url):
-    # As Inbox.for_database builds it, except that the pool gives up after 0.5 s instead of 30 s.
+def test_more_http_threads_than_the_pool_holds_never_starve_the_inbox(database_url):
+    # As Inbox.for_database builds it, except that the workers' pool gives up after 0.5 s instead of 30 s.
     url = inbox_url(database_url)
     assert url is not None
-    inbox = Inbox(create_store_engine(url, pool_timeout=0.5), shared=not url.startswith("sqlite"))
+    workers, appenders = create_store_engine(url, pool_timeout=0.5), create_store_engine(url, poolclass=NullPool)
+    inbox = Inbox(workers, appenders, shared=not url.startswith("sqlite"))
     http_threads = 32  # `serve --threads 32`: waitress keeps its threads for the life of the server
     outcomes: list[str | None] = [None] * http_threads
     server_stops = threading.Event()

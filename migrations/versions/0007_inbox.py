@@ -3,7 +3,8 @@
 `python app.py serve` stores an Events API delivery or an /ask question here and acks it at once; worker
 processes hand the stored requests to Bolt afterwards (models/inbox.py, bot/worker.py). One row per request,
 its raw body as Slack sent it; `request_key` ("event:<event_id>", "cmd:<trigger_id>") is unique so that a
-redelivery is stored once. Rows live for the seconds between the ack and a worker's turn.
+redelivery is stored once; `claimed_until` says until when a worker has it. Rows live for the seconds
+between the ack and a worker's turn.
 
 On SQLite the inbox is a file of its own next to the database (one writer per SQLite file: the server),
 which models/inbox.py creates; this migration changes nothing there.
@@ -34,6 +35,7 @@ def upgrade() -> None:
         sa.Column("request_key", sa.String(length=255), nullable=False),
         sa.Column("content_type", sa.String(length=100), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox")),
         sa.UniqueConstraint("request_key", name=op.f("uq_inbox_request_key")),
     )
