@@ -21,7 +21,9 @@ since every listener's write is idempotent too.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +73,9 @@ _OLDEST = select(inbox_table).order_by(inbox_table.c.id)
 CLAIM_SECONDS = 300  # a claim outlives any batch's handling (seconds: it only stores); then it is free again
 
 _UTC = UTCDateTime()
+SQLITE_RETRY = 0.0001  # seconds between tries of an insert into a SQLite inbox another connection is writing
+SQLITE_BUSY_WAIT = 2.0  # …until the ack gives up on the inbox and lets Bolt handle the request at once
+APPEND_WAIT = 5.0  # seconds an HTTP thread waits for its row to be stored before letting Bolt handle it
 _INSERT = {
     "sqlite": "INSERT OR IGNORE INTO inbox (received_at, request_key, content_type, body) VALUES (?, ?, ?, ?)",
     "postgresql": "INSERT INTO inbox (received_at, request_key, content_type, body) VALUES (%s, %s, %s, %s) "
@@ -109,7 +114,7 @@ class Inbox:
         self._appenders = appenders
         self.dialect = engine.dialect.name
         self._insert = _INSERT[self.dialect]
-        self._local = threading.local()
+        self._appender = _Appender(appenders, self._insert)
         self.arrived = threading.Event()  # set by every put: an in-process worker wakes at once
         if not shared:
             _checkpoint_by_worker(engine)
@@ -128,37 +133,15 @@ class Inbox:
 
     def put(self, request_key: str, content_type: str, body: str, now: datetime) -> None:
         """Store one request durably (a crash of this process after put returns loses nothing). Raises
-        the driver's error when the database cannot take it."""
-        connection = self._connection()
-        received_at = _UTC.process_bind_param(now, self.engine.dialect)
-        try:
-            connection.cursor().execute(self._insert, (received_at, request_key, content_type, body))
-        except Exception:
-            self._drop_connection()
-            raise
+        the driver's error when the database cannot take it.
+
+        One write at a time, many rows per write under load (group commit, _Appender): the HTTP threads never
+        contend for the database's write lock. Measured in-process with 8 threads: 211 µs of CPU per ack when
+        each thread inserted its own row (every insert released and fought for the interpreter and SQLite's
+        lock), ~80 µs with one thread."""
+        values = (_UTC.process_bind_param(now, self.engine.dialect), request_key, content_type, body)
+        self._appender.append(values)
         self.arrived.set()
-
-    def _connection(self) -> Any:
-        """This thread's own connection, opened once and kept (no checkout, no pre-ping per request); a
-        failed put throws it away, and the next put connects afresh."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._appenders.raw_connection()
-            # One statement is one transaction: SQLite's on-connect hook already turns the driver's own
-            # transactions off (models/session.py); psycopg is told so.
-            if self.dialect == "postgresql":
-                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
-            self._local.connection = connection
-        return connection
-
-    def _drop_connection(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            try:
-                connection.invalidate()
-            except Exception:  # already broken: nothing more to give back
-                logger.debug("closing a broken inbox connection failed", exc_info=True)
 
     # --- taking (workers) ---------------------------------------------------------------------------------
 
@@ -218,9 +201,120 @@ class Inbox:
             return int(conn.execute(select(func.count()).select_from(inbox_table)).scalar_one())
 
     def close(self) -> None:
-        self._drop_connection()
+        self._appender.close()
         self.engine.dispose()
         self._appenders.dispose()
+
+
+class _Slot:
+    __slots__ = ("done", "error", "lead", "values")
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self.values = values
+        self.done = threading.Event()  # stored (or failed: `error`), or it is this thread's turn to write (`lead`)
+        self.error: BaseException | None = None
+        self.lead = False
+
+
+class _Appender:
+    """Group commit for the inbox (see Inbox.put). A thread that finds no write in progress writes its row
+    itself, at once; threads that arrive meanwhile queue their rows and wait; when the write ends, the first
+    of them is woken to write everything queued so far in one transaction, and so on."""
+
+    def __init__(self, engine: Engine, insert: str) -> None:
+        self.engine = engine
+        self.insert = insert
+        self.dialect = engine.dialect.name
+        self._lock = threading.Lock()
+        self._queue: list[_Slot] = []
+        self._writing = False
+        self._connection: Any = None
+
+    def append(self, values: tuple[Any, ...]) -> None:
+        slot = _Slot(values)
+        with self._lock:
+            self._queue.append(slot)
+            leading, self._writing = not self._writing, True
+        if not leading:
+            if not slot.done.wait(APPEND_WAIT):
+                raise TimeoutError(f"the inbox did not take the request within {APPEND_WAIT}s")
+            leading = slot.lead
+        if leading:
+            self._write_queued()
+        if slot.error is not None:
+            raise slot.error
+
+    def _write_queued(self) -> None:
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            self._store([slot.values for slot in batch])
+        except BaseException as error:
+            logger.warning("the inbox could not store %s request(s): %s", len(batch), error.__class__.__name__)
+            self._drop_connection()
+            for slot in batch:
+                slot.error = error
+        with self._lock:
+            following = self._queue[0] if self._queue else None
+            if following is None:
+                self._writing = False
+            else:
+                following.lead = True
+        for slot in batch:
+            slot.done.set()
+        if following is not None:
+            following.done.set()
+
+    def _store(self, rows: list[tuple[Any, ...]]) -> None:
+        connection = self._connect()
+        if self.dialect == "postgresql":
+            with connection.driver_connection.transaction():
+                connection.driver_connection.cursor().executemany(self.insert, rows)
+            return
+        # SQLite: the worker's delete may hold the file's lock for a moment; its own wait would sleep
+        # 1 ms, then 2, 5…; try again every SQLITE_RETRY seconds instead.
+        give_up = time.monotonic() + SQLITE_BUSY_WAIT
+        while True:
+            try:
+                connection.driver_connection.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > give_up:
+                    raise
+            time.sleep(SQLITE_RETRY)
+        try:
+            connection.driver_connection.executemany(self.insert, rows)
+            connection.driver_connection.execute("COMMIT")
+        except BaseException:
+            connection.driver_connection.execute("ROLLBACK")
+            raise
+
+    def _connect(self) -> Any:
+        """The writer's connection, opened once and kept (no pool checkout or pre-ping per batch)."""
+        if self._connection is None:
+            connection = self.engine.raw_connection()
+            if self.dialect == "postgresql":
+                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
+                # The ack does not wait for PostgreSQL's WAL to reach the disk (~1 ms here, most of an ack):
+                # the row is safe once PostgreSQL has it, whatever happens to this process (bench/durability.py
+                # kills it with SIGKILL); a crash of the database server itself may lose the last ~0.6 s of
+                # inserts (3 x wal_writer_delay). The same promise as SQLite's (WAL, synchronous=NORMAL).
+                connection.driver_connection.execute("SET synchronous_commit = off")  # type: ignore[union-attr]
+            else:
+                connection.driver_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+            self._connection = connection
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.invalidate()
+            except Exception:  # already broken: nothing more to give back
+                logger.debug("closing a broken inbox connection failed", exc_info=True)
+
+    def close(self) -> None:
+        self._drop_connection()
 
 
 def _checkpoint_by_worker(engine: Engine) -> None:

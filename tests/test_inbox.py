@@ -256,6 +256,44 @@ def test_a_request_key_is_stored_once(inbox):
         ]
 
 
+def test_concurrent_puts_are_stored_together_and_a_failed_write_is_reported_to_each_of_its_requests(inbox):
+    appender = inbox._appender
+    store, writes = appender._store, []
+    first_write_started, release = threading.Event(), threading.Event()
+
+    def slow_then_failing_store(rows):  # the first write waits, so that the others queue behind it
+        writes.append(len(rows))
+        if len(writes) == 1:
+            first_write_started.set()
+            release.wait(10)
+            return store(rows)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    appender._store = slow_then_failing_store
+    outcomes: dict[str, str] = {}
+
+    def put(key: str) -> None:
+        try:
+            inbox.put(key, "application/json", "{}", NOW)
+            outcomes[key] = "stored"
+        except sqlite3.OperationalError:
+            outcomes[key] = "refused"
+
+    first = started(lambda: put("event:EvFirst"))
+    assert first_write_started.wait(10)
+    queued = [started(lambda n=n: put(f"event:EvQueued{n}")) for n in range(5)]
+    wait_until(lambda: len(appender._queue) == 5, 10, "queued behind the first write")
+    release.set()
+    for thread in [first, *queued]:
+        thread.join(10)
+    assert writes == [1, 5]  # the five that queued meanwhile were written together, in one transaction
+    assert outcomes == {"event:EvFirst": "stored"} | {f"event:EvQueued{n}": "refused" for n in range(5)}
+    appender._store = store
+    inbox.put("event:EvAfter", "application/json", "{}", NOW)  # the next write starts afresh
+    with inbox.batch(10) as taken:
+        assert keys(taken) == ["event:EvFirst", "event:EvAfter"]
+
+
 def test_batches_come_oldest_first_and_leave_the_inbox_once_handled(inbox):
     stored = put_events(inbox, 5)
     with inbox.batch(2) as first:
@@ -661,8 +699,7 @@ def test_more_http_threads_than_the_pool_holds_never_starve_the_inbox(database_u
             outcomes[number] = "stored"
         except Exception as error:
             outcomes[number] = error.__class__.__name__
-        server_stops.wait(30)
-        inbox._drop_connection()  # this thread's connection, given back as the thread ends
+        server_stops.wait(30)  # waitress keeps its threads (and anything they hold) for the server's life
 
     threads = [started(lambda n=n: http_thread(n)) for n in range(http_threads)]
     try:
