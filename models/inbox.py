@@ -268,6 +268,9 @@ class _Appender:
     def _store(self, rows: list[tuple[Any, ...]]) -> None:
         connection = self._connect()
         if self.dialect == "postgresql":
+            if len(rows) == 1:  # one round trip (autocommit), not three (BEGIN, INSERT, COMMIT)
+                connection.driver_connection.execute(self.insert, rows[0])
+                return
             with connection.driver_connection.transaction():
                 connection.driver_connection.cursor().executemany(self.insert, rows)
             return
