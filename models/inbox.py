@@ -268,11 +268,9 @@ class _Appender:
     def _store(self, rows: list[tuple[Any, ...]]) -> None:
         connection = self._connect()
         if self.dialect == "postgresql":
-            if len(rows) == 1:  # one round trip (autocommit), not three (BEGIN, INSERT, COMMIT)
-                connection.driver_connection.execute(self.insert, rows[0])
-                return
-            with connection.driver_connection.transaction():
-                connection.driver_connection.cursor().executemany(self.insert, rows)
+            # Each row its own statement in autocommit, all sent at once (psycopg pipelines executemany): one
+            # round trip for the batch, no BEGIN and COMMIT round trips. Rows are independent (ON CONFLICT).
+            connection.driver_connection.cursor().executemany(self.insert, rows)
             return
         # SQLite: the worker's delete may hold the file's lock for a moment; its own wait would sleep
         # 1 ms, then 2, 5…; try again every SQLITE_RETRY seconds instead.
