@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.ack_latency import (
     Workload,
+    child_pids,
     fake_slack,
     port_of,
     posted_questions,
@@ -44,12 +45,7 @@ SETTLE_SECONDS = 2.0
 
 def tree_rss_mb(pid: int) -> float:
     """RSS of a process and its children (`serve` and its inbox worker processes), in MB."""
-    return rss_mb(pid) + sum(rss_mb(child) for child in children(pid))
-
-
-def children(pid: int) -> list[int]:
-    listed = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in listed.read_text().split()] if listed.exists() else []
+    return rss_mb(pid) + sum(rss_mb(child) for child in child_pids(pid))
 
 
 class Sampler:
@@ -96,7 +92,7 @@ def run(dialect: str, pg_url: str, clients: int, requests: int) -> dict[str, Any
             time.sleep(SETTLE_SECONDS)
             result["idle_rss_mb"] = round(tree_rss_mb(peerlearn.pid), 1)
             result["idle_front_rss_mb"] = round(rss_mb(peerlearn.pid), 1)
-            result["idle_worker_rss_mb"] = round(sum(rss_mb(child) for child in children(peerlearn.pid)), 1)
+            result["idle_worker_rss_mb"] = round(sum(rss_mb(child) for child in child_pids(peerlearn.pid)), 1)
             result["baseline_idle_rss_mb"] = round(rss_mb(bare.pid), 1)
             workload = Workload(Corpus(seed=3), info["response_urls"])
             # Questions for the replies to go to (part of the load, counted in the peak).

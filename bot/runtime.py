@@ -19,6 +19,7 @@ from waitress import wasyncore
 from bot.app_factory import create_app
 from bot.clock import Clock
 from bot.config import Settings
+from bot.metrics import ObservedExecutor
 from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import Services
 from bot.web import Queueing, WSGIApp, create_wsgi_app
@@ -123,9 +124,8 @@ def new_worker(runtime: Runtime) -> InboxWorker:
     """A worker for this runtime's inbox, taking a batch only while Bolt's lazy-listener pool has room."""
     assert runtime.inbox is not None
     pool = runtime.bolt_app.listener_runner.listener_executor
-    queued = getattr(pool, "queued", None)
-    has_room = (lambda: pool.queued < WORKER_BACKLOG) if queued is not None else (lambda: True)  # type: ignore[attr-defined]
-    return InboxWorker(runtime.inbox, runtime.bolt_app, runtime.store, has_room=has_room)
+    assert isinstance(pool, ObservedExecutor)  # bot/app_factory.py gives Bolt this pool, which counts its queue
+    return InboxWorker(runtime.inbox, runtime.bolt_app, runtime.store, has_room=lambda: pool.queued < WORKER_BACKLOG)
 
 
 def migrate_when_reachable(runtime: Runtime, first_delay: float = 1.0, max_delay: float = 30.0) -> None:

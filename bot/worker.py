@@ -126,11 +126,12 @@ class InboxWorker:
             tries = self._tries[request.id] = self._tries.get(request.id, 0) + 1
             if tries < MAX_TRIES:
                 raise Redeliver(request.request_key)
+            del self._tries[request.id]
             logger.error("dropping %s from the inbox: still failing after %s tries", request.request_key, tries)
+            return
         self._tries.pop(request.id, None)
         if response.status >= 400:
-            if response.status != 503:
-                logger.error("Bolt answered %s to %s from the inbox", response.status, request.request_key)
+            logger.error("Bolt answered %s to %s from the inbox", response.status, request.request_key)
             return
         if body.get("command") and response.body:
             self._say(body, response.body)

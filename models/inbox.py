@@ -106,8 +106,8 @@ class Inbox:
     """Appends from the HTTP server's threads (`put`), taken in order by workers (`batch`)."""
 
     def __init__(self, engine: Engine, appenders: Engine, *, shared: bool) -> None:
-        # `engine`: the workers' (pooled). `appenders`: where each HTTP thread's own connection comes from
-        # (unpooled: kept for the thread's life, so never counted against, nor waiting for, the pool).
+        # `engine`: the workers' (pooled). `appenders`: where the writer's connection comes from (unpooled: it
+        # is kept for good, so it never takes, nor waits for, a place in the workers' pool).
         # `shared`: the table is in the main database, maintained by its migrations (PostgreSQL); otherwise
         # the inbox is a file of its own and creates its table itself.
         self.engine = engine
@@ -219,7 +219,8 @@ class _Slot:
 class _Appender:
     """Group commit for the inbox (see Inbox.put). A thread that finds no write in progress writes its row
     itself, at once; threads that arrive meanwhile queue their rows and wait; when the write ends, the first
-    of them is woken to write everything queued so far in one transaction, and so on."""
+    of them is woken to write everything queued so far in one write (SQLite: one transaction; PostgreSQL:
+    one pipelined round trip), and so on."""
 
     def __init__(self, engine: Engine, insert: str) -> None:
         self.engine = engine
