@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.tags import MAX_QUESTION_CHARS, ParsedText, has_words, parse_tagged_text
+from bot.tags import ParsedText
 from models.base import insert_once
 from models.lesson import Lesson
 from models.question import (
@@ -33,30 +33,6 @@ from models.question import (
     fetch_question_by_ts,
     latest_accept_vote,
 )
-
-
-class InvalidQuestion(ValueError):
-    """The text cannot become a question; the message says what to do instead (shown ephemerally)."""
-
-
-def validate_question(raw: str, settings: Settings) -> ParsedText:
-    parsed = parse_tagged_text(raw, settings.tag_aliases)
-    if not parsed.text and parsed.tags:
-        raise InvalidQuestion(
-            "I only found tags there. Put your question before the tags, e.g. "
-            "`/ask How do I vacuum a big table? #postgres`."
-        )
-    if not has_words(parsed.text):
-        raise InvalidQuestion(
-            "Your question needs a few words, not only emoji or punctuation. Try "
-            "`/ask How do I vacuum a big table? #postgres`, or `/ask help` for more."
-        )
-    if len(parsed.text) > MAX_QUESTION_CHARS:
-        raise InvalidQuestion(
-            f"That question is {len(parsed.text):,} characters long; questions stay under "
-            f"{MAX_QUESTION_CHARS:,}. Ask the essentials with `/ask` and put the details in its thread."
-        )
-    return parsed
 
 
 def create_question(

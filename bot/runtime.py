@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from waitress import wasyncore
 
+from bot.acks import inbox_key
 from bot.app_factory import create_app
 from bot.clock import Clock
 from bot.config import Settings
@@ -24,7 +25,6 @@ from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import Services
 from bot.web import Queueing, WSGIApp, create_wsgi_app
 from bot.worker import InboxWorker
-from handlers import inbox_key
 from handlers.common import is_database_outage
 from models.inbox import Inbox
 from models.migrate import upgrade_to_head

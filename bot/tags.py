@@ -10,6 +10,8 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bot.config import Settings
+
 MAX_TAG_LENGTH = 40
 MAX_TAGS = 10
 MAX_QUESTION_CHARS = 3000
@@ -75,6 +77,30 @@ def has_words(text: str) -> bool:
             if found == 2:
                 return True
     return False
+
+
+class InvalidQuestion(ValueError):
+    """The text cannot become a question; the message says what to do instead (shown ephemerally)."""
+
+
+def validate_question(raw: str, settings: Settings) -> ParsedText:
+    parsed = parse_tagged_text(raw, settings.tag_aliases)
+    if not parsed.text and parsed.tags:
+        raise InvalidQuestion(
+            "I only found tags there. Put your question before the tags, e.g. "
+            "`/ask How do I vacuum a big table? #postgres`."
+        )
+    if not has_words(parsed.text):
+        raise InvalidQuestion(
+            "Your question needs a few words, not only emoji or punctuation. Try "
+            "`/ask How do I vacuum a big table? #postgres`, or `/ask help` for more."
+        )
+    if len(parsed.text) > MAX_QUESTION_CHARS:
+        raise InvalidQuestion(
+            f"That question is {len(parsed.text):,} characters long; questions stay under "
+            f"{MAX_QUESTION_CHARS:,}. Ask the essentials with `/ask` and put the details in its thread."
+        )
+    return parsed
 
 
 _SPECIAL_MENTION = re.compile(r"<!(channel|here|everyone|subteam\^[A-Z0-9]+)(?:\|([^>]*))?>", re.IGNORECASE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -14,44 +13,17 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import blocks, route
-from bot.config import Settings
-from bot.qa import InvalidQuestion, create_question, validate_question
+from bot.acks import HELP_WORDS, first_word, request_key
+from bot.qa import create_question
 from bot.services import Services
 from bot.slack_errors import error_code, explain
-from bot.tags import clean
+from bot.tags import InvalidQuestion, clean, validate_question
 from handlers import digest
 from handlers.common import DATABASE_DOWN, publish_question, quote_back, tell_user
 from models.question import fetch_question_by_request
 from models.workspace import ensure_workspace
 
 logger = logging.getLogger("peerlearn.commands")
-
-HELP_WORDS = {"help", "?", "-h", "--help"}
-
-
-def first_word(text: str) -> str:
-    words = clean(text).split(maxsplit=1)
-    return words[0].lower() if words else ""
-
-
-def request_key(command: Mapping[str, Any]) -> str:
-    """Slash commands have no id of their own; the trigger_id is unique per invocation."""
-    return "cmd:" + (command.get("trigger_id") or f"{command.get('user_id')}:{command.get('text')}")
-
-
-def acks_blank(command: Mapping[str, Any], settings: Settings) -> bool:
-    """Whether `ack_ask` answers this /ask with an empty ack: a question to store and post, not help, digest
-    settings, the form (its trigger_id expires in 3 s) or a problem to explain. Such a request can be
-    acknowledged as soon as it is in the inbox (models/inbox.py) and handled after the ack."""
-    text = command.get("text") or ""
-    word = first_word(text)
-    if word in HELP_WORDS or word == "digest" or not clean(text):
-        return False
-    try:
-        validate_question(text, settings)
-    except InvalidQuestion:
-        return False
-    return True
 
 
 def register(app: App, services: Services) -> None:

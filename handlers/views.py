@@ -11,9 +11,9 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import blocks, route
-from bot.qa import InvalidQuestion, create_question, validate_question
+from bot.qa import create_question
 from bot.services import Services
-from bot.tags import clean, normalize_tag
+from bot.tags import InvalidQuestion, clean, normalize_tag, validate_question
 from handlers.common import DATABASE_DOWN, publish_question, tell_user
 from models.question import fetch_question_by_request
 from models.workspace import ensure_workspace

@@ -34,14 +34,15 @@ from urllib.parse import urlencode
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from bot import blocks
+from bot.inbox_writer import InboxLocation, InboxWriter, inbox_location
 from bot.runtime import WORKER_NICENESS, Runtime
 from bot.worker import InboxWorker
-from models.inbox import Inbox, InboxRequest, inbox_file, inbox_url
+from models.inbox import Inbox, InboxRequest, inbox_file, inbox_metadata, inbox_url
 from models.question import Answer, Question
 from models.session import Store, create_store_engine, normalize_url
 from tests.production_harness import GENERAL, populate
@@ -211,6 +212,17 @@ def test_on_postgresql_the_inbox_is_the_database_itself(url):
         dict(given.query),
     )
     assert inbox_file(url) is None
+    # The front's writer connects with psycopg alone, to the same place.
+    location = inbox_location(url)
+    assert location is not None and location.dialect == "postgresql"
+    info = conninfo_to_dict(location.target)
+    assert (info.get("host"), info.get("port"), info.get("dbname"), info.get("user"), info.get("password")) == (
+        given.host,
+        str(given.port) if given.port else None,
+        given.database,
+        given.username,
+        given.password,
+    )
 
 
 def test_on_sqlite_the_inbox_is_a_sibling_file(tmp_path):
@@ -218,6 +230,27 @@ def test_on_sqlite_the_inbox_is_a_sibling_file(tmp_path):
     assert inbox_url(f"sqlite:///{database}") == f"sqlite:///{database}-inbox"
     assert inbox_url("sqlite:///peerlearn.db") == "sqlite:///peerlearn.db-inbox"
     assert inbox_file(f"sqlite:///{database}") == Path(f"{database}-inbox")
+    assert inbox_location(f"sqlite+pysqlite:///{database}?timeout=5") == InboxLocation("sqlite", f"{database}-inbox")
+
+
+def test_the_sqlite_inbox_file_has_the_table_models_describe(tmp_path):
+    # bot/inbox_writer.py creates the file's table without SQLAlchemy; the workers query it through
+    # models/inbox.py's inbox_table: the two must not drift apart.
+    written = tmp_path / "written.db"
+    InboxWriter(InboxLocation("sqlite", str(written))).put("event:Ev1", "application/json", "{}", NOW)
+    described = create_store_engine(f"sqlite:///{tmp_path / 'described.db'}")
+    inbox_metadata.create_all(described)
+    by_writer = create_store_engine(f"sqlite:///{written}")
+    try:
+        shapes = []
+        for engine in (by_writer, described):
+            inspector = inspect(engine)
+            columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns("inbox")]
+            shapes.append((columns, inspector.get_pk_constraint("inbox"), inspector.get_unique_constraints("inbox")))
+        assert shapes[0] == shapes[1]
+    finally:
+        by_writer.dispose()
+        described.dispose()
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
@@ -257,7 +290,7 @@ def test_a_request_key_is_stored_once(inbox):
 
 
 def test_concurrent_puts_are_stored_together_and_a_failed_write_is_reported_to_each_of_its_requests(inbox):
-    appender = inbox._appender
+    appender = inbox.writer._appender
     store, writes = appender._store, []
     first_write_started, release = threading.Event(), threading.Event()
 
@@ -687,8 +720,9 @@ def test_more_http_threads_than_the_pool_holds_never_starve_the_inbox(database_u
     # As Inbox.for_database builds it, except that the workers' pool gives up after 0.5 s instead of 30 s.
     url = inbox_url(database_url)
     assert url is not None
-    workers, appenders = create_store_engine(url, pool_timeout=0.5), create_store_engine(url, poolclass=NullPool)
-    inbox = Inbox(workers, appenders, shared=not url.startswith("sqlite"))
+    location = inbox_location(database_url)
+    assert location is not None
+    inbox = Inbox(create_store_engine(url, pool_timeout=0.5), InboxWriter(location))
     http_threads = 32  # `serve --threads 32`: waitress keeps its threads for the life of the server
     outcomes: list[str | None] = [None] * http_threads
     server_stops = threading.Event()
