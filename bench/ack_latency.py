@@ -488,8 +488,13 @@ def requests_per_level(quick: bool) -> dict[int, int]:
 
 def child_pids(pid: int) -> list[int]:
     """A process's children: for `serve`, the inbox worker processes it started."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in children.read_text().split()] if children.exists() else []
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):  # each thread's: a restarted worker's parent
+        try:  # is the supervising thread
+            found += [int(child) for child in children.read_text().split()]
+        except FileNotFoundError:  # a thread that has just ended
+            continue
+    return found
 
 
 @contextmanager

@@ -10,11 +10,15 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bot.config import SETUP_HELP, ConfigError, Settings
 from bot.logging_setup import configure_logging
-from models.migrate import upgrade_to_head
-from models.session import Store
+
+if TYPE_CHECKING:
+    from models.session import Store
+
+# Each verb imports what it needs: `serve`'s front (bot/front.py) must not load Bolt, SQLAlchemy or the models.
 
 logger = logging.getLogger("peerlearn")
 
@@ -50,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # `serve` passes its pid: a worker whose server is gone (killed, even with SIGKILL) stops too.
     work.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    # …and the socket it opened for its workers: they serve what it forwards to Bolt on it.
+    work.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     verbs.add_parser("migrate", help="upgrade the database to the latest schema and exit")
     digest = verbs.add_parser(
         "digest",
@@ -90,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verb == "serve":
             return serve(settings, args.host, args.port or settings.port, args.threads, args.workers)
         if verb == "work":
-            return work(settings, args.parent_pid)
+            return work(settings, args.parent_pid, args.listen_fd)
         return run_socket_mode(settings)
     except ConfigError as problem:
         print(f"PeerLearn can't start: {problem}", file=sys.stderr)
@@ -103,6 +109,9 @@ def has_slack_credentials(settings: Settings) -> bool:
 
 
 def migrate(settings: Settings) -> int:
+    from models.migrate import upgrade_to_head
+    from models.session import Store
+
     store = Store.from_url(settings.database_url)
     upgrade_to_head(store.engine)
     print(f"Database at {store.engine.url.render_as_string(hide_password=True)} is up to date.")
@@ -110,50 +119,60 @@ def migrate(settings: Settings) -> int:
 
 
 def serve(settings: Settings, host: str, port: int, threads: int, workers: int = 1) -> int:
-    from bot.runtime import WorkerProcesses, build_runtime, serve_forever
+    """The front (bot/front.py) and `workers` worker processes; with `--workers 0` (or an in-memory
+    database, which no other process can see) one process does it all."""
+    from bot.inbox_writer import inbox_location
 
     # "Add to Slack" (SLACK_CLIENT_ID/SECRET) takes each workspace's token from the database instead.
     settings.require("SLACK_SIGNING_SECRET", *([] if settings.oauth_enabled else ["SLACK_BOT_TOKEN"]))
     if workers > 1 and settings.database_url.startswith("sqlite"):
         raise ConfigError("with SQLite, one worker process handles the inbox: use --workers 1 (or PostgreSQL)")
+    if workers > 0 and inbox_location(settings.database_url) is not None:
+        from bot import front
+
+        return front.run(settings, host, port, threads, workers)
+
+    from bot.runtime import build_runtime, serve_forever
+
     # Serve at once; until the database answers (and is migrated) Slack gets 503 and /healthz says why.
     runtime = build_runtime(settings, wait_for_database=True)
-    processes: WorkerProcesses | None = None
-    if workers > 0 and runtime.inbox is not None:
-        processes = WorkerProcesses(workers)
-        runtime.when_ready(processes.start)
-    else:
-        runtime.when_ready(lambda: (runtime.start_worker(), runtime.start_scheduler()))
+    runtime.when_ready(lambda: (runtime.start_worker(), runtime.start_scheduler()))
     try:
         serve_forever(runtime, host, port, threads)
     finally:
-        if processes is not None:
-            processes.stop()
         runtime.close()
     return 0
 
 
-def work(settings: Settings, parent_pid: int | None = None) -> int:
+def work(settings: Settings, parent_pid: int | None = None, listen_fd: int | None = None) -> int:
     """An inbox worker (bot/worker.py) and the scheduler, until SIGTERM or SIGINT (or until the `serve` that
-    started it, `parent_pid`, is gone); then the current batch and the lazy listeners it started finish."""
+    started it, `parent_pid`, is gone); then the current batch and the lazy listeners it started finish.
+    With `listen_fd`, also Bolt over HTTP on that socket, for the requests `serve`'s front forwards."""
     import signal
+    import socket
 
-    from bot.runtime import build_runtime
+    from bot.runtime import HttpServer, build_runtime
 
     settings.require(*([] if settings.oauth_enabled else ["SLACK_BOT_TOKEN"]))
-    runtime = build_runtime(settings, wait_for_database=True)
+    runtime = build_runtime(settings, wait_for_database=True, acks_into_inbox=False)
     if runtime.inbox is None:
         raise ConfigError("the inbox needs a database file or PostgreSQL, not an in-memory SQLite database")
+    server = None
+    if listen_fd is not None:
+        server = HttpServer(runtime.wsgi_app, threads=WORKER_HTTP_THREADS, sockets=[socket.socket(fileno=listen_fd)])
+        server.start()
     runtime.when_ready(lambda: (runtime.start_worker(), runtime.start_scheduler()))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runtime.stopping.set())
-    logger.info("PeerLearn inbox worker running")
+    logger.info("PeerLearn worker running")
     try:
         while not runtime.stopping.wait(0.5):
             if parent_pid is not None and os.getppid() != parent_pid:
                 logger.warning("the server that started this worker is gone; stopping")
                 break
     finally:
+        if server is not None:
+            server.stop()
         if runtime.worker is not None:
             runtime.worker.stop()
         finish_listeners(runtime.bolt_app.listener_runner.listener_executor, WORKER_GRACE)
@@ -161,6 +180,7 @@ def work(settings: Settings, parent_pid: int | None = None) -> int:
     return 0
 
 
+WORKER_HTTP_THREADS = 4  # for what the front forwards: interactivity, /teach, help… (Bolt acks them)
 WORKER_GRACE = 20.0  # seconds a stopping worker gives its lazy listeners (Slack calls retried, perhaps)
 
 
@@ -200,6 +220,8 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
     from bot.runtime import build_runtime
     from bot.services import Services
     from bot.slack_errors import explain
+    from models.migrate import upgrade_to_head
+    from models.session import Store
 
     # With a token (or "Add to Slack" installations) the digest links to its messages and can be posted;
     # without one, --dry-run still prints it, without links.
@@ -289,6 +311,8 @@ def run_data_verb(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from bot.clock import Clock
+    from models.migrate import upgrade_to_head
+    from models.session import Store
     from models.workspace import Workspace
 
     store = Store.from_url(settings.database_url)

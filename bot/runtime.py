@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import waitress
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -20,10 +18,11 @@ from bot.acks import inbox_key
 from bot.app_factory import create_app
 from bot.clock import Clock
 from bot.config import Settings
+from bot.front import Queueing, WSGIApp
 from bot.metrics import ObservedExecutor
 from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import Services
-from bot.web import Queueing, WSGIApp, create_wsgi_app
+from bot.web import create_wsgi_app
 from bot.worker import InboxWorker
 from handlers.common import is_database_outage
 from models.inbox import Inbox
@@ -97,10 +96,16 @@ class Runtime:
 
 
 def build_runtime(
-    settings: Settings, clock: Clock | None = None, migrate: bool = True, wait_for_database: bool = False
+    settings: Settings,
+    clock: Clock | None = None,
+    migrate: bool = True,
+    wait_for_database: bool = False,
+    acks_into_inbox: bool = True,
 ) -> Runtime:
     """`wait_for_database`: migrate in the background, retrying until the database answers, instead of
-    failing at start (a replica started during a database outage serves 503s, then recovers by itself)."""
+    failing at start (a replica started during a database outage serves 503s, then recovers by itself).
+    `acks_into_inbox` False: Bolt handles every request it is sent (the workers behind `serve`'s front,
+    which queues what can be queued itself)."""
     store = Store.from_url(settings.database_url)
     if migrate and not wait_for_database:
         upgrade_to_head(store.engine)
@@ -109,7 +114,7 @@ def build_runtime(
     ready = threading.Event()
     inbox = Inbox.for_database(settings.database_url)
     queueing = None
-    if inbox is not None:
+    if inbox is not None and acks_into_inbox:
         queueing = Queueing(inbox, lambda body: inbox_key(body, settings), settings.signing_secret, services.clock)
     wsgi_app = create_wsgi_app(bolt_app, store, ready=ready.is_set, queueing=queueing)
     runtime = Runtime(settings, store, services.clock, services, bolt_app, wsgi_app, inbox=inbox, ready=ready)
@@ -148,10 +153,19 @@ def migrate_when_reachable(runtime: Runtime, first_delay: float = 1.0, max_delay
 
 
 class HttpServer:
-    """waitress (a production WSGI server) on a thread; `port=0` picks a free port."""
+    """waitress (a production WSGI server) on a thread; `port=0` picks a free port; `sockets`: serve on
+    these, already listening (the workers behind `serve`'s front)."""
 
-    def __init__(self, wsgi_app: WSGIApp, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
-        self._server = waitress.create_server(wsgi_app, host=host, port=port, threads=threads, ident="PeerLearn")
+    def __init__(
+        self,
+        wsgi_app: WSGIApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 8,
+        sockets: list[socket.socket] | None = None,
+    ) -> None:
+        where: dict[str, Any] = {"sockets": sockets} if sockets else {"host": host, "port": port}
+        self._server = waitress.create_server(wsgi_app, threads=threads, ident="PeerLearn", **where)
         self.host = host
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
         self._stopping = threading.Event()
@@ -187,56 +201,3 @@ def serve_in_thread(runtime: Runtime, host: str = "127.0.0.1", port: int = 0, th
 def serve_forever(runtime: Runtime, host: str, port: int, threads: int = 8) -> None:
     logger.info("PeerLearn serving HTTP on %s:%s (POST /slack/events, GET /healthz)", host, port)
     waitress.serve(runtime.wsgi_app, host=host, port=port, threads=threads, ident="PeerLearn")
-
-
-# The inbox's worker processes run at a lower CPU priority than the server: acks have Slack's 3-second
-# deadline, the work after them has none (on a busy machine it waits, in the inbox).
-WORKER_NICENESS = 19
-APP = Path(__file__).resolve().parent.parent / "app.py"
-
-
-class WorkerProcesses:
-    """`serve`'s inbox workers: `python app.py work` processes with the server's environment, started again
-    when one ends, stopped with the server."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self._processes: list[subprocess.Popen[bytes]] = []
-        self._stopping = threading.Event()
-        self._supervisor = threading.Thread(target=self._supervise, name="peerlearn-workers", daemon=True)
-
-    def start(self) -> WorkerProcesses:
-        self._processes = [self._spawn() for _ in range(self.count)]
-        self._supervisor.start()
-        return self
-
-    @property
-    def pids(self) -> list[int]:
-        return [process.pid for process in self._processes]
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        command = [sys.executable, str(APP), "work", "--parent-pid", str(os.getpid())]
-        process = subprocess.Popen(command, preexec_fn=lambda: os.nice(WORKER_NICENESS))
-        logger.info("inbox worker process %s started", process.pid)
-        return process
-
-    def _supervise(self) -> None:
-        pause = 1.0
-        while not self._stopping.wait(pause):
-            for number, process in enumerate(self._processes):
-                if process.poll() is not None and not self._stopping.is_set():
-                    code = process.returncode
-                    logger.error("inbox worker process %s ended (exit %s); starting another", process.pid, code)
-                    self._processes[number] = self._spawn()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stopping.set()
-        for process in self._processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self._processes:
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()

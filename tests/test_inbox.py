@@ -39,8 +39,9 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
 
 from bot import blocks
+from bot.front import WORKER_NICENESS
 from bot.inbox_writer import InboxLocation, InboxWriter, inbox_location
-from bot.runtime import WORKER_NICENESS, Runtime
+from bot.runtime import Runtime
 from bot.worker import InboxWorker
 from models.inbox import Inbox, InboxRequest, inbox_file, inbox_metadata, inbox_url
 from models.question import Answer, Question
@@ -581,7 +582,7 @@ def test_a_redelivered_event_is_stored_once_and_handled_once(world, monkeypatch)
 # A stand-in for `serve`: starts its inbox worker process as serve does, then waits to be killed.
 SERVER = """
 import sys
-from bot.runtime import WorkerProcesses
+from bot.front import WorkerProcesses
 workers = WorkerProcesses(1).start()
 print(workers.pids[0], flush=True)
 sys.stdin.readline()

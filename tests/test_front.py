@@ -1,0 +1,254 @@
+"""`serve`'s front (bot/front.py) and the worker processes behind it, as `python app.py serve` runs them.
+
+A real `serve` (front and one worker process) against the fake Slack API, on SQLite and PostgreSQL: what the
+front acknowledges into the inbox is handled by the worker; what it forwards (help, a badly signed request,
+/healthz) comes back with Bolt's answer; a worker killed with SIGKILL is replaced and answers again. And the
+front stays light: importing it loads no Bolt, SQLAlchemy or models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot import blocks
+from models.question import Answer
+from models.session import Store
+from tests.production_harness import GENERAL
+from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
+from tests.slack.fixtures import SIGNING_SECRET
+from tests.slack.signing import Response, SlackSender, event_envelope, slash_command_fields
+from tests.slack.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, dict[str, str], str]:
+    try:
+        with urllib.request.urlopen(url, timeout=15) as reply:
+            return reply.status, dict(reply.headers.items()), reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers.items()), error.read().decode()
+    except OSError:
+        return 0, {}, ""
+
+
+def eventually(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} after {timeout}s")
+        time.sleep(0.1)
+
+
+def worker_pids(server: subprocess.Popen[bytes]) -> list[int]:
+    """The server's live child processes (whichever of its threads started them)."""
+    pids = []
+    for children in Path(f"/proc/{server.pid}/task").glob("*/children"):
+        try:
+            pids += [int(pid) for pid in children.read_text().split()]
+        except FileNotFoundError:  # a thread that just ended
+            continue
+    return sorted(pid for pid in pids if Path(f"/proc/{pid}/stat").exists() and not is_zombie(pid))
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+        self.process, self.url, self.log = process, url, log
+        self.sender = SlackSender(f"{url}/slack/events", SIGNING_SECRET)
+
+
+@pytest.fixture
+def served(fake_slack: FakeSlackAPI, database_url: str, tmp_path: Path) -> Iterator[Served]:
+    fake_slack.add_user("U_ASKER")
+    fake_slack.add_user("U_EXPERT")
+    fake_slack.add_channel(GENERAL, name="general", members=["U_ASKER", "U_EXPERT"])
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_") and k != "DATABASE_URL"}
+    env |= {
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.base_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tmp_path,  # no developer's .env
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(process, f"http://127.0.0.1:{port}", log)
+    try:
+        # /healthz is the worker's (forwarded): 200 once it has migrated the database.
+        eventually(lambda: get(f"{served.url}/healthz")[0] == 200, START_TIMEOUT, f"healthy:\n{log.read_text()}")
+        yield served
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in worker_pids(process)), 30, "stopped")
+
+
+def ask(fake: FakeSlackAPI, served: Served, text: str, **signing: Any) -> Response:
+    fields = slash_command_fields(
+        team_id=TEAM_ID,
+        team_domain=TEAM_DOMAIN,
+        api_app_id=APP_ID,
+        channel_id=GENERAL,
+        channel_name="general",
+        user_id="U_ASKER",
+        user_name=fake.users["U_ASKER"].name,
+        command="/ask",
+        text=text,
+        response_url=fake.new_response_url("U_ASKER", GENERAL),
+        trigger_id=fake.new_trigger_id("U_ASKER"),
+    )
+    return served.sender.slash_command(fields, **signing)
+
+
+def help_text() -> str:
+    return str(blocks.help_message(blocks.ASK_USAGE).as_kwargs()["text"])
+
+
+def metric(served: Served, name: str, **labels: str) -> float:
+    status, _, page = get(f"{served.url}/metrics")
+    assert status == 200
+    wanted = name + "{" + ",".join(f'{key}="{value}"' for key, value in labels.items()) + "}"
+    for line in page.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_the_front_acks_into_the_inbox_and_its_worker_does_the_work(served, fake_slack, database_url):
+    asked = ask(fake_slack, served, "How do I vacuum a big table? #postgres")
+    assert (asked.status, asked.body, asked.headers.get("Content-Length")) == (200, "", "0")
+    posted = fake_slack.wait_for(
+        "chat.postMessage", timeout=30, channel=GENERAL, where=lambda call: "vacuum a big table" in str(call.args)
+    )
+    # An answer in its thread, as an Events API delivery: acked empty too, stored by the worker.
+    question_ts = posted.response["ts"]
+    reply = fake_slack.add_message(GENERAL, "U_EXPERT", "VACUUM (VERBOSE) big_table;", thread_ts=question_ts)
+    event = {
+        "type": "message",
+        "text": reply["text"],
+        "user": "U_EXPERT",
+        "ts": reply["ts"],
+        "thread_ts": question_ts,
+        "parent_user_id": BOT_USER_ID,
+        "team": TEAM_ID,
+        "channel": GENERAL,
+        "event_ts": reply["ts"],
+        "channel_type": "channel",
+    }
+    envelope = event_envelope(
+        event,
+        team_id=TEAM_ID,
+        api_app_id=APP_ID,
+        event_id="Ev0FRONT1",
+        event_time=int(time.time()),
+        bot_user_id=BOT_USER_ID,
+    )
+    delivered = served.sender.event(envelope)
+    assert (delivered.status, delivered.body) == (200, "")
+    store = Store.from_url(database_url)
+    try:
+
+        def answers() -> list[str]:
+            with store.session() as session:
+                return list(session.scalars(select(Answer.ts)))
+
+        assert eventually(answers, 30, "answered") == [reply["ts"]]
+    finally:
+        store.dispose()
+    assert metric(served, "peerlearn_acks_total", kind="command") == 1.0
+    assert metric(served, "peerlearn_acks_total", kind="event") == 1.0
+
+
+def test_what_the_front_does_not_queue_is_answered_by_bolt_in_the_worker(served, fake_slack):
+    helped = ask(fake_slack, served, "help")
+    assert helped.status == 200 and helped.headers.get("Content-Type", "").startswith("application/json")
+    assert json.loads(helped.body)["text"] == help_text()
+
+    forged = ask(fake_slack, served, "How do I vacuum a big table? #postgres", signing="forged")
+    assert (forged.status, json.loads(forged.body)) == (401, {"error": "invalid request"})  # refused by the front
+    forged_help = ask(fake_slack, served, "help", signing="forged")
+    assert forged_help.status == 401  # by Bolt, in the worker
+    assert metric(served, "peerlearn_requests_total", kind="command", status="401") == 2.0
+    assert not fake_slack.calls_to("chat.postMessage")
+
+    status, _, body = get(f"{served.url}/no/such/page")
+    assert (status, json.loads(body)) == (404, {"error": "not found"})
+
+
+def test_a_killed_worker_is_replaced_and_answers_again(served, fake_slack):
+    [worker] = eventually(lambda: worker_pids(served.process), 10, "started a worker")
+    assert ask(fake_slack, served, "help").status == 200  # a kept-alive connection to this worker now
+    os.kill(worker, signal.SIGKILL)
+    [replacement] = eventually(
+        lambda: [pid for pid in worker_pids(served.process) if pid != worker], 30, "replaced the worker"
+    )
+
+    def helped() -> bool:
+        response = ask(fake_slack, served, "help")
+        return response.status == 200 and json.loads(response.body)["text"] == help_text()
+
+    eventually(helped, START_TIMEOUT, f"answered by the new worker:\n{served.log.read_text()}")
+    assert worker_pids(served.process) == [replacement]
+
+
+def test_the_front_loads_no_bolt_sqlalchemy_or_models():
+    code = (
+        "import sys, bot.cli, bot.front; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'slack_bolt', 'sqlalchemy', 'alembic', 'models'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_sigterm_stops_the_workers_then_the_front(served):
+    workers = eventually(lambda: worker_pids(served.process), 10, "started a worker")
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(30) == 0
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists() and not is_zombie(pid)]
+    # The front stopped them itself (they did not have to notice that it was gone).
+    assert "the server that started this worker is gone" not in served.log.read_text()
