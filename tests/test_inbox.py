@@ -38,7 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
 
-from bot import blocks
+from bot import blocks, inbox_writer
 from bot.front import WORKER_NICENESS
 from bot.inbox_writer import InboxLocation, InboxWriter, inbox_location
 from bot.runtime import Runtime
@@ -326,6 +326,30 @@ def test_concurrent_puts_are_stored_together_and_a_failed_write_is_reported_to_e
     inbox.put("event:EvAfter", "application/json", "{}", NOW)  # the next write starts afresh
     with inbox.batch(10) as taken:
         assert keys(taken) == ["event:EvFirst", "event:EvAfter"]
+
+
+def test_a_put_that_gives_up_waiting_leaves_the_inbox_working(inbox, monkeypatch):
+    monkeypatch.setattr(inbox_writer, "APPEND_WAIT", 0.2)
+    appender = inbox.writer._appender
+    store = appender._store
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_store(rows):
+        writing.set()
+        release.wait(10)
+        return store(rows)
+
+    appender._store = slow_store
+    first = started(lambda: inbox.put("event:EvSlow", "application/json", "{}", NOW))
+    assert writing.wait(10)
+    with pytest.raises(TimeoutError):
+        inbox.put("event:EvGaveUp", "application/json", "{}", NOW)  # the HTTP thread lets Bolt handle it
+    release.set()
+    first.join(10)
+    appender._store = store
+    inbox.put("event:EvNext", "application/json", "{}", NOW)  # the next one is stored: nobody is stuck
+    with inbox.batch(10) as taken:
+        assert keys(taken) == ["event:EvSlow", "event:EvNext"]  # the one that gave up was never written
 
 
 def test_batches_come_oldest_first_and_leave_the_inbox_once_handled(inbox):
