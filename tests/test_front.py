@@ -8,6 +8,7 @@ front stays light: importing it loads no Bolt, SQLAlchemy or models.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -25,6 +26,8 @@ import pytest
 from sqlalchemy import select
 
 from bot import blocks
+from bot.front import Upstream
+from bot.runtime import HttpServer
 from models.question import Answer
 from models.session import Store
 from tests.production_harness import GENERAL
@@ -252,3 +255,40 @@ def test_sigterm_stops_the_workers_then_the_front(served):
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists() and not is_zombie(pid)]
     # The front stopped them itself (they did not have to notice that it was gone).
     assert "the server that started this worker is gone" not in served.log.read_text()
+
+
+def test_a_forwarded_request_survives_a_worker_that_closed_its_kept_alive_connection():
+    # The front keeps a connection per thread to the workers' socket; a worker that restarts closes it. The
+    # next request on that thread must reach the new worker, once (a retry only when nothing was answered).
+    seen: list[str] = []
+
+    def worker_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        seen.append(body.decode())
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Worker", "yes")])
+        return [b"handled " + body]
+
+    def respond(status: str, headers: list[tuple[str, str]]) -> None:
+        answers.append((status, dict(headers)))
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    upstream = Upstream(*listener.getsockname()[:2])
+    answers: list[tuple[str, dict[str, str]]] = []
+    try:
+        for number in (1, 2):
+            worker = HttpServer(worker_app, threads=1, sockets=[listener.dup()]).start()
+            environ = {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/slack/events",
+                "CONTENT_TYPE": "text/plain",
+                "CONTENT_LENGTH": "1",
+                "wsgi.input": io.BytesIO(str(number).encode()),
+                "HTTP_X_SLACK_SIGNATURE": "v0=abc",
+            }
+            assert b"".join(upstream(environ, respond)) == f"handled {number}".encode()
+            worker.stop()  # closes the connection the front keeps
+    finally:
+        listener.close()
+    assert seen == ["1", "2"]
+    assert [status for status, _ in answers] == ["200 OK", "200 OK"]
+    assert all(headers["X-Worker"] == "yes" and headers["Content-Length"] == "9" for _, headers in answers)
