@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=1,
-        help="inbox worker processes, which do the work after the acks and run the scheduler (default: 1; "
-        "0: a thread of this process; more than 1 needs PostgreSQL)",
+        help="worker processes behind the HTTP front: they answer what it forwards (buttons, forms, /teach…), "
+        "do the work after the acks and run the scheduler (default: 1; 0: one process does it all; more than 1 "
+        "needs PostgreSQL)",
     )
     work = verbs.add_parser(
         "work",
