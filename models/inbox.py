@@ -1,7 +1,8 @@
 """The inbox: Slack requests acknowledged before any work, kept until a worker has handled them.
 
-`python app.py serve` answers an Events API delivery, or an /ask whose ack says nothing, as soon as its raw
-body is stored here (one INSERT, no ORM, no Bolt); a worker (bot/worker.py) feeds the stored requests to Bolt
+`python app.py serve`'s front (bot/front.py) answers an Events API delivery, or an /ask whose ack says
+nothing, as soon as its raw body is stored here (bot/inbox_writer.py: one INSERT, with the database driver
+alone); a worker (bot/worker.py) takes the stored requests through this module and feeds them to Bolt
 afterwards. The ack then costs about what a do-nothing app's costs (bench/ack_latency.py) and the work after
 it, whatever its backlog, waits on disk instead of in memory, and survives a restart.
 
@@ -10,7 +11,7 @@ Where it lives:
   it; a worker claims rows for a while (FOR UPDATE SKIP LOCKED, `claimed_until`) and deletes them once
   handled, so a row is handled by one worker, and again only if that worker died before deleting it.
 - SQLite: a file of its own next to the database (peerlearn.db → peerlearn.db-inbox), written by the
-  server alone. SQLite has one writer per file and makes a waiting writer sleep in steps of milliseconds;
+  front alone. SQLite has one writer per file and makes a waiting writer sleep in steps of milliseconds;
   in one file, every ack would wait for the worker's transactions. There is one worker per SQLite store.
 
 Every write is idempotent: a redelivered event (same event_id) or a repeated command (same trigger_id) has
