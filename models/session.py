@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 SQLITE_TURN_WAIT = 30.0  # seconds, as busy_timeout
 _HOLDS_TURN = "peerlearn_holds_sqlite_turn"
@@ -32,9 +31,7 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     # libpq's shortest connect timeout: an unreachable database must fail a request within Slack's 3 s.
     connect_args = {"connect_timeout": 2}
-    unpooled = kwargs.get("poolclass") is NullPool
-    pooling = {} if unpooled else {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
-    return create_engine(url, connect_args=connect_args, **pooling, **kwargs)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs)
 
 
 def _tune_sqlite(engine: Engine) -> None:
