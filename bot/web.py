@@ -55,14 +55,12 @@ def create_wsgi_app(
         path = environ.get("PATH_INFO", "")
         if path in SLACK_PATHS:
             if not ready():
-                return json_response(
-                    start_response, "503 Service Unavailable", {"error": "starting, try again shortly"}
-                )
+                return json_response(start_response, "503 Service Unavailable", STARTING)
             if path != "/slack/events":
                 return metrics.observe_slack_request("oauth", lambda respond: to_bolt(environ, respond), start_response)
-            kind, key = classify(environ, queueing.key_for if queueing is not None else None)
+            raw, kind, key = classify(environ, queueing.key_for if queueing is not None else None)
             if queueing is not None and key is not None:
-                handle = lambda respond: queueing.acknowledge(environ, respond, key, to_bolt)  # noqa: E731
+                handle = lambda respond: queueing.acknowledge(environ, respond, raw, key, to_bolt)  # noqa: E731
             else:
                 handle = lambda respond: to_bolt(environ, respond)  # noqa: E731
             return metrics.observe_slack_request(kind, handle, start_response)
