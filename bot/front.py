@@ -91,13 +91,17 @@ def peek(raw: bytes, content_type: str | None) -> dict[str, Any] | None:
         return None
 
 
-def classify(environ: dict[str, Any], key_for: Callable[[dict[str, Any]], str | None] | None) -> tuple[str, str | None]:
-    """A Slack request's kind (for metrics) and its inbox key (`key_for`), None when it may not wait there."""
-    body = peek(read_body(environ), environ.get("CONTENT_TYPE"))
+def classify(
+    environ: dict[str, Any], key_for: Callable[[dict[str, Any]], str | None] | None
+) -> tuple[bytes, str, str | None]:
+    """A Slack request's raw body, its kind (for metrics) and its inbox key (`key_for`), None when it may not
+    wait there."""
+    raw = read_body(environ)
+    body = peek(raw, environ.get("CONTENT_TYPE"))
     if body is None:
-        return "other", None
+        return raw, "other", None
     key = key_for(body) if key_for is not None and environ.get("REQUEST_METHOD") == "POST" else None
-    return request_kind(body), key
+    return raw, request_kind(body), key
 
 
 class Queueing:
@@ -116,10 +120,10 @@ class Queueing:
         self.clock = clock
 
     def acknowledge(
-        self, environ: dict[str, Any], respond: StartResponse, key: str, otherwise: WSGIApp
+        self, environ: dict[str, Any], respond: StartResponse, raw: bytes, key: str, otherwise: WSGIApp
     ) -> Iterable[bytes]:
-        """Store the request and answer an empty 200; a request the inbox cannot take goes to `otherwise`."""
-        raw = read_body(environ)
+        """Store the request (`raw`, its body) and answer an empty 200; a request the inbox cannot take goes to
+        `otherwise`."""
         if not self.authentic(raw, environ):
             return json_response(respond, "401 Unauthorized", {"error": "invalid request"})
         if not self.store(key, raw, environ.get("CONTENT_TYPE") or ""):
@@ -189,29 +193,30 @@ class Upstream:
     def _exchange(
         self, method: str, path: str, body: bytes, headers: dict[str, str]
     ) -> tuple[http.client.HTTPResponse, bytes]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        reused = connection is not None
-        for _ in range(2):
-            if connection is None:
-                connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        kept: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if kept is not None:
             try:
-                connection.request(method, path, body, headers)
-                response = connection.getresponse()
-                content = response.read()
+                return self._send(kept, method, path, body, headers)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                connection.close()
-                connection = self._local.connection = None
-                if not reused:
-                    raise
-                reused = False  # a kept-alive connection its worker had closed (it restarted): once more
-                continue
-            except BaseException:
-                connection.close()
-                self._local.connection = None
-                raise
-            self._local.connection = connection
-            return response, content
-        raise ConnectionError("unreachable")  # pragma: no cover (the loop returns or raises)
+                pass  # a kept-alive connection its worker had closed (it restarted): once more, on a new one
+        return self._send(
+            http.client.HTTPConnection(self.host, self.port, timeout=self.timeout), method, path, body, headers
+        )
+
+    def _send(
+        self, connection: http.client.HTTPConnection, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        """One exchange; the connection is kept for this thread's next one only if it went through."""
+        self._local.connection = None
+        try:
+            connection.request(method, path, body, headers)
+            response = connection.getresponse()
+            content = response.read()
+        except BaseException:
+            connection.close()
+            raise
+        self._local.connection = connection
+        return response, content
 
 
 def create_front_app(queueing: Queueing, upstream: WSGIApp) -> WSGIApp:
@@ -223,9 +228,9 @@ def create_front_app(queueing: Queueing, upstream: WSGIApp) -> WSGIApp:
             return [page]
         if path != "/slack/events":
             return upstream(environ, start_response)
-        kind, key = classify(environ, queueing.key_for)
+        raw, kind, key = classify(environ, queueing.key_for)
         if key is not None:
-            handle = lambda respond: queueing.acknowledge(environ, respond, key, upstream)  # noqa: E731
+            handle = lambda respond: queueing.acknowledge(environ, respond, raw, key, upstream)  # noqa: E731
         else:
             handle = lambda respond: upstream(environ, respond)  # noqa: E731
         return metrics.observe_slack_request(kind, handle, start_response)

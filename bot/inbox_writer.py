@@ -112,10 +112,10 @@ class InboxWriter:
 
     def put(self, request_key: str, content_type: str, body: str, now: datetime) -> None:
         """Raises the driver's error (or TimeoutError) when the database cannot take it."""
-        received_at: datetime | str = now.astimezone(UTC)
-        if self.location.dialect == "sqlite":  # naive UTC text, as models/base.py's UTCDateTime stores it
-            received_at = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
-        self._appender.append((received_at, request_key, content_type, body))
+        received_at = now.astimezone(UTC)
+        # SQLite: naive UTC text, as models/base.py's UTCDateTime stores it.
+        stored = received_at.replace(tzinfo=None).isoformat(" ") if self.location.dialect == "sqlite" else received_at
+        self._appender.append((stored, request_key, content_type, body))
 
     def close(self) -> None:
         self._appender.close()
@@ -137,8 +137,7 @@ class _Slot:
 class Appender:
     """Group commit. A thread that finds no write in progress writes its row itself, at once; threads that
     arrive meanwhile queue their rows and wait; when the write ends, the first of them is woken to write
-    everything queued so far in one write (SQLite: one transaction; PostgreSQL: one pipelined round trip),
-    and so on."""
+    everything queued so far in one write (one multi-row INSERT, see _store), and so on."""
 
     def __init__(self, connect: Callable[[], Any], dialect: str) -> None:
         self.connect = connect
