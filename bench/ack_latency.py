@@ -13,8 +13,10 @@ response_url the emulator knows) and Events API thread replies (message events w
 posted earlier, a fresh event_id each), alternating, sent by 1, 8 and 32 concurrent clients. Each client is a
 thread with one keep-alive connection that writes requests signed beforehand (Slack accepts a signature for
 five minutes) and reads the response, so the client costs little CPU (this machine has 2 cores). A request
-counts from its first byte sent to its last byte read. Between levels the bot's work after the acks (posting,
-suggestions, routing: Bolt's lazy listeners) is waited for, so each level starts from a quiet server.
+counts from its first byte sent to its last byte read. Each level is sent in 5 rounds (3 with --quick) in
+which the three setups below take turns in a rotating order, and a setup's figures pool its rounds (see
+ROUNDS). Between runs the bot's work after the acks (posting, suggestions, routing: Bolt's lazy listeners)
+is waited for, so each run starts from a quiet server.
 
 PeerLearn is measured twice per level: as `serve` runs it (its inbox worker process handling the acked
 requests on this machine meanwhile: posting, search, routing, and the Slack emulator answering those calls),
@@ -76,6 +78,12 @@ ANSWERERS = [f"U_ANS{n:03d}" for n in range(50)]
 THREADS = 8  # waitress worker threads, for both servers (`serve` defaults to 8, passed as --threads 8)
 START_TIMEOUT = 60.0
 P99_GOAL, RPS_GOAL = 1.2, 0.8
+# Each level is sent in rounds, the three setups taking turns in a rotating order (bare, PeerLearn, front only;
+# then PeerLearn, front only, bare; …), and each setup's rounds are pooled into its figures. On this shared
+# 2-core machine the speed of everything drifts over minutes (the bare app's 1-client p99 moved 0.45-1.28 ms
+# between full runs); measured one after the other, a setup could be slower only because its turn came at a
+# slower minute. Taking turns gives each setup the same minutes.
+ROUNDS, ROUNDS_QUICK = 5, 3
 
 
 # --- the processes ------------------------------------------------------------------------------------------
@@ -398,6 +406,16 @@ class LevelResult:
             "reply_p99_ms": round(percentile(by_kind["reply"], 0.99), 2),
         }
 
+    @classmethod
+    def joined(cls, parts: list[LevelResult]) -> LevelResult:
+        """The rounds of one server at one level as one sample: all latencies, the sending time summed."""
+        return cls(
+            [ms for part in parts for ms in part.latencies_ms],
+            [kind for part in parts for kind in part.kinds],
+            sum(part.seconds for part in parts),
+            sum(part.errors for part in parts),
+        )
+
 
 def send(port: int, requests: list[tuple[str, bytes]], clients: int) -> LevelResult:
     """`clients` threads take the next prepared request in turn until none is left."""
@@ -521,6 +539,7 @@ def level_line(dialect: str, level: int, result: dict[str, Any]) -> str:
 def measure(dialect: str, pg_url: str, levels: list[int], quick: bool, folder: Path) -> dict[str, Any]:
     counts = requests_per_level(quick)
     per_level = {level: counts.get(level, counts[max(counts)]) for level in levels}
+    rounds = ROUNDS_QUICK if quick else ROUNDS
     asks = sum(per_level.values()) + 200  # half of each PeerLearn run is /asks, two runs a level; the warm-up
     result: dict[str, Any] = {}
     with scratch_database(dialect, pg_url) as url, fake_slack(asks) as (_, info):
@@ -533,19 +552,28 @@ def measure(dialect: str, pg_url: str, levels: list[int], quick: bool, folder: P
             wait_until_settled(url)
             workload.question_ts = posted_questions(url)
             send(port_of(bare), workload.batch(100), 4)
+            setups = (("baseline_", bare, False), ("", peerlearn, False), ("front_only_", peerlearn, True))
             for level in levels:
-                runs = (("baseline_", bare, False), ("", peerlearn, False), ("front_only_", peerlearn, True))
-                for name, server, paused in runs:
-                    requests = workload.batch(per_level[level])
-                    cpu_before = cpu_seconds(server.pid)
-                    with workers_paused(server) if paused else contextlib.nullcontext():
-                        outcome = send(port_of(server), requests, level)
-                        cpu = cpu_seconds(server.pid) - cpu_before
-                    figures = outcome.figures() | {"server_cpu_ms_per_request": round(cpu * 1000 / len(requests), 2)}
+                outcomes: dict[str, list[LevelResult]] = {name: [] for name, _, _ in setups}
+                cpu = dict.fromkeys(outcomes, 0.0)
+                for number in range(rounds):  # interleaved, each round in another order (see ROUNDS)
+                    for name, server, paused in setups[number % 3 :] + setups[: number % 3]:
+                        requests = workload.batch(per_level[level] // rounds)
+                        cpu_before = cpu_seconds(server.pid)
+                        with workers_paused(server) if paused else contextlib.nullcontext():
+                            outcomes[name].append(send(port_of(server), requests, level))
+                            cpu[name] += cpu_seconds(server.pid) - cpu_before
+                        if server is peerlearn:
+                            wait_until_settled(url)
+                            workload.question_ts = posted_questions(url)
+                for name, parts in outcomes.items():
+                    outcome = LevelResult.joined(parts)
+                    per_request = round(cpu[name] * 1000 / len(outcome.latencies_ms), 2)
+                    figures = outcome.figures() | {
+                        "server_cpu_ms_per_request": per_request,
+                        "round_p99_ms": [part.figures()["p99_ms"] for part in parts],
+                    }
                     result |= {f"c{level}_{name}{key}": value for key, value in figures.items()}
-                    if server is peerlearn:
-                        wait_until_settled(url)
-                        workload.question_ts = posted_questions(url)
                 progress(level_line(dialect, level, result))
         finally:
             peerlearn.stop()
