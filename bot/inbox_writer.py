@@ -32,7 +32,6 @@ _INSERT = {
     "postgresql": "INSERT INTO inbox (received_at, request_key, content_type, body) VALUES {rows} "
     "ON CONFLICT (request_key) DO NOTHING",
 }
-_ROW = {"sqlite": "(?, ?, ?, ?)", "postgresql": "(%s, %s, %s, %s)"}
 ROWS_PER_INSERT = 200  # 800 parameters, far under SQLite's limit (32,766) and PostgreSQL's (65,535)
 # The SQLite inbox is a file of its own, created by whoever opens it first (PostgreSQL's table comes from
 # migration 0007). The same table as models/inbox.py's `inbox_table` (tests/test_inbox.py compares them).
@@ -84,7 +83,8 @@ def connect(location: InboxLocation) -> Any:
         # SIGKILL); a crash of the database server itself may lose the last ~0.6 s of inserts (3 x
         # wal_writer_delay). The same promise as SQLite's (WAL, synchronous=NORMAL).
         pg.execute("SET synchronous_commit = off")
-        return pg
+        pg.execute("SET client_encoding = 'UTF8'")  # what _PostgresInserts encodes the texts in
+        return _PostgresInserts(pg)
     connection = sqlite3.connect(location.target, isolation_level=None, check_same_thread=False, timeout=30)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
@@ -101,6 +101,50 @@ def no_automatic_checkpoints(connection: sqlite3.Connection) -> None:
     it instead, after each batch it removes (models/inbox.py; PASSIVE: never waits for, nor holds up, the
     server's inserts)."""
     connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
+class _PostgresInserts:
+    """The front's PostgreSQL connection: each INSERT runs as a prepared statement through libpq itself
+    (psycopg's PGconn), with the values as text.
+
+    psycopg's `execute` spent 79-87 µs of this process's CPU on a one-row INSERT and let go of the
+    interpreter's lock several times while it waited (each time, an HTTP thread could keep it up to 5 ms);
+    a prepared statement through libpq spends 25-38 µs and lets go of the lock once, for the whole round
+    trip (measured: 4,000 inserts of 1.5 kB rows, 194-200 → 116-148 µs each)."""
+
+    def __init__(self, connection: Any) -> None:
+        import psycopg
+
+        self.connection = connection
+        self.psycopg = psycopg
+        self._prepared: set[int] = set()  # row counts whose statement this connection has prepared
+
+    def insert(self, rows: list[tuple[Any, ...]]) -> None:
+        pgconn = self.connection.pgconn
+        name = f"peerlearn_inbox_{len(rows)}".encode()
+        if len(rows) not in self._prepared:
+            placeholders = ", ".join(f"(${n + 1}, ${n + 2}, ${n + 3}, ${n + 4})" for n in range(0, 4 * len(rows), 4))
+            self._check(pgconn.prepare(name, _INSERT["postgresql"].format(rows=placeholders).encode()))
+            self._prepared.add(len(rows))
+        values = [
+            field.isoformat().encode() if isinstance(field, datetime) else field.encode()
+            for row in rows
+            for field in row
+        ]
+        self._check(pgconn.exec_prepared(name, values))
+
+    def _check(self, result: Any) -> None:
+        """psycopg's own error for a statement that failed (OperationalError when the connection is lost: the
+        Appender then opens a new one)."""
+        if result.status == self.psycopg.pq.ExecStatus.COMMAND_OK:
+            return
+        pgconn = self.connection.pgconn
+        if pgconn.status == self.psycopg.pq.ConnStatus.BAD:
+            raise self.psycopg.OperationalError(pgconn.error_message.decode(errors="replace").strip())
+        raise self.psycopg.errors.error_from_result(result)
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 class InboxWriter:
@@ -197,12 +241,11 @@ class Appender:
             self._connection = self.connect()
         for start in range(0, len(rows), ROWS_PER_INSERT):
             chunk = rows[start : start + ROWS_PER_INSERT]
-            statement = _INSERT[self.dialect].format(rows=", ".join([_ROW[self.dialect]] * len(chunk)))
-            values = [value for row in chunk for value in row]
             if self.dialect == "postgresql":
-                self._connection.execute(statement, values)
+                self._connection.insert(chunk)
             else:
-                self._sqlite_execute(statement, values)
+                statement = _INSERT["sqlite"].format(rows=", ".join(["(?, ?, ?, ?)"] * len(chunk)))
+                self._sqlite_execute(statement, [value for row in chunk for value in row])
 
     def _sqlite_execute(self, statement: str, values: list[Any]) -> None:
         # The worker's delete may hold the file's lock for a moment; SQLite's own wait would sleep 1 ms,

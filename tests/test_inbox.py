@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -43,7 +43,7 @@ from bot.front import WORKER_NICENESS
 from bot.inbox_writer import InboxLocation, InboxWriter, inbox_location
 from bot.runtime import Runtime
 from bot.worker import InboxWorker
-from models.inbox import Inbox, InboxRequest, inbox_file, inbox_metadata, inbox_url
+from models.inbox import Inbox, InboxRequest, inbox_file, inbox_metadata, inbox_table, inbox_url
 from models.question import Answer, Question
 from models.session import Store, create_store_engine, normalize_url
 from tests.production_harness import GENERAL, populate
@@ -288,6 +288,35 @@ def test_a_request_key_is_stored_once(inbox):
             ("event:Ev1", "application/json", '{"delivery": 1}'),
             ("cmd:1.2.3", FORM, "command=%2Fask&text=hi"),
         ]
+
+
+def test_what_is_stored_comes_back_as_it_was_put(inbox):
+    # On PostgreSQL the writer sends every value as text to a prepared statement: the time (given here in
+    # another zone) and the body's characters must survive that.
+    berlin_noon = datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=1)))
+    body = '{"text": "Grüße, 日本語 & <@U1> \\n ✅"}'
+    inbox.put("event:EvText", "application/json", body, berlin_noon)
+    inbox.put("event:EvOther", FORM, "a=1", berlin_noon)  # two statements of one row: prepared once
+    with inbox.engine.connect() as conn:
+        stored = conn.execute(select(inbox_table.c.received_at, inbox_table.c.body).order_by(inbox_table.c.id))
+        assert list(stored) == [(berlin_noon, body), (berlin_noon, "a=1")]
+
+
+def test_a_lost_postgresql_connection_fails_one_write_and_the_next_reconnects(inbox, database_url):
+    needs_postgresql(inbox, "SQLite's inbox is a file: no connection to lose")
+    inbox.put("event:EvBefore", "application/json", "{}", NOW)
+    writer_pid = inbox.writer._appender._connection.connection.info.backend_pid
+    location = inbox_location(database_url)
+    assert location is not None
+    admin = psycopg.connect(location.target, autocommit=True)
+    try:
+        admin.execute("SELECT pg_terminate_backend(%s)", [writer_pid])
+    finally:
+        admin.close()
+    with pytest.raises(psycopg.OperationalError):  # the HTTP thread hands this request to Bolt at once
+        inbox.put("event:EvLost", "application/json", "{}", NOW)
+    inbox.put("event:EvAfter", "application/json", "{}", NOW)
+    assert keys(take(inbox, 10)) == ["event:EvBefore", "event:EvAfter"]
 
 
 def test_concurrent_puts_are_stored_together_and_a_failed_write_is_reported_to_each_of_its_requests(inbox):
