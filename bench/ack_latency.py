@@ -479,7 +479,7 @@ def wait_until_settled(database_url: str, timeout: float = 600.0) -> None:
             if waiting == 0 and posting == 0 and last == answers:
                 return
             last = answers
-            time.sleep(0.5)
+            time.sleep(0.2)
         progress("warning: the bot was still working after the load when the next level started")
     finally:
         engine.dispose()
@@ -505,7 +505,9 @@ def port_of(server: Process) -> int:
 
 
 def requests_per_level(quick: bool) -> dict[int, int]:
-    return {1: 150, 8: 600, 32: 800} if quick else {1: 400, 8: 2000, 32: 3000}
+    # At 1 client a p99 needs thousands of requests: a few stalls of 2-5 ms in a thousand (this machine's
+    # scheduler; the bare app has them too) are the p99 of 400 requests and below the p99 of 2,000.
+    return {1: 600, 8: 450, 32: 600} if quick else {1: 2000, 8: 2000, 32: 3000}
 
 
 def child_pids(pid: int) -> list[int]:
