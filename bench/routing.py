@@ -43,6 +43,16 @@ first answers, the asker's past answerers, recently asked questions and comments
 two-stage re-ranking of the top candidates, direct P@1 coordinate search and gradient-boosted
 LambdaMART on all of them stayed between 0.14 and 0.20 there: in this dump, who is around decides most
 accepted answers, and in a quarter of the questions the target is the asker or has no earlier answer.
+Tried later (2026-11-25), one at a time on top of the eight, with the same cross-validation: answers at 3-
+and 12-hour half-lives or in the last 6 hours, having answered one of the last 5, 10 or 20 questions (a
+queue position), the order of the last answers, counts of answers to and accepted by the asker, tag
+similarity learned from who answers which tags, recent (3-day) expertise, centred 3- and 6-hour windows of
+the day, weekday versus weekend, active days in the last two weeks, a two-part model (who answers, then who
+is accepted among the answerers), more training questions, L2 penalties of 0.1 and 1: P@1 0.14 to 0.19,
+log-likelihood -3.36 to -3.40, no clear gain. One did clear it: "helper", the person whose answer the
+asker accepted most recently (P@1 0.209, MRR 0.298, log-likelihood -3.34; no block worse). Evaluated once on
+the test split it scored P@1 0.173 / MRR 0.343 / Hit@5 0.560, below the eight features' 0.187 / 0.346 /
+0.587 (13 questions instead of 14), so it was not adopted.
 
 The test split, evaluated once the weights above were frozen (Cardano dump, 75 questions, 64 with the
 target among the candidates): PeerLearn P@1 0.187 / MRR 0.346 / Hit@5 0.587, tag-overlap 0.173 / 0.257 /
