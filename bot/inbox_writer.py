@@ -12,6 +12,7 @@ one thread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -120,31 +121,88 @@ class _PostgresInserts:
         self._prepared: set[int] = set()  # row counts whose statement this connection has prepared
 
     def insert(self, rows: list[tuple[Any, ...]]) -> None:
+        """One INSERT of `rows`, waiting for PostgreSQL's answer."""
+        self._check(self.connection.pgconn.exec_prepared(self._statement(len(rows)), self._values(rows)))
+
+    def send(self, rows: list[tuple[Any, ...]]) -> None:
+        """Start one INSERT of `rows` without waiting for the answer: `answered` says when `finish` may read it
+        (the front's event loop watches `socket` meanwhile)."""
+        # In libpq's blocking mode the whole statement is sent before this returns (a few kB; PostgreSQL reads
+        # it at once). Raises psycopg.OperationalError when the connection is lost.
+        self.connection.pgconn.send_query_prepared(self._statement(len(rows)), self._values(rows))
+
+    @property
+    def socket(self) -> int:
+        return int(self.connection.pgconn.socket)
+
+    def answered(self) -> bool:
+        """Whether the answer to `send` has arrived (reads what the socket holds)."""
         pgconn = self.connection.pgconn
-        name = f"peerlearn_inbox_{len(rows)}".encode()
-        if len(rows) not in self._prepared:
-            placeholders = ", ".join(f"(${n + 1}, ${n + 2}, ${n + 3}, ${n + 4})" for n in range(0, 4 * len(rows), 4))
-            self._check(pgconn.prepare(name, _INSERT["postgresql"].format(rows=placeholders).encode()))
-            self._prepared.add(len(rows))
-        values = [
+        pgconn.consume_input()
+        return not pgconn.is_busy()
+
+    def finish(self) -> None:
+        """Read the answer to `send`; raises psycopg's error when the INSERT failed."""
+        failure: Exception | None = None
+        while (result := self.connection.pgconn.get_result()) is not None:
+            try:
+                self._check(result)
+            except Exception as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
+
+    def _statement(self, count: int) -> bytes:
+        """The prepared INSERT of `count` rows (prepared on first use: at most ROWS_PER_INSERT, one round trip
+        each, over the connection's life)."""
+        name = f"peerlearn_inbox_{count}".encode()
+        if count not in self._prepared:
+            placeholders = ", ".join(f"(${n + 1}, ${n + 2}, ${n + 3}, ${n + 4})" for n in range(0, 4 * count, 4))
+            self._check(self.connection.pgconn.prepare(name, _INSERT["postgresql"].format(rows=placeholders).encode()))
+            self._prepared.add(count)
+        return name
+
+    @staticmethod
+    def _values(rows: list[tuple[Any, ...]]) -> list[bytes]:
+        return [
             field.isoformat().encode() if isinstance(field, datetime) else field.encode()
             for row in rows
             for field in row
         ]
-        self._check(pgconn.exec_prepared(name, values))
+
+    def _lost(self) -> None:
+        raise self.psycopg.OperationalError(self.connection.pgconn.error_message.decode(errors="replace").strip())
 
     def _check(self, result: Any) -> None:
         """psycopg's own error for a statement that failed (OperationalError when the connection is lost: the
         Appender then opens a new one)."""
         if result.status == self.psycopg.pq.ExecStatus.COMMAND_OK:
             return
-        pgconn = self.connection.pgconn
-        if pgconn.status == self.psycopg.pq.ConnStatus.BAD:
-            raise self.psycopg.OperationalError(pgconn.error_message.decode(errors="replace").strip())
+        if self.connection.pgconn.status == self.psycopg.pq.ConnStatus.BAD:
+            self._lost()
         raise self.psycopg.errors.error_from_result(result)
 
     def close(self) -> None:
         self.connection.close()
+
+
+def inbox_row(dialect: str, request_key: str, content_type: str, body: str, now: datetime) -> tuple[Any, ...]:
+    """A request as the INSERT takes it: (received_at, request_key, content_type, body)."""
+    received_at = now.astimezone(UTC)
+    # SQLite: naive UTC text, as models/base.py's UTCDateTime stores it.
+    stored = received_at.replace(tzinfo=None).isoformat(" ") if dialect == "sqlite" else received_at
+    return (stored, request_key, content_type, body)
+
+
+def sqlite_insert(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """One INSERT of `rows`; raises sqlite3.OperationalError ("database is locked") at once when another
+    connection is writing (the connection's busy_timeout is 0: callers wait their own way)."""
+    statement = _INSERT["sqlite"].format(rows=", ".join(["(?, ?, ?, ?)"] * len(rows)))
+    connection.execute(statement, [value for row in rows for value in row])
+
+
+def is_locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
 
 
 class InboxWriter:
@@ -156,10 +214,7 @@ class InboxWriter:
 
     def put(self, request_key: str, content_type: str, body: str, now: datetime) -> None:
         """Raises the driver's error (or TimeoutError) when the database cannot take it."""
-        received_at = now.astimezone(UTC)
-        # SQLite: naive UTC text, as models/base.py's UTCDateTime stores it.
-        stored = received_at.replace(tzinfo=None).isoformat(" ") if self.location.dialect == "sqlite" else received_at
-        self._appender.append((stored, request_key, content_type, body))
+        self._appender.append(inbox_row(self.location.dialect, request_key, content_type, body, now))
 
     def close(self) -> None:
         self._appender.close()
@@ -244,19 +299,18 @@ class Appender:
             if self.dialect == "postgresql":
                 self._connection.insert(chunk)
             else:
-                statement = _INSERT["sqlite"].format(rows=", ".join(["(?, ?, ?, ?)"] * len(chunk)))
-                self._sqlite_execute(statement, [value for row in chunk for value in row])
+                self._sqlite_insert(chunk)
 
-    def _sqlite_execute(self, statement: str, values: list[Any]) -> None:
+    def _sqlite_insert(self, rows: list[tuple[Any, ...]]) -> None:
         # The worker's delete may hold the file's lock for a moment; SQLite's own wait would sleep 1 ms,
         # then 2, 5…; try again every SQLITE_RETRY seconds instead.
         give_up = time.monotonic() + SQLITE_BUSY_WAIT
         while True:
             try:
-                self._connection.execute(statement, values)
+                sqlite_insert(self._connection, rows)
                 return
             except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > give_up:
+                if not is_locked(error) or time.monotonic() > give_up:
                     raise
             time.sleep(SQLITE_RETRY)
 
@@ -270,3 +324,139 @@ class Appender:
 
     def close(self) -> None:
         self._drop_connection()
+
+
+class _Waiting:
+    __slots__ = ("done", "row")
+
+    def __init__(self, row: tuple[Any, ...], done: asyncio.Future[None]) -> None:
+        self.row, self.done = row, done
+
+
+class LoopAppender:
+    """Group commit on an event loop (the front's, bot/front.py): the rows `put` in one turn of the loop are
+    written with one INSERT, and so are those that arrive while a write is under way, once it ends.
+
+    The loop never waits for the database: SQLite's INSERT is tried at once (tens of µs) and, while the worker
+    holds the file's lock, tried again every SQLITE_RETRY seconds by a timer; PostgreSQL's is sent through libpq
+    and its answer read when the socket says it has come (no thread, no interpreter lock handed around).
+    Connections are opened on a thread, since opening may wait (SQLite's table creation, PostgreSQL's connect).
+    A write that fails fails its rows' `put` (the front then hands those requests to Bolt at once) and drops the
+    connection; the next write opens another."""
+
+    def __init__(self, location: InboxLocation, opener: Callable[[InboxLocation], Any] = connect) -> None:
+        self.location = location
+        self._open = opener
+        self._connection: Any = None
+        self._queue: list[_Waiting] = []
+        self._writing = False
+        self._watched: int | None = None  # the PostgreSQL socket the loop watches for an answer
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def put(self, request_key: str, content_type: str, body: str, now: datetime) -> None:
+        """Store one request durably. Raises the driver's error, or TimeoutError when it waited APPEND_WAIT
+        seconds without its write starting."""
+        loop = self._loop = asyncio.get_running_loop()
+        waiting = _Waiting(inbox_row(self.location.dialect, request_key, content_type, body, now), loop.create_future())
+        self._queue.append(waiting)
+        if not self._writing:
+            self._writing = True
+            loop.call_soon(self._write_queued)  # after the loop's turn: the requests read in it join this write
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting.done), APPEND_WAIT)
+        except TimeoutError:
+            if waiting not in self._queue:  # its write is under way: its outcome is coming
+                await waiting.done
+                return
+            self._queue.remove(waiting)
+            raise TimeoutError(f"the inbox did not take the request within {APPEND_WAIT}s") from None
+
+    def close(self) -> None:
+        """Close the connection (after the loop has stopped, or from it)."""
+        self._drop_connection()
+
+    # --- one write at a time ------------------------------------------------------------------------------
+
+    def _write_queued(self) -> None:
+        if not self._queue:
+            self._writing = False
+            return
+        if self._connection is None:
+            opening = self._running_loop().run_in_executor(None, self._open, self.location)
+            opening.add_done_callback(self._opened)
+            return
+        batch, self._queue = self._queue[:ROWS_PER_INSERT], self._queue[ROWS_PER_INSERT:]
+        rows = [waiting.row for waiting in batch]
+        if self.location.dialect == "sqlite":
+            self._sqlite_write(batch, rows, time.monotonic() + SQLITE_BUSY_WAIT)
+            return
+        try:
+            self._connection.send(rows)
+        except Exception as error:
+            self._finish(batch, error)
+            return
+        self._watched = self._connection.socket
+        self._running_loop().add_reader(self._watched, self._postgres_answer, batch)
+
+    def _opened(self, opening: asyncio.Future[Any]) -> None:
+        error = opening.exception()
+        if error is None:
+            self._connection = opening.result()
+            self._write_queued()
+            return
+        batch, self._queue = self._queue, []
+        self._finish(batch, error)
+
+    def _sqlite_write(self, batch: list[_Waiting], rows: list[tuple[Any, ...]], give_up: float) -> None:
+        try:
+            sqlite_insert(self._connection, rows)
+        except Exception as error:
+            if is_locked(error) and time.monotonic() < give_up:  # the worker is removing rows: in a moment
+                self._running_loop().call_later(SQLITE_RETRY, self._sqlite_write, batch, rows, give_up)
+                return
+            self._finish(batch, error)
+            return
+        self._finish(batch, None)
+
+    def _postgres_answer(self, batch: list[_Waiting]) -> None:
+        try:
+            if not self._connection.answered():
+                return  # part of it: the rest is on its way
+            self._stop_watching()
+            self._connection.finish()
+        except Exception as error:
+            self._finish(batch, error)
+            return
+        self._finish(batch, None)
+
+    def _finish(self, batch: list[_Waiting], error: BaseException | None) -> None:
+        if error is not None:
+            logger.warning("the inbox could not store %s request(s): %s", len(batch), error.__class__.__name__)
+            self._drop_connection()
+        for waiting in batch:
+            if waiting.done.done():
+                continue
+            if error is None:
+                waiting.done.set_result(None)
+            else:
+                waiting.done.set_exception(error)
+        self._write_queued()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "called back by the loop a put ran on"
+        return self._loop
+
+    def _stop_watching(self) -> None:
+        if self._watched is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._watched)
+            self._watched = None
+
+    def _drop_connection(self) -> None:
+        self._stop_watching()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # already broken: nothing more to give back
+                logger.debug("closing a broken inbox connection failed", exc_info=True)
