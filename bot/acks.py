@@ -1,16 +1,26 @@
 """Which Slack requests may be acknowledged before any work: their key in the inbox (models/inbox.py).
 
-Light on purpose (no Bolt, no ORM): `serve`'s HTTP front (bot/front.py) decides with it, in a process that
-loads neither.
+Light on purpose (no Bolt, no ORM, no HTTP server): `serve`'s HTTP front (bot/front.py, on uvicorn) decides
+with it, in a process that loads neither, and so does the one-process server (bot/web.py, on waitress).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import unquote_plus
 
+from slack_sdk.signature import SignatureVerifier
+
+from bot.clock import Clock
 from bot.config import Settings
+from bot.logging_setup import request_kind
 from bot.tags import InvalidQuestion, clean, validate_question
+
+logger = logging.getLogger("peerlearn.acks")
 
 HELP_WORDS = {"help", "?", "-h", "--help"}
 
@@ -50,3 +60,73 @@ def inbox_key(body: Mapping[str, Any], settings: Settings) -> str | None:
     if body.get("command") == "/ask" and body.get("trigger_id") and acks_blank(body, settings):
         return request_key(body)
     return None
+
+
+# What the front decides on (inbox_key, request_kind); a form's other fields are left to Bolt.
+_FORM_FIELDS = frozenset({"command", "trigger_id", "text", "payload"})
+
+
+def peek(raw: bytes, content_type: str | None) -> dict[str, Any] | None:
+    """The fields of a request that say what it is: all of a JSON body (an event); of a form (a command, or
+    interactivity's `payload`), only _FORM_FIELDS, decoded as Bolt's parser would. None when unparseable."""
+    try:
+        text = raw.decode("utf-8")
+        if content_type == "application/json" or text.startswith("{"):
+            body = json.loads(text)
+            return body if isinstance(body, dict) else None
+        fields = {}
+        for pair in text.split("&"):
+            name, _, value = pair.partition("=")
+            if name in _FORM_FIELDS:
+                fields[name] = unquote_plus(value)
+        if "payload" in fields:
+            payload = json.loads(fields["payload"])
+            return payload if isinstance(payload, dict) else None
+        return fields
+    except ValueError:
+        return None
+
+
+InboxT = TypeVar("InboxT")
+
+
+class Queueing(Generic[InboxT]):
+    """Acknowledging requests into an inbox: which may wait there, whether they come from Slack, and what is
+    stored (the server stores it: bot/front.py on its event loop, bot/web.py on its threads)."""
+
+    def __init__(
+        self,
+        inbox: InboxT,
+        key_for: Callable[[dict[str, Any]], str | None],
+        signing_secret: str | None,
+        clock: Clock,
+    ) -> None:
+        self.inbox = inbox
+        self.key_for = key_for
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self.clock = clock
+
+    def classify(self, raw: bytes, content_type: str | None, method: str) -> tuple[str, str | None]:
+        """A Slack request's kind (for metrics) and its inbox key, None when it may not wait there."""
+        body = peek(raw, content_type)
+        if body is None:
+            return "other", None
+        return request_kind(body), self.key_for(body) if method == "POST" else None
+
+    def authentic(self, raw: bytes, timestamp: str | None, signature: str | None) -> bool:
+        if self.verifier is None:  # no signing secret: Bolt does not check either (local use only)
+            return True
+        if not timestamp or not signature:
+            return False
+        try:
+            return self.verifier.is_valid(raw, timestamp, signature)
+        except ValueError:  # a timestamp that is not a number
+            return False
+
+    def stored(self, key: str, raw: bytes, content_type: str | None) -> tuple[str, str, str, datetime]:
+        """The inbox's `put` arguments for a request."""
+        return key, content_type or "", raw.decode("utf-8"), self.clock.now()
+
+    @staticmethod
+    def refused(error: BaseException) -> None:
+        logger.warning("the inbox could not take a request (%s); handling it at once", error.__class__.__name__)

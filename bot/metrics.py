@@ -183,7 +183,7 @@ StartResponse = Callable[..., Any]
 def observe_slack_request(
     kind: str, handle: Callable[[StartResponse], Iterable[bytes]], start_response: StartResponse
 ) -> Iterable[bytes]:
-    """Run one Slack request (`handle`), counting it, its status and how long the ack took."""
+    """Run one Slack request (`handle`, WSGI), counting it, its status and how long the ack took."""
     status = ["500"]
 
     def recording_start_response(status_line: str, headers: Any, *exc_info: Any) -> Any:
@@ -196,11 +196,17 @@ def observe_slack_request(
         body = list(handle(recording_start_response))
     finally:
         IN_FLIGHT.dec()
-        REQUESTS.labels(kind, status[0]).inc()
-    if status[0].startswith("2"):
+        record_slack_request(kind, status[0], started)
+    return body
+
+
+def record_slack_request(kind: str, status: str, started: float) -> None:
+    """Count one answered Slack request: its status, and for an ack (2xx) the time since `started`
+    (time.perf_counter)."""
+    REQUESTS.labels(kind, status).inc()
+    if status.startswith("2"):
         ACKS.labels(kind).inc()
         ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
-    return body
 
 
 def render() -> tuple[bytes, str]:

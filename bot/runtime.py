@@ -14,15 +14,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from waitress import wasyncore
 
-from bot.acks import inbox_key
+from bot.acks import Queueing, inbox_key
 from bot.app_factory import create_app
 from bot.clock import Clock
 from bot.config import Settings
-from bot.front import Queueing, WSGIApp
 from bot.metrics import ObservedExecutor
 from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import Services
-from bot.web import create_wsgi_app
+from bot.web import WSGIApp, create_wsgi_app
 from bot.worker import InboxWorker
 from handlers.common import is_database_outage
 from models.inbox import Inbox

@@ -9,6 +9,8 @@ workers behind `serve`'s front, which forwards them what it does not queue."""
 from __future__ import annotations
 
 import contextvars
+import io
+import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,14 +19,52 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot import metrics
-from bot.front import Queueing, StartResponse, WSGIApp, classify, json_response
+from bot.acks import Queueing
+from models.inbox import Inbox
 from models.migrate import pending_migrations
 from models.session import Store
 
 logger = logging.getLogger("peerlearn.web")
 
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
 SLACK_PATHS = {"/slack/events", "/slack/install", "/slack/oauth_redirect"}
 STARTING = {"error": "starting, try again shortly"}
+
+
+def json_response(start_response: StartResponse, status: str, payload: dict[str, Any]) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, put back so that Bolt can read it again."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def acknowledge(
+    queueing: Queueing[Inbox], environ: dict[str, Any], respond: StartResponse, raw: bytes, key: str, otherwise: WSGIApp
+) -> Iterable[bytes]:
+    """Store the request (`raw`, its body) and answer an empty 200; a request the inbox cannot take goes to
+    `otherwise`."""
+    timestamp, signature = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), environ.get("HTTP_X_SLACK_SIGNATURE")
+    if not queueing.authentic(raw, timestamp, signature):
+        return json_response(respond, "401 Unauthorized", {"error": "invalid request"})
+    try:
+        queueing.inbox.put(*queueing.stored(key, raw, environ.get("CONTENT_TYPE")))
+    except Exception as error:
+        queueing.refused(error)
+        return otherwise(environ, respond)
+    respond("200 OK", [("Content-Length", "0")])
+    return [b""]
 
 
 def health(store: Store) -> tuple[bool, dict[str, Any]]:
@@ -41,7 +81,7 @@ def health(store: Store) -> tuple[bool, dict[str, Any]]:
 
 
 def create_wsgi_app(
-    bolt_app: App, store: Store, ready: Callable[[], bool] = lambda: True, queueing: Queueing | None = None
+    bolt_app: App, store: Store, ready: Callable[[], bool] = lambda: True, queueing: Queueing[Inbox] | None = None
 ) -> WSGIApp:
     """`ready` is False while the replica is still waiting for its database at start: Slack gets a 503
     (and retries), /healthz says why. With `queueing`, requests that can be are acknowledged into the inbox."""
@@ -58,9 +98,12 @@ def create_wsgi_app(
                 return json_response(start_response, "503 Service Unavailable", STARTING)
             if path != "/slack/events":
                 return metrics.observe_slack_request("oauth", lambda respond: to_bolt(environ, respond), start_response)
-            raw, kind, key = classify(environ, queueing.key_for if queueing is not None else None)
+            kind, key = "other", None
+            if queueing is not None:
+                raw = read_body(environ)
+                kind, key = queueing.classify(raw, environ.get("CONTENT_TYPE"), environ.get("REQUEST_METHOD", ""))
             if queueing is not None and key is not None:
-                handle = lambda respond: queueing.acknowledge(environ, respond, raw, key, to_bolt)  # noqa: E731
+                handle = lambda respond: acknowledge(queueing, environ, respond, raw, key, to_bolt)  # noqa: E731
             else:
                 handle = lambda respond: to_bolt(environ, respond)  # noqa: E731
             return metrics.observe_slack_request(kind, handle, start_response)

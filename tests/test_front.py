@@ -8,11 +8,12 @@ front stays light: importing it loads no Bolt, SQLAlchemy or models.
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,11 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import select
 
 from bot import blocks
-from bot.front import Upstream
+from bot.front import MAX_BODY, Upstream
+from bot.inbox_writer import InboxLocation, inbox_location
 from bot.runtime import HttpServer
 from models.question import Answer
 from models.session import Store
@@ -146,6 +149,24 @@ def ask(fake: FakeSlackAPI, served: Served, text: str, **signing: Any) -> Respon
     return served.sender.slash_command(fields, **signing)
 
 
+@contextlib.contextmanager
+def inbox_refusing(location: InboxLocation) -> Iterator[None]:
+    """While the block runs, the inbox takes nothing: on SQLite another connection keeps writing the file
+    (longer than an ack waits for it), on PostgreSQL the table is gone."""
+    if location.dialect == "sqlite":
+        with contextlib.closing(sqlite3.connect(location.target, isolation_level=None)) as holder:
+            holder.execute("BEGIN IMMEDIATE")
+            yield
+            holder.execute("ROLLBACK")
+        return
+    with psycopg.connect(location.target, autocommit=True) as admin:
+        admin.execute("ALTER TABLE inbox RENAME TO inbox_away")
+        try:
+            yield
+        finally:
+            admin.execute("ALTER TABLE inbox_away RENAME TO inbox")
+
+
 def help_text() -> str:
     return str(blocks.help_message(blocks.ASK_USAGE).as_kwargs()["text"])
 
@@ -221,6 +242,25 @@ def test_what_the_front_does_not_queue_is_answered_by_bolt_in_the_worker(served,
     assert (status, json.loads(body)) == (404, {"error": "not found"})
 
 
+def test_a_request_the_inbox_cannot_take_is_handled_by_bolt_in_the_worker_at_once(served, fake_slack, database_url):
+    location = inbox_location(database_url)
+    assert location is not None
+    with inbox_refusing(location):
+        asked = ask(fake_slack, served, "How do I vacuum a big table? #postgres")
+        assert (asked.status, asked.body) == (200, "")  # Bolt's own ack of a question: empty too
+        posted = fake_slack.wait_for("chat.postMessage", timeout=30, channel=GENERAL)
+        assert "vacuum a big table" in str(posted.args)
+    assert metric(served, "peerlearn_acks_total", kind="command") == 1.0
+    assert "the inbox could not take a request" in served.log.read_text()
+
+
+def test_a_request_too_large_for_slack_is_refused(served):
+    request = urllib.request.Request(f"{served.url}/slack/events", data=b"x" * (MAX_BODY + 1), method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert (refused.value.code, json.loads(refused.value.read())) == (413, {"error": "request too large"})
+
+
 def test_a_killed_worker_is_replaced_and_answers_again(served, fake_slack):
     [worker] = eventually(lambda: worker_pids(served.process), 10, "started a worker")
     assert ask(fake_slack, served, "help").status == 200  # a kept-alive connection to this worker now
@@ -258,8 +298,9 @@ def test_sigterm_stops_the_workers_then_the_front(served):
 
 
 def test_a_forwarded_request_survives_a_worker_that_closed_its_kept_alive_connection():
-    # The front keeps a connection per thread to the workers' socket; a worker that restarts closes it. The
-    # next request on that thread must reach the new worker, once (a retry only when nothing was answered).
+    # The front keeps a connection per forwarding thread to the workers' socket; a worker that restarts closes
+    # it. The next request on that thread must reach the new worker, once (a retry only when nothing was
+    # answered).
     seen: list[str] = []
 
     def worker_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -268,27 +309,28 @@ def test_a_forwarded_request_survives_a_worker_that_closed_its_kept_alive_connec
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Worker", "yes")])
         return [b"handled " + body]
 
-    def respond(status: str, headers: list[tuple[str, str]]) -> None:
-        answers.append((status, dict(headers)))
-
     listener = socket.create_server(("127.0.0.1", 0))
     upstream = Upstream(*listener.getsockname()[:2])
-    answers: list[tuple[str, dict[str, str]]] = []
+    answers = []
     try:
         for number in (1, 2):
             worker = HttpServer(worker_app, threads=1, sockets=[listener.dup()]).start()
-            environ = {
-                "REQUEST_METHOD": "POST",
-                "PATH_INFO": "/slack/events",
-                "CONTENT_TYPE": "text/plain",
-                "CONTENT_LENGTH": "1",
-                "wsgi.input": io.BytesIO(str(number).encode()),
-                "HTTP_X_SLACK_SIGNATURE": "v0=abc",
-            }
-            assert b"".join(upstream(environ, respond)) == f"handled {number}".encode()
+            headers = [("content-type", "text/plain"), ("x-slack-signature", "v0=abc"), ("connection", "keep-alive")]
+            answers.append(upstream.exchange("POST", "/slack/events", headers, str(number).encode(), "127.0.0.1"))
             worker.stop()  # closes the connection the front keeps
     finally:
         listener.close()
     assert seen == ["1", "2"]
-    assert [status for status, _ in answers] == ["200 OK", "200 OK"]
-    assert all(headers["X-Worker"] == "yes" and headers["Content-Length"] == "9" for _, headers in answers)
+    assert [(status, body) for status, _, body in answers] == [(200, b"handled 1"), (200, b"handled 2")]
+    for _, headers, _ in answers:
+        named = {name.lower(): value for name, value in headers}
+        assert named["x-worker"] == "yes" and "content-length" not in named  # the front sets its own length
+
+
+def test_a_forwarded_request_with_no_worker_listening_is_a_503():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    status, headers, body = Upstream("127.0.0.1", port, timeout=2).exchange("GET", "/healthz", [], b"")
+    assert (status, json.loads(body)) == (503, {"error": "busy, try again shortly"})
+    assert ("Content-Type", "application/json") in headers

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -25,7 +26,7 @@ USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 @dataclass
 class Response:
     status: int
-    headers: dict[str, str]
+    headers: Message  # http.client's: names are case-insensitive, as in HTTP
     body: str
     meta: dict[str, str] = field(default_factory=dict)  # e.g. response_url, trigger_id, event_id
 
@@ -77,9 +78,9 @@ class SlackSender:
         request = urllib.request.Request(self.url, data=body, headers=all_headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                return Response(reply.status, dict(reply.headers.items()), reply.read().decode("utf-8"))
+                return Response(reply.status, reply.headers, reply.read().decode("utf-8"))
         except urllib.error.HTTPError as error:
-            return Response(error.code, dict(error.headers.items()), error.read().decode("utf-8"))
+            return Response(error.code, error.headers, error.read().decode("utf-8"))
 
     def slash_command(self, fields: Mapping[str, str], *, signing: Signing = "valid") -> Response:
         body = urlencode(fields).encode()
