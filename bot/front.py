@@ -66,14 +66,18 @@ async def respond_json(send: Send, status: int, payload: dict[str, Any]) -> None
     await respond(send, status, [("Content-Type", "application/json")], json.dumps(payload).encode())
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its request's body had arrived."""
+
+
 async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes | None:
-    """The whole request body; None when it is longer than `limit`."""
+    """The whole request body; None when it is longer than `limit`. Raises ClientGone."""
     parts: list[bytes] = []
     size = 0
     while True:
         message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            return b"".join(parts)
+        if message["type"] != "http.request":  # http.disconnect: nothing to answer, nothing to store
+            raise ClientGone
         part = message.get("body", b"")
         size += len(part)
         if size > limit:
@@ -180,7 +184,10 @@ def create_front_app(queueing: Queueing[LoopAppender], upstream: Upstream, forwa
             page, content_type = metrics.render()
             await respond(send, 200, [("Content-Type", content_type)], page)
             return
-        raw = await read_body(receive)
+        try:
+            raw = await read_body(receive)
+        except ClientGone:
+            return
         if raw is None:
             await respond_json(send, 413, {"error": "request too large"})
             return

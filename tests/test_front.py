@@ -8,6 +8,7 @@ front stays light: importing it loads no Bolt, SQLAlchemy or models.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,9 @@ import pytest
 from sqlalchemy import select
 
 from bot import blocks
-from bot.front import MAX_BODY, Upstream
+from bot.acks import Queueing
+from bot.clock import Clock
+from bot.front import MAX_BODY, Upstream, create_front_app
 from bot.inbox_writer import InboxLocation, inbox_location
 from bot.runtime import HttpServer
 from models.question import Answer
@@ -334,3 +338,34 @@ def test_a_forwarded_request_with_no_worker_listening_is_a_503():
     status, headers, body = Upstream("127.0.0.1", port, timeout=2).exchange("GET", "/healthz", [], b"")
     assert (status, json.loads(body)) == (503, {"error": "busy, try again shortly"})
     assert ("Content-Type", "application/json") in headers
+
+
+def test_a_request_whose_client_left_before_its_body_arrived_is_neither_stored_nor_answered():
+    stored: list[str] = []
+
+    class RecordingInbox:
+        async def put(self, request_key: str, *_: Any) -> None:
+            stored.append(request_key)
+
+    queueing = Queueing(RecordingInbox(), lambda body: "event:Ev1", None, Clock())
+    app = create_front_app(queueing, Upstream("127.0.0.1", free_port()), ThreadPoolExecutor(1))  # type: ignore[arg-type]
+    body = json.dumps({"type": "event_callback", "event_id": "Ev1"}).encode()
+    sent: list[dict[str, Any]] = []
+
+    async def call(messages: list[dict[str, Any]]) -> None:
+        arriving = iter(messages)
+
+        async def receive() -> dict[str, Any]:
+            return next(arriving)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/slack/events", "headers": [], "query_string": b""}
+        await app(scope, receive, send)
+
+    half = {"type": "http.request", "body": body[:10], "more_body": True}
+    asyncio.run(call([half, {"type": "http.disconnect"}]))
+    assert (stored, sent) == ([], [])
+    asyncio.run(call([half, {"type": "http.request", "body": body[10:], "more_body": False}]))  # the whole of it
+    assert stored == ["event:Ev1"] and sent[0]["status"] == 200
