@@ -3,10 +3,11 @@
     python bench/ack_latency.py [--quick] [--json] [--database sqlite|postgresql|both] [--levels 1,8,32]
 
 Three processes besides this one: the Slack Web API emulator (tests/slack FakeSlackAPI, in its own process,
-so its work is not on this process's interpreter), `python app.py serve` (waitress, 8 threads, the bot's
-WebClient on the emulator through SLACK_API_URL, a scratch SQLite file or PostgreSQL database) and, as the
-baseline measured in the same run, a bare Bolt app on the same server (waitress, 8 threads, Bolt's WSGI
-adapter, process_before_response=True, signature checks on) whose listeners only ack.
+so its work is not on this process's interpreter), `python app.py serve` (its front on uvicorn, its worker
+process behind it, the bot's WebClient on the emulator through SLACK_API_URL, a scratch SQLite file or
+PostgreSQL database) and, as the baseline measured in the same run, a bare Bolt app on the same machine
+(the design's sync `App` on waitress, 8 threads, Bolt's WSGI adapter, process_before_response=True,
+signature checks on) whose listeners only ack.
 
 The load: signed `/ask` slash commands (a synthetic question with tags each, a fresh trigger_id and a
 response_url the emulator knows) and Events API thread replies (message events with thread_ts on questions
@@ -78,7 +79,7 @@ TEAM_ID, TEAM_DOMAIN, APP_ID, BOT_USER_ID = "T0001", "peerlearn-test", "A0001", 
 CHANNEL = "C_LOAD"
 ASKERS = [f"U_ASK{n:03d}" for n in range(50)]
 ANSWERERS = [f"U_ANS{n:03d}" for n in range(50)]
-THREADS = 8  # waitress worker threads, for both servers (`serve` defaults to 8, passed as --threads 8)
+THREADS = 8  # the bare app's waitress threads; `serve --threads 8` (its default): the front's forwarding threads
 START_TIMEOUT = 60.0
 P99_GOAL, RPS_GOAL = 1.2, 0.8
 # Each level is sent in rounds, the three setups taking turns in a rotating order (bare, PeerLearn, front only;
@@ -660,7 +661,8 @@ def run(quick: bool, databases: list[str], pg_url: str, levels: list[int]) -> di
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        f"Ack latency over HTTP, {result['server_threads']} server threads each (goal: p99 <= {P99_GOAL}x bare, "
+        f"Ack latency over HTTP, bare app on waitress with {result['server_threads']} threads, serve's front on "
+        f"uvicorn (goal: p99 <= {P99_GOAL}x bare, "
         f"rps >= {RPS_GOAL}x bare; load average {result['load_average_1m']} -> {result['load_average_1m_after']})",
         f"{'database':<12}{'clients':>8}  {'server':<11}{'p50 ms':>8}{'p99 ms':>8}{'rps':>8}{'errors':>8}"
         f"{'ask p99':>9}{'reply p99':>10}{'cpu ms/req':>11}",

@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = verbs.add_parser("serve", help="serve Slack's HTTP requests on POST /slack/events (production)")
     serve.add_argument("--host", default="0.0.0.0", help="interface to listen on (default: all)")
     serve.add_argument("--port", type=int, default=None, help="port (default: $PORT or 3000)")
-    serve.add_argument("--threads", type=int, default=8, help="HTTP threads (default: 8)")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=8,
+        help="threads that forward requests to the workers (with --workers 0: HTTP threads) (default: 8)",
+    )
     serve.add_argument(
         "--workers",
         type=int,
