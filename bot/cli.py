@@ -158,9 +158,11 @@ def work(settings: Settings, parent_pid: int | None = None, listen_fd: int | Non
     import socket
 
     from bot.runtime import HttpServer, build_runtime
+    from models.migrate import upgrade_in_child
 
     settings.require(*([] if settings.oauth_enabled else ["SLACK_BOT_TOKEN"]))
-    runtime = build_runtime(settings, wait_for_database=True, acks_into_inbox=False)
+    # A worker stays up: it migrates in a child process, and so never loads Alembic (models/migrate.py).
+    runtime = build_runtime(settings, migrate=upgrade_in_child, wait_for_database=True, acks_into_inbox=False)
     if runtime.inbox is None:
         raise ConfigError("the inbox needs a database file or PostgreSQL, not an in-memory SQLite database")
     server = None

@@ -12,6 +12,7 @@ from typing import Any
 import waitress
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
+from sqlalchemy import Engine
 from waitress import wasyncore
 
 from bot.acks import Queueing, inbox_key
@@ -25,7 +26,7 @@ from bot.web import WSGIApp, create_wsgi_app
 from bot.worker import InboxWorker
 from handlers.common import is_database_outage
 from models.inbox import Inbox
-from models.migrate import upgrade_to_head
+from models.migrate import applied_revisions, upgrade_to_head
 from models.session import Store
 
 logger = logging.getLogger("peerlearn")
@@ -51,6 +52,8 @@ class Runtime:
     scheduler: BackgroundScheduler | None = None
     # Set once the database is reachable and migrated; until then Slack's requests get 503 (see serve).
     ready: threading.Event = field(default_factory=threading.Event)
+    # The revisions it was migrated to (set before `ready`): /healthz checks the database still has them.
+    heads: set[str] = field(default_factory=set)
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def bot_token_for(self, team_id: str) -> str | None:
@@ -97,31 +100,43 @@ class Runtime:
 def build_runtime(
     settings: Settings,
     clock: Clock | None = None,
-    migrate: bool = True,
+    migrate: Callable[[Engine], None] = upgrade_to_head,
     wait_for_database: bool = False,
     acks_into_inbox: bool = True,
 ) -> Runtime:
-    """`wait_for_database`: migrate in the background, retrying until the database answers, instead of
-    failing at start (a replica started during a database outage serves 503s, then recovers by itself).
-    `acks_into_inbox` False: Bolt handles every request it is sent (the workers behind `serve`'s front,
-    which queues what can be queued itself)."""
+    """`migrate` upgrades the schema (models/migrate.py: here or in a child process). `wait_for_database`:
+    migrate in the background, retrying until the database answers, instead of failing at start (a replica
+    started during a database outage serves 503s, then recovers by itself). `acks_into_inbox` False: Bolt
+    handles every request it is sent (the workers behind `serve`'s front, which queues what can be queued
+    itself)."""
     store = Store.from_url(settings.database_url)
-    if migrate and not wait_for_database:
-        upgrade_to_head(store.engine)
+    if not wait_for_database:
+        migrate(store.engine)
     services = Services(settings=settings, store=store, clock=clock or Clock())
     bolt_app = create_app(services)
     ready = threading.Event()
+    heads: set[str] = set()
     inbox = Inbox.for_database(settings.database_url)
     queueing = None
     if inbox is not None and acks_into_inbox:
         queueing = Queueing(inbox, lambda body: inbox_key(body, settings), settings.signing_secret, services.clock)
-    wsgi_app = create_wsgi_app(bolt_app, store, ready=ready.is_set, queueing=queueing)
-    runtime = Runtime(settings, store, services.clock, services, bolt_app, wsgi_app, inbox=inbox, ready=ready)
-    if migrate and wait_for_database:
-        threading.Thread(target=migrate_when_reachable, args=(runtime,), name="peerlearn-migrate", daemon=True).start()
+    wsgi_app = create_wsgi_app(bolt_app, store, lambda: heads if ready.is_set() else None, queueing=queueing)
+    runtime = Runtime(
+        settings, store, services.clock, services, bolt_app, wsgi_app, inbox=inbox, ready=ready, heads=heads
+    )
+    if wait_for_database:
+        threading.Thread(
+            target=migrate_when_reachable, args=(runtime, migrate), name="peerlearn-migrate", daemon=True
+        ).start()
     else:
-        ready.set()
+        mark_ready(runtime)
     return runtime
+
+
+def mark_ready(runtime: Runtime) -> None:
+    """The database is migrated: remember to which revisions, then let requests in."""
+    runtime.heads.update(applied_revisions(runtime.store.engine))
+    runtime.ready.set()
 
 
 def new_worker(runtime: Runtime) -> InboxWorker:
@@ -132,12 +147,18 @@ def new_worker(runtime: Runtime) -> InboxWorker:
     return InboxWorker(runtime.inbox, runtime.bolt_app, runtime.store, has_room=lambda: pool.queued < WORKER_BACKLOG)
 
 
-def migrate_when_reachable(runtime: Runtime, first_delay: float = 1.0, max_delay: float = 30.0) -> None:
+def migrate_when_reachable(
+    runtime: Runtime,
+    migrate: Callable[[Engine], None] = upgrade_to_head,
+    first_delay: float = 1.0,
+    max_delay: float = 30.0,
+) -> None:
     """Upgrade the schema, retrying with backoff while the database is unreachable; then mark ready."""
     delay = first_delay
     while not runtime.stopping.is_set():
         try:
-            upgrade_to_head(runtime.store.engine)
+            migrate(runtime.store.engine)
+            mark_ready(runtime)
         except Exception as exc:
             if is_database_outage(exc):
                 logger.warning("database unreachable at start (%s); retrying in %.0fs", exc.__class__.__name__, delay)
@@ -146,7 +167,6 @@ def migrate_when_reachable(runtime: Runtime, first_delay: float = 1.0, max_delay
             runtime.stopping.wait(delay)
             delay = min(delay * 2, max_delay)
             continue
-        runtime.ready.set()
         logger.info("database reachable and migrated; serving Slack's requests")
         return
 

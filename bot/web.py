@@ -12,7 +12,7 @@ import contextvars
 import io
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from slack_bolt import App
@@ -21,7 +21,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot import metrics
 from bot.acks import Queueing
 from models.inbox import Inbox
-from models.migrate import pending_migrations
+from models.migrate import applied_revisions
 from models.session import Store
 
 logger = logging.getLogger("peerlearn.web")
@@ -67,12 +67,15 @@ def acknowledge(
     return [b""]
 
 
-def health(store: Store) -> tuple[bool, dict[str, Any]]:
-    """Healthy once the database answers and has every migration."""
+def health(store: Store, heads: Collection[str] | None) -> tuple[bool, dict[str, Any]]:
+    """Healthy once the database answers and has `heads`, the revisions this replica migrated it to (None
+    while it has not yet: starting)."""
     if not store.ping():
         return False, {"status": "unavailable", "database": "unreachable"}
+    if heads is None:
+        return False, {"status": "starting", "database": "ok"}
     try:
-        pending = sorted(pending_migrations(store.engine))
+        pending = sorted(set(heads) - applied_revisions(store.engine))
     except Exception as exc:  # a half-created schema must not crash the probe
         return False, {"status": "unavailable", "database": f"unreadable ({exc.__class__.__name__})"}
     if pending:
@@ -81,10 +84,14 @@ def health(store: Store) -> tuple[bool, dict[str, Any]]:
 
 
 def create_wsgi_app(
-    bolt_app: App, store: Store, ready: Callable[[], bool] = lambda: True, queueing: Queueing[Inbox] | None = None
+    bolt_app: App,
+    store: Store,
+    migrated: Callable[[], Collection[str] | None],
+    queueing: Queueing[Inbox] | None = None,
 ) -> WSGIApp:
-    """`ready` is False while the replica is still waiting for its database at start: Slack gets a 503
-    (and retries), /healthz says why. With `queueing`, requests that can be are acknowledged into the inbox."""
+    """`migrated`: the revisions this replica migrated the database to, None while it is still waiting for
+    its database at start (Slack then gets a 503 and retries; /healthz says why). With `queueing`, requests
+    that can be are acknowledged into the inbox."""
     slack = SlackRequestHandler(bolt_app)
 
     def to_bolt(environ: dict[str, Any], respond: StartResponse) -> Iterable[bytes]:
@@ -94,7 +101,7 @@ def create_wsgi_app(
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path in SLACK_PATHS:
-            if not ready():
+            if migrated() is None:
                 return json_response(start_response, "503 Service Unavailable", STARTING)
             if path != "/slack/events":
                 return metrics.observe_slack_request("oauth", lambda respond: to_bolt(environ, respond), start_response)
@@ -112,9 +119,7 @@ def create_wsgi_app(
             start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(page)))])
             return [page]
         if path == "/healthz":
-            ok, payload = health(store)
-            if ok and not ready():  # reachable, but this replica has not finished starting (migrating)
-                ok, payload = False, {**payload, "status": "starting"}
+            ok, payload = health(store, migrated())
             return json_response(start_response, "200 OK" if ok else "503 Service Unavailable", payload)
         return json_response(start_response, "404 Not Found", {"error": "not found"})
 

@@ -1,8 +1,16 @@
 """Schema changes go through Alembic only: the migrations must build exactly what the models declare."""
 
-from alembic import command
+import json
+import subprocess
+import sys
+from pathlib import Path
 
-from models.migrate import alembic_config, pending_migrations
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+
+from models.migrate import MigrationFailed, alembic_config, pending_migrations, upgrade_in_child
 from models.session import Store
 
 
@@ -27,3 +35,57 @@ def test_every_migration_can_be_undone_and_redone(database_url):
         command.check(config)
     finally:
         store.dispose()
+
+
+def test_a_worker_migrates_in_a_child_process_and_never_loads_alembic(database_url):
+    """`serve`'s workers stay up for weeks: Alembic (11 MB imported, as much again once run) stays in the
+    short `python app.py migrate` they start."""
+    store = Store.from_url(database_url)
+    try:
+        command.downgrade(alembic_config(store.engine), "base")  # something to do
+        done = subprocess.run(
+            [sys.executable, "-c", WORKER_START, database_url], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        started = json.loads(done.stdout)
+        heads = ScriptDirectory.from_config(alembic_config(store.engine)).get_heads()
+        assert started == {"heads": sorted(heads), "healthz": 200, "alembic_modules": []}
+        assert pending_migrations(store.engine) == set()
+    finally:
+        command.upgrade(alembic_config(store.engine), "heads")  # whatever happened, for the next tests
+        store.dispose()
+
+
+def test_a_failed_child_migration_says_why(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'peerlearn.db'}")
+    with engine.begin() as conn:  # a table the first migration creates, already there: it cannot run
+        conn.execute(text("CREATE TABLE digest_runs (id INTEGER PRIMARY KEY)"))
+    try:
+        with pytest.raises(MigrationFailed, match="already exists"):
+            upgrade_in_child(engine)
+    finally:
+        engine.dispose()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_START = """
+import json, sys, urllib.request
+from bot.runtime import build_runtime, serve_in_thread
+from models.migrate import upgrade_in_child
+from tests.production_harness import settings_for
+from tests.slack.fake_api import FakeSlackAPI
+
+fake = FakeSlackAPI().start()
+runtime = build_runtime(
+    settings_for(fake, sys.argv[1]), migrate=upgrade_in_child, wait_for_database=True, acks_into_inbox=False
+)
+assert runtime.ready.wait(90), "not migrated"
+server = serve_in_thread(runtime)
+with urllib.request.urlopen(server.url + "/healthz") as reply:
+    status = reply.status
+loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("alembic", "mako"))
+print(json.dumps({"heads": sorted(runtime.heads), "healthz": status, "alembic_modules": loaded}))
+server.stop()
+runtime.close()
+fake.stop()
+"""

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
+from sqlalchemy import text as sql
 
 from bot import metrics
 from bot.logging_setup import RedactingFilter, build_handler, redact, summarize
@@ -89,6 +90,17 @@ def test_healthz_says_the_database_is_reachable_and_migrated(bot):
     status, content_type, body = get(bot.url + "/healthz")
     assert (status, content_type) == (200, "application/json")
     assert json.loads(body) == {"status": "ok", "database": "ok", "migrations": "at head"}
+
+
+def test_healthz_fails_when_the_database_loses_a_revision_it_was_migrated_to(bot):
+    with bot.runtime.store.engine.begin() as conn:  # as if the schema were restored from an older backup
+        conn.execute(sql("DELETE FROM alembic_version WHERE version_num = '0007'"))
+    status, _, body = get(bot.url + "/healthz")
+    assert status == 503
+    assert json.loads(body) == {"status": "starting", "database": "ok", "pending_migrations": ["0007"]}
+    with bot.runtime.store.engine.begin() as conn:
+        conn.execute(sql("INSERT INTO alembic_version (version_num) VALUES ('0007')"))
+    assert get(bot.url + "/healthz")[0] == 200
 
 
 def test_metrics_count_requests_acks_slack_calls_and_errors_by_method(bot):
