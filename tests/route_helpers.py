@@ -44,7 +44,12 @@ class Bot:
 
     def start(self) -> None:
         self.runtime = build_runtime(self.settings, clock=self.clock)
-        self.server = serve_in_thread(self.runtime)
+        if self._sqlite_peer_has_a_worker():
+            # One worker per SQLite inbox, as `serve` has it (models/inbox.py): SQLite's batches are read, not
+            # claimed, so two workers would handle the same requests at once. The peer's takes these too.
+            self.server = HttpServer(self.runtime.wsgi_app).start()
+        else:
+            self.server = serve_in_thread(self.runtime)
         executor = self.runtime.bolt_app.listener_runner.listener_executor
         self.world = SlackWorld(
             self.fake, self.server.url, SIGNING_SECRET, self.clock, listener_executor=executor, runtime=self.runtime
@@ -53,6 +58,15 @@ class Bot:
             if peer is not self and peer.settings.database_url == self.settings.database_url:
                 peer.world.watch(self.runtime)
                 self.world.watch(peer.runtime)
+
+    def _sqlite_peer_has_a_worker(self) -> bool:
+        return self.runtime.store.dialect == "sqlite" and any(
+            peer is not self
+            and peer.settings.database_url == self.settings.database_url
+            and getattr(peer, "runtime", None) is not None
+            and peer.runtime.worker is not None
+            for peer in self.peers
+        )
 
     def stop(self) -> None:
         self.world.settle()
