@@ -511,7 +511,7 @@ def port_of(server: Process) -> int:
 def requests_per_level(quick: bool) -> dict[int, int]:
     # At 1 client a p99 needs thousands of requests: a few stalls of 2-5 ms in a thousand (this machine's
     # scheduler; the bare app has them too) are the p99 of 400 requests and below the p99 of 2,000.
-    return {1: 390, 8: 300, 32: 390} if quick else {1: 2000, 8: 2000, 32: 3000}
+    return {1: 300, 8: 180, 32: 270} if quick else {1: 2000, 8: 2000, 32: 3000}
 
 
 def child_pids(pid: int) -> list[int]:
