@@ -12,7 +12,10 @@ Where it lives:
   handled, so a row is handled by one worker, and again only if that worker died before deleting it.
 - SQLite: a file of its own next to the database (peerlearn.db → peerlearn.db-inbox), written by the
   front alone. SQLite has one writer per file and makes a waiting writer sleep in steps of milliseconds;
-  in one file, every ack would wait for the worker's transactions. There is one worker per SQLite store.
+  in one file, every ack would wait for the worker's transactions. There is one worker per SQLite store:
+  batches are read, not claimed, so a worker takes them only while it holds an exclusive lock on a file
+  beside the inbox (peerlearn.db-inbox.worker), until it closes the inbox or its process ends. A worker that
+  outlives its `serve` to finish its batch and the new `serve`'s worker never handle the same requests.
 
 Every write is idempotent: a redelivered event (same event_id) or a repeated command (same trigger_id) has
 the same key and is stored once (INSERT … ON CONFLICT DO NOTHING); handling one twice changes nothing either,
@@ -21,7 +24,9 @@ since every listener's write is idempotent too.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,6 +104,8 @@ class Inbox:
         self.writer = writer
         self.dialect = engine.dialect.name
         self.arrived = threading.Event()  # set by every put: an in-process worker wakes at once
+        self._turn: int | None = None  # SQLite: the locked file's descriptor while this is the inbox's worker
+        self._waiting = False  # SQLite: another worker has the turn (logged once)
         if self.dialect == "sqlite":  # a file of its own: the table is created by whoever opens it first
             _checkpoint_by_worker(engine)
             with engine.connect() as conn:
@@ -134,6 +141,8 @@ class Inbox:
         ack)."""
         if self.dialect == "postgresql":
             requests = self._claim(limit)
+        elif not self._has_the_turn():
+            requests = []
         else:
             with self.engine.connect() as conn:
                 requests = [_request(row) for row in conn.execute(_OLDEST.limit(limit))]
@@ -150,6 +159,24 @@ class Inbox:
                 conn.execute(delete(inbox_table).where(inbox_table.c.id.in_(ids)))
             if self.dialect == "sqlite":
                 self._checkpoint()
+
+    def _has_the_turn(self) -> bool:
+        """SQLite: whether this is the inbox's one worker (see the module's docstring); taken when free."""
+        if self._turn is not None:
+            return True
+        descriptor = os.open(f"{self.engine.url.database}.worker", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            if not self._waiting:
+                logger.warning("another worker is handling this SQLite inbox; waiting until it stops")
+                self._waiting = True
+            return False
+        if self._waiting:
+            logger.info("this worker now handles the SQLite inbox")
+        self._turn, self._waiting = descriptor, False
+        return True
 
     def _claim(self, limit: int) -> list[InboxRequest]:
         now = func.now()
@@ -180,6 +207,9 @@ class Inbox:
     def close(self) -> None:
         self.writer.close()
         self.engine.dispose()
+        if self._turn is not None:
+            os.close(self._turn)  # another worker may take the turn
+            self._turn = None
 
 
 def _checkpoint_by_worker(engine: Engine) -> None:

@@ -422,6 +422,28 @@ def test_concurrent_batches_never_share_a_request(inbox):
     assert inbox.pending() == 0
 
 
+def test_two_workers_on_one_inbox_never_take_the_same_request(inbox, database_url):
+    """Two processes' workers, e.g. one finishing its batch after its `serve` was killed and the new `serve`'s:
+    PostgreSQL claims rows; SQLite gives the whole inbox to one worker at a time, until it closes it."""
+    stored = put_events(inbox, 8)
+    workers = [Inbox.for_database(database_url), Inbox.for_database(database_url)]
+    assert workers[0] is not None and workers[1] is not None
+    try:
+        with workers[0].batch(4) as first, workers[1].batch(4) as second:
+            assert len(first) == 4
+            assert set(keys(first)).isdisjoint(keys(second))
+            assert len(second) == (4 if inbox.dialect == "postgresql" else 0)
+        taken = keys(first) + keys(second)
+        assert take(workers[1], 8) == []  # SQLite: the first still has the turn; PostgreSQL: none left
+        workers[0].close()  # its process ends
+        while inbox.pending():
+            taken += keys(take(workers[1], 4))
+        assert sorted(taken) == stored, "each request went to exactly one worker"
+    finally:
+        for worker in workers:
+            worker.close()
+
+
 def test_a_claim_rolled_back_is_not_seen_by_other_workers_meanwhile(inbox):
     needs_postgresql(inbox, "claims with SKIP LOCKED are PostgreSQL's; SQLite has one worker per store")
     stored = put_events(inbox, 3)
