@@ -45,8 +45,8 @@ class Bot:
     def start(self) -> None:
         self.runtime = build_runtime(self.settings, clock=self.clock)
         if self._sqlite_peer_has_a_worker():
-            # One worker per SQLite inbox, as `serve` has it (models/inbox.py): SQLite's batches are read, not
-            # claimed, so two workers would handle the same requests at once. The peer's takes these too.
+            # One worker per SQLite inbox, as `serve` has it (models/inbox.py: a second one would only wait for
+            # the first to stop). The peer's takes this replica's requests too.
             self.server = HttpServer(self.runtime.wsgi_app).start()
         else:
             self.server = serve_in_thread(self.runtime)
