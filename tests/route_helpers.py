@@ -44,12 +44,7 @@ class Bot:
 
     def start(self) -> None:
         self.runtime = build_runtime(self.settings, clock=self.clock)
-        if self._sqlite_peer_has_a_worker():
-            # One worker per SQLite inbox, as `serve` has it (models/inbox.py: a second one would only wait for
-            # the first to stop). The peer's takes this replica's requests too.
-            self.server = HttpServer(self.runtime.wsgi_app).start()
-        else:
-            self.server = serve_in_thread(self.runtime)
+        self.server = serve_in_thread(self.runtime)
         executor = self.runtime.bolt_app.listener_runner.listener_executor
         self.world = SlackWorld(
             self.fake, self.server.url, SIGNING_SECRET, self.clock, listener_executor=executor, runtime=self.runtime
@@ -58,15 +53,6 @@ class Bot:
             if peer is not self and peer.settings.database_url == self.settings.database_url:
                 peer.world.watch(self.runtime)
                 self.world.watch(peer.runtime)
-
-    def _sqlite_peer_has_a_worker(self) -> bool:
-        return self.runtime.store.dialect == "sqlite" and any(
-            peer is not self
-            and peer.settings.database_url == self.settings.database_url
-            and getattr(peer, "runtime", None) is not None
-            and peer.runtime.worker is not None
-            for peer in self.peers
-        )
 
     def stop(self) -> None:
         self.world.settle()
