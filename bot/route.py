@@ -59,7 +59,7 @@ from bot.routing import (
 from bot.search import KIND_LESSON, KIND_QUESTION, search_similar
 from bot.services import Services
 from bot.slack_errors import error_code
-from models.base import insert_once
+from models.base import insert_if_new, insert_once
 from models.expert import (
     FORGOTTEN_USER_ID,
     NOTIFY_DAILY,
@@ -773,15 +773,14 @@ def route_round(
         asked = _record_dms(session, facts, plan, round_number)
         if round_number == 1:
             for tag in plan.gaps:
-                insert_once(
+                insert_if_new(
                     session,
-                    KnowledgeGap(
-                        team_id=facts.team_id,
-                        question_id=facts.id,
-                        channel_id=facts.channel_id,
-                        tag=tag,
-                        created_at=now,
-                    ),
+                    KnowledgeGap,
+                    team_id=facts.team_id,
+                    question_id=facts.id,
+                    channel_id=facts.channel_id,
+                    tag=tag,
+                    created_at=now,
                 )
     logger.info("question %s: round %s planned DMs for %s", question_id, round_number, ", ".join(asked) or "nobody")
     sent = send_due_dms(lambda _team: slack, services, now, question_id=question_id)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names, so Alembic migrations can refer to them on every database.
@@ -58,3 +60,18 @@ def insert_once(session: Session, row: Base) -> bool:
         return True
     except IntegrityError:
         return False
+
+
+def insert_if_new(session: Session, model: type[Base], **values: Any) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING: True when inserted, False when a unique constraint (or the primary
+    key) says the row exists already. One statement where insert_once takes three (savepoint, insert,
+    release); the row is not loaded into the session, so it suits rows the caller does not read back."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement: Executable = postgresql.insert(model).values(**values).on_conflict_do_nothing().returning(true())
+    elif dialect == "sqlite":
+        statement = sqlite.insert(model).values(**values).on_conflict_do_nothing().returning(true())
+    else:
+        raise NotImplementedError(f"insert_if_new on {dialect}")
+    # RETURNING gives a row only when one was inserted (the driver's rowcount is not to be trusted here).
+    return session.execute(statement).first() is not None

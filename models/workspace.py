@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Base, insert_once
+from models.base import Base, insert_if_new, insert_once
 
 
 class Workspace(Base):
@@ -37,7 +37,7 @@ def claim_event(session: Session, team_id: str, event_id: str, now: datetime) ->
 
     Runs in the caller's transaction, so the claim commits together with what the event changed.
     """
-    return insert_once(session, ProcessedEvent(team_id=team_id, event_id=event_id, received_at=now))
+    return insert_if_new(session, ProcessedEvent, team_id=team_id, event_id=event_id, received_at=now)
 
 
 def ensure_workspace(session: Session, team_id: str, now: datetime) -> Workspace:
