@@ -45,10 +45,8 @@ def create_question(
     request_key: str,
     now: datetime,
 ) -> tuple[Question, bool]:
-    """Store the question before anything is posted; a repeated request returns the first one."""
-    existing = fetch_question_by_request(session, team_id, request_key)
-    if existing is not None:
-        return existing, False
+    """Store the question before anything is posted; a repeated request (its unique request key) returns
+    the first one."""
     question = Question(
         team_id=team_id,
         channel_id=channel_id,

@@ -20,7 +20,7 @@ from bot.slack_errors import error_code, explain
 from bot.tags import InvalidQuestion, clean, validate_question
 from handlers import digest
 from handlers.common import DATABASE_DOWN, publish_question, quote_back, tell_user
-from models.question import fetch_question_by_request
+from models.question import question_id_by_request
 from models.workspace import ensure_workspace
 
 logger = logging.getLogger("peerlearn.commands")
@@ -78,8 +78,7 @@ def register(app: App, services: Services) -> None:
             return
         try:
             with services.store.session() as session:
-                question = fetch_question_by_request(session, command["team_id"], request_key(command))
-                question_id = question.id if question else None
+                question_id = question_id_by_request(session, command["team_id"], request_key(command))
         except SQLAlchemyError:
             logger.exception("could not load the question just stored")
             return

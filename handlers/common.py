@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import lazyload
 
 from bot import blocks, metrics, route
 from bot.logging_setup import request_kind
@@ -87,7 +88,7 @@ def publish_question(client: WebClient, services: Services, question_id: int, no
         notify(explain(code) + quote_back(text))
         return False
     with services.store.session() as session:
-        question = session.get(Question, question_id)
+        question = session.get(Question, question_id, options=[lazyload(Question.tags)])  # its tags stay as they are
         if question is not None:
             mark_posted(session, question, message_ts=ts, channel_private=private)
             # Routing is now due after the grace period, in the database: a restart cannot lose it.

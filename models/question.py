@@ -136,6 +136,10 @@ def fetch_question_by_request(session: Session, team_id: str, request_key: str) 
     return session.scalar(select(Question).where(Question.team_id == team_id, Question.request_key == request_key))
 
 
+def question_id_by_request(session: Session, team_id: str, request_key: str) -> int | None:
+    return session.scalar(select(Question.id).where(Question.team_id == team_id, Question.request_key == request_key))
+
+
 def fetch_question_by_ts(session: Session, team_id: str, channel_id: str, message_ts: str) -> Question | None:
     return session.scalar(
         select(Question).where(
