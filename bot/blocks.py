@@ -7,7 +7,9 @@ question never makes a post fail.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from typing import Any
 
 from bot.tags import MAX_QUESTION_CHARS, escape_mrkdwn, format_tags, truncate
@@ -393,8 +395,8 @@ def similar_suggestions(question_id: int, items: list[SimilarItem], grace_minute
     minutes = "1 minute" if grace_minutes == 1 else f"{grace_minutes} minutes"
     content.append(
         context(
-            f"If none of these helps, I'll ask people who know your topics in {minutes}, or as soon as you click "
-            "*Still need help*."
+            "If none of these helps, click *Still need help* and I'll look for people who know your topics; "
+            f"otherwise I will in {minutes}. Either way I'll tell you who I ask, and when."
         )
     )
     return Message(text="Earlier answers that look close to your question", blocks=content)
@@ -436,3 +438,81 @@ def experts_busy_text(tags: list[str] | tuple[str, ...], retry_hours: int, priva
         f":hourglass: The go-to people for {format_tags(tags)} are {why}, so I haven't pinged anyone yet. "
         f"I'll try again in {retry_hours} h if nobody has answered by then."
     )
+
+
+# --- what the asker is told about routing ------------------------------------------------------
+
+SOON_HOURS = 12  # further away than this, a time is said as a day and a part of it ("on Monday morning")
+
+
+def roughly_when(now: datetime, moment: datetime, zone: tzinfo) -> str:
+    """When `moment` comes, from `now`, as a person would say it: "now", "in about 40 minutes", "in about
+    9 hours", then "tomorrow morning" or "on Monday morning" in `zone` (the reader's time zone)."""
+    seconds = (moment - now).total_seconds()
+    if seconds < 60:
+        return "now"
+    minutes = seconds / 60
+    if minutes < 8:
+        return "in a few minutes"
+    if minutes < 55:
+        return f"in about {int(minutes / 5 + 0.5) * 5} minutes"
+    hours = int(minutes / 60 + 0.5)
+    if hours < SOON_HOURS:
+        return "in about an hour" if hours == 1 else f"in about {hours} hours"
+    local, today = moment.astimezone(zone), now.astimezone(zone).date()
+    days = (local.date() - today).days
+    part = _part_of_day(local.hour)
+    if days == 0:
+        return "tonight" if part == "night" else f"this {part}"
+    if days == 1:
+        return f"tomorrow {part}"
+    if days < 7:
+        return f"on {local:%A} {part}"
+    return f"on {local:%A} {local.day} {local:%B}"
+
+
+def _part_of_day(hour: int) -> str:
+    if hour < 5:
+        return "early morning"
+    if hour < 12:
+        return "morning"
+    if hour < 17:
+        return "afternoon"
+    if hour < 21:
+        return "evening"
+    return "night"
+
+
+def people_list(user_ids: Sequence[str]) -> str:
+    """ "<@A>", "<@A> and <@B>", "<@A>, <@B> and <@C>"."""
+    names = [mention(user_id) for user_id in user_ids]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def routing_plan_text(asked_now: Sequence[str], later: Sequence[tuple[str, str]]) -> str | None:
+    """Who was asked about the asker's question now, and who will be and roughly when (`later`: each
+    person with `roughly_when` their DM goes out, the start of their working day). None: nobody."""
+    if not asked_now and not later:
+        return None
+    if not later:
+        knows = "know" if len(asked_now) > 1 else "knows"
+        return f":mag: I've asked {people_list(asked_now)}, who {knows} your topics."
+    by_when: dict[str, list[str]] = {}
+    for user_id, when in later:
+        by_when.setdefault(when, []).append(user_id)
+    clauses: list[str] = []
+    for when, users in by_when.items():
+        verb = "" if clauses else (" start their day" if len(users) > 1 else " starts their day")
+        clauses.append(f"{people_list(users)}{verb} {when}")
+    waiting = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
+    then = "I'll ask them then" if len(by_when) == 1 else "I'll ask each of them then"
+    if asked_now:
+        return f":mag: I've asked {people_list(asked_now)} now. {waiting}. {then}."
+    return f":crescent_moon: Nobody is pinged yet: {waiting}. {then}."
+
+
+NO_TAGS_NOTE = (
+    ":mag: Your question has no tags, so I can't tell who knows about it and haven't asked anyone. People in "
+    "the channel can still answer in its thread; next time, a tag or two like `#postgres` brings it to them."
+)
+NOBODY_ASKED_NOTE = ":mag: I looked for people who know your topics, and nobody could be asked so far."

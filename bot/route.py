@@ -32,7 +32,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from slack_sdk import WebClient
@@ -749,14 +749,22 @@ class StepOutcome:
     gaps: list[str] = field(default_factory=list)  # round 1: the tags nobody knows (said to the asker)
     bumped: bool = False
     dms_sent: int = 0  # DMs that went out with this step (those due now)
+    note: str | None = None  # round 1: what the asker was (or is to be) told about it
 
 
 def route_round(
-    slack: Slack, services: Services, question_id: int, from_level: int, due_by: datetime | None = None
+    slack: Slack,
+    services: Services,
+    question_id: int,
+    from_level: int,
+    due_by: datetime | None = None,
+    *,
+    tell_asker: bool = True,
 ) -> StepOutcome | None:
     """Round 1 (from level 0) or round 2 (from level 1): plan, claim the step and record the DMs in one
-    transaction, send those due now, and (round 1) tell the asker about topics nobody knows. `due_by`:
-    see claim_step (None: now, whatever the schedule said, e.g. "Still need help")."""
+    transaction, send those due now, and (round 1) tell the asker what happens (routing_note; with
+    `tell_asker` False the caller shows the outcome's note). `due_by`: see claim_step (None: now, whatever
+    the schedule said, e.g. "Still need help")."""
     now = services.clock.now()
     with services.store.session() as session:
         facts = load_question(session, question_id)
@@ -785,23 +793,72 @@ def route_round(
                 )
     logger.info("question %s: round %s planned DMs for %s", question_id, round_number, ", ".join(asked) or "nobody")
     sent = send_due_dms(lambda _team: slack, services, now, question_id=question_id)
-    if round_number == 1:
-        hours = int(period.total_seconds() // 3600)
+    if round_number != 1:
+        return StepOutcome(question_id, round_number, asked, dms_sent=sent)
+    note = routing_note(slack, services, facts, now, plan, period)
+    if tell_asker and note:
+        tell(slack, channel_id=facts.channel_id, user_id=facts.asker_id, message=blocks.ephemeral(note))
+    return StepOutcome(question_id, round_number, asked, plan.gaps, dms_sent=sent, note=note)
+
+
+def routing_note(
+    slack: Slack,
+    services: Services,
+    facts: QuestionFacts,
+    now: datetime,
+    plan: RoutingPlan | None = None,
+    period: timedelta | None = None,
+) -> str | None:
+    """What the asker is told about the routing of their question: who was asked, who will be and roughly
+    when (read from the DMs recorded, so it is what really happens; days in the asker's own time zone) and,
+    right after planning (`plan`), the topics nobody can be asked about. None: nothing to say."""
+    with services.store.session() as session:
+        requests = session.execute(
+            select(RouteRequest.expert_id, RouteRequest.status, RouteRequest.sent_at, RouteRequest.send_at)
+            .where(RouteRequest.question_id == facts.id)
+            .order_by(RouteRequest.id)
+        ).all()
+    waiting = [(user_id, at) for user_id, status, _, at in requests if status == ROUTE_SCHEDULED and at > now]
+    asked = [  # a DM went out (whatever they answered since), or is going out now
+        user_id
+        for user_id, status, sent_at, at in requests
+        if sent_at is not None or (status == ROUTE_SCHEDULED and at <= now)
+    ]
+    zone = asker_zone(slack, services, facts, now) if waiting else UTC
+    parts = [
+        blocks.routing_plan_text(asked, [(user_id, blocks.roughly_when(now, at, zone)) for user_id, at in waiting])
+    ]
+    if plan is not None:
+        if not facts.tags:
+            parts.append(blocks.NO_TAGS_NOTE)
         if plan.gaps:
-            tell(
-                slack,
-                channel_id=facts.channel_id,
-                user_id=facts.asker_id,
-                message=blocks.ephemeral(blocks.knowledge_gap_text(plan.gaps)),
-            )
+            parts.append(blocks.knowledge_gap_text(plan.gaps))
         if plan.unavailable:
-            tell(
-                slack,
-                channel_id=facts.channel_id,
-                user_id=facts.asker_id,
-                message=blocks.ephemeral(blocks.experts_busy_text(plan.unavailable, hours, facts.channel_private)),
-            )
-    return StepOutcome(question_id, round_number, asked, plan.gaps if round_number == 1 else [], dms_sent=sent)
+            hours = int((period or timedelta()).total_seconds() // 3600)
+            parts.append(blocks.experts_busy_text(plan.unavailable, hours, facts.channel_private))
+    return "\n\n".join(part for part in parts if part) or None
+
+
+def asker_zone(slack: Slack, services: Services, facts: QuestionFacts, now: datetime) -> tzinfo:
+    """The asker's time zone, from what Slack said about them (asked again when that is stale); UTC unknown."""
+    with services.store.session() as session:
+        person = session.get(Person, (facts.team_id, facts.asker_id))
+        known = PersonFacts.of(person) if person is not None else None
+    if needs_profile(known, now, timedelta(hours=services.settings.profile_max_age_hours)):
+        known = refresh_profiles(slack, services, facts.team_id, [facts.asker_id]).get(facts.asker_id, known)
+    return resolve_timezone(known.tz if known else None)
+
+
+def still_need_help(slack: Slack, services: Services, question_id: int) -> str:
+    """The asker's "Still need help" after its click was stored: round 1 now unless it was taken already
+    (by the tick, or a double click), and what to tell the asker either way."""
+    step = route_round(slack, services, question_id, LEVEL_NEW, tell_asker=False)
+    if step is not None:
+        return step.note or blocks.NOBODY_ASKED_NOTE
+    with services.store.session() as session:
+        facts = load_question(session, question_id)
+    note = routing_note(slack, services, facts, services.clock.now()) if facts is not None else None
+    return note or blocks.NOBODY_ASKED_NOTE
 
 
 def route_now(slack: Slack, services: Services, question_id: int) -> StepOutcome | None:

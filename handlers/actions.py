@@ -51,9 +51,7 @@ RESOLVE_NOTES = {
     route.NOT_ASKER: "Only the person who asked can resolve the question.",
     route.CLOSED: "That question is resolved already, or gone.",
 }
-HELP_NOTES = {
-    route.ROUTING: ":mag: OK, I'm asking people who know your topics now.",
-    route.ALREADY: ":mag: People who know your topics have been asked already.",
+HELP_NOTES = {  # after ROUTING or ALREADY the asker hears what routing did (route.still_need_help)
     route.NOT_ASKER: "Only the person who asked can ask for more help.",
     route.CLOSED: "That question is resolved already, or gone.",
 }
@@ -183,10 +181,11 @@ def register(app: App, services: Services) -> None:
             note = context.get(FAILED) or HELP_NOTES[route.CLOSED]
             show(body, client, respond, context, note, usual=False, replace=False)
             return
-        note, usual = HELP_NOTES[outcome.result], outcome.result in USUAL
-        show(body, client, respond, context, note, usual=usual, replace=True)
-        if outcome.result == route.ROUTING:
-            route.route_now(route.Slack(client), services, outcome.question_id)
+        if outcome.result in (route.ROUTING, route.ALREADY):
+            note = route.still_need_help(route.Slack(client), services, outcome.question_id)
+        else:
+            note = HELP_NOTES[outcome.result]
+        show(body, client, respond, context, note, usual=outcome.result in USUAL, replace=True)
 
     app.action(blocks.ACTION_TAKE_QUESTION)(ack=stored(take), lazy=[after_take])
     app.action(blocks.ACTION_DECLINE_QUESTION)(ack=stored(decline), lazy=[after_decline])

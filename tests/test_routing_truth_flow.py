@@ -1,0 +1,200 @@
+"""What routing tells people is what happens (issue 18 items 6-8), end to end on SQLite and PostgreSQL: the
+asker hears who is asked now and who later, and roughly when, in their own time zone; an asker who is the
+only go-to person for a topic is told so and no false knowledge gap is recorded; routed DMs follow their
+question when it is resolved and re-opened. Ana asks from London; Bruno (Berlin), Maya (New York) and Ken
+(Tokyo) know #postgres. Time is frozen and moved by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot import blocks
+from models.expert import ROUTE_SCHEDULED, ROUTE_SENT
+from tests.route_helpers import (
+    GENERAL,
+    add_people,
+    bot_maker,
+    buttons,
+    declare,
+    double_click,
+    plain,
+    question_of,
+    requests_of,
+    routing_dms,
+)
+
+LONDON, BERLIN, NEW_YORK, TOKYO = "Europe/London", "Europe/Berlin", "America/New_York", "Asia/Tokyo"
+MONDAY_NIGHT = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)  # 23:30 in London, 00:30 in Berlin, 18:30 in New York
+SATURDAY_NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+BERLIN_NINE_TUESDAY = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+NEW_YORK_NINE_TUESDAY = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
+STILL_NEED_HELP, ANSWERS_IT = blocks.ACTION_SIMILAR_STILL_NEED_HELP, blocks.ACTION_SIMILAR_ANSWERS_IT
+TAKE, DECLINE = blocks.ACTION_TAKE_QUESTION, blocks.ACTION_DECLINE_QUESTION
+ASKING_NOW = "asking people who know your topics now"
+
+
+@pytest.fixture
+def make_bot(fake_slack, database_url, slack_clock):
+    yield from bot_maker(fake_slack, database_url, slack_clock)
+
+
+@pytest.fixture
+def bot(make_bot):
+    bot = make_bot()
+    add_people(bot.world, U_ANA=LONDON, U_BRUNO=BERLIN, U_MAYA=NEW_YORK, U_KEN=TOKYO, U_NICO=TOKYO, U_OLD=LONDON)
+    return bot
+
+
+def told(world, user: str = "U_ANA") -> list[str]:
+    """The sections of everything the bot said to `user` but the routing DMs: ephemerals, and DMs."""
+    said = [*world.ephemerals(user), *(m.raw for m in world.messages(user) if "asked in" not in m.plain)]
+    return [block["text"]["text"] for e in said for block in e.get("blocks") or [] if block["type"] == "section"]
+
+
+def routing_notes(world, user: str = "U_ANA") -> list[str]:
+    return [text for text in told(world, user) if "pinged" in text or "I've asked" in text]
+
+
+def answered_earlier(bot, text: str = "How do I vacuum a big table without locking it? #postgres") -> None:
+    """An earlier question Bruno answered and its asker accepted: it will be suggested to Ana first."""
+    world = bot.world
+    question = world.ask("U_OLD", text, GENERAL)
+    reply = world.reply("U_BRUNO", question, "Use pg_repack: it rebuilds the table online.")
+    world.react("U_OLD", "white_check_mark", GENERAL, reply)
+    world.settle()
+
+
+def suggestions(world, user: str = "U_ANA") -> list[dict]:
+    return [e for e in world.ephemerals(user) if any(a == STILL_NEED_HELP for a, _ in buttons(e))]
+
+
+# --- item 6: who is asked, and when ---------------------------------------------------------------------------
+
+
+def test_at_night_the_asker_hears_when_each_expert_starts_their_day(bot):
+    world = bot.world
+    declare(world, "U_BRUNO", "#postgres")
+    declare(world, "U_MAYA", "#postgres")
+    bot.clock.set(MONDAY_NIGHT)
+
+    question = world.ask("U_ANA", "Why does my index scan read the heap? #postgres", GENERAL)
+
+    requests = requests_of(bot.store, question_of(bot.store, question).id)
+    assert {u: (r.status, r.send_at) for u, r in requests.items()} == {
+        "U_BRUNO": (ROUTE_SCHEDULED, BERLIN_NINE_TUESDAY),
+        "U_MAYA": (ROUTE_SCHEDULED, NEW_YORK_NINE_TUESDAY),
+    }
+    [note] = routing_notes(world)
+    assert note == (
+        ":crescent_moon: Nobody is pinged yet: <@U_BRUNO> starts their day in about 9 hours and <@U_MAYA> "
+        "tomorrow afternoon. I'll ask each of them then."
+    )
+    assert all(ASKING_NOW not in text for text in told(world))
+    # Ana's day is told in her time zone: Slack was asked where she is, once.
+    assert len(world.fake.calls_to("users.info", user="U_ANA")) == 1
+
+    bot.tick(BERLIN_NINE_TUESDAY)
+    assert len(routing_dms(world, "U_BRUNO")) == 1 and routing_dms(world, "U_MAYA") == []
+    bot.tick(NEW_YORK_NINE_TUESDAY)
+    assert len(routing_dms(world, "U_MAYA")) == 1
+    assert len(routing_notes(world)) == 1  # told once, when the plan was made
+
+
+def test_in_working_hours_the_asker_hears_who_was_asked(bot):
+    world = bot.world
+    for expert in ("U_BRUNO", "U_MAYA", "U_KEN"):
+        declare(world, expert, "#postgres")
+    bot.clock.set(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))  # 16:00 in Berlin, 10:00 in New York, 00:00 in Tokyo
+
+    question = world.ask("U_ANA", "Is VACUUM FULL ever a good idea? #postgres", GENERAL)
+
+    assert routing_notes(world) == [":mag: I've asked <@U_BRUNO> and <@U_MAYA>, who know your topics."]
+    requests = requests_of(bot.store, question_of(bot.store, question).id)
+    assert {u: r.status for u, r in requests.items()} == {"U_BRUNO": ROUTE_SENT, "U_MAYA": ROUTE_SENT}
+    assert routing_dms(world, "U_KEN") == []  # two are asked; the two awake come first
+    assert world.fake.calls_to("users.info", user="U_ANA") == []  # nothing waits: her time zone is not needed
+
+
+def test_the_asker_hears_who_was_asked_now_and_who_later(bot):
+    world = bot.world
+    declare(world, "U_BRUNO", "#postgres")
+    declare(world, "U_KEN", "#postgres")
+    bot.clock.set(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))
+
+    world.ask("U_ANA", "How do I read EXPLAIN ANALYZE? #postgres", GENERAL)
+
+    assert routing_notes(world) == [
+        ":mag: I've asked <@U_BRUNO> now. <@U_KEN> starts their day in about 9 hours. I'll ask them then."
+    ]
+    assert len(routing_dms(world, "U_BRUNO")) == 1 and routing_dms(world, "U_KEN") == []
+
+
+def test_on_a_saturday_after_the_grace_period_the_asker_hears_monday_in_their_terms(bot):
+    world = bot.world
+    bot.clock.set(SATURDAY_NOON - timedelta(hours=1))
+    answered_earlier(bot)  # Bruno answered it: he knows #postgres
+    declare(world, "U_MAYA", "#postgres")
+    bot.clock.set(SATURDAY_NOON)
+
+    world.ask("U_ANA", "Vacuuming our big table locks it, what can I do? #postgres", GENERAL)
+    [shown] = suggestions(world)
+    assert "I'll tell you who I ask, and when" in plain(shown)
+    assert routing_notes(world) == []
+
+    bot.tick(SATURDAY_NOON + timedelta(minutes=10))  # the grace period is over, nothing was clicked
+
+    [note] = routing_notes(world)
+    assert note == (
+        ":crescent_moon: Nobody is pinged yet: <@U_BRUNO> starts their day on Monday morning and <@U_MAYA> "
+        "on Monday afternoon. I'll ask each of them then."
+    )
+    assert routing_dms(world, "U_BRUNO") == [] and routing_dms(world, "U_MAYA") == []
+
+
+def test_still_need_help_at_night_says_who_will_be_asked_in_the_askers_own_time_zone(bot):
+    world = bot.world
+    bot.clock.set(MONDAY_NIGHT - timedelta(hours=1))
+    answered_earlier(bot)
+    declare(world, "U_MAYA", "#postgres")
+    bot.clock.set(MONDAY_NIGHT)  # 08:30 on Tuesday in Tokyo, where Nico asks from
+    question = world.ask("U_NICO", "Vacuuming our big table locks it, any idea? #postgres", GENERAL)
+    stored = question_of(bot.store, question)
+    assert len(suggestions(world, "U_NICO")) == 1
+
+    double_click(world, "U_NICO", STILL_NEED_HELP, str(stored.id))
+
+    expected = (
+        ":crescent_moon: Nobody is pinged yet: <@U_BRUNO> starts their day in about 9 hours and <@U_MAYA> "
+        "tonight. I'll ask each of them then."
+    )
+    notes = routing_notes(world, "U_NICO")
+    assert notes and set(notes) == {expected}, notes  # the second click says what the first one did
+    assert all(ASKING_NOW not in text for text in told(world, "U_NICO"))
+    assert suggestions(world, "U_NICO") == []  # the note took the suggestions' place
+    assert expected in plain(world.ephemerals("U_NICO")[-1])
+    assert {r.status for r in requests_of(bot.store, stored.id).values()} == {ROUTE_SCHEDULED}
+
+
+def test_still_need_help_when_nobody_can_be_asked_says_so(bot):
+    world = bot.world
+    answered_earlier(bot)
+    declare(world, "U_BRUNO", "pause 7d")
+    question = world.ask("U_ANA", "Vacuuming our big table locks it, any idea? #postgres", GENERAL)
+
+    world.click("U_ANA", STILL_NEED_HELP, str(question_of(bot.store, question).id))
+    world.settle()
+
+    last = plain(world.ephemerals("U_ANA")[-1])
+    assert "I haven't pinged anyone yet" in last and "`#postgres`" in last and suggestions(world) == []
+    assert all(ASKING_NOW not in text and "I've asked" not in text for text in told(world))
+    assert requests_of(bot.store, question_of(bot.store, question).id) == {}
+
+
+def test_a_question_without_tags_says_nobody_was_asked(bot):
+    world = bot.world
+    declare(world, "U_BRUNO", "#postgres")
+    world.ask("U_ANA", "Where do we keep the staging credentials?", GENERAL)
+    assert blocks.NO_TAGS_NOTE in told(world)
+    assert routing_dms(world, "U_BRUNO") == []
