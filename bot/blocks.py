@@ -428,6 +428,25 @@ def knowledge_gap_text(tags: list[str] | tuple[str, ...]) -> str:
     )
 
 
+def asker_alone_text(tags: list[str] | tuple[str, ...]) -> str:
+    """What the asker hears when they are the only one who declared (or answered on) a topic of their question."""
+    first = tags[0] if tags else "topic"
+    return (
+        f":seedling: You're the only go-to person for {format_tags(tags)} so far, so there's nobody else I can ask. "
+        f"Once you've worked it out, `/teach #{first} <what you found>` shares it with the next person who "
+        f"wonders; and if a colleague knows it too, ask them to run `/teach #{first}`."
+    )
+
+
+def asker_alone_here_text(tags: list[str] | tuple[str, ...], retry_hours: int) -> str:
+    """What the asker hears in a private channel when the others who know a topic are not members of it."""
+    return (
+        f":lock: You're the only go-to person for {format_tags(tags)} in this private channel: the others who "
+        "know it aren't members, so they can't see your question and I haven't asked them. Invite one of them, "
+        f"and I'll ask them when I look again in {retry_hours} h if nobody has answered by then."
+    )
+
+
 def experts_busy_text(tags: list[str] | tuple[str, ...], retry_hours: int, private_channel: bool = False) -> str:
     """What the asker hears when the topic's people are paused, away, at their daily limit (or, for a private
     channel, not in it)."""

@@ -569,7 +569,10 @@ def escalation_period(settings: Settings, workspace_hours: int | None) -> timede
 class RoutingPlan:
     dms: list[PlannedDM]
     reasons: dict[str, str]  # user -> why they were picked (the ranker's reason, shown in the DM)
-    gaps: list[str] = field(default_factory=list)  # tags nobody (but the asker) declared or answered on
+    gaps: list[str] = field(default_factory=list)  # tags nobody declared or answered on: knowledge gaps
+    asker_alone: list[str] = field(default_factory=list)  # tags only the asker declared or answered on
+    # A private channel's tags that others know, but the asker is the only one of them who is a member.
+    asker_alone_here: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)  # tags whose people exist but none could be DMed
 
 
@@ -585,10 +588,13 @@ def plan_question(
     with services.store.session() as session:
         evidence = load_evidence(session, facts.team_id, tags, facts.text, now, excluded)
         load = load_dm_load(session, facts.team_id, sorted(evidence.user_ids), now)
-    members = None
+    members = None  # a private channel's members (None: Slack wouldn't say, and then nobody is DMed)
     if facts.channel_private and evidence.user_ids:
-        # Only people who can read a private channel may see its question (and its link).
-        members = channel_members(slack, facts.channel_id) or set()
+        members = channel_members(slack, facts.channel_id)
+
+    def may_see(user_id: str) -> bool:  # only people who can read a private channel see its question (its link)
+        return not facts.channel_private or (members is not None and user_id in members)
+
     people = dict(evidence.people)
     max_age = timedelta(hours=settings.profile_max_age_hours)
     asked_slack: set[str] = set()
@@ -598,7 +604,7 @@ def plan_question(
         candidates = []
         for user_id in sorted(evidence.user_ids):
             person = people.get(user_id)
-            if user_id in excluded or (members is not None and user_id not in members):
+            if user_id in excluded or not may_see(user_id):
                 continue
             if person is not None and person.notify_mode == NOTIFY_OFF:
                 continue
@@ -647,9 +653,20 @@ def plan_question(
         person = people.get(user_id)
         return user_id not in (facts.asker_id, FORGOTTEN_USER_ID) and not (person and (person.deleted or person.is_bot))
 
-    gaps = [tag for tag in tags if not any(knows(u) for u in evidence.coverage.get(tag, ()))]
-    unavailable = [tag for tag in tags if tag not in gaps] if not planned else []
-    return RoutingPlan(planned, {dm.user_id: reasons.get(dm.user_id, "") for dm in planned}, gaps, unavailable)
+    others = {tag: {u for u in evidence.coverage.get(tag, ()) if knows(u)} for tag in tags}
+    asker_knows = {tag for tag in tags if facts.asker_id in evidence.coverage.get(tag, ())}
+    gaps = [tag for tag in tags if not others[tag] and tag not in asker_knows]
+    alone = [tag for tag in tags if not others[tag] and tag in asker_knows]
+    alone_here = [
+        tag
+        for tag in tags
+        if tag in asker_knows and others[tag] and members is not None and not any(may_see(u) for u in others[tag])
+    ]
+    said = {*gaps, *alone, *alone_here}
+    unavailable = [tag for tag in tags if tag not in said] if not planned else []
+    return RoutingPlan(
+        planned, {dm.user_id: reasons.get(dm.user_id, "") for dm in planned}, gaps, alone, alone_here, unavailable
+    )
 
 
 def _as_preferred(dm: PlannedDM, person: PersonFacts | None, settings: Settings, now: datetime) -> PlannedDM:
@@ -831,10 +848,14 @@ def routing_note(
     if plan is not None:
         if not facts.tags:
             parts.append(blocks.NO_TAGS_NOTE)
+        hours = int((period or timedelta()).total_seconds() // 3600)
         if plan.gaps:
             parts.append(blocks.knowledge_gap_text(plan.gaps))
+        if plan.asker_alone:
+            parts.append(blocks.asker_alone_text(plan.asker_alone))
+        if plan.asker_alone_here:
+            parts.append(blocks.asker_alone_here_text(plan.asker_alone_here, hours))
         if plan.unavailable:
-            hours = int((period or timedelta()).total_seconds() // 3600)
             parts.append(blocks.experts_busy_text(plan.unavailable, hours, facts.channel_private))
     return "\n\n".join(part for part in parts if part) or None
 

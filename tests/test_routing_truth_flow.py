@@ -14,11 +14,13 @@ from bot import blocks
 from models.expert import ROUTE_SCHEDULED, ROUTE_SENT
 from tests.route_helpers import (
     GENERAL,
+    SECRET,
     add_people,
     bot_maker,
     buttons,
     declare,
     double_click,
+    gaps_of,
     plain,
     question_of,
     requests_of,
@@ -48,9 +50,10 @@ def bot(make_bot):
 
 
 def told(world, user: str = "U_ANA") -> list[str]:
-    """The sections of everything the bot said to `user` but the routing DMs: ephemerals, and DMs."""
+    """The paragraphs of everything the bot said to `user` but the routing DMs: ephemerals, and DMs."""
     said = [*world.ephemerals(user), *(m.raw for m in world.messages(user) if "asked in" not in m.plain)]
-    return [block["text"]["text"] for e in said for block in e.get("blocks") or [] if block["type"] == "section"]
+    sections = [block["text"]["text"] for e in said for block in e.get("blocks") or [] if block["type"] == "section"]
+    return [paragraph for text in sections for paragraph in text.split("\n\n")]
 
 
 def routing_notes(world, user: str = "U_ANA") -> list[str]:
@@ -198,3 +201,51 @@ def test_a_question_without_tags_says_nobody_was_asked(bot):
     world.ask("U_ANA", "Where do we keep the staging credentials?", GENERAL)
     assert blocks.NO_TAGS_NOTE in told(world)
     assert routing_dms(world, "U_BRUNO") == []
+
+
+# --- item 7: the asker is the only one who knows a topic -----------------------------------------------------
+
+
+def test_the_only_go_to_person_for_a_topic_is_told_so_and_no_gap_is_recorded(bot):
+    world = bot.world
+    declare(world, "U_ANA", "#git")
+    declare(world, "U_BRUNO", "#postgres")
+
+    question = world.ask("U_ANA", "How do I split a commit in two during a rebase? #git #postgres", GENERAL)
+
+    stored = question_of(bot.store, question)
+    assert gaps_of(bot.store, stored.id) == []
+    [alone] = [text for text in told(world) if "only go-to person" in text]
+    assert alone.startswith(":seedling: You're the only go-to person for `#git` so far")
+    assert "`/teach #git <what you found>`" in alone and "`/teach #git`" in alone and "#postgres" not in alone
+    assert all("Nobody has declared" not in text for text in told(world))
+    assert list(requests_of(bot.store, stored.id)) == ["U_BRUNO"]  # the other topic is still routed
+    assert ":mag: I've asked <@U_BRUNO>, who knows your topics." in told(world)
+
+    # A topic nobody at all knows is still a gap, said as before.
+    other = world.ask("U_ANA", "Who knows about Haskell lenses? #haskell", GENERAL)
+    assert gaps_of(bot.store, question_of(bot.store, other).id) == ["haskell"]
+    assert len([text for text in told(world) if "Nobody has declared `#haskell` yet" in text]) == 1
+
+
+def test_in_a_private_channel_the_only_member_who_knows_a_topic_is_told_why_nobody_is_asked(bot):
+    world = bot.world
+    add_people(world, channel=SECRET, private=True, U_ANA=LONDON, U_NICO=TOKYO)
+    declare(world, "U_ANA", "#git")
+    declare(world, "U_BRUNO", "#git")  # knows it too, but is not in the private channel
+
+    question = world.ask("U_ANA", "Can I rewrite our release branch history? #git", SECRET)
+
+    stored = question_of(bot.store, question)
+    assert gaps_of(bot.store, stored.id) == [] and requests_of(bot.store, stored.id) == {}
+    [note] = [text for text in told(world) if "#git" in text]
+    assert note.startswith(":lock: You're the only go-to person for `#git` in this private channel")
+    assert "aren't members" in note and "look again in 4 h" in note
+    assert "<@U_BRUNO>" not in note and routing_dms(world, "U_BRUNO") == []
+    assert all("paused" not in text for text in told(world))
+
+    # Nico asks about a topic only Bruno knows: for him, its people are not in this channel (as said before).
+    declare(world, "U_BRUNO", "#docker")
+    world.ask("U_NICO", "Who can help me with docker layers? #docker", SECRET)
+    [busy] = [text for text in told(world, "U_NICO") if "#docker" in text]
+    assert "The go-to people for `#docker` are paused, not in this channel" in busy
