@@ -121,13 +121,8 @@ def question_message(
     `answer_link`)."""
     body = escape_mrkdwn(text)
     blocks: list[Block] = []
-    if resolved_by:
-        link = f" · <{answer_link}|see the accepted answer>" if answer_link else ""
-        blocks.append(section(f":white_check_mark: *Resolved* — answer by {mention(resolved_by)}{link}"))
-    elif answered_earlier:
-        what = "a lesson" if answered_earlier == "lesson" else "an earlier question"
-        link = f" · <{answer_link}|see it>" if answer_link else ""
-        blocks.append(section(f":white_check_mark: *Resolved* — answered by {what}{link}"))
+    if resolution := resolution_text(resolved_by, answer_link, answered_earlier):
+        blocks.append(section(resolution))
     blocks += [
         section(f":raising_hand: *{mention(asker_id)} asks:*\n{body}"),
         context(
@@ -137,6 +132,19 @@ def question_message(
     ]
     status = "Resolved question" if resolved_by or answered_earlier else "Question"
     return Message(text=truncate(f"{status} from {mention(asker_id)}: {body}", FALLBACK_LIMIT), blocks=blocks)
+
+
+def resolution_text(resolved_by: str | None, answer_link: str | None, answered_earlier: str | None) -> str | None:
+    """How a question was resolved, as its channel message and its routing DMs say it: an accepted answer (by
+    `resolved_by`), or an earlier question or lesson (`answered_earlier`); `answer_link` leads to it."""
+    if resolved_by:
+        link = f" · <{answer_link}|see the accepted answer>" if answer_link else ""
+        return f":white_check_mark: *Resolved* — answer by {mention(resolved_by)}{link}"
+    if answered_earlier:
+        what = "a lesson" if answered_earlier == "lesson" else "an earlier question"
+        link = f" · <{answer_link}|see it>" if answer_link else ""
+        return f":white_check_mark: *Resolved* — answered by {what}{link}"
+    return None
 
 
 # --- ephemeral help and errors -----------------------------------------------------------------
@@ -309,6 +317,7 @@ class RoutedQuestion:
     reason: str = ""  # why this expert was picked (bot.routing's reason)
     link: str | None = None  # chat.getPermalink of the question
     state: str = ROUTE_OPEN  # ROUTE_OPEN, or one of the *_NOTE texts once they answered or it closed
+    resolution: str | None = None  # resolution_text once the question is resolved: it replaces the state
 
 
 def _routed_blocks(item: RoutedQuestion) -> list[Block]:
@@ -321,8 +330,11 @@ def _routed_blocks(item: RoutedQuestion) -> list[Block]:
     if notes:
         content.append(context(*notes))
     if item.link:
-        content.append(section(f"<{item.link}|Open the question> and answer in its thread."))
-    if item.state == ROUTE_OPEN:
+        after = "" if item.resolution else " and answer in its thread"
+        content.append(section(f"<{item.link}|Open the question>{after}."))
+    if item.resolution:
+        content.append(section(item.resolution))
+    elif item.state == ROUTE_OPEN:
         content.append(
             actions(
                 button("I'll take it", ACTION_TAKE_QUESTION, str(item.question_id), style="primary"),

@@ -260,29 +260,23 @@ def _fetch_lesson(session: Session, team_id: str, channel_id: str, ts: str) -> L
 
 @dataclass(frozen=True)
 class QuestionView:
-    """What the channel message of a question shows, loaded in one go."""
+    """What the channel message of a question shows, loaded in one go (how it was resolved: route.load_resolved)."""
 
     channel_id: str
     message_ts: str
     asker_id: str
     text: str
     tags: list[str]
-    resolved_by: str | None
-    accepted_answer_ts: str | None
 
 
 def question_view(session: Session, question_id: int) -> QuestionView | None:
     question = session.get(Question, question_id)
     if question is None or question.message_ts is None:
         return None
-    accepted = session.get(Answer, question.accepted_answer_id) if question.accepted_answer_id else None
-    resolved = question.status == STATUS_RESOLVED and accepted is not None
     return QuestionView(
         channel_id=question.channel_id,
         message_ts=question.message_ts,
         asker_id=question.asker_id,
         text=question.text,
         tags=question.tag_names,
-        resolved_by=accepted.user_id if resolved and accepted else None,
-        accepted_answer_ts=accepted.ts if resolved and accepted else None,
     )

@@ -31,7 +31,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -1106,7 +1106,11 @@ def _undeliverable(services: Services, team_id: str, expert_id: str, request_ids
 
 
 def routed_item(
-    facts: QuestionFacts, reason: str | None, link: str | None, state: str = blocks.ROUTE_OPEN
+    facts: QuestionFacts,
+    reason: str | None,
+    link: str | None,
+    state: str = blocks.ROUTE_OPEN,
+    resolved: Resolved | None = None,
 ) -> blocks.RoutedQuestion:
     return blocks.RoutedQuestion(
         question_id=facts.id,
@@ -1117,12 +1121,67 @@ def routed_item(
         reason=reason or "",
         link=link,
         state=state,
+        resolution=resolved.text() if resolved is not None else None,
+    )
+
+
+# --- keeping the DMs in line with their questions ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """How a resolved question was resolved, as its channel message and its routing DMs show it: an accepted
+    answer (by `resolved_by`) or an earlier question or lesson (`answered_earlier`), at `message_ts`."""
+
+    resolved_by: str | None
+    answered_earlier: str | None
+    channel_id: str
+    message_ts: str | None
+    link: str | None = None  # chat.getPermalink of that answer, question or lesson (with_link)
+
+    def text(self) -> str | None:
+        return blocks.resolution_text(self.resolved_by, self.link, self.answered_earlier)
+
+    def with_link(self, slack: Slack) -> Resolved:
+        return replace(self, link=permalink(slack, self.channel_id, self.message_ts))
+
+
+def load_resolved(session: Session, question_id: int) -> Resolved | None:
+    """How the question was resolved; None while it is open (or gone)."""
+    question = session.get(Question, question_id)
+    if question is None or question.status != STATUS_RESOLVED:
+        return None
+    answer = session.get(Answer, question.accepted_answer_id) if question.accepted_answer_id else None
+    if answer is not None:
+        return Resolved(answer.user_id, None, answer.channel_id, answer.ts)
+    earlier = earlier_answer(session, question_id)
+    return Resolved(None, earlier[0], earlier[1], earlier[2]) if earlier is not None else None
+
+
+def redraw_routed_dms(
+    slack: Slack, services: Services, question_id: int, resolutions: dict[int, Resolved | None] | None = None
+) -> int:
+    """After a question was resolved or re-opened: every routing DM sent about it (and only those) redrawn
+    once, to say how it was resolved, or to show its buttons (or the expert's own answer) again. `resolutions`:
+    what the caller knows already (with links), so nothing is asked of Slack twice. Returns the DMs updated."""
+    with services.store.session() as session:
+        sent = session.execute(
+            select(RouteRequest.expert_id, RouteRequest.dm_channel, RouteRequest.dm_ts)
+            .where(RouteRequest.question_id == question_id, RouteRequest.dm_ts.is_not(None))
+            .order_by(RouteRequest.id)
+        ).all()
+    known = dict(resolutions or {})
+    links: dict[int, str | None] = {}
+    return sum(
+        _redraw_dm(slack, services, expert_id, dm_channel, dm_ts, known, links)
+        for expert_id, dm_channel, dm_ts in sent
+        if dm_channel and dm_ts
     )
 
 
 def redraw_dm(slack: Slack, services: Services, team_id: str, expert_id: str, question_id: int) -> None:
     """Bring the expert's DM about this question (a single one, or their daily summary) in line with the
-    database: the buttons give way to "you're on it", "I'll ask someone else" or "resolved meanwhile"."""
+    database: the buttons give way to "you're on it", "I'll ask someone else" or how it was resolved."""
     with services.store.session() as session:
         request = session.scalar(
             select(RouteRequest).where(RouteRequest.question_id == question_id, RouteRequest.expert_id == expert_id)
@@ -1130,6 +1189,21 @@ def redraw_dm(slack: Slack, services: Services, team_id: str, expert_id: str, qu
         if request is None or request.team_id != team_id or not request.dm_channel or not request.dm_ts:
             return
         dm_channel, dm_ts = request.dm_channel, request.dm_ts
+    _redraw_dm(slack, services, expert_id, dm_channel, dm_ts, {}, {})
+
+
+def _redraw_dm(
+    slack: Slack,
+    services: Services,
+    expert_id: str,
+    dm_channel: str,
+    dm_ts: str,
+    resolutions: dict[int, Resolved | None],
+    links: dict[int, str | None],
+) -> bool:
+    """One DM (chat.update) redrawn from the database; `resolutions` and `links` (question permalinks) are
+    filled as they are learned, for the next DM."""
+    with services.store.session() as session:
         pairs = session.execute(
             select(RouteRequest, Question)
             .join(Question, Question.id == RouteRequest.question_id)
@@ -1143,16 +1217,24 @@ def redraw_dm(slack: Slack, services: Services, team_id: str, expert_id: str, qu
         found = [
             (QuestionFacts.of(question), request.reason, _dm_state(request, question)) for request, question in pairs
         ]
-    items = [
-        routed_item(facts, reason, permalink(slack, facts.channel_id, facts.message_ts), state)
-        for facts, reason, state in found
-    ]
+        unknown = {facts.id for facts, _, _ in found if facts.status == STATUS_RESOLVED} - resolutions.keys()
+        loaded = {question_id: load_resolved(session, question_id) for question_id in sorted(unknown)}
+    for question_id, resolved in loaded.items():
+        resolutions[question_id] = resolved.with_link(slack) if resolved is not None else None
+    items = []
+    for facts, reason, state in found:
+        if facts.id not in links:
+            links[facts.id] = permalink(slack, facts.channel_id, facts.message_ts)
+        resolved = resolutions.get(facts.id) if facts.status == STATUS_RESOLVED else None
+        items.append(routed_item(facts, reason, links[facts.id], state, resolved))
     if not items:
-        return
+        return False
     try:
         slack.client.chat_update(channel=dm_channel, ts=dm_ts, **blocks.route_dm(items).as_kwargs(), **slack.auth)
+        return True
     except SlackApiError as exc:
         logger.warning("could not update the routing DM %s to %s: %s", dm_ts, expert_id, error_code(exc))
+        return False
 
 
 def _dm_state(request: RouteRequest, question: Question) -> str:

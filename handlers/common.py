@@ -98,33 +98,35 @@ def publish_question(client: WebClient, services: Services, question_id: int, no
 
 
 def redraw_question(client: WebClient, services: Services, question_id: int) -> None:
-    """Bring the question's channel message in line with the database (resolved or open again)."""
+    """Bring the question's channel message, and every routing DM sent about it, in line with the database
+    (resolved or open again)."""
     try:
         with services.store.session() as session:
             view = question_view(session, question_id)
-            earlier = route.earlier_answer(session, question_id)  # resolved with "This answers it"
+            resolved = route.load_resolved(session, question_id)
     except SQLAlchemyError:
         logger.exception("could not load question %s to redraw it", question_id)
         return
     if view is None:
         return
-    link = None
+    slack = route.Slack(client)
+    resolved = resolved.with_link(slack) if resolved is not None else None
+    message = blocks.question_message(
+        asker_id=view.asker_id,
+        text=view.text,
+        tags=view.tags,
+        resolved_by=resolved.resolved_by if resolved else None,
+        answer_link=resolved.link if resolved else None,
+        answered_earlier=resolved.answered_earlier if resolved else None,
+    )
     try:
-        if view.accepted_answer_ts:
-            link = client.chat_getPermalink(channel=view.channel_id, message_ts=view.accepted_answer_ts)["permalink"]
-        elif earlier is not None and earlier[2]:
-            link = client.chat_getPermalink(channel=earlier[1], message_ts=earlier[2])["permalink"]
-        message = blocks.question_message(
-            asker_id=view.asker_id,
-            text=view.text,
-            tags=view.tags,
-            resolved_by=view.resolved_by,
-            answer_link=link,
-            answered_earlier=earlier[0] if earlier is not None else None,
-        )
         client.chat_update(channel=view.channel_id, ts=view.message_ts, **message.as_kwargs())
     except SlackApiError as exc:
         logger.warning("could not update question %s in %s: %s", question_id, view.channel_id, error_code(exc))
+    try:
+        route.redraw_routed_dms(slack, services, question_id, {question_id: resolved})
+    except SQLAlchemyError:
+        logger.exception("could not load the routing DMs of question %s to redraw them", question_id)
 
 
 # --- Slack refused our token ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import Message as EmailMessage
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from models.expert import KnowledgeGap, RouteRequest
 from models.question import Question
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.fixtures import SIGNING_SECRET
+from tests.slack.signing import Response
 from tests.slack.workspace import BOT_USER_ID
 from tests.slack.world import Message, SlackWorld
 
@@ -197,3 +199,27 @@ def double_click(world: SlackWorld, user: str, action_id: str, value: str, **whe
     second = deliver(sent[0])
     assert first.status == second.status == 200, (first, second)
     world.settle()
+
+
+def click_later(world: SlackWorld, user: str, action_id: str, value: str, **where: Any) -> Callable[[], Response]:
+    """`user` clicks on what their screen shows now, and the click reaches PeerLearn only when the returned
+    function is called (a screen not redrawn yet, a slow network): the click of an outdated message."""
+    held: list[Any] = []
+    deliver = world.sender.interactivity
+
+    def hold(payload: Any, **options: Any) -> Response:
+        held.append(payload)
+        return Response(200, EmailMessage(), "")
+
+    world.sender.interactivity = hold  # type: ignore[method-assign]
+    try:
+        world.click(user, action_id, value, **where)
+    finally:
+        world.sender.interactivity = deliver  # type: ignore[method-assign]
+
+    def send() -> Response:
+        response = deliver(held[0])
+        world.settle()
+        return response
+
+    return send

@@ -19,6 +19,8 @@ from tests.route_helpers import (
     GENERAL,
     add_people,
     bot_maker,
+    buttons,
+    click_later,
     declare,
     question_of,
     requests_of,
@@ -112,6 +114,8 @@ def test_an_accept_cancels_the_dms_still_waiting_to_be_sent(make_bot):
     stored = question_of(bot.store, question)
     assert requests_of(bot.store, stored.id)["U_ASLEEP"].status == ROUTE_SCHEDULED
 
+    [dm] = routing_dms(world, "U_AWAKE")
+    take_on_an_old_screen = click_later(world, "U_AWAKE", route.blocks.ACTION_TAKE_QUESTION, str(stored.id))
     answer = world.reply("U_AWAKE", question, "Heap-only tuple: an update that needs no index change.")
     world.react("U_ASKER", "white_check_mark", GENERAL, answer)
     world.settle()
@@ -119,11 +123,10 @@ def test_an_accept_cancels_the_dms_still_waiting_to_be_sent(make_bot):
     assert requests_of(bot.store, stored.id)["U_ASLEEP"].status == ROUTE_CANCELLED
     assert bot.tick(TOKYO_NINE_TUESDAY).dms_sent == 0
     assert routing_dms(world, "U_ASLEEP") == []
-    [dm] = routing_dms(world, "U_AWAKE")
-    world.click("U_AWAKE", route.blocks.ACTION_TAKE_QUESTION, str(stored.id), channel=dm.channel)
-    world.settle()  # too late to take it: the DM says so and nothing is recorded
+    take_on_an_old_screen()  # too late to take it: nothing is recorded and the DM says how it was resolved
     assert requests_of(bot.store, stored.id)["U_AWAKE"].status == ROUTE_SENT
-    assert route.blocks.ROUTE_CLOSED_NOTE in routing_dms(world, "U_AWAKE")[0].plain
+    [dm] = routing_dms(world, "U_AWAKE")
+    assert "*Resolved* — answer by <@U_AWAKE>" in dm.plain and buttons(dm) == []
 
 
 def test_escalation_survives_restarts(make_bot):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import blocks
-from models.expert import ROUTE_SCHEDULED, ROUTE_SENT
+from models.expert import NOTIFY_DAILY, ROUTE_SCHEDULED, ROUTE_SENT, ensure_person
 from tests.route_helpers import (
     GENERAL,
     SECRET,
@@ -26,6 +26,7 @@ from tests.route_helpers import (
     requests_of,
     routing_dms,
 )
+from tests.slack.fake_api import TEAM_ID
 
 LONDON, BERLIN, NEW_YORK, TOKYO = "Europe/London", "Europe/Berlin", "America/New_York", "Asia/Tokyo"
 MONDAY_NIGHT = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)  # 23:30 in London, 00:30 in Berlin, 18:30 in New York
@@ -249,3 +250,115 @@ def test_in_a_private_channel_the_only_member_who_knows_a_topic_is_told_why_nobo
     world.ask("U_NICO", "Who can help me with docker layers? #docker", SECRET)
     [busy] = [text for text in told(world, "U_NICO") if "#docker" in text]
     assert "The go-to people for `#docker` are paused, not in this channel" in busy
+
+
+# --- item 8: routed DMs follow their question -----------------------------------------------------------------
+
+
+def dm_updates(world, since: int, *messages) -> dict[str, int]:
+    """How many times each of these DMs was updated (chat.update) since `since`, by the DM's user."""
+    return {
+        m.channel: len(world.fake.calls_to("chat.update", since=since, channel=m.channel, ts=m.ts)) for m in messages
+    }
+
+
+def accept_event(answer_ts: str) -> dict:
+    return {
+        "type": "reaction_added",
+        "user": "U_ANA",
+        "reaction": "white_check_mark",
+        "item_user": "U_BRUNO",
+        "item": {"type": "message", "channel": GENERAL, "ts": answer_ts},
+    }
+
+
+def test_an_accepted_answer_turns_every_routed_dm_into_who_resolved_it_and_reopening_brings_them_back(make_bot):
+    bot = make_bot(route_top_n=3)
+    world = bot.world
+    add_people(world, U_ANA=LONDON, U_BRUNO=BERLIN, U_MAYA=NEW_YORK, U_KEN=TOKYO)
+    for expert in ("U_BRUNO", "U_MAYA", "U_KEN"):
+        declare(world, expert, "#postgres")
+    bot.clock.set(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))  # Ken, asleep in Tokyo, waits for his morning
+    question = world.ask("U_ANA", "How do I find what blocks my ALTER TABLE? #postgres", GENERAL)
+    stored = question_of(bot.store, question)
+    [bruno], [maya] = routing_dms(world, "U_BRUNO"), routing_dms(world, "U_MAYA")
+    world.click("U_BRUNO", TAKE, str(stored.id), channel=bruno.channel)
+    world.settle()
+    answer = world.reply("U_BRUNO", question, "Look at pg_locks joined with pg_stat_activity.")
+    world.settle()
+
+    since = world.fake.mark()
+    accepted = world.send_event(accept_event(answer))
+    world.fake.add_reaction(world.fake.message(GENERAL, answer), "white_check_mark", "U_ANA")
+    world.send_event(accept_event(answer), event_id=accepted.meta["event_id"], retry_num=1)  # Slack retries it
+    world.settle()
+
+    link = f"https://peerlearn-test.slack.com/archives/{GENERAL}/p{answer.replace('.', '')}?thread_ts={question.ts}"
+    resolved = f":white_check_mark: *Resolved* — answer by <@U_BRUNO> · <{link}&cid={GENERAL}|see the accepted answer>"
+    for user in ("U_BRUNO", "U_MAYA"):
+        [dm] = routing_dms(world, user)
+        assert resolved in dm.plain and buttons(dm) == [], user
+        assert "How do I find what blocks my ALTER TABLE?" in dm.plain
+    assert dm_updates(world, since, bruno, maya) == {bruno.channel: 1, maya.channel: 1}  # once each, not per retry
+    assert world.fake.calls_to("chat.update", since=since, where=lambda c: c.args["channel"].startswith("D_KEN")) == []
+    assert routing_dms(world, "U_KEN") == []  # never sent, so nothing to update; and now never sent
+    bot.tick(datetime(2026, 11, 24, 0, 0, tzinfo=UTC))
+    assert routing_dms(world, "U_KEN") == []
+
+    since = world.fake.mark()
+    world.unreact("U_ANA", "white_check_mark", GENERAL, answer)  # Ana takes her ✅ back: the question is open again
+    world.settle()
+
+    [bruno_now], [maya_now] = routing_dms(world, "U_BRUNO"), routing_dms(world, "U_MAYA")
+    assert "Resolved" not in bruno_now.plain and blocks.ROUTE_TAKEN_NOTE in bruno_now.plain
+    assert "Resolved" not in maya_now.plain and buttons(maya_now) == [(TAKE, str(stored.id)), (DECLINE, str(stored.id))]
+    assert dm_updates(world, since, bruno, maya) == {bruno.channel: 1, maya.channel: 1}
+
+
+def test_this_answers_it_marks_the_routed_dms_answered_by_the_earlier_question(bot):
+    world = bot.world
+    bot.clock.set(datetime(2026, 11, 23, 14, 0, tzinfo=UTC))
+    answered_earlier(bot)
+    declare(world, "U_MAYA", "#postgres")
+    bot.clock.set(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))
+    question = world.ask("U_ANA", "Vacuuming our big table locks it, what can I do? #postgres", GENERAL)
+    bot.tick(datetime(2026, 11, 23, 15, 10, tzinfo=UTC))  # nothing clicked: Bruno and Maya are asked
+    [bruno], [maya] = routing_dms(world, "U_BRUNO"), routing_dms(world, "U_MAYA")
+    [(_, value)] = [b for b in buttons(suggestions(world)[0]) if b[0] == ANSWERS_IT]
+
+    since = world.fake.mark()
+    double_click(world, "U_ANA", ANSWERS_IT, value)  # "This answers it", after all
+
+    assert question_of(bot.store, question).status == "resolved"
+    [earlier] = [m for m in world.messages(GENERAL) if "without locking it" in m.plain]
+    for dm in routing_dms(world, "U_BRUNO") + routing_dms(world, "U_MAYA"):
+        assert "*Resolved* — answered by an earlier question" in dm.plain and buttons(dm) == []
+        assert f"p{earlier.ts.replace('.', '')}|see it>" in dm.plain
+    assert dm_updates(world, since, bruno, maya) == {bruno.channel: 1, maya.channel: 1}
+    # The earlier question's link was asked of Slack once for the channel message and both DMs.
+    assert len(world.fake.calls_to("chat.getPermalink", since=since, message_ts=earlier.ts)) == 1
+
+
+def test_a_daily_summary_shows_the_resolved_question_and_keeps_the_open_ones_buttons(bot):
+    world = bot.world
+    declare(world, "U_BRUNO", "#postgres")
+    declare(world, "U_MAYA", "#postgres")
+    declare(world, "U_BRUNO", "pause 7d")
+    with bot.store.session() as s:
+        ensure_person(s, TEAM_ID, "U_MAYA").notify_mode = NOTIFY_DAILY  # one DM a day, in her morning
+    first = world.ask("U_ANA", "First question of the day #postgres", GENERAL)
+    world.ask("U_ANA", "Second question of the day #postgres", GENERAL)
+    bot.tick(NEW_YORK_NINE_TUESDAY)
+    [summary] = routing_dms(world, "U_MAYA")
+    assert "2 questions you may know the answer to" in summary.plain
+
+    answer = world.reply("U_OLD", first, "Try this.")
+    since = world.fake.mark()
+    world.react("U_ANA", "white_check_mark", GENERAL, answer)
+    world.settle()
+
+    [summary] = routing_dms(world, "U_MAYA")
+    assert "*Resolved* — answer by <@U_OLD>" in summary.plain
+    second_id = question_of(bot.store, world.messages(GENERAL)[-1]).id
+    assert buttons(summary) == [(TAKE, str(second_id)), (DECLINE, str(second_id))]
+    assert len(world.fake.calls_to("chat.update", since=since, channel=summary.channel)) == 1
