@@ -835,13 +835,15 @@ def routing_note(
             .where(RouteRequest.question_id == facts.id)
             .order_by(RouteRequest.id)
         ).all()
-    waiting = [(user_id, at) for user_id, status, _, at in requests if status == ROUTE_SCHEDULED and at > now]
+        waiting = [(user_id, at) for user_id, status, _, at in requests if status == ROUTE_SCHEDULED and at > now]
+        asker = session.get(Person, (facts.team_id, facts.asker_id)) if waiting else None
+        asker_facts = PersonFacts.of(asker) if asker is not None else None
     asked = [  # a DM went out (whatever they answered since), or is going out now
         user_id
         for user_id, status, sent_at, at in requests
         if sent_at is not None or (status == ROUTE_SCHEDULED and at <= now)
     ]
-    zone = asker_zone(slack, services, facts, now) if waiting else UTC
+    zone = asker_zone(slack, services, facts, asker_facts, now) if waiting else UTC
     parts = [
         blocks.routing_plan_text(asked, [(user_id, blocks.roughly_when(now, at, zone)) for user_id, at in waiting])
     ]
@@ -860,11 +862,11 @@ def routing_note(
     return "\n\n".join(part for part in parts if part) or None
 
 
-def asker_zone(slack: Slack, services: Services, facts: QuestionFacts, now: datetime) -> tzinfo:
-    """The asker's time zone, from what Slack said about them (asked again when that is stale); UTC unknown."""
-    with services.store.session() as session:
-        person = session.get(Person, (facts.team_id, facts.asker_id))
-        known = PersonFacts.of(person) if person is not None else None
+def asker_zone(
+    slack: Slack, services: Services, facts: QuestionFacts, known: PersonFacts | None, now: datetime
+) -> tzinfo:
+    """The asker's time zone, from what Slack said about them (`known`, asked again when that is stale);
+    UTC when nobody knows."""
     if needs_profile(known, now, timedelta(hours=services.settings.profile_max_age_hours)):
         known = refresh_profiles(slack, services, facts.team_id, [facts.asker_id]).get(facts.asker_id, known)
     return resolve_timezone(known.tz if known else None)
