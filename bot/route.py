@@ -15,7 +15,9 @@ is due (the scheduler's `tick` takes due steps; the asker's buttons take the fir
   2  round 2 DMed: still unanswered after another period, a gentle bump in the thread;
   3  bumped: nothing more.
 An answer in the thread clears `next_escalation_at` (stop_escalation); resolving the question cancels the
-DMs still waiting to be sent (cancel_pending).
+DMs still waiting to be sent (cancel_pending), and the DMs sent are redrawn to say how it was resolved (and
+redrawn back if it is re-opened: redraw_routed_dms). After round 1 the asker is told who was asked and who
+will be, and roughly when (routing_note).
 
 Several replicas and restarts: all state is in the database. A step claims its question with a conditional
 UPDATE (... WHERE escalation_level = <seen> AND status = 'open') in the transaction that records its DMs, and
