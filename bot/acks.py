@@ -18,7 +18,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.clock import Clock
 from bot.config import Settings
 from bot.logging_setup import request_kind
-from bot.tags import InvalidQuestion, clean, validate_question
+from bot.tags import InvalidQuestion, clean, command_text, validate_question
 
 logger = logging.getLogger("peerlearn.acks")
 
@@ -39,7 +39,7 @@ def acks_blank(command: Mapping[str, Any], settings: Settings) -> bool:
     """Whether /ask's ack (handlers/commands.py) is empty: a question to store and post, not help, digest
     settings, the form (its trigger_id expires in 3 s) or a problem to explain. Such a request can be
     acknowledged as soon as it is in the inbox and handled after the ack."""
-    text = command.get("text") or ""
+    text = command_text(command)
     word = first_word(text)
     if word in HELP_WORDS or word == "digest" or not clean(text):
         return False

@@ -1,5 +1,14 @@
 """Parsing `/ask` and `/teach` text into words and #tags, and making user text safe to post.
 
+User text is stored in one form: what the person wrote, raw (`a < b && c > d`), with Slack's user
+mentions and channel references kept as Slack writes them (`<@U123>`, `<#C123|general>`). Each entry
+point converts to it once: slash commands and message events arrive in Slack's escaped form
+(`&amp;`, `&lt;`, `&gt;`, links and mentions as `<…>`) and go through `from_slack`; modal inputs
+arrive raw and need nothing. Links become the URL the person wrote (Slack links bare URLs again when
+it shows them), so a literal `<https://evil|innocent>` someone typed stays text and cannot become a
+disguised link. Search, export and plain-text fields use the stored text as it is; `escape_mrkdwn` is
+the one way it goes into mrkdwn.
+
 Pure functions: no Slack, no database.
 """
 
@@ -103,30 +112,73 @@ def validate_question(raw: str, settings: Settings) -> ParsedText:
     return parsed
 
 
-_SPECIAL_MENTION = re.compile(r"<!(channel|here|everyone|subteam\^[A-Z0-9]+)(?:\|([^>]*))?>", re.IGNORECASE)
-_SAFE_ENTITY = re.compile(r"<(@[UW][A-Z0-9]+(?:\|[^<>]*)?|#C[A-Z0-9]+(?:\|[^<>]*)?|https?://[^<>|\s]+(?:\|[^<>]*)?)>")
+# Slack's entities: <@U…>, <#C…|name>, <!here>, <!subteam^S…|@team>, <https://…|label>, <mailto:…|…>.
+_SLACK_ENTITY = re.compile(r"<([^<>]*)>")
+_SLACK_ESCAPE = re.compile(r"&(amp|lt|gt);")
+_ESCAPED = {"amp": "&", "lt": "<", "gt": ">"}
+# The two entities stored text keeps (as Slack wrote them): user mentions and channel references.
+_MENTION_TARGET = re.compile(r"@[UW][A-Z0-9_]+|#[CG][A-Z0-9_]+")
+_KEPT_ENTITY = re.compile(r"<(?:@[UW][A-Z0-9_]+|#[CG][A-Z0-9_]+)(?:\|[^<>|]*)?>")
+_BROADCASTS = ("here", "channel", "everyone")
 _BARE_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 
 
-def escape_mrkdwn(text: str) -> str:
-    """Make user text safe for a bot message: no @channel/@here/@everyone or user-group pings, ever.
+def _unescape(text: str) -> str:
+    return _SLACK_ESCAPE.sub(lambda m: _ESCAPED[m.group(1)], text)
 
-    Real user mentions (`<@U123>`), channel links and URLs the person wrote (as Slack encodes them)
-    stay; broadcast and user-group mentions become inert text; every other `<`, `>`, `&` is escaped.
+
+def _as_written(entity: str) -> str:
+    """One Slack entity (what is between `<` and `>`) as the person wrote it."""
+    target, _, label = entity.partition("|")
+    label = _unescape(label)
+    if _MENTION_TARGET.fullmatch(target):
+        return f"<{target}|{label}>" if label and not re.search(r"[<>|]", label) else f"<{target}>"
+    if target.startswith("!"):  # <!here>, <!subteam^S1|@devs>, <!date^…|fallback>: the words, not the ping
+        name = target[1:].split("^")[0]
+        return "@" + name.lower() if name.lower() in _BROADCASTS else label or ("@group" if name == "subteam" else "")
+    url = _unescape(target)
+    if not label or label == url:
+        return url
+    if url.partition(":")[2].lstrip("/") == label:  # `example.com` or an e-mail address, as typed
+        return label
+    return f"{label} ({url})"  # a labelled link: show where it goes
+
+
+def from_slack(text: str) -> str:
+    """Text as Slack delivers it in slash commands and message events, as the person wrote it (the stored form).
+
+    `a &lt; b &amp;&amp; c` → `a < b && c`; `<https://x.org/a?b=1&amp;c=2>` → `https://x.org/a?b=1&c=2`;
+    `<!here>` → `@here`; `<@U123|ana>` and `<#C1|general>` stay as they are (see the module docstring).
     """
+    parts: list[str] = []
+    position = 0
+    for match in _SLACK_ENTITY.finditer(text):
+        parts += [_unescape(text[position : match.start()]), _as_written(match.group(1))]
+        position = match.end()
+    parts.append(_unescape(text[position:]))
+    return "".join(parts)
 
-    def inert(match: re.Match[str]) -> str:
-        name = (match.group(2) or match.group(1).split("^")[0]).lstrip("@")
-        return "@\u200b" + name
 
-    text = _SPECIAL_MENTION.sub(inert, text)
+def command_text(command: Mapping[str, object]) -> str:
+    """A slash command's text, as the person wrote it."""
+    return from_slack(str(command.get("text") or ""))
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Stored user text as mrkdwn, showing what the person wrote: no @channel/@here/@everyone or user-group
+    pings, no links other than the URLs they wrote.
+
+    User mentions and channel references (`<@U123>`, `<#C42|ops>`) stay; every other `<`, `>`, `&` is
+    escaped, so a typed `<!here>` or `<https://evil|innocent>` shows as typed; bare broadcast words are
+    broken with a zero-width space.
+    """
     kept: list[str] = []
 
     def keep(match: re.Match[str]) -> str:
         kept.append(match.group(0))
         return f"\x00{len(kept) - 1}\x00"
 
-    text = _SAFE_ENTITY.sub(keep, text)
+    text = _KEPT_ENTITY.sub(keep, text.replace("\x00", ""))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _BARE_BROADCAST.sub(lambda m: "@\u200b" + m.group(1), text)
     return re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], text)

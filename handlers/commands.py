@@ -17,7 +17,7 @@ from bot.acks import HELP_WORDS, first_word, request_key
 from bot.qa import create_question
 from bot.services import Services
 from bot.slack_errors import error_code, explain
-from bot.tags import InvalidQuestion, clean, validate_question
+from bot.tags import InvalidQuestion, clean, command_text, validate_question
 from handlers import digest
 from handlers.common import DATABASE_DOWN, publish_question, quote_back, tell_user
 from models.question import question_id_by_request
@@ -30,7 +30,7 @@ def register(app: App, services: Services) -> None:
     settings = services.settings
 
     def ack_ask(ack: Ack, command: dict[str, Any]) -> None:
-        text = command.get("text") or ""
+        text = command_text(command)
         word = first_word(text)
         if word in HELP_WORDS:
             ack(**blocks.help_message(blocks.ASK_USAGE).as_kwargs())
@@ -67,7 +67,7 @@ def register(app: App, services: Services) -> None:
 
     def post_ask(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         """After the ack: post the question, then suggest similar answers or route it (bot/route.py)."""
-        text = command.get("text") or ""
+        text = command_text(command)
         if first_word(text) in HELP_WORDS:
             return
         if first_word(text) == "digest" and (settings_command := digest.parse_digest_command(text)) is not None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot import qa, route
 from bot.services import Services
+from bot.tags import from_slack
 from handlers import home
 from handlers.common import redraw_question
 from models.workspace import claim_event, disable_workspace
@@ -63,7 +64,7 @@ def register(app: App, services: Services) -> None:
                     team_id=team_id,
                     channel_id=channel,
                     ts=message["ts"],
-                    text=message.get("text", ""),
+                    text=from_slack(message.get("text", "")),
                     now=now,
                 )
 
@@ -83,7 +84,7 @@ def register(app: App, services: Services) -> None:
                 thread_ts=event["thread_ts"],
                 ts=event["ts"],
                 user_id=event["user"],
-                text=event.get("text", ""),
+                text=from_slack(event.get("text", "")),
                 now=now,
             )
             if answer is not None:

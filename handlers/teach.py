@@ -18,7 +18,7 @@ from bot import blocks
 from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, pause, resume
 from bot.services import Services
 from bot.slack_errors import error_code, explain
-from bot.tags import clean, format_tags, normalize_tag
+from bot.tags import clean, command_text, format_tags, normalize_tag
 from handlers.common import DATABASE_DOWN, post_in_channel, quote_back, tell_user
 from handlers.home import publish_home
 from models.expert import declare_topics, declared_topics, ensure_person, remove_topics
@@ -35,7 +35,7 @@ def register(app: App, services: Services) -> None:
     settings = services.settings
 
     def ack_teach(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
-        text = command.get("text") or ""
+        text = command_text(command)
         try:
             intent = parse_teach(text, settings)
         except InvalidTeach as problem:

@@ -108,14 +108,15 @@ def test_the_at_command_reads_day_time_and_zone_in_any_order(text, expected):
         ("fri 16:00 Mars/Olympus", "I don't know the time zone `Mars/Olympus`"),
         ("mon fri", "One day per week"),
         ("9:00 10:00", "One time"),
-        ("<!channel>", "`@\u200bchannel`"),  # what it quotes back is made inert
+        ("<!channel>", "`&lt;!channel&gt;`"),  # what it quotes back shows as typed, inert
+        ("@channel", "`@\u200bchannel`"),
     ],
 )
 def test_a_schedule_it_cannot_read_gets_a_friendly_answer(text, says):
     with pytest.raises(ScheduleError) as problem:
         parse_schedule(text)
     assert says in str(problem.value)
-    assert "<!channel>" not in str(problem.value)
+    assert "<!channel>" not in str(problem.value) and "@channel" not in str(problem.value)
 
 
 def test_the_last_slot_is_the_latest_scheduled_moment_in_the_channels_zone():

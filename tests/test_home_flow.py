@@ -262,11 +262,11 @@ def test_home_tab_only_for_the_home_tab(world):
 
 def test_home_view_escapes_and_truncates_questions():
     now = datetime(2026, 11, 23, 10, tzinfo=UTC)
-    line = home.QuestionLine("Why <!here>? " + "y" * 5000, "C1", ("git",), 7, "U2")
+    line = home.QuestionLine("Why <!here> or @here? " + "y" * 5000, "C1", ("git",), 7, "U2")
     data = home.HomeData(user_id="U1", now=now, open_questions=[line], on_topics=[line], topics=["git"])
     view = home.home_view(data)
     text = rendered(view)
-    assert "Why @\u200bhere?" in text and "<!here>" not in text and "`#git`" in text
+    assert "Why &lt;!here&gt; or @\u200bhere?" in text and "<!here>" not in text and "`#git`" in text
     question_sections = [b["text"]["text"] for b in view["blocks"] if "Why" in b.get("text", {}).get("text", "")]
     assert len(question_sections) == 2  # mine, and waiting for my expertise
     assert all(len(t) < home.QUESTION_CHARS + 100 and "y…" in t for t in question_sections)

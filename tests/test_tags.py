@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.tags import clean, escape_mrkdwn, has_words, normalize_tag, parse_tagged_text, truncate
+from bot.tags import clean, escape_mrkdwn, from_slack, has_words, normalize_tag, parse_tagged_text, truncate
 
 ALIASES = {"k8s": "kubernetes", "pg": "postgres"}
 
@@ -80,13 +80,49 @@ def test_bare_broadcast_words_are_broken():
         assert word not in escaped
 
 
-def test_real_user_mentions_channel_links_and_urls_survive():
-    text = "ask <@U123ABC|bob> in <#C42|ops> see <https://example.com|docs>"
+def test_real_user_mentions_and_channel_links_survive():
+    text = "ask <@U123ABC|bob> or <@U9> in <#C42|ops> or <#G7>"
     assert escape_mrkdwn(text) == text
 
 
 def test_angle_brackets_and_ampersands_are_escaped():
     assert escape_mrkdwn("a<b && c>d <script>") == "a&lt;b &amp;&amp; c&gt;d &lt;script&gt;"
+
+
+def test_a_typed_link_stays_text_and_cannot_disguise_where_it_goes():
+    assert escape_mrkdwn("<https://evil.example|innocent>") == "&lt;https://evil.example|innocent&gt;"
+    assert escape_mrkdwn("see https://x.org/a?b=1&c=2") == "see https://x.org/a?b=1&amp;c=2"
+
+
+@pytest.mark.parametrize(
+    ("delivered", "written"),
+    [
+        ("Is a &lt; b &amp;&amp; c &gt; d?", "Is a < b && c > d?"),
+        ("&amp;lt; is how you write &lt;", "&lt; is how you write <"),  # the person typed "&lt;" literally
+        ("&lt;https://evil.example|innocent&gt;", "<https://evil.example|innocent>"),
+        ("see <https://x.org/a?b=1&amp;c=2>", "see https://x.org/a?b=1&c=2"),
+        ("<http://example.com|example.com> or <mailto:ana@x.org|ana@x.org>", "example.com or ana@x.org"),
+        ("<https://x.org/docs|the docs>", "the docs (https://x.org/docs)"),
+        ("ask <@U123|bob> or <@W9> in <#C42|ops>", "ask <@U123|bob> or <@W9> in <#C42|ops>"),
+        ("<!here> <!channel|channel> <!everyone>", "@here @channel @everyone"),
+        ("<!subteam^S1|@devs> <!subteam^S2>", "@devs @group"),
+        ("at <!date^1392734382^{date_num}|2014-02-18>", "at 2014-02-18"),
+    ],
+)
+def test_slack_text_is_stored_as_the_person_wrote_it(delivered, written):
+    assert from_slack(delivered) == written
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["Is a < b && c > d?", "&lt; is how you write <", "<https://evil.example|innocent>", "1 > 0 & <!here>"],
+)
+def test_typed_text_round_trips_through_slacks_escaping_and_ours(typed):
+    """What Slack shows for our mrkdwn is what the person typed, whichever way it came in."""
+    delivered = typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # as Slack sends it
+    shown = escape_mrkdwn(from_slack(delivered)).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert shown == typed.replace("@here", "@\u200bhere")
+    assert escape_mrkdwn(typed) == escape_mrkdwn(from_slack(delivered))  # a modal's raw text renders the same
 
 
 def test_truncate_adds_an_ellipsis_and_respects_the_limit():

@@ -220,10 +220,10 @@ class Playground:
             if command not in self._commands:
                 known = ", ".join(sorted(self._commands))
                 raise PlaygroundError(f"{command} is not a valid command. This app has {known}.")
-            return self._act(lambda: self._command(user, command, self.as_typed(rest.strip()), channel))
+            return self._act(lambda: self._command(user, command, self.world.typed(rest.strip()), channel))
         if self._channel(channel).is_im:
             raise PlaygroundError("PeerLearn's Messages tab is read-only: use /ask or /teach here.")
-        ts = self._act(lambda: self.world.post(user, channel, self.as_typed(text), thread_ts))
+        ts = self._act(lambda: self.world.post(user, channel, self.world.typed(text), thread_ts))
         return {"ts": ts, **self._outcome(self.world.last_response)}
 
     def _command(self, user: str, command: str, text: str, channel: str) -> Json:
@@ -420,23 +420,3 @@ class Playground:
     def _outcome(response: Response | None) -> Json:
         status = response.status if response is not None else 200
         return {"ok": status == 200, "status": status}
-
-    def as_typed(self, text: str) -> str:
-        """Text as a Slack client sends what a person typed: &, < and > escaped; @name, @here and #channel
-        turned into mentions (slash commands too: the manifest sets should_escape)."""
-        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        by_name = {p.name: p.id for p in PEOPLE}
-        channels = {c.name: c.id for c in self.fake.channels.values() if not c.is_im}
-
-        def mention(match: re.Match[str]) -> str:
-            word = match.group(1)
-            if word.lower() in ("here", "channel", "everyone"):
-                return f"<!{word.lower()}>"
-            return f"<@{by_name[word]}>" if word in by_name else match.group(0)
-
-        text = re.sub(r"(?<![\w@])@([\w.-]+)", mention, text)
-        return re.sub(
-            r"(?<![\w&#/])#([\w-]+)",
-            lambda m: f"<#{channels[m.group(1)]}|{m.group(1)}>" if m.group(1) in channels else m.group(0),
-            text,
-        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import re
 import threading
 import time
 import uuid
@@ -74,6 +75,35 @@ class Message:
     def plain(self) -> str:
         """The fallback text and every text in the blocks, one per line (for `in` assertions)."""
         return "\n".join([self.text, *_block_texts(self.blocks)])
+
+    @property
+    def shown(self) -> str:
+        """`plain` as a person reads it in Slack (see `as_shown`)."""
+        return as_shown(self.plain)
+
+
+_ENTITY = re.compile(r"<([^<>]*)>")
+_ESCAPE = re.compile(r"&(amp|lt|gt);")
+_URL = re.compile(r"(https?://[^\s<>|]*[^\s<>|.,;:!?)\]'\"])")  # as a Slack client links what is typed
+
+
+def _escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def as_shown(mrkdwn: str) -> str:
+    """mrkdwn as a Slack client shows it: each `<…>` entity as its label (a link as its text, `<@U1>` as `@U1`,
+    `<!here>` as `@here`), then `&amp;` `&lt;` `&gt;` as the characters they stand for."""
+
+    def entity(match: re.Match[str]) -> str:
+        target, _, label = match.group(1).partition("|")
+        if target[:1] in ("@", "#"):
+            return target[0] + (label.lstrip("@#") or target[1:])
+        if target.startswith("!"):
+            return label or "@" + target[1:].split("^")[0]
+        return label or target
+
+    return _ESCAPE.sub(lambda m: {"amp": "&", "lt": "<", "gt": ">"}[m.group(1)], _ENTITY.sub(entity, mrkdwn))
 
 
 def _block_texts(node: Any) -> Iterator[str]:
@@ -183,6 +213,31 @@ class SlackWorld:
         if user_id not in channel.members:
             raise AssertionError(f"{user_id} is not in {channel_id}; pass members=[...] to add_channel")
         return channel
+
+    def typed(self, text: str) -> str:
+        """What a person typed, as a Slack client sends it in a slash command or a message: &, < and > escaped;
+        URLs as links, @name, @here and #channel as mentions (slash commands too: the manifest sets
+        should_escape)."""
+        pieces = _URL.split(text)  # every other piece is a URL
+        return "".join(f"<{_escaped(p)}>" if i % 2 else self._mentions(_escaped(p)) for i, p in enumerate(pieces))
+
+    def _mentions(self, text: str) -> str:
+        with self.fake.lock:
+            by_name = {user.name: user.id for user in self.fake.users.values()}
+            channels = {c.name: c.id for c in self.fake.channels.values() if not c.is_im}
+
+        def mention(match: re.Match[str]) -> str:
+            word = match.group(1)
+            if word.lower() in ("here", "channel", "everyone"):
+                return f"<!{word.lower()}>"
+            return f"<@{by_name[word]}>" if word in by_name else match.group(0)
+
+        text = re.sub(r"(?<![\w@])@([\w.-]+)", mention, text)
+        return re.sub(
+            r"(?<![\w&#/])#([\w-]+)",
+            lambda m: f"<#{channels[m.group(1)]}|{m.group(1)}>" if m.group(1) in channels else m.group(0),
+            text,
+        )
 
     # --- slash commands -------------------------------------------------------------------------------
 
