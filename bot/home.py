@@ -47,6 +47,7 @@ from models.expert import (
     routed_to,
 )
 from models.question import Question, open_questions_of
+from models.top_helpers import Helper, top_helpers
 
 # Action ids of the Home tab's own controls.
 HOME_EDIT_TOPICS = "home_edit_topics"  # opens the /teach topics form (bot.blocks.teach_modal)
@@ -107,7 +108,7 @@ class HomeData:
     topics: list[str] = field(default_factory=list)
     paused_until: datetime | None = None
     contributions: stats.PersonStats = field(default_factory=stats.PersonStats)
-    helpers: list[stats.Helper] = field(default_factory=list)
+    helpers: list[Helper] = field(default_factory=list)
     preferences: Preferences = field(default_factory=Preferences)
     admin: stats.Report | None = None
     notice: str | None = None  # a one-off note, e.g. why a change was not saved
@@ -149,7 +150,7 @@ def gather_home(
         topics=declared_topics(session, team_id, user_id),
         paused_until=paused,
         contributions=stats.person_stats(session, team_id, user_id),
-        helpers=stats.top_helpers(session, team_id, *stats.month_of(now), limit=MAX_HELPERS),
+        helpers=top_helpers(session, team_id, *stats.month_of(now), limit=MAX_HELPERS)[0],
         preferences=preferences_of(person, settings),
         admin=admin,
         notice=notice,

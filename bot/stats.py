@@ -19,8 +19,7 @@ Definitions (one workspace, questions created in the window [since, until)):
   Gaps are ranked by unmet demand (questions beyond that capacity), then unanswered questions; the top gap
   gets the lunch-and-learn suggestion.
 - *weekly trend*: the same figures per UTC week (Monday to Sunday) overlapping the window.
-- *top helpers* (App Home, "this month"): votes cast in the period on live answers, by someone other than the
-  author: answers the asker accepted, then answers someone voted helpful (the weekly digest's definition).
+- *top helpers* (App Home, "this month"; the weekly digest): models/top_helpers.py, one query and one rule for both.
 
 Medians: PostgreSQL computes them with percentile_cont(0.5), an ordered-set aggregate (one sort per group).
 SQLite has no percentile aggregate, but window functions: number each group's values with ROW_NUMBER()
@@ -47,12 +46,11 @@ from sqlalchemy import Date, Float, String, and_, case, cast, extract, func, lit
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from models.expert import FORGOTTEN_USER_ID, Expertise, Person
+from models.expert import Expertise, Person
 from models.lesson import Lesson
 from models.question import (
     STATUS_OPEN,
     STATUS_RESOLVED,
-    VOTE_ACCEPT,
     VOTE_HELPFUL,
     Answer,
     Question,
@@ -142,13 +140,6 @@ class Report:
             f"{gap.unanswered} unanswered. {who}; a session could grow new go-to people "
             f"(`/teach #{gap.tag}`)."
         )
-
-
-@dataclass(frozen=True)
-class Helper:
-    user_id: str
-    accepted: int  # answers the asker accepted
-    helpful: int  # answers someone else voted helpful
 
 
 @dataclass(frozen=True)
@@ -402,38 +393,6 @@ def build_report(session: Session, team_id: str, since: datetime, until: datetim
 
 
 # --- people --------------------------------------------------------------------------------------------
-
-
-def top_helpers(
-    session: Session,
-    team_id: str,
-    since: datetime,
-    until: datetime,
-    limit: int = 5,
-    channel_id: str | None = None,
-) -> list[Helper]:
-    """Who helped most in [since, until): accepted answers first, then answers voted helpful (the digest's
-    definition; pass `channel_id` for one channel). Forgotten users are left out."""
-    accepted = func.count(func.distinct(case((Vote.kind == VOTE_ACCEPT, Vote.answer_id))))
-    helpful = func.count(func.distinct(case((Vote.kind == VOTE_HELPFUL, Vote.answer_id))))
-    query = (
-        select(Vote.author_id, accepted, helpful)
-        .join(Answer, Answer.id == Vote.answer_id)
-        .where(
-            Vote.team_id == team_id,
-            Vote.created_at >= since,
-            Vote.created_at < until,
-            Vote.voter_id != Vote.author_id,
-            Vote.author_id != FORGOTTEN_USER_ID,
-            Answer.deleted_at.is_(None),
-        )
-        .group_by(Vote.author_id)
-        .order_by(accepted.desc(), helpful.desc(), Vote.author_id)
-        .limit(limit)
-    )
-    if channel_id is not None:
-        query = query.where(Vote.channel_id == channel_id)
-    return [Helper(user, int(a), int(h)) for user, a, h in session.execute(query)]
 
 
 def person_stats(session: Session, team_id: str, user_id: str) -> PersonStats:

@@ -14,7 +14,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
-    case,
     exists,
     func,
     select,
@@ -29,13 +28,13 @@ from models.lesson import Lesson, LessonTag
 from models.question import (
     STATUS_OPEN,
     STATUS_RESOLVED,
-    VOTE_ACCEPT,
     VOTE_HELPFUL,
     Answer,
     Question,
     QuestionTag,
     Vote,
 )
+from models.top_helpers import Helper, top_helpers
 from models.workspace import Workspace
 
 
@@ -257,13 +256,6 @@ class SharedLesson:
 
 
 @dataclass(frozen=True)
-class Helper:
-    user_id: str
-    accepted: int  # answers the asker accepted
-    helpful: int  # answers someone else voted helpful
-
-
-@dataclass(frozen=True)
 class NewExpert:
     user_id: str
     tags: tuple[str, ...]
@@ -396,23 +388,7 @@ def load_digest_data(
         session, select(LessonTag.lesson_id, LessonTag.tag, LessonTag.position), LessonTag, [r[0] for r in lesson_rows]
     )
 
-    accepted = func.count(func.distinct(case((Vote.kind == VOTE_ACCEPT, Vote.answer_id))))
-    helpful = func.count(func.distinct(case((Vote.kind == VOTE_HELPFUL, Vote.answer_id))))
-    helper_rows = session.execute(
-        select(Vote.author_id, accepted, helpful, total)
-        .join(Answer, Answer.id == Vote.answer_id)
-        .where(
-            Vote.team_id == team_id,
-            Vote.channel_id == channel_id,
-            Vote.created_at >= since,
-            Vote.created_at < until,
-            Vote.voter_id != Vote.author_id,  # never stored, and never counted either
-            Answer.deleted_at.is_(None),
-        )
-        .group_by(Vote.author_id)
-        .order_by(accepted.desc(), helpful.desc(), Vote.author_id)
-        .limit(limit)
-    ).all()
+    helpers, helpers_total = top_helpers(session, team_id, since, until, limit=limit, channel_id=channel_id)
 
     # The week's topics here: every tag of the window's questions (with how many asked, and whether anyone
     # declared it: the knowledge gaps), plus the window's lesson tags. New experts are workspace-wide facts,
@@ -486,7 +462,7 @@ def load_digest_data(
             ],
             lesson_rows,
         ),
-        helpers=_listing([Helper(u, int(a), int(h)) for u, a, h, _ in helper_rows], helper_rows),
+        helpers=Listing(tuple(helpers), helpers_total),
         new_experts=Listing(tuple(new_experts[:limit]), len(new_experts)),
         gaps=Listing(tuple(Gap(tag, n) for tag, n in gaps[:limit]), len(gaps)),
     )

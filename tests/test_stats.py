@@ -46,6 +46,7 @@ from models.expert import FORGOTTEN_USER_ID, Expertise, Person
 from models.lesson import Lesson
 from models.question import STATUS_OPEN, STATUS_POSTING, STATUS_RESOLVED, Answer, Question, QuestionTag, Vote
 from models.session import Store
+from models.top_helpers import Helper, top_helpers
 from models.workspace import Workspace
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -291,10 +292,10 @@ def test_top_helpers_and_person_stats(store):
         posted.created_at = unposted.created_at = at(5, 9)
         s.add_all([posted, unposted])
     with store.session() as s:
-        helpers = stats.top_helpers(s, "T1", SINCE, UNTIL)
-        assert helpers == [stats.Helper("U_B", 2, 1), stats.Helper("U_C", 1, 1)]
-        assert stats.top_helpers(s, "T1", SINCE, UNTIL, limit=1) == [stats.Helper("U_B", 2, 1)]
-        assert stats.top_helpers(s, "T1", SINCE, UNTIL, channel_id="C_OTHER") == []
+        helpers = top_helpers(s, "T1", SINCE, UNTIL, limit=5)
+        assert helpers == ([Helper("U_B", 2, 1), Helper("U_C", 1, 1)], 2)
+        assert top_helpers(s, "T1", SINCE, UNTIL, limit=1) == ([Helper("U_B", 2, 1)], 2)
+        assert top_helpers(s, "T1", SINCE, UNTIL, limit=5, channel_id="C_OTHER") == ([], 0)
         # U_B: three live answers, two accepted, one helpful vote received, one posted lesson (one never posted).
         assert stats.person_stats(s, "T1", "U_B") == stats.PersonStats(
             answers=3, accepted=2, helpful_votes=1, lessons=1
