@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import blocks
 from bot.blocks import TEACH_MODAL
 from bot.clock import FrozenClock
 from bot.config import Settings
@@ -133,6 +135,58 @@ def test_the_page_says_it_is_a_local_simulation_and_is_served_with_its_script(pa
     assert "a local simulation" in words and "Nothing here reaches a real Slack workspace" in words
     for asset in ("/playground.js", "/playground.css"):
         assert page.request(asset)[0] == 200
+
+
+SHORTCODE = re.compile(r":([a-z0-9_+-]*[a-z][a-z0-9_+-]*):")
+
+
+def test_the_page_knows_the_emoji_of_every_shortcode_the_bot_writes(playground, page):
+    """The page shows emoji as Slack does (`:hourglass_flowing_sand:` → ⏳) from emoji.json: Slack's shortcodes
+    (iamcal/emoji-data). Everything the bot sent here, and the notes it sends later (a bump, a knowledge gap…)."""
+    status, table = page.request("/emoji.json")
+    assert status == 200
+    emoji = table["emoji"]
+    assert (emoji["hourglass_flowing_sand"], emoji["+1"], emoji["thumbsup"], emoji["white_check_mark"]) == (
+        "⏳",
+        "👍",
+        "👍",
+        "✅",
+    )
+    question = ask(page)
+    page.post("/api/send", user="U_BERLIN", channel=GENERAL, text="Use pg_repack", thread_ts=question["ts"])
+    answer = page.until("the answer", lambda: page.state("U_ASKER", thread=question["ts"])["thread"]["messages"][1:])
+    page.post("/api/react", user="U_ASKER", channel=GENERAL, ts=answer[0]["ts"], reaction="white_check_mark")
+    page.post("/api/home", user="U_BERLIN")
+    page.post("/api/digest", channel=GENERAL)
+    playground.world.settle()
+    later = [
+        blocks.bump_message(["postgres"]),
+        blocks.ephemeral(blocks.knowledge_gap_text(["rust"])),
+        blocks.ephemeral(blocks.experts_busy_text(["rust"], 4)),
+        blocks.on_it_message("U_BERLIN"),
+        blocks.similar_suggestions(1, [blocks.SimilarItem("lesson", 2, "Use pg_repack", "U_BERLIN")], 10),
+        *(blocks.ephemeral(note) for note in (blocks.ROUTE_TAKEN_NOTE, blocks.ROUTE_DECLINED_NOTE)),
+    ]
+    used = {
+        name
+        for text in _texts([c.args for c in playground.fake.calls] + [m.as_kwargs() for m in later])
+        for name in SHORTCODE.findall(text)
+    }
+    assert {"hourglass_flowing_sand", "raising_hand", "white_check_mark", "thread"} <= used
+    assert sorted(used - set(emoji)) == []
+
+
+def _texts(node: Any) -> Iterator[str]:
+    """Every `text` string in a payload (what Slack shows: message text, text objects)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "text" and isinstance(value, str):
+                yield value
+            else:
+                yield from _texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _texts(item)
 
 
 def test_it_listens_on_loopback_only_and_refuses_other_hosts_and_form_posts(playground, page):

@@ -38,6 +38,7 @@ FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
     "/playground.css": ("playground.css", "text/css; charset=utf-8"),
+    "/emoji.json": ("emoji.json", "application/json; charset=utf-8"),
 }
 Action = Callable[[Playground, dict[str, Any]], dict[str, Any]]
 ACTIONS: dict[str, Action] = {

@@ -185,3 +185,23 @@ def test_a_modal_opens_and_submits_and_ephemerals_show_for_their_user_only(brows
         expect(page.locator("#messages .msg.bot", has_text="Where do the runbooks live?")).to_have_count(1)
         page.screenshot(path=str(shots / "03-asked-from-modal.png"))
         assert playground.fake.violations == []
+
+
+def test_emoji_shortcodes_show_as_the_emoji_slack_shows(browser_page):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    with running_playground() as (_playground, url):
+        page.goto(url)
+        page.fill("#text", f"/ask {QUESTION}")
+        page.press("#text", "Enter")
+        question = page.locator("#messages .msg.bot", has_text="How do I vacuum a big table without locking it?")
+        expect(question).to_contain_text("🙋")  # :raising_hand:
+        expect(question).to_contain_text("🧵")  # :thread:
+        expect(question).not_to_contain_text(":raising_hand:")
+        rendered = page.evaluate(
+            "names => names.map((name) => mrkdwn(`:${name}:`))",
+            ["hourglass_flowing_sand", "hourglass", "seedling", "+1", "wave::skin-tone-3"],
+        )
+        assert rendered == ["⏳", "⌛", "🌱", "👍", "👋🏼"]
+        assert page.evaluate("mrkdwn('at 10:00:00, :not_an_emoji: stays')") == "at 10:00:00, :not_an_emoji: stays"

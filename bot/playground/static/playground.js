@@ -16,15 +16,9 @@ const ui = {
   modalInputs: [],
 };
 
-const EMOJI = {
-  white_check_mark: "✅", heavy_check_mark: "✔️", "+1": "👍", thumbsup: "👍", "-1": "👎", bulb: "💡", pray: "🙏",
-  raised_hands: "🙌", 100: "💯", star: "⭐", star2: "🌟", tada: "🎉", eyes: "👀", heart: "❤️", wave: "👋",
-  question: "❓", mag: "🔍", books: "📚", mortar_board: "🎓", calendar: "📅", bell: "🔔", sparkles: "✨",
-  rocket: "🚀", warning: "⚠️", x: "❌", hourglass: "⏳", zzz: "💤", raising_hand: "🙋", seedling: "🌱",
-  thread: "🧵", speech_balloon: "💬", memo: "📝", trophy: "🏆", bar_chart: "📊", link: "🔗", lock: "🔒",
-  point_right: "👉", fire: "🔥", clap: "👏", thinking_face: "🤔", newspaper: "📰", sunrise: "🌅",
-  crescent_moon: "🌙", handshake: "🤝", muscle: "💪", inbox_tray: "📥", new: "🆕", sos: "🆘",
-};
+// Slack's emoji shortcodes (`:hourglass_flowing_sand:` → ⏳): static/emoji.json, built from iamcal/emoji-data (the
+// data behind Slack's own names) by bot/playground/emoji_table.py; loaded before the first render.
+let EMOJI = {};
 
 // --- Slack mrkdwn → HTML ---------------------------------------------------------------------------------
 
@@ -547,4 +541,8 @@ $("digest").addEventListener("click", async () => {
 for (const node of document.querySelectorAll("[data-travel]")) {
   node.addEventListener("click", () => api("/api/travel", { hours: Number(node.dataset.travel) }));
 }
-poll();
+fetch("/emoji.json")
+  .then((answer) => answer.json())
+  .then((table) => { EMOJI = table.emoji; })
+  .catch(() => toast("Emoji could not be loaded: they show as :shortcodes:."))
+  .finally(poll);
