@@ -89,7 +89,12 @@ def has_words(text: str) -> bool:
 
 
 class InvalidQuestion(ValueError):
-    """The text cannot become a question; the message says what to do instead (shown ephemerally)."""
+    """The text cannot become a question; the message says what to do instead: for `/ask …` (shown
+    ephemerally), and `in_form` for the /ask form (shown under its question field, as plain text)."""
+
+    def __init__(self, message: str, in_form: str) -> None:
+        super().__init__(message)
+        self.in_form = in_form
 
 
 def validate_question(raw: str, settings: Settings) -> ParsedText:
@@ -97,19 +102,42 @@ def validate_question(raw: str, settings: Settings) -> ParsedText:
     if not parsed.text and parsed.tags:
         raise InvalidQuestion(
             "I only found tags there. Put your question before the tags, e.g. "
-            "`/ask How do I vacuum a big table? #postgres`."
+            "`/ask How do I vacuum a big table? #postgres`.",
+            in_form="Write your question here; its tags go in the Tags field.",
         )
     if not has_words(parsed.text):
         raise InvalidQuestion(
             "Your question needs a few words, not only emoji or punctuation. Try "
-            "`/ask How do I vacuum a big table? #postgres`, or `/ask help` for more."
+            "`/ask How do I vacuum a big table? #postgres`, or `/ask help` for more.",
+            in_form="Your question needs a few words, not only emoji or punctuation.",
         )
     if len(parsed.text) > MAX_QUESTION_CHARS:
         raise InvalidQuestion(
             f"That question is {len(parsed.text):,} characters long; questions stay under "
-            f"{MAX_QUESTION_CHARS:,}. Ask the essentials with `/ask` and put the details in its thread."
+            f"{MAX_QUESTION_CHARS:,}. Ask the essentials with `/ask` and put the details in its thread.",
+            in_form=f"Questions stay under {MAX_QUESTION_CHARS:,} characters: ask the essentials here and put "
+            "the details in its thread.",
         )
     return parsed
+
+
+def parse_tag_field(raw: str, aliases: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """A form's tags field (`#a #b`, `a, b` or `a b`): its tags (normalised, unique, in order) and the words
+    that are not tags."""
+    tags: list[str] = []
+    not_tags: list[str] = []
+    for word in clean(raw).replace(",", " ").split():
+        tag = normalize_tag(word, aliases)
+        if tag is None:
+            not_tags.append(word)
+        elif tag not in tags:
+            tags.append(tag)
+    return tags, not_tags
+
+
+def not_tags_error(words: list[str]) -> str:
+    """A tags field's error (plain text, under the field)."""
+    return f"Not a tag: {', '.join(words)}. Tags are words like #postgres or #ci-cd."
 
 
 # Slack's entities: <@U…>, <#C…|name>, <!here>, <!subteam^S…|@team>, <https://…|label>, <mailto:…|…>.

@@ -18,9 +18,10 @@ from bot import blocks
 from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, pause, resume
 from bot.services import Services
 from bot.slack_errors import error_code, explain
-from bot.tags import clean, command_text, format_tags, normalize_tag
+from bot.tags import command_text, format_tags, not_tags_error, parse_tag_field
 from handlers.common import DATABASE_DOWN, post_in_channel, quote_back, tell_user
 from handlers.home import publish_home
+from handlers.views import field_errors
 from models.expert import declare_topics, declared_topics, ensure_person, remove_topics
 from models.lesson import Lesson
 from models.workspace import ensure_workspace
@@ -79,19 +80,21 @@ def register(app: App, services: Services) -> None:
             .get(blocks.ASK_ACTION_INPUT, {})
             .get("value")
         ) or ""
-        words = clean(raw).replace(",", " ").split()
-        tags = [normalize_tag(word, settings.tag_aliases) for word in words]
-        if any(tag is None for tag in tags):
-            bad = ", ".join(w for w, t in zip(words, tags, strict=True) if t is None)
-            ack(response_action="errors", errors={blocks.TEACH_BLOCK_TOPICS: f"Not a tag: {bad}"[:150]})
+        wanted, not_tags = parse_tag_field(raw, settings.tag_aliases)
+        if not_tags:
+            ack(**field_errors({blocks.TEACH_BLOCK_TOPICS: not_tags_error(not_tags)}))
             return
         team_id = (body.get("team") or {}).get("id") or view.get("team_id", "")
         user_id = body["user"]["id"]
-        wanted = [tag for tag in dict.fromkeys(tags) if tag]
-        with services.store.session() as session:
-            current = declared_topics(session, team_id, user_id)
-            remove_topics(session, team_id, user_id, [t for t in current if t not in wanted])
-            declare_topics(session, team_id, user_id, wanted, services.clock.now())
+        try:
+            with services.store.session() as session:
+                current = declared_topics(session, team_id, user_id)
+                remove_topics(session, team_id, user_id, [t for t in current if t not in wanted])
+                declare_topics(session, team_id, user_id, wanted, services.clock.now())
+        except SQLAlchemyError:
+            logger.exception("could not store the topics form of %s", user_id)
+            ack(**field_errors({blocks.TEACH_BLOCK_TOPICS: DATABASE_DOWN}))
+            return
         context[TOPICS_SAVED] = True
         ack()
 

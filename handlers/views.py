@@ -13,12 +13,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import blocks, route
 from bot.qa import create_question
 from bot.services import Services
-from bot.tags import InvalidQuestion, clean, normalize_tag, validate_question
+from bot.tags import InvalidQuestion, clean, not_tags_error, parse_tag_field, truncate, validate_question
 from handlers.common import DATABASE_DOWN, publish_question, tell_user
 from models.question import fetch_question_by_request
 from models.workspace import ensure_workspace
 
 logger = logging.getLogger("peerlearn.views")
+
+ERROR_CHARS = 150  # a field error is a line under the field
 
 
 def form_value(view: dict[str, Any], block_id: str) -> Any:
@@ -26,30 +28,29 @@ def form_value(view: dict[str, Any], block_id: str) -> Any:
     return state.get("value") or state.get("selected_conversation") or ""
 
 
-def ask_text_from_form(view: dict[str, Any]) -> str:
-    """The form's question plus its tags field (`#a #b`, `a, b` or `a b`), as one `/ask` text."""
-    words = clean(str(form_value(view, blocks.ASK_BLOCK_TAGS))).replace(",", " ").split()
-    tags = [tag for tag in (normalize_tag(word) for word in words) if tag]
-    return " ".join([str(form_value(view, blocks.ASK_BLOCK_QUESTION)).strip(), *(f"#{tag}" for tag in tags)])
+def field_errors(errors: dict[str, str]) -> dict[str, Any]:
+    """The ack that shows each error under its field, as Slack does (`response_action: errors`)."""
+    return {"response_action": "errors", "errors": {block: truncate(e, ERROR_CHARS) for block, e in errors.items()}}
 
 
 def register(app: App, services: Services) -> None:
     def ack_ask_form(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        text = ask_text_from_form(view)
+        question = str(form_value(view, blocks.ASK_BLOCK_QUESTION)).strip()
+        tags, not_tags = parse_tag_field(str(form_value(view, blocks.ASK_BLOCK_TAGS)))
         channel_id = str(form_value(view, blocks.ASK_BLOCK_CHANNEL))
-        if not clean(str(form_value(view, blocks.ASK_BLOCK_QUESTION))):
-            ack(response_action="errors", errors={blocks.ASK_BLOCK_QUESTION: "Write your question here."})
-            return
+        errors = {}  # every field's problem at once
+        if not clean(question):
+            errors[blocks.ASK_BLOCK_QUESTION] = "Write your question here."
+        if not_tags:
+            errors[blocks.ASK_BLOCK_TAGS] = not_tags_error(not_tags)
         if not channel_id:
-            ack(
-                response_action="errors",
-                errors={blocks.ASK_BLOCK_CHANNEL: "Pick a channel for your question."},
-            )
-            return
+            errors[blocks.ASK_BLOCK_CHANNEL] = "Pick a channel for your question."
         try:
-            parsed = validate_question(text, services.settings)
+            parsed = validate_question(" ".join([question, *(f"#{tag}" for tag in tags)]), services.settings)
         except InvalidQuestion as problem:
-            ack(response_action="errors", errors={blocks.ASK_BLOCK_QUESTION: str(problem)[:150]})
+            errors.setdefault(blocks.ASK_BLOCK_QUESTION, problem.in_form)
+        if errors:
+            ack(**field_errors(errors))
             return
         team_id = (body.get("team") or {}).get("id") or view.get("team_id", "")
         try:
@@ -67,7 +68,7 @@ def register(app: App, services: Services) -> None:
                 )
         except SQLAlchemyError:
             logger.exception("could not store a question from the form")
-            ack(response_action="errors", errors={blocks.ASK_BLOCK_QUESTION: DATABASE_DOWN[:150]})
+            ack(**field_errors({blocks.ASK_BLOCK_QUESTION: DATABASE_DOWN}))
             return
         ack()
 

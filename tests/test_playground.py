@@ -290,6 +290,24 @@ def test_ask_without_text_opens_the_modal_and_submitting_it_posts_the_question(p
     assert page.state("U_ASKER")["modal"] is None
 
 
+def test_a_required_field_left_empty_is_shown_under_the_field_as_slacks_client_does(playground, page):
+    page.post("/api/send", user="U_NEWCOMER", channel=GENERAL, text="/ask")
+    modal = page.until("the /ask modal", lambda: page.state("U_NEWCOMER")["modal"])
+    sent = len(playground.fake.calls)
+
+    answer = page.post("/api/submit", user="U_NEWCOMER", view_id=modal["id"], values={})
+
+    assert answer == {"ok": False, "errors": {"question": "Please complete this required field."}}
+    assert page.state("U_NEWCOMER")["modal"]["id"] == modal["id"]  # still open, nothing sent to the bot
+    assert len(playground.fake.calls) == sent
+    bad_tags = {"question": {"value": "Where are the runbooks?"}, "tags": {"value": "#ops ???"}}
+    answer = page.post("/api/submit", user="U_NEWCOMER", view_id=modal["id"], values=bad_tags)
+    assert answer["ack"] == {
+        "response_action": "errors",
+        "errors": {"tags": "Not a tag: ???. Tags are words like #postgres or #ci-cd."},
+    }
+
+
 def test_a_modal_can_be_closed(page):
     page.post("/api/send", user="U_ASKER", channel=GENERAL, text="/ask")
     modal = page.until("the /ask modal", lambda: page.state("U_ASKER")["modal"])

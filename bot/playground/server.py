@@ -69,6 +69,7 @@ PLACES = (
     Place("G_LEADS", "leads", True, ("U_ASKER", "U_BERLIN")),
 )
 MAX_MESSAGES = 200  # per channel or thread in one state answer
+REQUIRED_FIELD = "Please complete this required field."  # what Slack's client says under an empty one
 RECENT_VIOLATIONS = 20
 
 
@@ -259,7 +260,12 @@ class Playground:
         return self._outcome(self._act(lambda: self.world.click(user, action_id, value, **where)))
 
     def submit(self, user: str, view_id: str, values: dict[str, Any]) -> Json:
+        """Submit a modal. A required input left empty is answered as Slack's client does, under the field,
+        without sending anything to the bot."""
         self.person(user)
+        unfilled = self._act(lambda: self.world.unfilled(user, view_id, values))
+        if unfilled:
+            return {"ok": False, "errors": dict.fromkeys(unfilled, REQUIRED_FIELD)}
         response = self._act(lambda: self.world.submit_view(user, view_id, values))
         ack = response.json() if response.body.lstrip().startswith("{") else None
         return {**self._outcome(response), "ack": ack}

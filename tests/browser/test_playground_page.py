@@ -177,13 +177,23 @@ def test_a_modal_opens_and_submits_and_ephemerals_show_for_their_user_only(brows
         modal = page.locator("#modal .modal")
         expect(modal).to_be_visible()
         expect(modal.locator('select[name="channel"]')).to_have_value("C_GENERAL")  # the current channel
+        modal.locator('button[type="submit"]').click()  # nothing typed: Slack says so under the field
+        expect(modal.locator('.bk-error[data-error-for="question"]')).to_have_text(
+            "Please complete this required field."
+        )
+        modal.locator('[name="tags"]').fill("#ops ???")
         modal.locator('[name="question"]').fill("Where do the runbooks live?")
+        modal.locator('button[type="submit"]').click()  # the bot's own answer, under the tags field
+        expect(modal.locator('.bk-error[data-error-for="tags"]')).to_contain_text("Not a tag: ???")
+        expect(modal.locator('.bk-error[data-error-for="question"]')).to_be_empty()
+        expect(page.locator(".toast")).to_have_count(0)
+        page.screenshot(path=str(shots / "02-errors-under-the-fields.png"))
         modal.locator('[name="tags"]').fill("#ops")
-        page.screenshot(path=str(shots / "02-ask-modal.png"))
+        page.screenshot(path=str(shots / "03-ask-modal.png"))
         modal.locator('button[type="submit"]').click()
         expect(page.locator("#modal")).to_be_hidden()
         expect(page.locator("#messages .msg.bot", has_text="Where do the runbooks live?")).to_have_count(1)
-        page.screenshot(path=str(shots / "03-asked-from-modal.png"))
+        page.screenshot(path=str(shots / "04-asked-from-modal.png"))
         assert playground.fake.violations == []
 
 

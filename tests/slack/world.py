@@ -487,12 +487,41 @@ class SlackWorld:
         `values` maps an input's block_id or action_id to what the user entered (text, a date, an option
         value, a user id, or a list for multi-selects); `{block_id: {action_id: value}}` works too.
         """
+        modal = self._open_modal(user, view)
+        state, missing = self._filled(modal, values)
+        if missing:
+            labels = ", ".join(f"{label!r} ({block_id})" for block_id, label in missing.items())
+            raise AssertionError(f"Slack would not let {user} submit: {labels} is required")
+        submitted = {**modal, "state": {"values": state}}
+        trigger_id = self.fake.new_trigger_id(user)
+        payload = view_submission_payload(
+            team=self._team(), user=self._user(user), api_app_id=APP_ID, view=submitted, trigger_id=trigger_id
+        )
+        response = self.sender.interactivity(payload)
+        if response.status == 200:
+            self.fake.view_submitted(user, modal["id"], response.json() if response.body.startswith("{") else None)
+        self.last_response = response
+        return response
+
+    def unfilled(self, user: str, view: str, values: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """The required inputs `values` leaves empty, by block_id, with the label of each: Slack's client shows
+        "Please complete this required field." under each one and sends nothing to the app."""
+        return self._filled(self._open_modal(user, view), values)[1]
+
+    def _open_modal(self, user: str, view: str) -> Json:
         modal = next((m for m in reversed(self.fake.open_modals(user)) if view in (m["id"], m["callback_id"])), None)
         if modal is None:
             open_ids = [(m["id"], m["callback_id"]) for m in self.fake.open_modals(user)]
             raise AssertionError(f"{user} has no open modal {view!r}; open modals: {open_ids}")
+        return modal
+
+    @staticmethod
+    def _filled(modal: Json, values: Mapping[str, Any] | None) -> tuple[dict[str, Json], dict[str, str]]:
+        """The view_submission's `state.values` for `values`, and the required inputs left empty (block_id →
+        label)."""
         values = dict(values or {})
         state: dict[str, Json] = {}
+        missing: dict[str, str] = {}
         for block in modal["blocks"]:
             if block.get("type") != "input":
                 continue
@@ -504,22 +533,12 @@ class SlackWorld:
             if given in (None, "", []):  # what Slack pre-filled stays selected unless the user changed it
                 given = _initial(element)
             if given in (None, "", []) and not block.get("optional", False):
-                label = block["label"]["text"]
-                raise AssertionError(f"Slack would not let {user} submit: {label!r} ({block_id}) is required")
+                missing[block_id] = block["label"]["text"]
             chosen = _chosen(element, given) if given not in (None, "", []) else {"value": None}
             state[block_id] = {action_id: {"type": element["type"], **chosen}}
         if values:
-            raise AssertionError(f"Modal {view!r} has no input(s) {sorted(values)}")
-        submitted = {**modal, "state": {"values": state}}
-        trigger_id = self.fake.new_trigger_id(user)
-        payload = view_submission_payload(
-            team=self._team(), user=self._user(user), api_app_id=APP_ID, view=submitted, trigger_id=trigger_id
-        )
-        response = self.sender.interactivity(payload)
-        if response.status == 200:
-            self.fake.view_submitted(user, modal["id"], response.json() if response.body.startswith("{") else None)
-        self.last_response = response
-        return response
+            raise AssertionError(f"Modal {modal['callback_id']!r} has no input(s) {sorted(values)}")
+        return state, missing
 
     # --- raw events -----------------------------------------------------------------------------------
 

@@ -472,7 +472,10 @@ function renderModal() {
       if (value !== "" && !(Array.isArray(value) && !value.length)) values[input.block] = { [input.action]: value };
     }
     const result = await api("/api/submit", { user: ui.user, view_id: view.id, values });
-    const errors = result && result.ack && result.ack.response_action === "errors" ? result.ack.errors : {};
+    // Field errors show under their field, as in Slack: the bot's (response_action "errors") or, for a required
+    // field left empty, the client's own.
+    const ack = result && result.ack;
+    const errors = (result && result.errors) || (ack && ack.response_action === "errors" ? ack.errors : {});
     for (const slot of dialog.querySelectorAll(".bk-error")) slot.textContent = errors[slot.dataset.errorFor] || "";
   });
   overlay.append(dialog);
