@@ -1,13 +1,10 @@
-"""PeerLearn's entry point: `python app.py [run|serve|migrate|…]` (see `python app.py --help`)."""
+"""PeerLearn's entry point: `.venv/bin/python app.py [run|serve|migrate|…]` (see `--help`)."""
 
-import logging
 import sys
 
-from dotenv import load_dotenv
-
 from bot.cli import main
+from bot.config import load_environment
 
 if __name__ == "__main__":
-    load_dotenv()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    load_environment()
     sys.exit(main())

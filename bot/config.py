@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite:///peerlearn.db"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -27,6 +28,36 @@ LOG_FORMATS = ("text", "json")
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message tells the operator how to fix it."""
+
+
+# What PeerLearn, Bolt and slack_sdk read from the environment: our settings (below), Bolt's SLACK_* (tokens,
+# secrets, OAuth client and paths, SLACK_APP_TOKEN in its Socket Mode adapters) and slack_sdk's proxy and
+# warning switches. Bolt and slack_sdk test `is not None`, so an empty SLACK_CLIENT_ID= (as `cp .env.example
+# .env` leaves it) would turn on Bolt's own file-based OAuth: an empty variable must be no variable at all.
+READ_PREFIXES = ("SLACK", "PEERLEARN_")
+READ_NAMES = frozenset(
+    {"DATABASE_URL", "PORT", "LOG_LEVEL", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"}
+    | {"SKIP_SLACK_SDK_WARNING"}
+)
+
+
+def is_read(name: str) -> bool:
+    """Whether PeerLearn, Bolt or slack_sdk read this environment variable."""
+    return name in READ_NAMES or name.startswith(READ_PREFIXES)
+
+
+def load_environment(env_file: Path = Path(".env"), environ: MutableMapping[str, str] | None = None) -> None:
+    """At start, before anything reads the environment: `.env` (in the current folder) fills in what the
+    environment does not set, and a variable left empty (`SLACK_CLIENT_ID=`) is removed, i.e. not set."""
+    from dotenv import dotenv_values
+
+    environ = os.environ if environ is None else environ
+    if env_file.is_file():
+        for name, value in dotenv_values(env_file).items():
+            if value is not None and not environ.get(name, "").strip():
+                environ[name] = value
+    for name in [name for name, value in environ.items() if is_read(name) and not value.strip()]:
+        del environ[name]
 
 
 def _csv(value: str) -> tuple[str, ...]:
