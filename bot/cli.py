@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"No Slack tokens configured: starting the local playground. To use Slack: {SETUP_HELP}")
             port = args.port if args.verb else None
             return run_playground(settings, settings.port if port is None else port, any_port_if_taken=port is None)
+        check_database(settings, verb)
         if verb == "migrate":
             return migrate(settings)
         if verb in DATA_VERBS:
@@ -107,6 +108,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as problem:
         print(f"PeerLearn can't start: {problem}", file=sys.stderr)
         return 2
+
+
+# Long-running verbs wait for a database that does not answer yet, as they wait out an outage (Slack gets 503).
+WAITS_FOR_DATABASE = ("serve", "work")
+
+
+def check_database(settings: Settings, verb: str) -> None:
+    """Before a verb opens the database: a DATABASE_URL that cannot work is a ConfigError (one line, exit 2);
+    a database that does not answer is one too, except for `serve` and `work`, which say so and wait."""
+    from bot.database_url import DatabaseUnreachable, connect_once
+
+    try:
+        connect_once(settings.database_url)
+    except DatabaseUnreachable as problem:
+        if verb not in WAITS_FOR_DATABASE:
+            raise ConfigError(str(problem)) from None
+        logger.warning("%s Until it answers, Slack gets 503 and /healthz says why.", problem)
 
 
 def has_slack_credentials(settings: Settings) -> bool:
