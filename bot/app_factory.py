@@ -72,6 +72,10 @@ def create_app(services: Services, client: WebClient | None = None) -> App:
         # nothing Slack considers delivered can be lost; Slack API calls run after it, in lazy listeners.
         process_before_response=True,
         request_verification_enabled=bool(settings.signing_secret),
+        # Not Bolt's auth.test at start, which stops the app when Slack refuses the token or can't be reached:
+        # the `tokens` tick checks it at start and while it is refused (bot/workspaces.py), and Bolt asks
+        # auth.test at the first request.
+        token_verification_enabled=False,
         oauth_settings=oauth_settings,
         authorize=authorize,
         # Every log line of a request (and of its lazy listeners) names its team, channel and event.

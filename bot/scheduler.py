@@ -46,12 +46,19 @@ class Tick:
 
 def default_ticks() -> list[Tick]:
     """Every periodic job PeerLearn runs. Imported here, so a tick's module loads only with a scheduler."""
-    from bot import digest, route
+    from bot import digest, route, workspaces
 
     return [
         Tick("digest", digest.tick, every=timedelta(minutes=1), per_team_tokens=True),
         # Routing after the similar-answers grace period, escalation rounds, bumps, DMs due in someone's morning.
         Tick("routing", route.tick, every=timedelta(minutes=1), per_team_tokens=True),
+        # A token Slack refused: does it work again? (At start, then while a workspace is disabled.)
+        Tick(
+            "tokens",
+            workspaces.TokenRecheck(),
+            every=timedelta(minutes=workspaces.RECHECK_MINUTES),
+            per_team_tokens=True,
+        ),
     ]
 
 

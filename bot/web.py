@@ -23,6 +23,7 @@ from bot.acks import Queueing
 from models.inbox import Inbox
 from models.migrate import applied_revisions
 from models.session import Store
+from models.workspace import count_disabled_workspaces, disabled_workspaces
 
 logger = logging.getLogger("peerlearn.web")
 
@@ -67,20 +68,30 @@ def acknowledge(
     return [b""]
 
 
+MAX_DISABLED_LISTED = 20
+
+
 def health(store: Store, heads: Collection[str] | None) -> tuple[bool, dict[str, Any]]:
     """Healthy once the database answers and has `heads`, the revisions this replica migrated it to (None
-    while it has not yet: starting)."""
+    while it has not yet: starting). Disabled workspaces (Slack refused their token, PeerLearn was uninstalled)
+    are listed with why, but leave the replica healthy: no other replica would do better (bot/workspaces.py)."""
     if not store.ping():
         return False, {"status": "unavailable", "database": "unreachable"}
     if heads is None:
         return False, {"status": "starting", "database": "ok"}
     try:
         pending = sorted(set(heads) - applied_revisions(store.engine))
+        if pending:
+            return False, {"status": "starting", "database": "ok", "pending_migrations": pending}
+        with store.session() as session:
+            disabled = disabled_workspaces(session, limit=MAX_DISABLED_LISTED)
+            disabled_total = count_disabled_workspaces(session) if disabled else 0
     except Exception as exc:  # a half-created schema must not crash the probe
         return False, {"status": "unavailable", "database": f"unreadable ({exc.__class__.__name__})"}
-    if pending:
-        return False, {"status": "starting", "database": "ok", "pending_migrations": pending}
-    return True, {"status": "ok", "database": "ok", "migrations": "at head"}
+    payload: dict[str, Any] = {"status": "ok", "database": "ok", "migrations": "at head"}
+    if disabled:
+        payload |= {"disabled_workspaces": disabled, "disabled_workspaces_total": disabled_total}
+    return True, payload
 
 
 def create_wsgi_app(

@@ -10,7 +10,6 @@ from typing import Any
 from slack_bolt import BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import lazyload
@@ -21,8 +20,8 @@ from bot.qa import mark_posted, mark_unposted, question_view
 from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS, error_code, explain
 from bot.tags import escape_mrkdwn, truncate
+from bot.workspaces import disable_refused_workspace
 from models.question import STATUS_POSTING, Question
-from models.workspace import Workspace, disable_workspace
 
 logger = logging.getLogger("peerlearn.slack")
 
@@ -130,39 +129,6 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
 
 
 # --- Slack refused our token ------------------------------------------------------------------------
-
-
-def disable_refused_workspace(services: Services, team_id: str | None, method: str, code: str) -> None:
-    """Slack said the token is dead (invalid_auth, token_revoked, account_inactive…): stop using it.
-
-    The workspace is marked inactive with the reason (a reinstall through "Add to Slack" re-enables it);
-    the warning is logged once, when it changes. Without a team (a client outside a request), the single
-    SLACK_BOT_TOKEN serves every workspace, so all of them are disabled; in OAuth mode nothing is guessed.
-    """
-    try:
-        with services.store.session() as session:
-            if team_id:
-                teams = [team_id]
-            elif services.settings.oauth_enabled:
-                logger.warning("Slack refused a token (%s on %s) outside any workspace's request", code, method)
-                return
-            else:
-                teams = list(session.scalars(select(Workspace.team_id).where(Workspace.active.is_(True))))
-            for team in teams:
-                workspace = session.get(Workspace, team)
-                if workspace is not None and not workspace.active:
-                    continue
-                disable_workspace(session, team, code)
-                metrics.WORKSPACES_DISABLED.labels(code).inc()
-                logger.warning(
-                    "workspace %s disabled: Slack refused its token (%s on %s); reinstall PeerLearn there to "
-                    "enable it again",
-                    team,
-                    code,
-                    method,
-                )
-    except SQLAlchemyError:
-        logger.exception("could not record that Slack refused the token of workspace %s", team_id)
 
 
 def slack_error_observer(services: Services) -> Callable[[str | None, str, str], None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, insert_if_new, insert_once
@@ -55,3 +55,23 @@ def disable_workspace(session: Session, team_id: str, reason: str) -> None:
     if workspace is not None:
         workspace.active = False
         workspace.disabled_reason = reason
+
+
+def enable_workspace(session: Session, team_id: str) -> bool:
+    """Use the workspace again; True when it was disabled."""
+    workspace = session.get(Workspace, team_id)
+    if workspace is None or workspace.active:
+        return False
+    workspace.active, workspace.disabled_reason = True, None
+    return True
+
+
+def disabled_workspaces(session: Session, limit: int | None = None) -> dict[str, str]:
+    """Disabled workspaces and why (the Slack error, app_uninstalled…), by team id; at most `limit`."""
+    query = select(Workspace.team_id, Workspace.disabled_reason).where(Workspace.active.is_(False))
+    rows = session.execute(query.order_by(Workspace.team_id).limit(limit))
+    return {team_id: reason or "unknown" for team_id, reason in rows}
+
+
+def count_disabled_workspaces(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(Workspace.active.is_(False))) or 0)

@@ -78,7 +78,7 @@ class FakeSlackAPI(Workspace):
     def __init__(self, *, now: Callable[[], float] | None = None, tokens: Iterable[str] = (BOT_TOKEN,)):
         super().__init__(now)
         self.tokens = set(tokens)
-        self.revoked: set[str] = set()
+        self.refused: dict[str, str] = {}  # token -> the error Slack answers every call with it
         self.calls: list[Call] = []
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
@@ -191,8 +191,19 @@ class FakeSlackAPI(Workspace):
             self._failures.setdefault(method, []).append(failure)
 
     def revoke_token(self, token: str) -> None:
+        self.refuse_token(token, "token_revoked")
+
+    def refuse_token(self, token: str, error: str = "invalid_auth") -> None:
+        """Every call with `token` gets `error` (invalid_auth, token_revoked, account_inactive…) until
+        `accept_token`: Slack refusing a token the bot was given, not the bot using a wrong one."""
         with self.lock:
-            self.revoked.add(token)
+            self.refused[token] = error
+
+    def accept_token(self, token: str) -> None:
+        """Slack takes `token` again (a transient refusal over, a reactivated bot user, a new token)."""
+        with self.lock:
+            self.refused.pop(token, None)
+            self.tokens.add(token)
 
     def respond_slowly(self, method: str, seconds: float) -> None:
         with self.lock:
@@ -309,8 +320,8 @@ class FakeSlackAPI(Workspace):
             raise AssertionError("unreachable")
         if not call.token:
             self._reject(method, args, [Problem("not_authed", "no token (Authorization: Bearer … or token=…)")])
-        if call.token in self.revoked:
-            raise SlackError("token_revoked")
+        if call.token in self.refused:
+            raise SlackError(self.refused[call.token])
         if call.token not in self.tokens:
             self._reject(method, args, [Problem("invalid_auth", f"unknown token {call.token!r}")])
         queue = self._failures.get(call.method, [])
