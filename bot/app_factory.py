@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -51,6 +52,22 @@ def build_web_client(settings: Settings, on_error: SlackErrorObserver | None = N
     return client
 
 
+class ClientGivenOnPurpose(logging.Filter):
+    """Drops Bolt's warning that SLACK_BOT_TOKEN is unused because a client was given: Bolt reads the
+    variable itself, and the client we give it carries that very token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def bolt_logger() -> logging.Logger:
+    """Bolt's framework logger, without that one warning."""
+    logger = logging.getLogger("peerlearn.bolt")
+    if not any(isinstance(f, ClientGivenOnPurpose) for f in logger.filters):
+        logger.addFilter(ClientGivenOnPurpose())
+    return logger
+
+
 def create_app(services: Services, client: WebClient | None = None) -> App:
     # Imported here so that bot/ stays importable (and testable) without the Slack surface.
     import handlers
@@ -81,7 +98,7 @@ def create_app(services: Services, client: WebClient | None = None) -> App:
         # Every log line of a request (and of its lazy listeners) names its team, channel and event.
         before_authorize=log_context_middleware,
         listener_executor=ObservedExecutor(max_workers=LISTENER_THREADS),
-        logger=logging.getLogger("peerlearn.bolt"),
+        logger=bolt_logger(),
     )
     # Bolt builds a fresh WebClient per request; observe it too (metrics, refused tokens).
     app.middleware(observe_request_client(on_slack_error))

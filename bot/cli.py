@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.playground.web import run as run_playground
 
             if args.verb is None:
-                print(f"No Slack tokens configured: starting the local playground. To use Slack: {SETUP_HELP}")
+                print(f"No Slack tokens configured: starting the local playground. To use Slack, see {SETUP_HELP}")
             port = args.port if args.verb else None
             return run_playground(settings, settings.port if port is None else port, any_port_if_taken=port is None)
         check_database(settings, verb)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite:///peerlearn.db"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
-SETUP_HELP = "See README.md, section 'Create the Slack app' (it takes five minutes)."
+SETUP_HELP = "README.md, section 'Create the Slack app' (it takes five minutes)."
 # The bot scopes "Add to Slack" asks for; keep in step with manifest.yml (a test compares them).
 DEFAULT_BOT_SCOPES = (
     "commands",
@@ -208,5 +208,5 @@ class Settings:
         missing = [name for name in names if not values.get(name)]
         if missing:
             raise ConfigError(
-                f"Missing {', '.join(missing)}: add it to .env (copy .env.example to start). {SETUP_HELP}"
+                f"Missing {', '.join(missing)}: add it to .env (copy .env.example to start). See {SETUP_HELP}"
             )

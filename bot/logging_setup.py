@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 CONTEXT_FIELDS = ("kind", "event_type", "team", "channel", "user", "event_id")
+QUIET_LIBRARIES = ("alembic", "apscheduler")
 MAX_MESSAGE_CHARS = 2000
 MAX_FIELD_CHARS = 80
 # Keys worth keeping when a payload-like mapping is logged: identifiers, never content.
@@ -204,3 +205,8 @@ def configure_logging(level: str = "INFO", log_format: str = "text", stream: Tex
     # a line per request, each costing the request its formatting. /metrics shows the same as
     # peerlearn_requests_in_flight.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # Lines that tell the person running PeerLearn nothing: each plugin Alembic loads and each migration it runs
+    # (models/migrate.py says in one line what changed), each job APScheduler adds, runs and finishes. Their
+    # warnings and errors stay.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -104,7 +104,7 @@ def start_scheduler(
     scheduler = build_scheduler(runtime, ticks, start_delay)
     scheduler.start()
     names = ", ".join(f"{job.id} every {job.trigger.interval}" for job in scheduler.get_jobs())
-    logger.info("scheduler started: %s", names or "no jobs")
+    logger.debug("scheduler started: %s", names or "no jobs")
     return scheduler
 
 

@@ -9,6 +9,7 @@ with plain SQL (`applied_revisions`): they never load it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -25,6 +26,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 APP = MIGRATIONS_DIR.parent / "app.py"
 # Any constant works; it only has to be the same for every replica.
 _PG_MIGRATION_LOCK = 7_253_001
+logger = logging.getLogger("peerlearn.migrate")
 CHILD_TIMEOUT = 600.0  # seconds; the migrations of a large database (an index on 1M rows) take a minute
 
 
@@ -42,15 +44,23 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Upgrade to every head; replicas starting together on PostgreSQL take turns via an advisory lock."""
+    """Upgrade to every head; replicas starting together on PostgreSQL take turns via an advisory lock.
+    An upgrade of a database that had a schema is logged (one line); creating one in an empty database, as
+    every first start and the playground's throwaway database do, only at DEBUG."""
     from alembic import command
 
     config = alembic_config(engine)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        before = revisions_of(conn)
         config.attributes["connection"] = conn
         command.upgrade(config, "heads")
+        after = revisions_of(conn)
+    if before and after != before:
+        logger.info("database schema upgraded from %s to %s", listed(before), listed(after))
+    elif after != before:
+        logger.debug("database schema created at %s", listed(after))
 
 
 def upgrade_in_child(engine: Engine) -> None:
@@ -71,9 +81,17 @@ def upgrade_in_child(engine: Engine) -> None:
 def applied_revisions(engine: Engine) -> set[str]:
     """The revisions the database is at (Alembic's version table); empty before the first migration."""
     with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return set()
-        return set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        return revisions_of(conn)
+
+
+def revisions_of(conn: Connection) -> set[str]:
+    if not inspect(conn).has_table("alembic_version"):
+        return set()
+    return set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def listed(revisions: set[str]) -> str:
+    return ", ".join(sorted(revisions))
 
 
 def pending_migrations(engine: Engine) -> set[str]:

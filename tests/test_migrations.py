@@ -1,6 +1,7 @@
 """Schema changes go through Alembic only: the migrations must build exactly what the models declare."""
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from models.migrate import MigrationFailed, alembic_config, pending_migrations, upgrade_in_child
+from models.migrate import MigrationFailed, alembic_config, pending_migrations, upgrade_in_child, upgrade_to_head
 from models.session import Store
 
 
@@ -89,3 +90,22 @@ server.stop()
 runtime.close()
 fake.stop()
 """
+
+
+def test_an_upgrade_is_one_line_and_a_new_database_says_nothing(database_url, tmp_path, caplog):
+    """Alembic's own lines are quiet (bot/logging_setup.py); upgrading a database with data says so once."""
+    store = Store.from_url(database_url)
+    fresh = Store.from_url(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        command.downgrade(alembic_config(store.engine), "0001")
+        with caplog.at_level(logging.INFO, logger="peerlearn"):
+            upgrade_to_head(fresh.engine)
+            assert not caplog.records, "a new database (every first start, the playground's) is no news"
+            upgrade_to_head(store.engine)
+            upgrade_to_head(store.engine)  # nothing to do: nothing said
+        [line] = [record.getMessage() for record in caplog.records]
+        heads = ", ".join(sorted(ScriptDirectory.from_config(alembic_config(store.engine)).get_heads()))
+        assert line == f"database schema upgraded from 0001 to {heads}"
+    finally:
+        store.dispose()
+        fresh.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -30,9 +31,11 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.blocks import ASK_USAGE
 from bot.clock import Clock
-from bot.config import Settings, is_read, load_environment
+from bot.config import SETUP_HELP, Settings, is_read, load_environment
+from bot.playground.server import PlaygroundSlack
 from bot.runtime import build_runtime
 from tests.production_harness import GENERAL, populate
+from tests.slack import contract
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.signing import slash_command_fields
 from tests.slack.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID
@@ -231,7 +234,7 @@ def restored_environ() -> Iterator[None]:
 
 
 def test_the_socket_mode_app_answers_commands_with_the_example_env_filled_in(
-    tmp_path, monkeypatch, restored_environ, workspace, database_url
+    tmp_path, monkeypatch, restored_environ, workspace, database_url, caplog
 ):
     fake = workspace.fake
     fake.tokens.add(APP_TOKEN)
@@ -249,7 +252,9 @@ def test_the_socket_mode_app_answers_commands_with_the_example_env_filled_in(
 
     settings = Settings.from_env()  # then what `app.py run` builds (bot/cli.py, run_socket_mode)
     settings.require("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
-    runtime = build_runtime(settings)
+    with caplog.at_level(logging.WARNING):
+        runtime = build_runtime(settings)
+    assert not caplog.records, "nothing to warn a newcomer about (Bolt's 'token will be unused' was one)"
     try:
         handler = SocketModeHandler(runtime.bolt_app, settings.app_token)
         fields = slash_command_fields(
@@ -271,3 +276,30 @@ def test_the_socket_mode_app_answers_commands_with_the_example_env_filled_in(
         assert HELP_HEADLINE in str(answer.body), f"answered {answer.body!r}"
     finally:
         runtime.close()
+
+
+# --- item 4: `make run` says what started and where to open it --------------------------------------------
+
+FIRST_SECONDS = 3.0  # what a newcomer reads first; the scheduler's first jobs run 1 s after the start
+
+
+def test_make_run_without_slack_says_what_started_and_where_to_open_it(tmp_path):
+    example_env(tmp_path)
+    started = time.monotonic()
+    with app_process(tmp_path) as playground:  # what `make run` runs, with the example .env copied
+        url = playground.wait_for_line(r"PeerLearn playground: (http://\S+)").group(1)
+        eventually(lambda: time.monotonic() - started > FIRST_SECONDS, "past the first seconds")
+        first = list(playground.lines)
+    assert first[:2] == [
+        f"No Slack tokens configured: starting the local playground. To use Slack, see {SETUP_HELP}",
+        f"PeerLearn playground: {url}",
+    ]
+    assert len(first) == 3 and first[2].startswith("A local simulation"), "\n".join(first)
+
+
+def test_the_playground_does_not_warn_a_newcomer_about_the_api_reference(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(contract, "METHODS_DIR", tmp_path)  # a fresh clone: no reference beside it
+    with caplog.at_level(logging.INFO):
+        emulator = PlaygroundSlack(now=time.time)
+    assert not emulator.has_reference
+    assert not caplog.records

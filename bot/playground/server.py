@@ -103,8 +103,8 @@ class PlaygroundSlack(FakeSlackAPI):
     def __init__(self, now: Callable[[], float]) -> None:
         super().__init__(now=now)
         self.has_reference = any(contract.METHODS_DIR.glob("*.json"))
-        if not self.has_reference:
-            logger.warning(
+        if not self.has_reference:  # nothing for someone trying PeerLearn to act on: DEBUG
+            logger.debug(
                 "Slack's method reference (shared/slack-api-ref beside the repository) is not here: the emulator "
                 "checks Block Kit and mentions, not required arguments"
             )
@@ -182,7 +182,8 @@ class Playground:
                 self.send(person.id, self.fake.im_for(person.id).id, f"/teach {person.teaches}")
         if self._scheduler:
             self.runtime.start_scheduler()
-        logger.info("playground: PeerLearn at %s, Slack emulator at %s", self.server.url, self.fake.url)
+        # Not the page's address (bot/playground/web.py prints it): no URL before it for a newcomer to open.
+        logger.debug("playground: PeerLearn at %s, Slack emulator at %s", self.server.url, self.fake.url)
         return self
 
     def stop(self) -> None:
