@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 CONTEXT_FIELDS = ("kind", "event_type", "team", "channel", "user", "event_id")
-QUIET_LIBRARIES = ("alembic", "apscheduler")
 MAX_MESSAGE_CHARS = 2000
 MAX_FIELD_CHARS = 80
 # Keys worth keeping when a payload-like mapping is logged: identifiers, never content.
@@ -195,18 +194,35 @@ def build_handler(log_format: str = "text", stream: TextIO | None = None) -> log
 
 
 def configure_logging(level: str = "INFO", log_format: str = "text", stream: TextIO | None = None) -> None:
-    """One structured handler on the root logger (replacing any other), at `level`."""
+    """One structured handler on the root logger (replacing any other), at `level`; some libraries' loggers
+    held higher (a logger's own level decides for what it logs, whatever the root's)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.addHandler(build_handler(log_format, stream))
     root.setLevel(level)
-    # waitress warns "Task queue depth is N" for each request that waits for a free thread: under a burst,
-    # a line per request, each costing the request its formatting. /metrics shows the same as
-    # peerlearn_requests_in_flight.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    for name, floor in LIBRARY_FLOORS.items():
+        logging.getLogger(name).setLevel(max(root.level, floor))
+
+
+# Loggers held at a level of their own, whatever LOG_LEVEL says (higher still when it is higher):
+LIBRARY_FLOORS = {
+    # waitress warns "Task queue depth is N" for each request that waits for a free thread: under a burst, a
+    # line per request, each costing the request its formatting. /metrics shows it as peerlearn_requests_in_flight.
+    "waitress.queue": logging.ERROR,
     # Lines that tell the person running PeerLearn nothing: each plugin Alembic loads and each migration it runs
     # (models/migrate.py says in one line what changed), each job APScheduler adds, runs and finishes. Their
     # warnings and errors stay.
-    for name in QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    "alembic": logging.WARNING,
+    "apscheduler": logging.WARNING,
+    # The loggers that carry Slack's payloads: at DEBUG, slack_sdk logs every Web API request and response body
+    # (message texts, OAuth codes; slack_sdk even formats them whenever its logger's own level allows DEBUG),
+    # its Socket Mode client every envelope, Bolt every ack's body and the bot's own events. Held at INFO, so
+    # that no message text, code, token or secret is logged at any level; LOG_LEVEL=DEBUG adds PeerLearn's own
+    # details and the other libraries' (database driver, HTTP servers, scheduler).
+    "slack_sdk": logging.INFO,
+    "slack_bolt": logging.INFO,
+    "peerlearn.slack_sdk": logging.INFO,  # the bot's WebClients (bot/app_factory.py)
+    "peerlearn.bolt": logging.INFO,  # Bolt's framework logger, whose level its own loggers copy
+    "peerlearn.oauth.flow": logging.INFO,  # Bolt's OAuth flow (bot/oauth.py)
+}
