@@ -1,16 +1,19 @@
-# `make run` and `make test` set everything up on a fresh machine (a virtualenv in .venv).
+# `make run` and `make test` set everything up on a fresh machine (a virtualenv in .venv); the other verbs run
+# as `.venv/bin/python app.py VERB` once it is there (`make install` makes it).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run playground serve migrate test browser lint format bench clean
+.PHONY: install run playground serve migrate stats test browser lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+install: $(STAMP)  ## the virtualenv in .venv, with PeerLearn installed in it
 
 run: $(STAMP)  ## run the bot (Socket Mode with the tokens in .env; without any Slack token, the local playground)
 	$(PY) app.py
@@ -21,8 +24,11 @@ playground: $(STAMP)  ## try PeerLearn without Slack: a local page against the b
 serve: $(STAMP)  ## run the bot in HTTP mode on $$PORT
 	$(PY) app.py serve
 
-migrate: $(STAMP)
+migrate: $(STAMP)  ## upgrade the database to the latest schema
 	$(PY) app.py migrate
+
+stats: $(STAMP)  ## the programme's figures for the last 30 days, every workspace (options: .venv/bin/python app.py stats --help)
+	$(PY) app.py stats
 
 test: $(STAMP) browser  ## lint and type-check, then every test on SQLite and PostgreSQL
 	$(VENV)/bin/ruff check .

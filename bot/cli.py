@@ -1,4 +1,4 @@
-"""The `python app.py …` verbs: run (Socket Mode), serve (HTTP), migrate, and admin tools."""
+"""The `.venv/bin/python app.py …` verbs: run (Socket Mode), serve (HTTP), migrate, and admin tools."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ logger = logging.getLogger("peerlearn")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python app.py",
+        prog=".venv/bin/python app.py",  # as the README shows it: the virtualenv `make install` creates
         description="PeerLearn: peer knowledge sharing in Slack. With no verb, runs in Socket Mode, or, when no "
         "Slack token is configured at all, starts the local playground.",
     )

@@ -208,5 +208,5 @@ class Settings:
         missing = [name for name in names if not values.get(name)]
         if missing:
             raise ConfigError(
-                f"Missing {', '.join(missing)}: add it to .env (copy .env.example to start). See {SETUP_HELP}"
+                f"Missing {', '.join(missing)}: add it to .env (`cp .env.example .env` makes one). See {SETUP_HELP}"
             )

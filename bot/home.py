@@ -315,7 +315,7 @@ def _admin(report: stats.Report) -> list[Block]:
     trend = report.trend[-MAX_TREND_WEEKS:]
     if trend:
         weeks = " · ".join(f"{w.start:%d %b}: {w.figures.asked}" for w in trend)
-        content.append(context(f"Questions per week: {weeks}. `python app.py stats` has every figure."))
+        content.append(context(f"Questions per week: {weeks}. `make stats` has every figure."))
     return content
 
 

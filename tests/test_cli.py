@@ -65,6 +65,7 @@ def test_socket_mode_without_tokens_names_what_is_missing(tmp_path):
     assert result.returncode == 2
     assert "SLACK_BOT_TOKEN" in result.stderr and "SLACK_APP_TOKEN" in result.stderr
     assert "README" in result.stderr and "Create the Slack app" in result.stderr
+    assert "`cp .env.example .env`" in result.stderr, "the README's own words"
     assert "Traceback" not in result.stderr
 
 
@@ -78,6 +79,7 @@ def test_http_mode_needs_the_signing_secret(tmp_path):
 def test_help_lists_the_verbs(tmp_path):
     result = run_app("--help", tmp_path=tmp_path)
     assert result.returncode == 0
+    assert result.stdout.startswith("usage: .venv/bin/python app.py"), "as the README shows it"
     for verb in ("run", "serve", "migrate"):
         assert verb in result.stdout
 

@@ -7,6 +7,7 @@ with none of the variables PeerLearn, Bolt or slack_sdk read, so a developer's o
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -30,6 +31,7 @@ from slack_bolt.adapter.socket_mode.internals import run_bolt_app
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.blocks import ASK_USAGE
+from bot.cli import build_parser
 from bot.clock import Clock
 from bot.config import SETUP_HELP, Settings, is_read, load_environment
 from bot.playground.server import PlaygroundSlack
@@ -303,3 +305,49 @@ def test_the_playground_does_not_warn_a_newcomer_about_the_api_reference(tmp_pat
         emulator = PlaygroundSlack(now=time.time)
     assert not emulator.has_reference
     assert not caplog.records
+
+
+# --- item 2: every command the README shows works as written on a fresh machine ----------------------------
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+APP = ".venv/bin/python app.py"
+
+
+def shown_commands() -> list[str]:
+    """What the README shows to type: code spans and the lines of ```sh blocks (comments left out)."""
+    spans = re.findall(r"`([^`\n]+)`", README)
+    blocks = re.findall(r"```sh\n(.*?)```", README, re.DOTALL)
+    return [line.split("  #", 1)[0].strip() for line in spans + [ln for b in blocks for ln in b.splitlines()]]
+
+
+def options_of(parser: argparse.ArgumentParser) -> set[str]:
+    return {option for action in parser._actions for option in action.option_strings}
+
+
+def test_the_readme_runs_python_from_the_virtualenv_everywhere():
+    """`python app.py` outside the virtualenv fails with ModuleNotFoundError on a fresh machine."""
+    bare = [match.group(0) for match in re.finditer(r"(?<![/\w])python3? (?:app\.py|bench/)\S*", README)]
+    assert bare == []
+
+
+def test_every_app_py_command_in_the_readme_is_one_the_cli_takes():
+    parser = build_parser()
+    [verbs] = [action.choices for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    commands = [command for command in shown_commands() if command.startswith(APP)]
+    assert len(commands) >= 12
+    for command in commands:
+        words = command.removeprefix(APP).split()
+        verb = words[0] if words and not words[0].startswith("-") else None
+        assert verb is None or verb in verbs, command
+        options = {word.strip("[]") for word in words if word.strip("[]").startswith("--")}
+        assert options <= options_of(verbs[verb] if verb else parser), command
+
+
+def test_every_make_target_and_benchmark_in_the_readme_exists():
+    targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE))
+    shown = {command.split()[1] for command in shown_commands() if re.match(r"make [a-z-]+$", command)}
+    assert {"run", "playground", "serve", "migrate", "stats", "test"} <= shown
+    assert shown <= targets
+    for command in shown_commands():
+        if command.startswith(".venv/bin/python bench/"):
+            assert (ROOT / command.split()[1]).is_file(), command
