@@ -26,16 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.socket_mode.internals import run_bolt_app
-from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.blocks import ASK_USAGE
 from bot.cli import build_parser
 from bot.clock import Clock
-from bot.config import SETUP_HELP, Settings, is_read, load_environment
+from bot.config import SETUP_HELP, is_read, load_environment
 from bot.playground.server import PlaygroundSlack
-from bot.runtime import build_runtime
 from tests.production_harness import GENERAL, populate
 from tests.slack import contract
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
@@ -225,21 +221,28 @@ def test_serve_answers_commands_with_the_example_env_filled_in(tmp_path, workspa
         assert not [note for note in workspace.ephemerals("U_ASKER") if GONE in note["text"]]
 
 
-@pytest.fixture
-def restored_environ() -> Iterator[None]:
-    saved = dict(os.environ)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def slash_command(text: str, fake: FakeSlackAPI) -> dict[str, str]:
+    """/ask `text` from Ana in #general, as Slack sends it (over HTTP, or as a Socket Mode envelope's payload)."""
+    return slash_command_fields(
+        team_id=TEAM_ID,
+        team_domain=TEAM_DOMAIN,
+        api_app_id=APP_ID,
+        channel_id=GENERAL,
+        channel_name="general",
+        user_id="U_ASKER",
+        user_name=fake.users["U_ASKER"].name,
+        command="/ask",
+        text=text,
+        response_url=fake.new_response_url("U_ASKER", GENERAL),
+        trigger_id=fake.new_trigger_id("U_ASKER"),
+    )
 
 
-def test_the_socket_mode_app_answers_commands_with_the_example_env_filled_in(
-    tmp_path, monkeypatch, restored_environ, workspace, database_url, caplog
+def test_make_run_connects_in_socket_mode_and_answers_commands_with_the_example_env_filled_in(
+    tmp_path, workspace, database_url
 ):
     fake = workspace.fake
-    fake.tokens.add(APP_TOKEN)
+    slack = fake.enable_socket_mode(APP_TOKEN)
     example_env(
         tmp_path,
         SLACK_BOT_TOKEN=BOT_TOKEN,
@@ -247,37 +250,16 @@ def test_the_socket_mode_app_answers_commands_with_the_example_env_filled_in(
         SLACK_API_URL=fake.base_url,
         DATABASE_URL=database_url,
     )
-    for name in [name for name in os.environ if is_read(name)]:
-        del os.environ[name]
-    monkeypatch.chdir(tmp_path)
-    load_environment()  # as app.py does, first
+    with app_process(tmp_path) as run:  # what `make run` runs; with both tokens in .env: Socket Mode
+        slack.wait_connected(START_TIMEOUT)
+        helped = slack.deliver("slash_commands", slash_command("help", fake))
+        assert HELP_HEADLINE in str(helped.get("payload")), f"acknowledged with {helped}:\n{run.output}"
 
-    settings = Settings.from_env()  # then what `app.py run` builds (bot/cli.py, run_socket_mode)
-    settings.require("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
-    with caplog.at_level(logging.WARNING):
-        runtime = build_runtime(settings)
-    assert not caplog.records, "nothing to warn a newcomer about (Bolt's 'token will be unused' was one)"
-    try:
-        handler = SocketModeHandler(runtime.bolt_app, settings.app_token)
-        fields = slash_command_fields(
-            team_id=TEAM_ID,
-            team_domain=TEAM_DOMAIN,
-            api_app_id=APP_ID,
-            channel_id=GENERAL,
-            channel_name="general",
-            user_id="U_ASKER",
-            user_name="U_ASKER",
-            command="/ask",
-            text="help",
-            response_url=fake.new_response_url("U_ASKER", GENERAL),
-            trigger_id=fake.new_trigger_id("U_ASKER"),
-        )
-        envelope = {"envelope_id": "1d2c3b4a", "type": "slash_commands", "payload": fields}
-        answer = run_bolt_app(handler.app, SocketModeRequest.from_dict(envelope))  # what its client hands Bolt
-        assert answer.status == 200
-        assert HELP_HEADLINE in str(answer.body), f"answered {answer.body!r}"
-    finally:
-        runtime.close()
+        since = fake.mark()
+        slack.deliver("slash_commands", slash_command("How do I rotate the TLS certificate? #ops", fake))
+        posted = workspace.wait_post(GENERAL, since=since, timeout=20)
+        assert "How do I rotate the TLS certificate?" in posted.plain
+    assert "Traceback" not in run.output and "level=WARNING" not in run.output, run.output
 
 
 # --- item 4: `make run` says what started and where to open it --------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.slack.contract import Problem
+from tests.slack.socket_mode import SocketModeServer
 from tests.slack.workspace import (
     APP_ID,
     BOT_ID,
@@ -84,6 +85,7 @@ class FakeSlackAPI(Workspace):
         self._delays: dict[str, float] = {}
         self.oauth_apps: dict[str, str] = {}  # "Add to Slack": client_id -> client_secret
         self._oauth_codes: dict[str, Json] = {}  # one-time codes the authorize page hands out
+        self.socket_mode: dict[str, SocketModeServer] = {}  # app-level token -> its Socket Mode endpoint
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -99,6 +101,8 @@ class FakeSlackAPI(Workspace):
 
     def stop(self) -> None:
         self._stopping.set()
+        for endpoint in self.socket_mode.values():
+            endpoint.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -169,6 +173,22 @@ class FakeSlackAPI(Workspace):
             "is_enterprise_install": False,
             "authed_user": {"id": grant["user"]},
         }
+
+    # --- Socket Mode ----------------------------------------------------------------------------------
+
+    def enable_socket_mode(self, app_token: str) -> SocketModeServer:
+        """Socket Mode on, with an app-level token (`xapp-…`, connections:write): `apps.connections.open`
+        called with it hands out the endpoint's URL; the endpoint delivers what a test sends through it."""
+        endpoint = SocketModeServer(APP_ID)
+        with self.lock:
+            self.socket_mode[app_token] = endpoint
+        return endpoint
+
+    def _apps_connections_open(self, call: Call) -> Json:
+        endpoint = self.socket_mode.get(call.token or "")
+        if endpoint is None:  # no token, a bot token, or an app token Slack does not know
+            raise SlackError("not_allowed_token_type" if (call.token or "").startswith("xox") else "invalid_auth")
+        return {"url": endpoint.url}
 
     def new_response_url(self, user_id: str, channel_id: str, **origin: Any) -> str:
         """A response_url served by this fake; `origin`: message_ts=..., ephemeral=True."""
@@ -301,6 +321,10 @@ class FakeSlackAPI(Workspace):
                     self._reject(method, call.args, [Problem("invalid_auth", "token sent in the query string")])
                 if method == "oauth.v2.access":  # authenticated by the app's client id/secret, not a token
                     call.response = {"ok": True, **self._oauth_v2_access(headers, call.args)}
+                elif method == "apps.connections.open":  # the one method for an app-level token
+                    call.response = {"ok": True, **self._apps_connections_open(call)}
+                elif call.token in self.socket_mode:
+                    raise SlackError("not_allowed_token_type")
                 else:
                     call.response = {"ok": True, **self._answer(call)}
             except SlackError as error:

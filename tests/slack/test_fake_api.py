@@ -12,6 +12,8 @@ import pytest
 from slack_sdk import WebClient, WebhookClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.socket_mode import SocketModeClient
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.clock import FrozenClock
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
@@ -175,6 +177,30 @@ def test_tokens(world: FakeSlackAPI) -> None:
         assert json.load(reply)["user"]["id"] == "U_ASKER"
     world.revoke_token(BOT_TOKEN)
     assert error_of(WebClient(base_url=world.base_url, token=BOT_TOKEN).auth_test) == "token_revoked"
+    world.accept_token(BOT_TOKEN)
+    assert WebClient(base_url=world.base_url, token=BOT_TOKEN).auth_test()["ok"]
+    world.refuse_token(BOT_TOKEN, "account_inactive")
+    assert error_of(WebClient(base_url=world.base_url, token=BOT_TOKEN).auth_test) == "account_inactive"
+
+
+def test_socket_mode_takes_the_app_token_only_and_delivers_envelopes(world: FakeSlackAPI) -> None:
+    endpoint = world.enable_socket_mode("xapp-1-A0001-1")
+    bot, app = WebClient(base_url=world.base_url, token=BOT_TOKEN), WebClient(base_url=world.base_url)
+    assert error_of(bot.apps_connections_open, app_token=BOT_TOKEN) == "not_allowed_token_type"
+    assert error_of(app.apps_connections_open, app_token="xapp-1-A0001-unknown") == "invalid_auth"
+    assert error_of(WebClient(base_url=world.base_url, token="xapp-1-A0001-1").auth_test) == "not_allowed_token_type"
+    client = SocketModeClient(app_token="xapp-1-A0001-1", web_client=bot)
+    client.socket_mode_request_listeners.append(
+        lambda c, request: c.send_socket_mode_response(
+            SocketModeResponse(request.envelope_id, {"text": f"got {request.payload['text']}"})
+        )
+    )
+    client.connect()
+    try:
+        ack = endpoint.deliver("slash_commands", {"command": "/ask", "text": "help"})
+        assert ack["payload"] == {"text": "got help"}
+    finally:
+        client.close()
 
 
 def test_failure_injection(world: FakeSlackAPI, client: WebClient) -> None:
