@@ -99,7 +99,7 @@ def _fernet_keys(value: str) -> tuple[str, ...]:
             except ValueError:
                 raise ConfigError(
                     f"PEERLEARN_ENCRYPTION_KEY: key {number} is not a Fernet key (32 url-safe base64-encoded bytes). "
-                    'Make one with: python -c "from cryptography.fernet import Fernet; '
+                    'Make one with: .venv/bin/python -c "from cryptography.fernet import Fernet; '
                     'print(Fernet.generate_key().decode())"'
                 ) from None
     return keys

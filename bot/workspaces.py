@@ -109,12 +109,17 @@ class TokenRecheck:
         self.checked = False  # the single token has had an answer from Slack in this process
 
     def __call__(
-        self, services: Services, client: WebClient, now: datetime, *, token_for: Callable[[str], str | None]
+        self,
+        services: Services,
+        client: WebClient,
+        now: datetime,
+        *,
+        token_for: Callable[[str], str | None] | None = None,
     ) -> None:
         refused = refused_workspaces(services)
         if services.settings.oauth_enabled:
             for team in refused:
-                token = token_for(team)
+                token = token_for(team) if token_for is not None else None
                 if token is None:  # uninstalled meanwhile: only a reinstall brings it back
                     continue
                 identity, problem = auth_test(client, token)

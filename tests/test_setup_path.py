@@ -306,9 +306,11 @@ def options_of(parser: argparse.ArgumentParser) -> set[str]:
     return {option for action in parser._actions for option in action.option_strings}
 
 
-def test_the_readme_runs_python_from_the_virtualenv_everywhere():
+@pytest.mark.parametrize("document", ["README.md", ".env.example"])
+def test_the_set_up_documents_run_python_from_the_virtualenv_everywhere(document):
     """`python app.py` outside the virtualenv fails with ModuleNotFoundError on a fresh machine."""
-    bare = [match.group(0) for match in re.finditer(r"(?<![/\w])python3? (?:app\.py|bench/)\S*", README)]
+    text = (ROOT / document).read_text(encoding="utf-8")
+    bare = [match.group(0) for match in re.finditer(r"(?<![/\w#])python3? \S+", text)]
     assert bare == []
 
 
