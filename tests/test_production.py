@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy import text as sql
 
 from bot import metrics
-from bot.logging_setup import RedactingFilter, build_handler, redact, summarize
+from bot.logging_setup import LIBRARY_FLOORS, RedactingFilter, build_handler, redact, summarize
 from models.question import Answer, Question, Vote
 from models.workspace import ProcessedEvent
 from tests.production_harness import GENERAL, Replica, populate, running_peerlearn
@@ -165,18 +165,24 @@ def test_queue_depth_counts_lazy_work_waiting_for_a_thread():
 
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
-    """Everything logged (DEBUG and up, slack_sdk's request dumps included) as the JSON lines we emit."""
+    """Everything logged (DEBUG and up, slack_sdk's request dumps included: the libraries' own levels, which
+    configure_logging sets, are lifted) as the JSON lines we emit."""
     stream = io.StringIO()
     handler = build_handler("json", stream)
     root = logging.getLogger()
     previous = root.level
+    floors = {name: logging.getLogger(name).level for name in LIBRARY_FLOORS}
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    for name in floors:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     try:
         yield stream
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
+        for name, level in floors.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def parsed(stream: io.StringIO) -> list[dict]:
