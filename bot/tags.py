@@ -30,6 +30,8 @@ ELLIPSIS = "…"
 # digits and - _ . + (c++, node.js); a trailing dot is punctuation, not part of the tag.
 _TAG = re.compile(r"(?<![\w&/<#|])#([^\W_][\w\-+.]*)", re.UNICODE)
 _LEADING_TAGS = re.compile(r"^(?:#[^\W_][\w\-+.]*\s+)+", re.UNICODE)
+_TAG_WORD = re.compile(r"#[^\W_][\w\-+.]*", re.UNICODE)  # a whole word that is a tag
+_WORD_FROM_THE_END = re.compile(r"\s*(\S+)", re.UNICODE)  # matched on the text reversed
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u180e"), None)
 # Bidi controls can make text read in a different order than it was written; drop them.
 _BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"), None)
@@ -63,18 +65,24 @@ def parse_tagged_text(raw: str, aliases: Mapping[str, str] | None = None) -> Par
     the runs of tags at the start (`/teach #git Use bisect…`) and at the end are removed from the text.
     """
     text = clean(raw)
-    tags: list[str] = []
+    tags: dict[str, None] = {}  # ordered and unique, with a constant-time "seen already?"
     for match in _TAG.finditer(text):
         tag = normalize_tag(match.group(1), aliases)
-        if tag and tag not in tags:
-            tags.append(tag)
-    body = _LEADING_TAGS.sub("", text)
-    while True:
-        trailing = re.search(r"(?:^|\s)#[^\W_][\w\-+.]*\s*$", body, re.UNICODE)
-        if not trailing:
-            break
-        body = body[: trailing.start()].rstrip()
-    return ParsedText(text=body, tags=tuple(tags[:MAX_TAGS]))
+        if tag:
+            tags.setdefault(tag)
+    body = _without_trailing_tags(_LEADING_TAGS.sub("", text))
+    return ParsedText(text=body, tags=tuple(tags)[:MAX_TAGS])
+
+
+def _without_trailing_tags(text: str) -> str:
+    """The text up to its trailing run of #tags. One pass over its words from the end (the text reversed,
+    one word at a time, none kept): this runs before /ask's ack on whatever text arrives, so it must stay
+    linear however many tags it is given."""
+    reverse = text[::-1]
+    read = 0  # characters of `reverse` that were trailing tags (and the space around them)
+    while (word := _WORD_FROM_THE_END.match(reverse, read)) and _TAG_WORD.fullmatch(word.group(1)[::-1]):
+        read = word.end()
+    return text[: len(text) - read].rstrip() if read else text
 
 
 def has_words(text: str) -> bool:

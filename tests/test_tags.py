@@ -1,5 +1,9 @@
 """Parsing #tags and making user text safe to post."""
 
+import signal
+import time
+from collections.abc import Callable
+
 import pytest
 
 from bot.tags import clean, escape_mrkdwn, from_slack, has_words, normalize_tag, parse_tagged_text, truncate
@@ -42,6 +46,42 @@ def test_only_tags_leaves_no_text():
     parsed = parse_tagged_text("#postgres #ops")
     assert parsed.text == ""
     assert parsed.tags == ("postgres", "ops")
+
+
+def test_a_trailing_run_of_tags_ends_where_a_word_is_not_a_tag():
+    parsed = parse_tagged_text("Why? #a x #b  #c.  ")
+    assert parsed.text == "Why? #a x"
+    assert parsed.tags == ("a", "b", "c")
+    assert parse_tagged_text("  #a #b").text == ""
+
+
+def _seconds(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def test_parsing_a_megabyte_of_tags_takes_linear_time():
+    """/ask text is parsed before its ack (bot/acks.py): 10 times the tags may take about 10 times as long,
+    never 100 (a quadratic parse spent 32 s on 149 KB). The big run is stopped once it is clearly not linear."""
+    small = "Why? " + " ".join(f"#tag{i:06d}" for i in range(10_000))
+    large = "Why? " + " ".join(f"#tag{i:06d}" for i in range(100_000))
+    assert len(large) > 1_000_000
+    small_time = min(_seconds(lambda: parse_tagged_text(small)) for _ in range(3))
+    budget = 40 * small_time + 1.0  # linear is ~10x; quadratic would be ~100x
+
+    def too_slow(*_: object) -> None:
+        raise AssertionError(f"parsing 100k tags took over {budget:.1f}s; 10k took {small_time:.3f}s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.setitimer(signal.ITIMER_REAL, budget)
+    try:
+        large_time = _seconds(lambda: parse_tagged_text(large))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert large_time / small_time < 30, (small_time, large_time)
+    assert parse_tagged_text(large).text == "Why?"
 
 
 def test_zero_width_and_bidi_controls_are_removed():
