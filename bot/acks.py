@@ -17,7 +17,6 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.logging_setup import request_kind
 from bot.tags import InvalidQuestion, clean, command_text, validate_question
 
 logger = logging.getLogger("peerlearn.acks")
@@ -64,11 +63,13 @@ def inbox_key(body: Mapping[str, Any], settings: Settings) -> str | None:
 
 # What the front decides on (inbox_key, request_kind); a form's other fields are left to Bolt.
 _FORM_FIELDS = frozenset({"command", "trigger_id", "text", "payload"})
+MAX_BODY = 1 << 20  # bytes; Slack's requests are a few kB (a modal's state, at most some tens of kB)
 
 
 def peek(raw: bytes, content_type: str | None) -> dict[str, Any] | None:
     """The fields of a request that say what it is: all of a JSON body (an event); of a form (a command, or
-    interactivity's `payload`), only _FORM_FIELDS, decoded as Bolt's parser would. None when unparseable."""
+    interactivity's `payload`), only _FORM_FIELDS, decoded as Bolt's parser would. None when unparseable
+    (not UTF-8, not JSON, JSON nested too deep to read, not an object)."""
     try:
         text = raw.decode("utf-8")
         if content_type == "application/json" or text.startswith("{"):
@@ -83,8 +84,41 @@ def peek(raw: bytes, content_type: str | None) -> dict[str, Any] | None:
             payload = json.loads(fields["payload"])
             return payload if isinstance(payload, dict) else None
         return fields
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
+
+
+class Screening:
+    """What a server does with a Slack request before anything else: nothing but its signature is looked at
+    until it is authenticated (slack_sdk's verifier, as Bolt checks it); then its body is read as Bolt would
+    read it. The server checks the size first (MAX_BODY). Both servers use it: bot/front.py and bot/web.py."""
+
+    def __init__(self, signing_secret: str | None) -> None:
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
+
+    def authentic(self, raw: bytes, timestamp: str | None, signature: str | None) -> bool:
+        if self.verifier is None:  # no signing secret: Bolt does not check either (local use only)
+            return True
+        if not timestamp or not signature:
+            return False
+        try:
+            return self.verifier.is_valid(raw, timestamp, signature)
+        except ValueError:  # a timestamp that is not a number
+            return False
+
+    def admit(
+        self, raw: bytes, content_type: str | None, timestamp: str | None, signature: str | None
+    ) -> tuple[int, dict[str, Any] | None]:
+        """(200, the body's fields) for a request Bolt may have; (401, None) when it is not signed by Slack,
+        (400, None) when its body is not something Slack sends. A refusal is logged in one line."""
+        if not self.authentic(raw, timestamp, signature):
+            logger.info("refused a request without a valid Slack signature (401, %s bytes)", len(raw))
+            return 401, None
+        body = peek(raw, content_type)
+        if body is None:
+            logger.info("refused a signed request whose body Slack would not send (400, %s bytes)", len(raw))
+            return 400, None
+        return 200, body
 
 
 InboxT = TypeVar("InboxT")
@@ -103,25 +137,12 @@ class Queueing(Generic[InboxT]):
     ) -> None:
         self.inbox = inbox
         self.key_for = key_for
-        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self.screening = Screening(signing_secret)
         self.clock = clock
 
-    def classify(self, raw: bytes, content_type: str | None, method: str) -> tuple[str, str | None]:
-        """A Slack request's kind (for metrics) and its inbox key, None when it may not wait there."""
-        body = peek(raw, content_type)
-        if body is None:
-            return "other", None
-        return request_kind(body), self.key_for(body) if method == "POST" else None
-
-    def authentic(self, raw: bytes, timestamp: str | None, signature: str | None) -> bool:
-        if self.verifier is None:  # no signing secret: Bolt does not check either (local use only)
-            return True
-        if not timestamp or not signature:
-            return False
-        try:
-            return self.verifier.is_valid(raw, timestamp, signature)
-        except ValueError:  # a timestamp that is not a number
-            return False
+    def key(self, body: dict[str, Any], method: str) -> str | None:
+        """An authenticated request's inbox key, None when it may not wait there."""
+        return self.key_for(body) if method == "POST" else None
 
     def stored(self, key: str, raw: bytes, content_type: str | None) -> tuple[str, str, str, datetime]:
         """The inbox's `put` arguments for a request."""

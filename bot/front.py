@@ -39,10 +39,11 @@ from typing import Any
 import uvicorn
 
 from bot import metrics
-from bot.acks import Queueing, inbox_key
+from bot.acks import MAX_BODY, Queueing, inbox_key
 from bot.clock import Clock
 from bot.config import Settings
 from bot.inbox_writer import LoopAppender, inbox_location
+from bot.logging_setup import request_kind
 
 logger = logging.getLogger("peerlearn.front")
 
@@ -51,8 +52,6 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[str, str]]
-
-MAX_BODY = 1 << 20  # bytes; Slack's requests are a few kB (a modal's state, at most some tens of kB)
 
 
 async def respond(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:
@@ -148,17 +147,15 @@ class Upstream:
         return response, content
 
 
-async def acknowledge(queueing: Queueing[LoopAppender], raw: bytes, headers: dict[str, str], key: str) -> int | None:
-    """Store the request (`raw`, its body): 200 once stored, 401 when its signature is wrong, None when the
-    inbox could not take it (then Bolt must handle it at once)."""
-    if not queueing.authentic(raw, headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature")):
-        return 401
+async def acknowledge(queueing: Queueing[LoopAppender], raw: bytes, content_type: str | None, key: str) -> bool:
+    """Store an authenticated request (`raw`, its body): False when the inbox could not take it (then Bolt
+    must handle it at once)."""
     try:
-        await queueing.inbox.put(*queueing.stored(key, raw, headers.get("content-type")))
+        await queueing.inbox.put(*queueing.stored(key, raw, content_type))
     except Exception as error:
         queueing.refused(error)
-        return None
-    return 200
+        return False
+    return True
 
 
 def create_front_app(queueing: Queueing[LoopAppender], upstream: Upstream, forwarding: ThreadPoolExecutor) -> ASGIApp:
@@ -197,22 +194,27 @@ def create_front_app(queueing: Queueing[LoopAppender], upstream: Upstream, forwa
             return
         started = time.perf_counter()
         named = dict(headers)  # ASGI header names are lower-case
-        kind, key = queueing.classify(raw, named.get("content-type"), scope["method"])
+        # Nothing but the size (above) and the signature is looked at before a request is authenticated.
+        status, body = queueing.screening.admit(
+            raw, named.get("content-type"), named.get("x-slack-request-timestamp"), named.get("x-slack-signature")
+        )
+        kind = request_kind(body) if body is not None else "other"
         metrics.IN_FLIGHT.inc()
-        status = 500
+        answered = 500
         try:
-            acked = await acknowledge(queueing, raw, named, key) if key is not None else None
-            if acked == 200:
-                status = 200
+            if body is None:
+                answered = status
+                await respond_json(send, status, {"error": "invalid request"})
+                return
+            key = queueing.key(body, scope["method"])
+            if key is not None and await acknowledge(queueing, raw, named.get("content-type"), key):
+                answered = 200
                 await respond(send, 200, [])
-            elif acked == 401:
-                status = 401
-                await respond_json(send, 401, {"error": "invalid request"})
             else:
-                status = await forward(scope, send, headers, raw)
+                answered = await forward(scope, send, headers, raw)
         finally:
             metrics.IN_FLIGHT.dec()
-            metrics.record_slack_request(kind, str(status), started)
+            metrics.record_slack_request(kind, str(answered), started)
 
     return application
 

@@ -15,7 +15,7 @@ from slack_bolt import App
 from sqlalchemy import Engine
 from waitress import wasyncore
 
-from bot.acks import Queueing, inbox_key
+from bot.acks import MAX_BODY, Queueing, Screening, inbox_key
 from bot.app_factory import create_app
 from bot.clock import Clock
 from bot.config import Settings
@@ -120,7 +120,13 @@ def build_runtime(
     queueing = None
     if inbox is not None and acks_into_inbox:
         queueing = Queueing(inbox, lambda body: inbox_key(body, settings), settings.signing_secret, services.clock)
-    wsgi_app = create_wsgi_app(bolt_app, store, lambda: heads if ready.is_set() else None, queueing=queueing)
+    wsgi_app = create_wsgi_app(
+        bolt_app,
+        store,
+        lambda: heads if ready.is_set() else None,
+        queueing=queueing,
+        screening=Screening(settings.signing_secret),
+    )
     runtime = Runtime(
         settings, store, services.clock, services, bolt_app, wsgi_app, inbox=inbox, ready=ready, heads=heads
     )
@@ -184,7 +190,9 @@ class HttpServer:
         sockets: list[socket.socket] | None = None,
     ) -> None:
         where: dict[str, Any] = {"sockets": sockets} if sockets else {"host": host, "port": port}
-        self._server = waitress.create_server(wsgi_app, threads=threads, ident="PeerLearn", **where)
+        self._server = waitress.create_server(
+            wsgi_app, threads=threads, ident="PeerLearn", max_request_body_size=MAX_BODY, **where
+        )
         self.host = host
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
         self._stopping = threading.Event()
@@ -219,4 +227,6 @@ def serve_in_thread(runtime: Runtime, host: str = "127.0.0.1", port: int = 0, th
 
 def serve_forever(runtime: Runtime, host: str, port: int, threads: int = 8) -> None:
     logger.info("PeerLearn serving HTTP on %s:%s (POST /slack/events, GET /healthz)", host, port)
-    waitress.serve(runtime.wsgi_app, host=host, port=port, threads=threads, ident="PeerLearn")
+    waitress.serve(
+        runtime.wsgi_app, host=host, port=port, threads=threads, ident="PeerLearn", max_request_body_size=MAX_BODY
+    )

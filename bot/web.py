@@ -19,7 +19,8 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot import metrics
-from bot.acks import Queueing
+from bot.acks import MAX_BODY, Queueing, Screening
+from bot.logging_setup import request_kind
 from models.inbox import Inbox
 from models.migrate import applied_revisions
 from models.session import Store
@@ -32,6 +33,7 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 SLACK_PATHS = {"/slack/events", "/slack/install", "/slack/oauth_redirect"}
 STARTING = {"error": "starting, try again shortly"}
+HTTP_STATUS = {400: "400 Bad Request", 401: "401 Unauthorized"}
 
 
 def json_response(start_response: StartResponse, status: str, payload: dict[str, Any]) -> list[bytes]:
@@ -40,12 +42,14 @@ def json_response(start_response: StartResponse, status: str, payload: dict[str,
     return [body]
 
 
-def read_body(environ: dict[str, Any]) -> bytes:
-    """The request body, put back so that Bolt can read it again."""
+def read_body(environ: dict[str, Any], limit: int = MAX_BODY) -> bytes | None:
+    """The request body, put back so that Bolt can read it again; None when it is longer than `limit`."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
+    if length > limit:
+        return None
     body = environ["wsgi.input"].read(length) if length > 0 else b""
     environ["wsgi.input"] = io.BytesIO(body)
     return body
@@ -54,11 +58,8 @@ def read_body(environ: dict[str, Any]) -> bytes:
 def acknowledge(
     queueing: Queueing[Inbox], environ: dict[str, Any], respond: StartResponse, raw: bytes, key: str, otherwise: WSGIApp
 ) -> Iterable[bytes]:
-    """Store the request (`raw`, its body) and answer an empty 200; a request the inbox cannot take goes to
-    `otherwise`."""
-    timestamp, signature = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), environ.get("HTTP_X_SLACK_SIGNATURE")
-    if not queueing.authentic(raw, timestamp, signature):
-        return json_response(respond, "401 Unauthorized", {"error": "invalid request"})
+    """Store an authenticated request (`raw`, its body) and answer an empty 200; a request the inbox cannot
+    take goes to `otherwise`."""
     try:
         queueing.inbox.put(*queueing.stored(key, raw, environ.get("CONTENT_TYPE")))
     except Exception as error:
@@ -99,15 +100,38 @@ def create_wsgi_app(
     store: Store,
     migrated: Callable[[], Collection[str] | None],
     queueing: Queueing[Inbox] | None = None,
+    screening: Screening | None = None,
 ) -> WSGIApp:
     """`migrated`: the revisions this replica migrated the database to, None while it is still waiting for
     its database at start (Slack then gets a 503 and retries; /healthz says why). With `queueing`, requests
-    that can be are acknowledged into the inbox."""
+    that can be are acknowledged into the inbox. `screening` (the queueing's, if not given) authenticates
+    and reads /slack/events requests before Bolt sees them."""
     slack = SlackRequestHandler(bolt_app)
+    if screening is None:
+        screening = queueing.screening if queueing is not None else Screening(None)
 
     def to_bolt(environ: dict[str, Any], respond: StartResponse) -> Iterable[bytes]:
         # A fresh context per request: log fields set while handling it never leak into the next one.
         return contextvars.copy_context().run(slack, environ, respond)
+
+    def slack_events(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Nothing but the size and the signature is looked at before a request is authenticated."""
+        raw = read_body(environ)
+        if raw is None:
+            return json_response(start_response, "413 Request Entity Too Large", {"error": "request too large"})
+        timestamp, signature = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), environ.get("HTTP_X_SLACK_SIGNATURE")
+        status, body = screening.admit(raw, environ.get("CONTENT_TYPE"), timestamp, signature)
+        if body is None:
+            refused = HTTP_STATUS[status]
+            return metrics.observe_slack_request(
+                "other", lambda respond: json_response(respond, refused, {"error": "invalid request"}), start_response
+            )
+        key = queueing.key(body, environ.get("REQUEST_METHOD", "")) if queueing is not None else None
+        if queueing is not None and key is not None:
+            handle = lambda respond: acknowledge(queueing, environ, respond, raw, key, to_bolt)  # noqa: E731
+        else:
+            handle = lambda respond: to_bolt(environ, respond)  # noqa: E731
+        return metrics.observe_slack_request(request_kind(body), handle, start_response)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -116,15 +140,7 @@ def create_wsgi_app(
                 return json_response(start_response, "503 Service Unavailable", STARTING)
             if path != "/slack/events":
                 return metrics.observe_slack_request("oauth", lambda respond: to_bolt(environ, respond), start_response)
-            kind, key = "other", None
-            if queueing is not None:
-                raw = read_body(environ)
-                kind, key = queueing.classify(raw, environ.get("CONTENT_TYPE"), environ.get("REQUEST_METHOD", ""))
-            if queueing is not None and key is not None:
-                handle = lambda respond: acknowledge(queueing, environ, respond, raw, key, to_bolt)  # noqa: E731
-            else:
-                handle = lambda respond: to_bolt(environ, respond)  # noqa: E731
-            return metrics.observe_slack_request(kind, handle, start_response)
+            return slack_events(environ, start_response)
         if path == "/metrics":
             page, content_type = metrics.render()
             start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(page)))])

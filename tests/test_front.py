@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from bot import blocks
+from bot import acks, blocks
 from bot.acks import Queueing
 from bot.clock import Clock
 from bot.front import MAX_BODY, Upstream, create_front_app
@@ -40,7 +41,7 @@ from models.session import Store
 from tests.production_harness import GENERAL
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.signing import Response, SlackSender, event_envelope, slash_command_fields
+from tests.slack.signing import Response, SlackSender, event_envelope, signature_headers, slash_command_fields
 from tests.slack.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,8 +239,10 @@ def test_what_the_front_does_not_queue_is_answered_by_bolt_in_the_worker(served,
     forged = ask(fake_slack, served, "How do I vacuum a big table? #postgres", signing="forged")
     assert (forged.status, json.loads(forged.body)) == (401, {"error": "invalid request"})  # refused by the front
     forged_help = ask(fake_slack, served, "help", signing="forged")
-    assert forged_help.status == 401  # by Bolt, in the worker
-    assert metric(served, "peerlearn_requests_total", kind="command", status="401") == 2.0
+    assert forged_help.status == 401  # by the front too: nothing but the signature is read before it checks
+    # Unauthenticated, a request is not even read to know what it is.
+    assert metric(served, "peerlearn_requests_total", kind="other", status="401") == 2.0
+    assert metric(served, "peerlearn_requests_total", kind="command", status="401") == 0.0
     assert not fake_slack.calls_to("chat.postMessage")
 
     status, _, body = get(f"{served.url}/no/such/page")
@@ -369,3 +372,40 @@ def test_a_request_whose_client_left_before_its_body_arrived_is_neither_stored_n
     assert (stored, sent) == ([], [])
     asyncio.run(call([half, {"type": "http.request", "body": body[10:], "more_body": False}]))  # the whole of it
     assert stored == ["event:Ev1"] and sent[0]["status"] == 200
+
+
+def test_the_front_reads_nothing_of_an_unsigned_request_but_its_size(monkeypatch):
+    """An unsigned megabyte of tags once held the front's event loop (every ack, /healthz) for 32 s."""
+    read: list[int] = []
+    peek = acks.peek
+    monkeypatch.setattr(acks, "peek", lambda raw, content_type: read.append(len(raw)) or peek(raw, content_type))
+    stored: list[str] = []
+
+    class RecordingInbox:
+        async def put(self, request_key: str, *_: Any) -> None:
+            stored.append(request_key)
+
+    queueing = Queueing(RecordingInbox(), lambda body: "cmd:1", SIGNING_SECRET, Clock())
+    app = create_front_app(queueing, Upstream("127.0.0.1", free_port()), ThreadPoolExecutor(1))  # type: ignore[arg-type]
+    text = "Why? " + " ".join(f"#tag{i:06d}" for i in range(60_000))
+    body = urllib.parse.urlencode({"command": "/ask", "text": text, "trigger_id": "1.2"}).encode()
+
+    def call(headers: dict[str, str]) -> int:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        named = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+        scope = {"type": "http", "method": "POST", "path": "/slack/events", "headers": named, "query_string": b""}
+        asyncio.run(app(scope, receive, send))
+        return int(sent[0]["status"])
+
+    for signing in ("missing", "forged", "stale"):
+        assert call(signature_headers(SIGNING_SECRET, body, signing)) == 401  # type: ignore[arg-type]
+    assert (read, stored) == ([], [])
+    assert call(signature_headers(SIGNING_SECRET, body)) == 200
+    assert read == [len(body)] and stored == ["cmd:1"]

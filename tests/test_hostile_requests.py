@@ -1,0 +1,159 @@
+"""Bad, hostile and malformed requests through the real HTTP endpoint (SQLite and PostgreSQL).
+
+Unauthenticated requests are refused before anything but their size and signature is looked at; a signed
+request that is not something Slack sends gets a 400; a signed payload with nothing usable in it gets a
+friendly word where someone can read one. Every refusal is one log line, never a traceback, leaves nothing
+stuck, and the next request is served as usual.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import acks
+from models.question import Question
+from tests.route_helpers import plain
+from tests.slack.fixtures import SIGNING_SECRET
+from tests.slack.signing import Response, slash_command_fields
+from tests.slack.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID
+from tests.slack.world import SlackWorld
+
+GENERAL = "C_GENERAL"
+FORM = "application/x-www-form-urlencoded"
+DEEP_JSON = b'{"type": "event_callback", "event": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+DEEP_PAYLOAD = urlencode({"payload": b"[" * 100_000 + b"]" * 100_000}).encode()
+NOT_UTF8 = b'{"type": "event_callback", "event_id": "Ev\xff\xfe"}'
+
+
+@pytest.fixture
+def world(slack: SlackWorld) -> SlackWorld:
+    for user in ("U_ASKER", "U_EXPERT"):
+        slack.add_user(user)
+    slack.add_channel(GENERAL, name="general", members=["U_ASKER", "U_EXPERT"])
+    return slack
+
+
+def command_fields(world: SlackWorld, text: str, **changes: str | None) -> dict[str, str]:
+    """`/ask text` by U_ASKER in #general as Slack sends it, with some fields changed (None: left out)."""
+    fields = slash_command_fields(
+        team_id=TEAM_ID,
+        team_domain=TEAM_DOMAIN,
+        api_app_id=APP_ID,
+        channel_id=GENERAL,
+        channel_name="general",
+        user_id="U_ASKER",
+        user_name="asker",
+        command="/ask",
+        text=text,
+        response_url=world.fake.new_response_url("U_ASKER", GENERAL),
+        trigger_id=world.fake.new_trigger_id("U_ASKER"),
+    )
+    for name, value in changes.items():
+        if value is None:
+            fields.pop(name)
+        else:
+            fields[name] = value
+    return fields
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A bad request: what is sent, and the status it must get."""
+
+    name: str
+    send: Callable[[SlackWorld], Response]
+    status: int
+    # What a person is told (an ack's ephemeral), when someone can be.
+    says: str | None = None
+
+
+def raw(body: bytes, content_type: str, signing: str) -> Callable[[SlackWorld], Response]:
+    return lambda world: world.sender.send(body, content_type, signing=signing)  # type: ignore[arg-type]
+
+
+def signed_bytes(body: bytes) -> Callable[[SlackWorld], Response]:
+    """Signed over its bytes as Slack's scheme would be; slack_sdk's verifier (like Bolt's) reads the body as
+    UTF-8 text, so a body that is not UTF-8 can never be authenticated."""
+
+    def send(world: SlackWorld) -> Response:
+        timestamp = str(int(time.time()))
+        digest = hmac.new(SIGNING_SECRET.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256)
+        headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": "v0=" + digest.hexdigest()}
+        return world.sender.send(body, "application/json", signing="missing", headers=headers)
+
+    return send
+
+
+BAD_REQUESTS = [
+    # Not from Slack: refused on the signature alone, whatever the body holds.
+    Bad("unsigned, not UTF-8", raw(NOT_UTF8, "application/json", "missing"), 401),
+    Bad("unsigned, JSON nested 200,000 deep", raw(DEEP_JSON, "application/json", "missing"), 401),
+    Bad("forged, JSON nested 200,000 deep", raw(DEEP_JSON, "application/json", "forged"), 401),
+    Bad("signed over its bytes, not UTF-8", signed_bytes(NOT_UTF8), 401),
+    # Signed, but not something Slack sends.
+    Bad("signed, JSON nested 200,000 deep", raw(DEEP_JSON, "application/json", "valid"), 400),
+    Bad("signed, a JSON list", raw(b"[1, 2]", "application/json", "valid"), 400),
+    Bad("signed, a payload that is not JSON", raw(b"payload=%7Bnope", FORM, "valid"), 400),
+    Bad("signed, a payload nested deep", raw(DEEP_PAYLOAD, FORM, "valid"), 400),
+]
+
+
+def tracebacks_and_errors(records: list[logging.LogRecord]) -> list[str]:
+    return [
+        f"{record.levelname} {record.name}: {record.getMessage()}"
+        for record in records
+        if record.exc_info or record.exc_text or record.levelno >= logging.ERROR
+    ]
+
+
+@pytest.mark.parametrize("bad", BAD_REQUESTS, ids=[bad.name for bad in BAD_REQUESTS])
+def test_a_bad_request_is_refused_in_one_line_and_the_next_one_is_served(world, bad, caplog):
+    caplog.set_level(logging.INFO)
+    response = bad.send(world)
+    world._handed_to_bolt()  # what the inbox took is handled (as `world.send_event` waits for it)
+    world.settle()
+    assert response.status == bad.status, response.body
+    if bad.says is not None:  # in the ack, or through the response_url once the inbox's worker had it
+        assert bad.says in (plain(response.json()) if response.body else json.dumps(world.ephemerals("U_ASKER")))
+    assert tracebacks_and_errors(caplog.records) == []
+    with world.runtime.store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Question)) == 0
+    assert world.runtime.inbox is None or world.runtime.inbox.pending() == 0
+
+    question = world.ask("U_ASKER", "Is the bot still serving? #ops", GENERAL)
+    assert "still serving" in question.plain
+    assert tracebacks_and_errors(caplog.records) == []
+
+
+def test_nothing_is_read_before_the_signature_is_checked(world, monkeypatch):
+    """An unsigned megabyte of tags is refused without being parsed (it once held every ack for 32 s)."""
+    read: list[int] = []
+    peek = acks.peek
+
+    def spy(raw: bytes, content_type: str | None) -> dict[str, Any] | None:
+        read.append(len(raw))
+        return peek(raw, content_type)
+
+    monkeypatch.setattr(acks, "peek", spy)
+    tags = " ".join(f"#tag{i:06d}" for i in range(60_000))
+    body = urlencode(command_fields(world, "Why? " + tags)).encode()
+    assert 700_000 < len(body) < acks.MAX_BODY
+    for signing in ("missing", "forged", "stale"):
+        assert world.sender.send(body, FORM, signing=signing).status == 401  # type: ignore[arg-type]
+    assert read == []
+    too_big = world.sender.send(body + b"&x=" + b"y" * acks.MAX_BODY, FORM)
+    assert too_big.status == 413 and read == []
+
+    world.ask("U_ASKER", "Signed, it is read #ops", GENERAL)
+    assert len(read) == 1
