@@ -22,7 +22,6 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 
 from bot.config import Settings
-from bot.logging_setup import log_context_middleware
 from bot.metrics import ObservedExecutor, ObservedWebClient, SlackErrorObserver, observe_request_client
 from bot.services import Services
 
@@ -72,6 +71,7 @@ def create_app(services: Services, client: WebClient | None = None) -> App:
     # Imported here so that bot/ stays importable (and testable) without the Slack surface.
     import handlers
     from handlers.common import answer_unhandled_error, slack_error_observer
+    from handlers.payloads import before_authorize
 
     settings = services.settings
     on_slack_error = slack_error_observer(services)
@@ -95,8 +95,9 @@ def create_app(services: Services, client: WebClient | None = None) -> App:
         token_verification_enabled=False,
         oauth_settings=oauth_settings,
         authorize=authorize,
-        # Every log line of a request (and of its lazy listeners) names its team, channel and event.
-        before_authorize=log_context_middleware,
+        # A payload without what the listeners need is answered first; then every log line of a request (and
+        # of its lazy listeners) names its team, channel and event.
+        before_authorize=before_authorize,
         listener_executor=ObservedExecutor(max_workers=LISTENER_THREADS),
         logger=bolt_logger(),
     )

@@ -61,7 +61,7 @@ from bot.routing import (
 from bot.search import KIND_LESSON, KIND_QUESTION, search_similar
 from bot.services import Services
 from bot.slack_errors import error_code
-from models.base import insert_if_new, insert_once
+from models.base import insert_if_new, insert_once, parse_row_id
 from models.expert import (
     FORGOTTEN_USER_ID,
     NOTIFY_DAILY,
@@ -1371,10 +1371,8 @@ def parse_earlier(value: str) -> tuple[int, str, int] | None:
     parts = (value or "").split(":")
     if len(parts) != 3 or parts[1] not in (KIND_QUESTION, KIND_LESSON):
         return None
-    try:
-        return int(parts[0]), parts[1], int(parts[2])
-    except ValueError:
-        return None
+    question_id, item_id = parse_row_id(parts[0]), parse_row_id(parts[2])
+    return None if question_id is None or item_id is None else (question_id, parts[1], item_id)
 
 
 def resolve_with_earlier(

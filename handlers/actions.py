@@ -23,6 +23,7 @@ from bot.route import ButtonOutcome
 from bot.services import Services
 from handlers.common import DATABASE_DOWN, redraw_question, tell_user
 from handlers.home import publish_home
+from models.base import parse_row_id
 
 logger = logging.getLogger("peerlearn.actions")
 
@@ -58,10 +59,7 @@ HELP_NOTES = {  # after ROUTING or ALREADY the asker hears what routing did (rou
 
 
 def question_id_of(value: str) -> int | None:
-    try:
-        return int(value)
-    except ValueError:
-        return None
+    return parse_row_id(value)
 
 
 def take(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
@@ -104,9 +102,8 @@ def register(app: App, services: Services) -> None:
                 ack()
                 return
             if outcome is None:
-                logger.warning(
-                    "a click on %s carried an unknown value %r", action.get("action_id"), action.get("value")
-                )
+                value = str(action.get("value") or "")
+                logger.info("a click on %s carried an unknown value %r", action.get("action_id"), value[:40])
             else:
                 context[OUTCOME] = outcome.as_context()
             ack()

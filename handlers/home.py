@@ -107,14 +107,15 @@ def set_hours(which: str) -> Change:
 
 
 def chosen_value(action: dict[str, Any]) -> str:
-    return str((action.get("selected_option") or {}).get("value") or action.get("value") or "")
+    """The value picked (an option's, or a button's), at most as long as Slack allows an option's."""
+    return str((action.get("selected_option") or {}).get("value") or action.get("value") or "")[:150]
 
 
 def register(app: App, services: Services) -> None:
     def open_home(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-        if event.get("tab") != "home":
+        team_id, user_id = context.team_id or "", event.get("user")
+        if event.get("tab") != "home" or not isinstance(user_id, str) or not user_id:
             return
-        team_id, user_id = context.team_id or "", event["user"]
         try:
             refresh_profile(client, services, team_id, user_id)
         except SQLAlchemyError:

@@ -23,6 +23,18 @@ NAMING_CONVENTION = {
 }
 
 
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER on PostgreSQL; SQLite's are wider
+
+
+def parse_row_id(text: str) -> int | None:
+    """A row id written as text (a button's value), None when it cannot name a row: not a number, or one
+    no id column holds (a database would refuse to compare it, SQLite with an OverflowError)."""
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_ROW_ID)):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every database (SQLite keeps no time zone, so it stores naive UTC)."""
 

@@ -21,12 +21,13 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import func, select
 
-from bot import acks
-from models.question import Question
+from bot import acks, blocks
+from models.expert import RouteRequest
+from models.question import STATUS_OPEN, Answer, Question
 from tests.route_helpers import plain
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.signing import Response, slash_command_fields
-from tests.slack.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID
+from tests.slack.signing import Response, block_actions_payload, event_envelope, slash_command_fields
+from tests.slack.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
 from tests.slack.world import SlackWorld
 
 GENERAL = "C_GENERAL"
@@ -67,6 +68,37 @@ def command_fields(world: SlackWorld, text: str, **changes: str | None) -> dict[
     return fields
 
 
+def envelope(event: dict[str, Any], event_id: str, **changes: Any) -> dict[str, Any]:
+    body = event_envelope(
+        event, team_id=TEAM_ID, api_app_id=APP_ID, event_id=event_id, event_time=1, bot_user_id=BOT_USER_ID
+    )
+    for name, value in changes.items():
+        if value is None:
+            body.pop(name)
+        else:
+            body[name] = value
+    return body
+
+
+def click(value: str, **changes: Any) -> dict[str, Any]:
+    """U_EXPERT's "I'll take it" with this value, in their DM with the bot."""
+    payload = block_actions_payload(
+        team={"id": TEAM_ID, "domain": TEAM_DOMAIN},
+        user={"id": "U_EXPERT", "username": "expert", "name": "expert", "team_id": TEAM_ID},
+        api_app_id=APP_ID,
+        actions=[{"action_id": blocks.ACTION_TAKE_QUESTION, "block_id": "b", "type": "button", "value": value}],
+        trigger_id="1.2.3",
+        container={"type": "message", "message_ts": "1700000000.000100", "channel_id": "DEXPERT"},
+        channel={"id": "DEXPERT", "name": "directmessage"},
+    )
+    for name, value in changes.items():
+        if value is None:
+            payload.pop(name)
+        else:
+            payload[name] = value
+    return payload
+
+
 @dataclass(frozen=True)
 class Bad:
     """A bad request: what is sent, and the status it must get."""
@@ -95,6 +127,20 @@ def signed_bytes(body: bytes) -> Callable[[SlackWorld], Response]:
     return send
 
 
+def form(fields: Callable[[SlackWorld], dict[str, str]]) -> Callable[[SlackWorld], Response]:
+    return lambda world: world.sender.slash_command(fields(world))
+
+
+def event(body: dict[str, Any]) -> Callable[[SlackWorld], Response]:
+    return lambda world: world.sender.event(body)
+
+
+def action(payload: dict[str, Any]) -> Callable[[SlackWorld], Response]:
+    return lambda world: world.sender.interactivity(payload)
+
+
+UNUSABLE = "Slack sent PeerLearn this command without"
+
 BAD_REQUESTS = [
     # Not from Slack: refused on the signature alone, whatever the body holds.
     Bad("unsigned, not UTF-8", raw(NOT_UTF8, "application/json", "missing"), 401),
@@ -106,6 +152,42 @@ BAD_REQUESTS = [
     Bad("signed, a JSON list", raw(b"[1, 2]", "application/json", "valid"), 400),
     Bad("signed, a payload that is not JSON", raw(b"payload=%7Bnope", FORM, "valid"), 400),
     Bad("signed, a payload nested deep", raw(DEEP_PAYLOAD, FORM, "valid"), 400),
+    # Signed, from Slack's shapes, with nothing usable.
+    Bad("/ask without a team", form(lambda w: command_fields(w, "Why? #ops", team_id=None)), 200, UNUSABLE),
+    Bad("/ask without a user", form(lambda w: command_fields(w, "Why? #ops", user_id=None)), 200, UNUSABLE),
+    Bad("/ask without a channel", form(lambda w: command_fields(w, "Why? #ops", channel_id=None)), 200, UNUSABLE),
+    Bad("/ask form without a trigger", form(lambda w: command_fields(w, "", trigger_id=None)), 200, UNUSABLE),
+    Bad("/ask help without a team", form(lambda w: command_fields(w, "help", team_id=None)), 200),
+    Bad(
+        "an event without a team",
+        event(envelope({"type": "app_home_opened", "user": "U_ASKER"}, "Ev1", team_id=None, authorizations=None)),
+        200,
+    ),
+    Bad("an event that is not an object", event(envelope({}, "Ev2") | {"event": "message"}), 200),
+    Bad("App Home opened by nobody", event(envelope({"type": "app_home_opened", "tab": "home"}, "Ev3")), 200),
+    Bad(
+        "a reaction by nobody",
+        event(
+            envelope(
+                {
+                    "type": "reaction_added",
+                    "reaction": "+1",
+                    "item": {"type": "message", "channel": GENERAL, "ts": "1.1"},
+                },
+                "Ev4",
+            )
+        ),
+        200,
+    ),
+    Bad(
+        "a reply without a channel",
+        event(envelope({"type": "message", "user": "U_EXPERT", "text": "hi", "ts": "2.2", "thread_ts": "1.1"}, "Ev5")),
+        200,
+    ),
+    Bad("a click by nobody", action(click("1", user=None)), 200),
+    Bad("a click with a huge value", action(click("9" * 4000)), 200),
+    Bad("a click naming question 2^40", action(click(str(2**40))), 200),
+    Bad("a click naming question 2^70", action(click(str(2**70))), 200),
 ]
 
 
@@ -133,6 +215,33 @@ def test_a_bad_request_is_refused_in_one_line_and_the_next_one_is_served(world, 
 
     question = world.ask("U_ASKER", "Is the bot still serving? #ops", GENERAL)
     assert "still serving" in question.plain
+    assert tracebacks_and_errors(caplog.records) == []
+
+
+def test_nul_characters_are_dropped_not_taken_for_a_database_outage(world, caplog):
+    caplog.set_level(logging.INFO)
+    question = world.ask("U_ASKER", "Why\x00 does\x00 it fail? #ops", GENERAL)
+    assert "Why does it fail?" in question.plain
+    world.reply("U_EXPERT", question, "Because\x00 of NUL")
+    world.reply("U_EXPERT", question, "And half \ud83d of an emoji")  # a lone surrogate: no UTF-8 for it
+    world.settle()
+    with world.runtime.store.session() as session:
+        assert session.scalars(select(Question.text)).one() == "Why does it fail?"
+        assert session.scalars(select(Question.status)).one() == STATUS_OPEN
+        assert sorted(session.scalars(select(Answer.text))) == ["And half \ufffd of an emoji", "Because of NUL"]
+    assert "can't reach its database" not in json.dumps(world.ephemerals("U_ASKER"))
+    assert tracebacks_and_errors(caplog.records) == []
+
+
+def test_a_click_naming_a_question_out_of_range_says_it_is_gone(world, caplog):
+    caplog.set_level(logging.INFO)
+    response = world.sender.interactivity(
+        click(str(2**40)) | {"response_url": world.fake.new_response_url("U_EXPERT", "DEXPERT")}
+    )
+    assert response.status == 200
+    world.settle()
+    with world.runtime.store.session() as session:
+        assert session.scalar(select(func.count()).select_from(RouteRequest)) == 0
     assert tracebacks_and_errors(caplog.records) == []
 
 
