@@ -10,6 +10,7 @@ publishes the tab again); "I'll take it" and "Not me" use the routing DM's own a
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -127,15 +128,47 @@ def preferences_of(person: Person | None, settings: Settings) -> Preferences:
     )
 
 
+def _listed(
+    session: Session, team_id: str, user_id: str, now: datetime, readable_private: Collection[str] | None
+) -> tuple[list[Question], list[Question], list[Question]]:
+    """The questions the tab lists: the person's own open ones (one more than shown), those routed to them,
+    and open ones on their topics; in public channels and `readable_private` (None: in any channel)."""
+    mine = open_questions_of(session, team_id, user_id, readable_private=readable_private, limit=MAX_OPEN + 1)
+    routed = routed_to(session, team_id, user_id, readable_private=readable_private, limit=MAX_ROUTED)
+    on_topics = open_questions_on_topics(
+        session, team_id, user_id, now - TOPIC_QUESTIONS_MAX_AGE, readable_private=readable_private, limit=MAX_ON_TOPICS
+    )
+    return mine, [question for question, _request in routed], on_topics
+
+
+def private_channels_listed(session: Session, team_id: str, user_id: str, now: datetime) -> set[str]:
+    """The private channels (or not yet known to be public) of the questions the tab could list: Slack must
+    say the person is a member of each before any of their questions is shown (bot.route.reads_channel)."""
+    return {
+        question.channel_id
+        for questions in _listed(session, team_id, user_id, now, None)
+        for question in questions
+        if question.channel_private
+    }
+
+
 def gather_home(
-    session: Session, settings: Settings, team_id: str, user_id: str, now: datetime, notice: str | None = None
+    session: Session,
+    settings: Settings,
+    team_id: str,
+    user_id: str,
+    now: datetime,
+    notice: str | None = None,
+    *,
+    readable_private: Collection[str],
 ) -> HomeData:
-    """Everything the tab shows, read in the caller's session. The analytics section is only computed for
-    people PeerLearn knows to be workspace admins or owners (`users.info`, refreshed when the tab opens)."""
+    """Everything the tab shows, read in the caller's session: questions from public channels and from the
+    private channels in `readable_private`, those Slack says the person is a member of. The analytics section
+    is only computed for people PeerLearn knows to be workspace admins or owners (`users.info`, refreshed when
+    the tab opens)."""
     person = session.get(Person, (team_id, user_id))
-    mine = open_questions_of(session, team_id, user_id, limit=MAX_OPEN + 1)
-    routed = [QuestionLine.of(q) for q, _request in routed_to(session, team_id, user_id, limit=MAX_ROUTED)]
-    on_topics = open_questions_on_topics(session, team_id, user_id, now - TOPIC_QUESTIONS_MAX_AGE, MAX_ON_TOPICS)
+    mine, routed_questions, on_topics = _listed(session, team_id, user_id, now, readable_private)
+    routed = [QuestionLine.of(q) for q in routed_questions]
     paused = person.paused_until if person is not None and person.paused_until and person.paused_until > now else None
     admin = None
     if person is not None and person.is_admin:

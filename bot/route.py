@@ -172,6 +172,12 @@ def channel_members(slack: Slack, channel_id: str) -> set[str] | None:
         return None
 
 
+def reads_channel(slack: Slack, user_id: str, channel_id: str, private: bool) -> bool:
+    """The membership rule (as routing applies it): anyone may see a public channel's question; a private
+    channel's only its members, as Slack lists them (nobody, when Slack won't say)."""
+    return not private or user_id in (channel_members(slack, channel_id) or set())
+
+
 # --- what PeerLearn knows about a question and the people ---------------------------------------------------
 
 
@@ -1261,6 +1267,7 @@ ALREADY = "already"  # nothing changed: a double click, or it happened before
 CLOSED = "closed"  # the question is resolved, or unknown
 OWN = "own"  # the asker can't take or pass on their own question
 NOT_ASKER = "not_asker"  # only the asker can resolve their question or ask for help
+UNREADABLE = "unreadable"  # the question is in a private channel this person is not a member of
 
 
 @dataclass(frozen=True)

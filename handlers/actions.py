@@ -24,6 +24,7 @@ from bot.services import Services
 from handlers.common import DATABASE_DOWN, redraw_question, tell_user
 from handlers.home import publish_home
 from models.base import parse_row_id
+from models.question import Question
 
 logger = logging.getLogger("peerlearn.actions")
 
@@ -39,6 +40,8 @@ TAKE_NOTES = {
     route.ALREADY: blocks.ROUTE_TAKEN_NOTE,
     route.CLOSED: blocks.ROUTE_CLOSED_NOTE,
     route.OWN: "That's your own question: the people who know its topics get asked.",
+    route.UNREADABLE: "That question is in a private channel you're not a member of, so it can't be yours to take. "
+    "If you can help, ask someone in that channel to add you first.",
 }
 DECLINE_NOTES = {
     route.DECLINED: blocks.ROUTE_DECLINED_NOTE,
@@ -89,7 +92,38 @@ def from_home(body: dict[str, Any]) -> bool:
     return (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "home"
 
 
+def readable_question(client: WebClient, services: Services, team_id: str, user_id: str, value: str) -> bool:
+    """Whether the button's question (if it names one) is in a channel the person may read (bot.route's
+    membership rule); a question that names nothing is left to the click's own handling."""
+    question_id = question_id_of(value)
+    if question_id is None:
+        return True
+    with services.store.session() as session:
+        question = session.get(Question, question_id)
+        if question is None or question.team_id != team_id:
+            return True
+        channel_id, private = question.channel_id, question.channel_private
+    return route.reads_channel(route.Slack(client), user_id, channel_id, private)
+
+
 def register(app: App, services: Services) -> None:
+    def store_take(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+    ) -> None:
+        """ "I'll take it" on a question in a private channel is refused to anyone Slack does not list as its
+        member, before anything is stored (nobody else's DM is cancelled, nothing is posted there)."""
+        value, user_id = str(action.get("value") or ""), body["user"]["id"]
+        try:
+            allowed = readable_question(client, services, context.team_id or "", user_id, value)
+        except SQLAlchemyError:
+            allowed = True  # the click's own handling meets the outage and says so
+        if not allowed:
+            logger.info("%s may not take question %s: not a member of its private channel", user_id, value)
+            context[OUTCOME] = ButtonOutcome(route.UNREADABLE, int(value)).as_context()
+            ack()
+            return
+        stored(take)(ack, body, action, context)
+
     def stored(change: Change) -> Callable[..., None]:
         def store(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
             user_id = body["user"]["id"]
@@ -145,6 +179,9 @@ def register(app: App, services: Services) -> None:
             note = context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE
             show(body, client, respond, context, note, usual=False, replace=is_ephemeral(body))
             return
+        if outcome.result == route.UNREADABLE:  # nothing changed: say why, wherever the click came from
+            show(body, client, respond, context, TAKE_NOTES[outcome.result], usual=False, replace=False)
+            return
         route.after_take(route.Slack(client), services, outcome, context.team_id or "", body["user"]["id"])
         if from_home(body) or is_ephemeral(body):
             note, usual = TAKE_NOTES[outcome.result], outcome.result in USUAL
@@ -184,7 +221,7 @@ def register(app: App, services: Services) -> None:
             note = HELP_NOTES[outcome.result]
         show(body, client, respond, context, note, usual=outcome.result in USUAL, replace=True)
 
-    app.action(blocks.ACTION_TAKE_QUESTION)(ack=stored(take), lazy=[after_take])
+    app.action(blocks.ACTION_TAKE_QUESTION)(ack=store_take, lazy=[after_take])
     app.action(blocks.ACTION_DECLINE_QUESTION)(ack=stored(decline), lazy=[after_decline])
     app.action(blocks.ACTION_SIMILAR_ANSWERS_IT)(ack=stored(answers_it), lazy=[after_answers_it])
     app.action(blocks.ACTION_SIMILAR_STILL_NEED_HELP)(ack=stored(still_need_help), lazy=[after_still_need_help])

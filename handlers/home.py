@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import blocks, home
+from bot import blocks, home, route
 from bot.experts import InvalidTeach, parse_duration, pause, resume
 from bot.services import Services
 from bot.slack_errors import error_code
@@ -34,10 +34,18 @@ Change = Callable[[Session, str, str, str, Services], str | None]
 
 
 def publish_home(client: WebClient, services: Services, team_id: str, user_id: str, notice: str | None = None) -> None:
-    """Build the person's tab from the store and publish it (call after the ack: it calls Slack)."""
+    """Build the person's tab from the store and publish it (call after the ack: it calls Slack). Questions from
+    a private channel are listed only once Slack said the person is a member of it."""
+    now = services.clock.now()
     try:
         with services.store.session() as session:
-            data = home.gather_home(session, services.settings, team_id, user_id, services.clock.now(), notice)
+            private = home.private_channels_listed(session, team_id, user_id, now)
+        slack = route.Slack(client)
+        readable = {channel for channel in private if route.reads_channel(slack, user_id, channel, private=True)}
+        with services.store.session() as session:
+            data = home.gather_home(
+                session, services.settings, team_id, user_id, now, notice, readable_private=readable
+            )
     except SQLAlchemyError:
         logger.exception("could not read App Home data for %s", user_id)
         return

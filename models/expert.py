@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +10,7 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, delete, exis
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, insert_once
-from models.question import STATUS_OPEN, Answer, Question, QuestionTag
+from models.question import STATUS_OPEN, Answer, Question, QuestionTag, readable
 
 NOTIFY_IMMEDIATE = "immediate"
 NOTIFY_DAILY = "daily"
@@ -165,8 +165,11 @@ def remember_profile(session: Session, team_id: str, user: Mapping[str, Any], no
     return person
 
 
-def routed_to(session: Session, team_id: str, expert_id: str, limit: int = 10) -> list[tuple[Question, RouteRequest]]:
-    """Open questions routed to this expert (DM sent, or waiting for their morning) they haven't taken or declined."""
+def routed_to(
+    session: Session, team_id: str, expert_id: str, *, readable_private: Collection[str] | None, limit: int = 10
+) -> list[tuple[Question, RouteRequest]]:
+    """Open questions routed to this expert (DM sent, or waiting for their morning) they haven't taken or declined,
+    in the channels they may read (models.question.readable)."""
     rows = session.execute(
         select(Question, RouteRequest)
         .join(RouteRequest, RouteRequest.question_id == Question.id)
@@ -175,6 +178,7 @@ def routed_to(session: Session, team_id: str, expert_id: str, limit: int = 10) -
             RouteRequest.expert_id == expert_id,
             RouteRequest.status.in_((ROUTE_SCHEDULED, ROUTE_SENT)),
             Question.status == STATUS_OPEN,
+            readable(readable_private),
         )
         .order_by(Question.created_at.desc(), Question.id.desc())
         .limit(limit)
@@ -183,10 +187,17 @@ def routed_to(session: Session, team_id: str, expert_id: str, limit: int = 10) -
 
 
 def open_questions_on_topics(
-    session: Session, team_id: str, user_id: str, since: datetime, limit: int = 10
+    session: Session,
+    team_id: str,
+    user_id: str,
+    since: datetime,
+    *,
+    readable_private: Collection[str] | None,
+    limit: int = 10,
 ) -> list[Question]:
     """Open questions since `since` on one of the person's topics that still wait for someone: not asked or
-    answered by them, not routed to them (those are listed apart), and not taken by another expert."""
+    answered by them, not routed to them (those are listed apart), not taken by another expert, and in a
+    channel they may read (models.question.readable)."""
     on_my_topic = exists().where(
         QuestionTag.question_id == Question.id,
         QuestionTag.tag.in_(select(Expertise.tag).where(Expertise.team_id == team_id, Expertise.user_id == user_id)),
@@ -208,6 +219,7 @@ def open_questions_on_topics(
                 ~answered_by_me,
                 ~routed_to_me,
                 ~taken,
+                readable(readable_private),
             )
             .order_by(Question.created_at.desc(), Question.id.desc())
             .limit(limit)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, select
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, Text, UniqueConstraint, or_, select, true
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -170,11 +171,27 @@ def latest_accept_vote(session: Session, question: Question, asker_id: str) -> V
     )
 
 
-def open_questions_of(session: Session, team_id: str, asker_id: str, limit: int = 10) -> list[Question]:
+def readable(private_channels: Collection[str] | None) -> ColumnElement[bool]:
+    """Questions someone may see: in a public channel, or in one of `private_channels`, those Slack says they
+    are a member of (None: every channel, for a caller that checks each private one itself). A question counts
+    as private until Slack said its channel is public."""
+    if private_channels is None:
+        return true()
+    return or_(Question.channel_private.is_(False), Question.channel_id.in_(sorted(private_channels)))
+
+
+def open_questions_of(
+    session: Session, team_id: str, asker_id: str, *, readable_private: Collection[str] | None, limit: int = 10
+) -> list[Question]:
     return list(
         session.scalars(
             select(Question)
-            .where(Question.team_id == team_id, Question.asker_id == asker_id, Question.status == STATUS_OPEN)
+            .where(
+                Question.team_id == team_id,
+                Question.asker_id == asker_id,
+                Question.status == STATUS_OPEN,
+                readable(readable_private),
+            )
             .order_by(Question.created_at.desc())
             .limit(limit)
         )
