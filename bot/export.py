@@ -12,7 +12,9 @@ and lessons ride along as a list), streamed in batches so a large workspace neve
 
 Values: datetimes are ISO 8601 in UTC (`2026-11-23T10:00:00+00:00`), booleans `true`/`false`, tags a JSON
 list (CSV: separated by spaces, in the order they were written). In CSV an empty cell of a column that may be
-null means null. `read_export` parses either format back into typed rows equal to the database's.
+null means null, and text starting with = + - @, a tab, a carriage return or ' gets a leading ' so that a
+spreadsheet shows it as text instead of running it as a formula (JSON keeps every text exactly as stored).
+`read_export` parses either format back into typed rows equal to the database's.
 
 Forget-user (`python app.py forget-user --team T --user U`), in one transaction for workspace T:
 
@@ -62,6 +64,8 @@ FORMAT_NAME = "peerlearn-export"
 FORMAT_VERSION = 1
 BATCH = 1000
 REDACTED_TEXT = "[removed at the author's request]"
+TEXT_MARK = "'"  # CSV: a cell starting with it is text to a spreadsheet, never a formula
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", TEXT_MARK)
 MENTION_LABEL = "@former member"
 
 
@@ -149,6 +153,16 @@ def _csv_value(value: Any) -> str:
     return str(value)
 
 
+def _csv_cell(value: Any) -> str:
+    """A value as a CSV cell. Text a spreadsheet would run as a formula (it starts with = + - @, a tab or a
+    carriage return: OWASP's list) is marked as text with a leading single quote, as OWASP recommends; text
+    that starts with the quote itself gets one more, so `read_export` can always take exactly one off."""
+    cell = _csv_value(value)
+    if isinstance(value, str | list) and cell.startswith(FORMULA_STARTS):
+        return TEXT_MARK + cell
+    return cell
+
+
 def export_csv(session: Session, team_id: str, target: Path) -> dict[str, int]:
     """Write one CSV per kind into the zip archive `target` (a path ending in .zip) or the folder `target`."""
     counts = {}
@@ -171,7 +185,7 @@ def export_csv(session: Session, team_id: str, target: Path) -> dict[str, int]:
                 writer.writerow(kind.columns)
                 count = 0
                 for row in export_rows(session, team_id, kind):
-                    writer.writerow([_csv_value(row[name]) for name in kind.columns])
+                    writer.writerow([_csv_cell(row[name]) for name in kind.columns])
                     count += 1
                 counts[kind.name] = count
     return counts
@@ -180,13 +194,15 @@ def export_csv(session: Session, team_id: str, target: Path) -> dict[str, int]:
 def _parse(column: sa.Column[Any] | None, raw: Any, from_csv: bool) -> Any:
     """A value as exported → the value the database holds (typed by the column)."""
     if column is None:  # tags
-        return raw.split() if from_csv else list(raw)
+        return raw.removeprefix(TEXT_MARK).split() if from_csv else list(raw)
     if from_csv and raw == "" and column.nullable:
         return None
     if raw is None:
         return None
     column_type = column.type.impl_instance if isinstance(column.type, sa.TypeDecorator) else column.type
     kind = column_type.python_type
+    if from_csv and kind is str:
+        return raw.removeprefix(TEXT_MARK)  # the mark _csv_cell put on text a spreadsheet would have run
     if kind is datetime:
         return datetime.fromisoformat(raw)
     if kind is bool:
@@ -215,7 +231,7 @@ def read_export(path: Path) -> dict[str, list[dict[str, Any]]]:
             if archive is not None:
                 text = archive.read(f"{kind.name}.csv").decode("utf-8")
             else:
-                text = (path / f"{kind.name}.csv").read_text(encoding="utf-8")
+                text = (path / f"{kind.name}.csv").read_bytes().decode("utf-8")  # a CR in a text stays a CR
             reader = csv.DictReader(io.StringIO(text, newline=""))
             parsed[kind.name] = [
                 {name: _parse(kind.table.columns.get(name), row[name], True) for name in kind.columns} for row in reader

