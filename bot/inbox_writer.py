@@ -13,7 +13,9 @@ one thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -73,6 +75,14 @@ def inbox_location(database_url: str) -> InboxLocation | None:
     return InboxLocation("sqlite", database + "-inbox")
 
 
+def create_private_file(path: str) -> None:
+    """Create the SQLite file `path` readable and writable by its owner only (0600), unless it exists already.
+    SQLite itself creates a database 0644 (less the umask): readable by every user of the machine. Its -wal and
+    -shm files take the database file's mode, so they are private too. Shared with models/session.py."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def connect(location: InboxLocation) -> Any:
     """A connection for appending: autocommit, the table in place (SQLite), no waiting on SQLite's lock."""
     if location.dialect == "postgresql":
@@ -86,6 +96,7 @@ def connect(location: InboxLocation) -> Any:
         pg.execute("SET synchronous_commit = off")
         pg.execute("SET client_encoding = 'UTF8'")  # what _PostgresInserts encodes the texts in
         return _PostgresInserts(pg)
+    create_private_file(location.target)
     connection = sqlite3.connect(location.target, isolation_level=None, check_same_thread=False, timeout=30)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")

@@ -235,8 +235,17 @@ def authorization_url(settings: Settings) -> str:
     return urljoin(settings.slack_api_url, "../oauth/v2/authorize")
 
 
+UNENCRYPTED_WARNING = (
+    "Slack tokens of the workspaces that install PeerLearn are stored UNENCRYPTED in the database: set "
+    'PEERLEARN_ENCRYPTION_KEY to a Fernet key to encrypt them (make one with: python -c "from cryptography.fernet '
+    'import Fernet; print(Fernet.generate_key().decode())")'
+)
+
+
 def build_oauth_settings(settings: Settings, store: Store, clock: Clock) -> OAuthSettings:
     cipher = TokenCipher(settings.encryption_keys) if settings.encryption_keys else None
+    if cipher is None:
+        logger.warning(UNENCRYPTED_WARNING)
     installation_store = InstallationStore(settings.client_id or "", store.engine, cipher)
     oauth = OAuthSettings(
         client_id=settings.client_id,

@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.inbox_writer import create_private_file  # stdlib only (models/inbox.py uses that module too)
+
 SQLITE_TURN_WAIT = 30.0  # seconds, as busy_timeout
 _HOLDS_TURN = "peerlearn_holds_sqlite_turn"
 
@@ -26,6 +28,9 @@ def normalize_url(url: str) -> str:
 def create_store_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            create_private_file(database)  # before SQLite creates it world-readable
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _tune_sqlite(engine)
         return engine
