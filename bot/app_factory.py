@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_bolt import App
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_bolt.oauth.oauth_flow import OAuthFlow
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -75,12 +75,13 @@ def create_app(services: Services, client: WebClient | None = None) -> App:
 
     settings = services.settings
     on_slack_error = slack_error_observer(services)
-    oauth_settings: OAuthSettings | None = None
+    oauth_flow: OAuthFlow | None = None
     authorize: Callable[..., Any] | None = None  # an Authorize; Bolt's annotation is narrower than it accepts
     if settings.oauth_enabled:
-        from bot.oauth import InstallationAuthorize, build_oauth_settings
+        from bot.oauth import InstallationAuthorize, InstallFlow, build_oauth_settings
 
         oauth_settings = build_oauth_settings(settings, services.store, services.clock)
+        oauth_flow = InstallFlow(settings=oauth_settings, logger=logging.getLogger("peerlearn.oauth.flow"))
         authorize = InstallationAuthorize(oauth_settings.installation_store)
     app = App(
         client=client or build_web_client(settings, on_slack_error),
@@ -93,7 +94,7 @@ def create_app(services: Services, client: WebClient | None = None) -> App:
         # the `tokens` tick checks it at start and while it is refused (bot/workspaces.py), and Bolt asks
         # auth.test at the first request.
         token_verification_enabled=False,
-        oauth_settings=oauth_settings,
+        oauth_flow=oauth_flow,
         authorize=authorize,
         # A payload without what the listeners need is answered first; then every log line of a request (and
         # of its lazy listeners) names its team, channel and event.

@@ -26,7 +26,9 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.context import BoltContext
 from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
+from slack_bolt.oauth.oauth_flow import OAuthFlow
 from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store import InstallationStore as BaseInstallationStore
@@ -46,6 +48,18 @@ TOKEN_COLUMNS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_t
 TOKEN_COLUMN_LENGTH = 1024
 SEALED_PREFIX = "fernet:"
 STATE_EXPIRATION_SECONDS = 600
+# Installs begun and not finished (an OAuth state each, kept STATE_EXPIRATION_SECONDS): "Add to Slack" is an
+# admin's click, a few a day; GET /slack/install needs no signature, so without a bound anyone could fill the
+# table (about 300 rows a second were possible).
+MAX_PENDING_STATES = 1000
+BUSY_INSTALL_PAGE = (
+    "<html><body><h1>Too many installations are under way</h1><p>PeerLearn is handling many installations "
+    "started in the last few minutes. Please try again in a few minutes.</p></body></html>"
+)
+
+
+class TooManyPendingInstalls(Exception):
+    """MAX_PENDING_STATES OAuth states are waiting already: no new install can start until some expire."""
 
 
 class TokenCipher:
@@ -149,12 +163,20 @@ class InstallationStore(SQLAlchemyInstallationStore):
 
 
 class OAuthStateStore(SQLAlchemyOAuthStateStore):
-    """slack_sdk's SQLAlchemy state store; a state is consumed by one atomic DELETE (safe across replicas)."""
+    """slack_sdk's SQLAlchemy state store; a state is consumed by one atomic DELETE (safe across replicas), and
+    at most `max_pending` unexpired states exist (expired ones are deleted before a new one is issued)."""
 
-    def __init__(self, engine: Engine, expiration_seconds: int = STATE_EXPIRATION_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        expiration_seconds: int = STATE_EXPIRATION_SECONDS,
+        max_pending: int = MAX_PENDING_STATES,
+    ) -> None:
         super().__init__(
             expiration_seconds=expiration_seconds, engine=engine, logger=logging.getLogger("peerlearn.oauth.state")
         )
+        self.max_pending = max_pending
+        self._refusing = False  # said once in the log until states are issued again
 
     @classmethod
     def build_oauth_states_table(cls, metadata: MetaData, table_name: str) -> Table:
@@ -163,7 +185,17 @@ class OAuthStateStore(SQLAlchemyOAuthStateStore):
         return table
 
     def issue(self, *args: Any, **kwargs: Any) -> str:
+        """A new state; raises TooManyPendingInstalls when max_pending are waiting already."""
         self._forget_expired()
+        table = self.oauth_states
+        with self.engine.connect() as conn:
+            pending = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        if pending >= self.max_pending:
+            if not self._refusing:
+                logger.warning("%s installs are under way (the most kept): new ones wait until some expire", pending)
+            self._refusing = True
+            raise TooManyPendingInstalls
+        self._refusing = False
         return super().issue(*args, **kwargs)
 
     def consume(self, state: str) -> bool:
@@ -242,6 +274,18 @@ UNENCRYPTED_WARNING = (
 )
 
 
+class InstallFlow(OAuthFlow):
+    """Bolt's OAuth flow; an install that cannot start because too many are under way gets a page saying so
+    (503, try again later) instead of an error."""
+
+    def handle_installation(self, request: BoltRequest) -> BoltResponse:
+        try:
+            return super().handle_installation(request)
+        except TooManyPendingInstalls:
+            headers: dict[str, str | Sequence[str]] = {"Content-Type": "text/html; charset=utf-8", "Retry-After": "60"}
+            return BoltResponse(status=503, body=BUSY_INSTALL_PAGE, headers=headers)
+
+
 def build_oauth_settings(settings: Settings, store: Store, clock: Clock) -> OAuthSettings:
     cipher = TokenCipher(settings.encryption_keys) if settings.encryption_keys else None
     if cipher is None:
@@ -257,7 +301,7 @@ def build_oauth_settings(settings: Settings, store: Store, clock: Clock) -> OAut
         redirect_uri_path="/slack/oauth_redirect",
         authorization_url=authorization_url(settings),
         installation_store=installation_store,
-        state_store=OAuthStateStore(store.engine, STATE_EXPIRATION_SECONDS),
+        state_store=OAuthStateStore(store.engine, STATE_EXPIRATION_SECONDS, MAX_PENDING_STATES),
         state_expiration_seconds=STATE_EXPIRATION_SECONDS,
         logger=logging.getLogger("peerlearn.oauth.flow"),
     )

@@ -323,3 +323,30 @@ def test_serve_in_add_to_slack_mode_needs_no_bot_token(tmp_path):
     )
     assert result.returncode == 2
     assert "SLACK_SIGNING_SECRET" in result.stderr and "SLACK_BOT_TOKEN" not in result.stderr
+
+
+def state_rows(replica: Replica) -> int:
+    with replica.runtime.store.session() as session:
+        return int(session.execute(text("SELECT count(*) FROM slack_oauth_states")).scalar_one())
+
+
+def test_unsigned_install_page_views_are_bounded(fake_slack, database_url, slack_clock, monkeypatch, caplog):
+    """GET /slack/install needs no signature and stores an OAuth state: at most MAX_PENDING_STATES wait at once
+    (expired ones go first); beyond, a page says to try again later and nothing is stored."""
+    monkeypatch.setattr("bot.oauth.MAX_PENDING_STATES", 3, raising=False)
+    fake_slack.add_oauth_app(CLIENT_ID, CLIENT_SECRET)
+    with running_peerlearn(fake_slack, database_url, slack_clock, **oauth_settings(KEY)) as replica:
+        populate(replica.world)
+        pages = [browse(replica.url + "/slack/install") for _ in range(10)]
+        assert [page.status for page in pages] == [200] * 3 + [503] * 7
+        assert "try again in a few minutes" in pages[-1].body and pages[-1].headers["Retry-After"] == "60"
+        assert "Set-Cookie" not in pages[-1].headers
+        assert state_rows(replica) == 3
+        busy = [r for r in caplog.records if "installs are under way" in r.getMessage()]
+        assert len(busy) == 1 and not any(r.exc_info for r in caplog.records)
+
+        with replica.runtime.store.session() as session:  # ten minutes later, the states have expired
+            session.execute(text("UPDATE slack_oauth_states SET expire_at = '2000-01-01 00:00:00'"))
+        landing, _ = install(replica)  # an admin can install again
+        assert landing.status == 200, landing.body
+        assert state_rows(replica) == 0  # the expired ones were deleted, the new one consumed
