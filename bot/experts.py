@@ -13,7 +13,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.tags import MAX_QUESTION_CHARS, clean, has_words, normalize_tag, parse_tagged_text
+from bot.tags import (
+    MAX_QUESTION_CHARS,
+    MAX_TAGS,
+    MAX_TOPICS,
+    clean,
+    has_words,
+    normalize_tag,
+    parse_tagged_text,
+    too_many_tags,
+    too_many_topics,
+)
 from models.base import insert_once
 from models.expert import ensure_person
 from models.lesson import Lesson, LessonTag
@@ -73,7 +83,11 @@ def parse_teach(raw: str, settings: Settings) -> TeachIntent:
             "`/teach #git Use git bisect to …` shares a lesson. `/teach help` explains more."
         )
     if not parsed.text:
+        if len(parsed.tags) > MAX_TOPICS:
+            raise InvalidTeach(too_many_topics(len(parsed.tags)))
         return TeachIntent("declare", tags=parsed.tags)
+    if len(parsed.tags) > MAX_TAGS:
+        raise InvalidTeach(too_many_tags(len(parsed.tags), "a lesson"))
     if not has_words(parsed.text):
         raise InvalidTeach("A lesson needs a few words, not only emoji or punctuation.")
     if len(parsed.text) > MAX_QUESTION_CHARS:

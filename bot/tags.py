@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from bot.config import Settings
 
 MAX_TAG_LENGTH = 40
-MAX_TAGS = 10
+MAX_TAGS = 10  # on a question or a lesson
+MAX_TOPICS = 20  # one person's declared topics (/teach and its form)
 MAX_QUESTION_CHARS = 3000
 ELLIPSIS = "…"
 
@@ -40,7 +41,7 @@ _BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2
 @dataclass(frozen=True)
 class ParsedText:
     text: str  # what the person wrote, without the trailing run of tags
-    tags: tuple[str, ...]  # normalised, unique, in the order written
+    tags: tuple[str, ...]  # normalised, unique, in the order written (all of them: callers apply their cap)
 
 
 def clean(text: str) -> str:
@@ -71,7 +72,7 @@ def parse_tagged_text(raw: str, aliases: Mapping[str, str] | None = None) -> Par
         if tag:
             tags.setdefault(tag)
     body = _without_trailing_tags(_LEADING_TAGS.sub("", text))
-    return ParsedText(text=body, tags=tuple(tags)[:MAX_TAGS])
+    return ParsedText(text=body, tags=tuple(tags))
 
 
 def _without_trailing_tags(text: str) -> str:
@@ -105,8 +106,28 @@ class InvalidQuestion(ValueError):
         self.in_form = in_form
 
 
+class TooManyTags(InvalidQuestion):
+    """More tags than a question takes (the /ask form shows it on its tags field)."""
+
+
+def too_many_tags(count: int, what: str) -> str:
+    """What a person is told when a question or a lesson (`what`) carries more than MAX_TAGS tags."""
+    return f"That's {count:,} tags; {what} can have at most {MAX_TAGS}. Keep the ones that say best what it is about."
+
+
+def too_many_topics(count: int) -> str:
+    """What a person is told when their topics would be more than MAX_TOPICS (/teach, its form)."""
+    return (
+        f"That would make {count:,} topics; one person can be a go-to person for at most {MAX_TOPICS}. "
+        "Keep those you most want to be asked about."
+    )
+
+
 def validate_question(raw: str, settings: Settings) -> ParsedText:
     parsed = parse_tagged_text(raw, settings.tag_aliases)
+    if len(parsed.tags) > MAX_TAGS:
+        problem = too_many_tags(len(parsed.tags), "a question")
+        raise TooManyTags(problem, in_form=problem)
     if not parsed.text and parsed.tags:
         raise InvalidQuestion(
             "I only found tags there. Put your question before the tags, e.g. "

@@ -18,7 +18,7 @@ from bot import blocks
 from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, pause, resume
 from bot.services import Services
 from bot.slack_errors import error_code, explain
-from bot.tags import command_text, format_tags, not_tags_error, parse_tag_field
+from bot.tags import MAX_TOPICS, command_text, format_tags, not_tags_error, parse_tag_field, too_many_topics
 from handlers.common import DATABASE_DOWN, post_in_channel, quote_back, tell_user
 from handlers.home import publish_home
 from handlers.views import field_errors
@@ -86,6 +86,9 @@ def register(app: App, services: Services) -> None:
             return
         team_id = (body.get("team") or {}).get("id") or view.get("team_id", "")
         user_id = body["user"]["id"]
+        if len(wanted) > MAX_TOPICS:
+            ack(**field_errors({blocks.TEACH_BLOCK_TOPICS: too_many_topics(len(wanted))}))
+            return
         try:
             with services.store.session() as session:
                 current = declared_topics(session, team_id, user_id)
@@ -118,6 +121,9 @@ def apply_intent(
     """Store what the /teach command changes; returns the ephemeral reply (empty: the lazy step speaks)."""
     team_id, user_id = command["team_id"], command["user_id"]
     if intent.kind == "declare":
+        total = len({*declared_topics(session, team_id, user_id), *intent.tags})
+        if total > MAX_TOPICS:
+            return too_many_topics(total) + " `/teach remove #x` drops one; nothing was added."
         added = declare_topics(session, team_id, user_id, intent.tags, now)
         all_tags = declared_topics(session, team_id, user_id)
         news = f"You are now a go-to person for {format_tags(added)}. " if added else "Nothing new there. "

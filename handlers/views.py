@@ -13,7 +13,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import blocks, route
 from bot.qa import create_question
 from bot.services import Services
-from bot.tags import InvalidQuestion, clean, not_tags_error, parse_tag_field, truncate, validate_question
+from bot.tags import (
+    InvalidQuestion,
+    TooManyTags,
+    clean,
+    not_tags_error,
+    parse_tag_field,
+    truncate,
+    validate_question,
+)
 from handlers.common import DATABASE_DOWN, publish_question, tell_user
 from models.question import fetch_question_by_request
 from models.workspace import ensure_workspace
@@ -47,6 +55,8 @@ def register(app: App, services: Services) -> None:
             errors[blocks.ASK_BLOCK_CHANNEL] = "Pick a channel for your question."
         try:
             parsed = validate_question(" ".join([question, *(f"#{tag}" for tag in tags)]), services.settings)
+        except TooManyTags as problem:  # the cap /ask has, on the field that holds the tags
+            errors.setdefault(blocks.ASK_BLOCK_TAGS, problem.in_form)
         except InvalidQuestion as problem:
             errors.setdefault(blocks.ASK_BLOCK_QUESTION, problem.in_form)
         if errors:

@@ -57,6 +57,8 @@ def test_pause_is_capped_at_a_year_and_defaults_to_a_week():
         ("pause 0d", "positive"),
         ("#git 🤔🤔", "few words"),
         ("#git " + "x" * 5000, "characters long"),
+        (" ".join(f"#t{i}" for i in range(21)), "That would make 21 topics"),
+        (" ".join(f"#t{i}" for i in range(11)) + " Use git bisect", "That's 11 tags; a lesson can have at most 10"),
     ],
 )
 def test_mistakes_are_explained(text, message):
