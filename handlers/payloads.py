@@ -72,6 +72,8 @@ def missing_fields(body: dict[str, Any]) -> list[str]:
         missing = [] if _names(user, "id") else ["user"]
         if not (_names(body.get("team"), "id") or _names(user, "team_id")):
             missing.append("team")
+        if kind == "view" and not _names(body.get("view"), "id"):
+            missing.append("view")
         return missing
     if kind == "event":
         event = body.get("event")

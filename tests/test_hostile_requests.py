@@ -26,7 +26,13 @@ from models.expert import RouteRequest
 from models.question import STATUS_OPEN, Answer, Question
 from tests.route_helpers import plain
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.signing import Response, block_actions_payload, event_envelope, slash_command_fields
+from tests.slack.signing import (
+    Response,
+    block_actions_payload,
+    event_envelope,
+    slash_command_fields,
+    view_submission_payload,
+)
 from tests.slack.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
 from tests.slack.world import SlackWorld
 
@@ -97,6 +103,38 @@ def click(value: str, **changes: Any) -> dict[str, Any]:
         else:
             payload[name] = value
     return payload
+
+
+def submission(**changes: Any) -> dict[str, Any]:
+    """U_ASKER submits the /ask form, with some fields of its view changed (None: left out)."""
+    view: dict[str, Any] = {
+        "id": "V0001",
+        "type": "modal",
+        "callback_id": blocks.ASK_MODAL,
+        "private_metadata": "{}",
+        "state": {
+            "values": {
+                blocks.ASK_BLOCK_QUESTION: {
+                    blocks.ASK_ACTION_INPUT: {"type": "plain_text_input", "value": "Why? #ops"}
+                },
+                blocks.ASK_BLOCK_CHANNEL: {
+                    blocks.ASK_ACTION_INPUT: {"type": "conversations_select", "selected_conversation": GENERAL}
+                },
+            }
+        },
+    }
+    for name, value in changes.items():
+        if value is None:
+            view.pop(name)
+        else:
+            view[name] = value
+    return view_submission_payload(
+        team={"id": TEAM_ID, "domain": TEAM_DOMAIN},
+        user={"id": "U_ASKER", "username": "asker", "name": "asker", "team_id": TEAM_ID},
+        api_app_id=APP_ID,
+        view=view,
+        trigger_id="1.2.3",
+    )
 
 
 @dataclass(frozen=True)
@@ -185,6 +223,7 @@ BAD_REQUESTS = [
         200,
     ),
     Bad("a click by nobody", action(click("1", user=None)), 200),
+    Bad("a form submitted without its view", action(submission(id=None)), 200),
     Bad("a click with a huge value", action(click("9" * 4000)), 200),
     Bad("a click naming question 2^40", action(click(str(2**40))), 200),
     Bad("a click naming question 2^70", action(click(str(2**70))), 200),
