@@ -79,7 +79,8 @@ def create_private_file(path: str) -> None:
     """Create the SQLite file `path` readable and writable by its owner only (0600), unless it exists already.
     SQLite itself creates a database 0644 (less the umask): readable by every user of the machine. Its -wal and
     -shm files take the database file's mode, so they are private too. Shared with models/session.py."""
-    with contextlib.suppress(FileExistsError):
+    # It exists (it keeps its mode), or cannot be created (no such folder…): then SQLite says why, as before.
+    with contextlib.suppress(OSError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
