@@ -37,15 +37,24 @@ def retry_handlers() -> list[RetryHandler]:
     ]
 
 
+def not_an_attempt_failure(record: logging.LogRecord) -> bool:
+    """slack_sdk logs every try that got no answer at ERROR, before its retry handlers retry it (often with
+    success). A call that finally failed is logged once by its caller, which knows what it was for."""
+    return not record.getMessage().startswith("Failed to send a request to Slack API server")
+
+
 def build_web_client(settings: Settings, on_error: SlackErrorObserver | None = None) -> ObservedWebClient:
     """The app's client (and the template of Bolt's per-request clients): every call is counted, and
     `on_error` hears about Slack errors (a refused token disables its workspace)."""
+    sdk_logger = logging.getLogger("peerlearn.slack_sdk")
+    if not_an_attempt_failure not in sdk_logger.filters:
+        sdk_logger.addFilter(not_an_attempt_failure)
     client = ObservedWebClient(
         token=None if settings.oauth_enabled else settings.bot_token,
         base_url=settings.slack_api_url,
         timeout=15,
         retry_handlers=retry_handlers(),
-        logger=logging.getLogger("peerlearn.slack_sdk"),
+        logger=sdk_logger,
     )
     client.on_error = on_error
     return client

@@ -9,14 +9,13 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import blocks, route
 from bot.acks import HELP_WORDS, first_word, request_key
 from bot.qa import create_question
 from bot.services import Services
-from bot.slack_errors import error_code, explain
+from bot.slack_errors import SLACK_FAILURES, error_code, explain
 from bot.tags import InvalidQuestion, clean, validate_question
 from handlers import digest
 from handlers.common import DATABASE_DOWN, publish_question, quote_back, tell_user
@@ -99,7 +98,7 @@ def open_ask_form(client: WebClient, command: dict[str, Any]) -> None:
             trigger_id=command["trigger_id"],
             view=blocks.ask_modal(command.get("channel_id"), private_metadata=metadata),
         )
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not open the /ask form: %s", error_code(exc))
         tell_user(
             client,

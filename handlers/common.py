@@ -9,7 +9,6 @@ from typing import Any
 
 from slack_bolt import BoltResponse
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -19,7 +18,7 @@ from bot import blocks, metrics, route
 from bot.logging_setup import request_kind
 from bot.qa import mark_posted, mark_unposted, question_view
 from bot.services import Services
-from bot.slack_errors import AUTH_ERRORS, error_code, explain
+from bot.slack_errors import AUTH_ERRORS, SLACK_FAILURES, error_code, explain
 from bot.tags import escape_mrkdwn, truncate
 from models.question import STATUS_POSTING, Question
 from models.workspace import Workspace, disable_workspace
@@ -42,19 +41,20 @@ def tell_user(client: WebClient, *, channel_id: str | None, user_id: str, text: 
         try:
             client.chat_postEphemeral(channel=channel_id, user=user_id, **message.as_kwargs())
             return
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             logger.info("ephemeral to %s in %s failed (%s); sending a DM", user_id, channel_id, error_code(exc))
     try:
         dm = client.conversations_open(users=user_id)["channel"]["id"]
         client.chat_postMessage(channel=dm, **message.as_kwargs())
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not reach %s at all: %s", user_id, error_code(exc))
 
 
 def post_in_channel(client: WebClient, channel_id: str, message: blocks.Message) -> tuple[str, bool]:
     """Post a bot message in a channel; returns its ts and whether the channel is private.
 
-    Raises SlackApiError when Slack refuses (not a member, archived…): the caller explains it.
+    Raises one of SLACK_FAILURES when Slack refuses (not a member, archived…) or does not answer: the caller
+    explains it.
     """
     info = client.conversations_info(channel=channel_id)["channel"]
     private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
@@ -78,7 +78,7 @@ def publish_question(client: WebClient, services: Services, question_id: int, no
         ts, private = post_in_channel(
             client, channel_id, blocks.question_message(asker_id=asker_id, text=text, tags=tags)
         )
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         code = error_code(exc)
         logger.warning("question %s not posted in %s: %s", question_id, channel_id, code)
         with services.store.session() as session:
@@ -123,7 +123,7 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
             answered_earlier=earlier[0] if earlier is not None else None,
         )
         client.chat_update(channel=view.channel_id, ts=view.message_ts, **message.as_kwargs())
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not update question %s in %s: %s", question_id, view.channel_id, error_code(exc))
 
 

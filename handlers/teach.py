@@ -9,7 +9,6 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -17,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot import blocks
 from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, pause, resume
 from bot.services import Services
-from bot.slack_errors import error_code, explain
+from bot.slack_errors import SLACK_FAILURES, error_code, explain
 from bot.tags import clean, format_tags, normalize_tag
 from handlers.common import DATABASE_DOWN, post_in_channel, quote_back, tell_user
 from handlers.home import publish_home
@@ -158,7 +157,7 @@ def open_teach_form(client: WebClient, services: Services, command: dict[str, An
         tags = declared_topics(session, command["team_id"], command["user_id"])
     try:
         client.views_open(trigger_id=command["trigger_id"], view=blocks.teach_modal(tags))
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not open the /teach form: %s", error_code(exc))
         tell_user(
             client, channel_id=command.get("channel_id"), user_id=command["user_id"], text=explain(error_code(exc))
@@ -181,7 +180,7 @@ def publish_lesson(
         ts, private = post_in_channel(
             client, channel_id, blocks.lesson_message(author_id=author_id, text=text, tags=tags)
         )
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         code = error_code(exc)
         logger.warning("lesson %s not posted in %s: %s", lesson_id, channel_id, code)
         notify(explain(code) + quote_back(text))
