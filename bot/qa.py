@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, lazyload
 
 from bot.config import Settings
 from bot.tags import ParsedText
@@ -64,14 +64,32 @@ def create_question(
     return question, True
 
 
-def mark_posted(session: Session, question: Question, *, message_ts: str, channel_private: bool) -> None:
-    question.message_ts = message_ts
-    question.channel_private = channel_private
-    question.status = STATUS_OPEN
+def record_posted(session: Session, question_id: int, *, message_ts: str, channel_private: bool) -> Question | None:
+    """Slack confirmed the post: the question is open at `message_ts`. None when it was not owed any more
+    (recorded already)."""
+    recorded = session.execute(
+        update(Question)
+        .where(Question.id == question_id, Question.status == STATUS_POSTING)
+        .values(status=STATUS_OPEN, message_ts=message_ts, channel_private=channel_private, post_claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if recorded.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    # Its tags stay as they are: not loaded.
+    question = session.get(Question, question_id, options=[lazyload(Question.tags)], populate_existing=True)
+    assert question is not None
+    return question
 
 
-def mark_unposted(session: Session, question: Question) -> None:
-    question.status = STATUS_UNPOSTED
+def record_unposted(session: Session, question_id: int) -> bool:
+    """Slack refused the post (the asker is told why, once: by whoever this returned True to)."""
+    refused = session.execute(
+        update(Question)
+        .where(Question.id == question_id, Question.status == STATUS_POSTING)
+        .values(status=STATUS_UNPOSTED, post_claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(refused.rowcount == 1)  # type: ignore[attr-defined]
 
 
 # --- thread replies ------------------------------------------------------------------------------

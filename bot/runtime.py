@@ -122,7 +122,16 @@ def build_runtime(
         queueing = Queueing(inbox, lambda body: inbox_key(body, settings), settings.signing_secret, services.clock)
     wsgi_app = create_wsgi_app(bolt_app, store, lambda: heads if ready.is_set() else None, queueing=queueing)
     runtime = Runtime(
-        settings, store, services.clock, services, bolt_app, wsgi_app, inbox=inbox, ready=ready, heads=heads
+        settings,
+        store,
+        services.clock,
+        services,
+        bolt_app,
+        wsgi_app,
+        inbox=inbox,
+        ready=ready,
+        heads=heads,
+        stopping=services.stopping,
     )
     if wait_for_database:
         threading.Thread(

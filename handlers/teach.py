@@ -18,7 +18,7 @@ from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, p
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
 from bot.tags import clean, format_tags, normalize_tag
-from handlers.common import DATABASE_DOWN, post_in_channel, quote_back, tell_user
+from handlers.common import DATABASE_DOWN, post_in_channel, tell_user
 from handlers.home import publish_home
 from models.expert import declare_topics, declared_topics, ensure_person, remove_topics
 from models.lesson import Lesson
@@ -38,7 +38,7 @@ def register(app: App, services: Services) -> None:
         try:
             intent = parse_teach(text, settings)
         except InvalidTeach as problem:
-            ack(**blocks.ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
+            ack(**blocks.ephemeral(str(problem) + blocks.quote_back(text if len(text) > 80 else "")).as_kwargs())
             return
         if intent.kind == "help":
             ack(**blocks.help_message(blocks.TEACH_USAGE).as_kwargs())
@@ -55,7 +55,7 @@ def register(app: App, services: Services) -> None:
                 reply = apply_intent(session, services, intent, command, now)
         except SQLAlchemyError:
             logger.exception("could not store /teach from %s", user_id)
-            ack(**blocks.ephemeral(DATABASE_DOWN + quote_back(text)).as_kwargs())
+            ack(**blocks.ephemeral(DATABASE_DOWN + blocks.quote_back(text)).as_kwargs())
             return
         context[INTENT] = intent.kind
         if reply:
@@ -183,7 +183,7 @@ def publish_lesson(
     except SLACK_FAILURES as exc:
         code = error_code(exc)
         logger.warning("lesson %s not posted in %s: %s", lesson_id, channel_id, code)
-        notify(explain(code) + quote_back(text))
+        notify(explain(code) + blocks.quote_back(text))
         return
     with services.store.session() as session:
         stored = session.get(Lesson, lesson_id)

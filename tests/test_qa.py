@@ -34,7 +34,7 @@ def ask(store, key="k1", asker="U_ASKER"):
             now=NOW,
         )
         assert created
-        qa.mark_posted(s, question, message_ts="100.000001", channel_private=False)
+        qa.record_posted(s, question.id, message_ts="100.000001", channel_private=False)
         return question.id
 
 

@@ -1,21 +1,28 @@
 """A Slack that does not answer, after an ack, on SQLite and PostgreSQL: a button's thread note, a question's
 redraw, a routing DM. Each failed call is logged in one line and the rest of the work is done; a DM that may
-have been delivered counts as sent and is never sent again. (Posting questions: tests/test_posting.py.)"""
+have been delivered counts as sent and is never sent again, by PeerLearn or by slack_sdk's retries.
+(Posting questions: tests/test_posting.py.)"""
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 from datetime import timedelta
+from urllib.error import URLError
 
 import pytest
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.state import RetryState
 from sqlalchemy import select
 
 from bot import blocks
+from bot.app_factory import RepeatableOnly
 from models.expert import ROUTE_SENT
 from models.question import Answer, Question
 from tests.route_helpers import GENERAL, Bot, add_people, bot_maker, declare, requests_of, routing_dms
-from tests.slack.fake_api import Call
+from tests.slack.fake_api import Call, ConnectionCut
 from tests.slack.fixtures import START
 from tests.slack.world import Message
 
@@ -100,3 +107,34 @@ def test_a_routing_dm_slack_does_not_answer_counts_as_sent_and_is_never_sent_twi
     assert requests_of(bot.store, question.id)["U_EXPERT"].status == ROUTE_SENT
     bot.tick(START + timedelta(hours=1))
     assert len(routing_dms(bot.world, "U_EXPERT")) == 1, "Slack delivered it once; it is not sent again"
+
+
+def test_a_dm_whose_connection_was_cut_after_slack_delivered_it_is_not_sent_again_by_the_client(bot):
+    # slack_sdk's retry handlers repeat a call whose connection was cut; a chat.postMessage that Slack did
+    # would then show twice. The app's client repeats such a call only when Slack never received it.
+    declare(bot.world, "U_EXPERT", "#ops")
+    dm_channel = bot.fake.im_for("U_EXPERT").id
+
+    def cut_the_dm(call: Call) -> None:
+        if call.args["channel"] == dm_channel:
+            raise ConnectionCut("Slack delivered the DM; its answer never came back")
+
+    bot.fake.after_applying("chat.postMessage", cut_the_dm, times=2)  # the question's post, then the DM
+    bot.world.ask("U_ASKER", QUESTION, GENERAL)
+    bot.world.settle()
+    assert len(routing_dms(bot.world, "U_EXPERT")) == 1
+    assert len(bot.fake.calls_to("chat.postMessage", channel=dm_channel)) == 1
+
+
+def test_the_clients_retry_repeatable_calls_and_calls_slack_never_received():
+    handler = RepeatableOnly(ConnectionErrorRetryHandler(max_retry_count=2))
+    state = RetryState()
+
+    def retried(method: str, error: Exception) -> bool:
+        request = HttpRequest(method="POST", url=f"https://slack.com/api/{method}", headers={})
+        return handler.can_retry(state=state, request=request, error=error)
+
+    refused = URLError(ConnectionRefusedError("connection refused"))  # before the request went out
+    cut = http.client.RemoteDisconnected("Remote end closed connection without response")  # after
+    assert retried("chat.postMessage", refused) and not retried("chat.postMessage", cut)
+    assert retried("conversations.info", refused) and retried("conversations.info", cut)
