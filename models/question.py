@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, or_, select, update
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, delete, exists, or_, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -112,6 +112,24 @@ class Answer(Base):
     created_at: Mapped[datetime]
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+
+
+class EarlyReply(Base):
+    """A thread reply that arrived while a question of its channel was being posted, before the question's
+    message ts was stored (Slack's answer to the post was still on its way): its thread may be that question's.
+    Kept until the ts is stored, then an answer if the thread is the question's (bot/qa.py record_posted);
+    dropped once no question of the channel is being posted any more (migration 0008)."""
+
+    __tablename__ = "early_replies"
+    __table_args__ = (Index("ix_early_replies_thread", "team_id", "channel_id", "thread_ts"),)
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ts: Mapped[str] = mapped_column(String(32), primary_key=True)
+    thread_ts: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
 
 
 VOTE_ACCEPT = "accept"
@@ -236,3 +254,36 @@ def owed_questions(session: Session, created_by: datetime, now: datetime, limit:
         .limit(limit)
     ).all()
     return [(question_id, team_id) for question_id, team_id in rows]
+
+
+def thread_or_posting(session: Session, team_id: str, channel_id: str, thread_ts: str) -> tuple[Question | None, bool]:
+    """For a reply whose thread is no stored question: the question whose ts was stored meanwhile, or whether
+    a question of the channel is still being posted (then the thread may be its).
+
+    On PostgreSQL the rows are read FOR SHARE: a transaction storing a question's ts (which updates its row)
+    either committed before, and its row is read as it left it, or waits until this one committed, and then
+    sees the early reply this one kept (read committed gives each statement a fresh snapshot). SQLite
+    serializes writing transactions (BEGIN IMMEDIATE) and needs no lock."""
+    rows = session.scalars(
+        select(Question)
+        .where(
+            Question.team_id == team_id,
+            Question.channel_id == channel_id,
+            or_(Question.message_ts == thread_ts, Question.status == STATUS_POSTING),
+        )
+        .with_for_update(read=True)
+    ).all()
+    posted = next((question for question in rows if question.message_ts == thread_ts), None)
+    return posted, posted is None and any(question.status == STATUS_POSTING for question in rows)
+
+
+def forget_early_replies(session: Session, team_id: str, channel_id: str) -> None:
+    """Drop the channel's early replies once none of its questions is being posted (they answered none)."""
+    still_posting = exists().where(
+        Question.team_id == team_id, Question.channel_id == channel_id, Question.status == STATUS_POSTING
+    )
+    session.execute(
+        delete(EarlyReply)
+        .where(EarlyReply.team_id == team_id, EarlyReply.channel_id == channel_id, ~still_posting)
+        .execution_options(synchronize_session=False)
+    )

@@ -5,7 +5,8 @@ and PostgreSQL, whatever happens between the ack and Slack's answer.
   question stays owed and the posting tick (of the next start, or of another replica) posts it, once;
 - two runtimes racing to post one owed question post it once;
 - Slack does not answer (a timeout, a cut connection) or answers 5xx: the question stays owed, the asker is told
-  once that it will follow, and it is posted once (looked for in the channel's history first).
+  once that it will follow, and it is posted once (looked for in the channel's history first);
+- a thread reply that arrives before the question's ts is stored is an answer all the same.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import posting, route
-from models.question import STATUS_OPEN, STATUS_POSTING, Answer, Question
+from models.question import STATUS_OPEN, STATUS_POSTING, Answer, EarlyReply, Question
 from tests.route_helpers import GENERAL, Bot, add_people, bot_maker, declare, dms, routing_dms
 from tests.slack.fake_api import Call
 from tests.slack.fixtures import START
@@ -131,11 +132,13 @@ def test_a_crash_between_slacks_answer_and_our_write_never_posts_twice(bot, monk
     bot.restart()
     assert questions(bot)[0].status == STATUS_POSTING
 
+    reply_to(bot, posted, "U_EXPERT", "logrotate with copytruncate")  # people see the question meanwhile
     assert post_owed(bot, LATER) == 0, "the attempt that died still holds it: its post may be under way"
     assert post_owed(bot, LEASE_OVER) == 1
     assert len(posts_of(bot, "rotate the nginx logs")) == 1, "found in the channel's history, not posted again"
     [question] = questions(bot)
     assert (question.status, question.message_ts, question.post_attempts) == (STATUS_OPEN, posted["ts"], 2)
+    assert answers(bot) == [("U_EXPERT", "logrotate with copytruncate")], "the reply that came meanwhile counts"
     history = [call.args for call in bot.fake.calls_to("conversations.history")]
     assert history and all(args.get("include_all_metadata") and args.get("oldest") for args in history)
 
@@ -196,10 +199,12 @@ def test_a_post_whose_answer_never_came_stays_owed_and_is_not_posted_twice(bot):
     assert notes(bot) == [posting.POST_DELAYED], "told once that it follows by itself, not to ask again"
     assert questions(bot)[0].status == STATUS_POSTING
 
+    reply_to(bot, posted.response, "U_EXPERT", "logrotate with copytruncate")
     assert post_owed(bot, LATER) == 0, "Slack may still be at it: the attempt's lease runs out first"
     assert post_owed(bot, LEASE_OVER) == 1
     assert len(posts_of(bot, "rotate the nginx logs")) == 1
     assert questions(bot)[0].message_ts == posted.response["ts"]
+    assert answers(bot) == [("U_EXPERT", "logrotate with copytruncate")]
     assert notes(bot) == [posting.POST_DELAYED]
 
 
@@ -248,3 +253,40 @@ def test_a_refusal_found_by_the_tick_is_told_to_the_asker_once(bot, monkeypatch)
     [note] = dms(bot.world, "U_ASKER")  # an archived channel takes no ephemeral message either
     assert "archived" in note.plain and "rotate the nginx logs" in note.plain, "why, and their words back"
     assert post_owed(bot, LEASE_OVER) == 0 and len(dms(bot.world, "U_ASKER")) == 1
+
+
+# --- a reply that overtakes the post's answer ---------------------------------------------------------------
+
+
+def test_a_reply_handled_before_the_questions_ts_is_stored_is_an_answer(bot):
+    stored_ts_when_handled: list[str | None] = []
+
+    def reply_before_the_answer(call: Call) -> None:
+        reply_to(bot, call.response, "U_EXPERT", "logrotate with copytruncate")  # delivered and handled…
+        stored_ts_when_handled.append(questions(bot)[0].message_ts)
+
+    bot.fake.after_applying("chat.postMessage", reply_before_the_answer)
+    question = bot.world.ask("U_ASKER", QUESTION, GENERAL)
+    assert stored_ts_when_handled == [None], "…before the post's answer reached PeerLearn"
+    assert questions(bot)[0].message_ts == question.ts
+    assert answers(bot) == [("U_EXPERT", "logrotate with copytruncate")]
+    with bot.store.session() as session:
+        assert session.scalars(select(EarlyReply)).all() == [], "kept only until the ts was known"
+
+
+def test_early_replies_in_other_threads_or_by_the_asker_are_not_answers_and_are_not_kept(bot):
+    other = bot.world.post("U_FAN", GENERAL, "Lunch at noon?")
+
+    def replies_meanwhile(call: Call) -> None:
+        bot.world.post("U_EXPERT", GENERAL, "I'm in", thread_ts=other)  # another thread
+        reply_to(bot, call.response, "U_ASKER", "Also: on Debian")  # the asker adds a detail
+        edited = reply_to(bot, call.response, "U_EXPERT", "logrotate")
+        bot.world.edit("U_EXPERT", GENERAL, edited, "logrotate with copytruncate")
+        deleted = reply_to(bot, call.response, "U_FAN", "no idea")
+        bot.world.delete("U_FAN", GENERAL, deleted)
+
+    bot.fake.after_applying("chat.postMessage", replies_meanwhile)
+    bot.world.ask("U_ASKER", QUESTION, GENERAL)
+    assert answers(bot) == [("U_EXPERT", "logrotate with copytruncate")]
+    with bot.store.session() as session:
+        assert session.scalars(select(EarlyReply)).all() == []

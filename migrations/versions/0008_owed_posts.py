@@ -1,4 +1,4 @@
-"""owed posts: a question is claimed while it is posted
+"""owed posts: a question is claimed while it is posted, and replies that outrun its ts are kept
 
 A question stored by /ask (status "posting") is owed to its channel until Slack confirmed the post. Whoever
 posts it (the listener after the ack, or the posting tick after a crash, a stop or a slow Slack) claims it
@@ -7,6 +7,8 @@ first (bot/posting.py):
   reached Slack, so it looks for that message before it posts;
 - `questions.post_claimed_until`: until when the current attempt holds it (NULL: nobody);
 - `ix_questions_owed`: the owed questions by age, a partial index (only rows still "posting").
+`early_replies` keeps a thread reply handled before its question's ts was stored (Slack answered the post,
+the reply event came first), until the ts is (bot/qa.py record_posted).
 
 Revision ID: 0008
 Revises: 0001
@@ -32,9 +34,23 @@ def upgrade() -> None:
     op.create_index(
         "ix_questions_owed", "questions", ["created_at"], unique=False, postgresql_where=OWED, sqlite_where=OWED
     )
+    op.create_table(
+        "early_replies",
+        sa.Column("team_id", sa.String(length=32), nullable=False),
+        sa.Column("channel_id", sa.String(length=32), nullable=False),
+        sa.Column("ts", sa.String(length=32), nullable=False),
+        sa.Column("thread_ts", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("team_id", "channel_id", "ts", name=op.f("pk_early_replies")),
+    )
+    op.create_index("ix_early_replies_thread", "early_replies", ["team_id", "channel_id", "thread_ts"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_early_replies_thread", table_name="early_replies")
+    op.drop_table("early_replies")
     op.drop_index("ix_questions_owed", table_name="questions", postgresql_where=OWED, sqlite_where=OWED)
     # A plain DROP COLUMN (SQLite 3.35+), not a batch table copy, which would drop the search triggers of 0002.
     op.drop_column("questions", "post_claimed_until")
