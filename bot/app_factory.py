@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.error import URLError
 
 from slack_bolt import App
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
@@ -20,6 +21,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 from bot.config import Settings
 from bot.metrics import ObservedExecutor, ObservedWebClient, SlackErrorObserver, observe_request_client
@@ -27,25 +31,61 @@ from bot.services import Services
 
 LISTENER_THREADS = 5  # Bolt's default pool size for lazy listeners (the Slack calls after the ack)
 
+# Methods that do something new each time they are called: a repeat shows twice (a second message).
+NOT_REPEATABLE = frozenset({"chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage", "views.push"})
+
 
 def retry_handlers() -> list[RetryHandler]:
-    """429 waits for Retry-After; 5xx and dropped connections retry with backoff (slack_sdk's handlers)."""
+    """429 waits for Retry-After; 5xx and dropped connections retry with backoff (slack_sdk's handlers), except
+    for a call that may have been done already and would show twice (NOT_REPEATABLE): its caller decides."""
     return [
         RateLimitErrorRetryHandler(max_retry_count=3),
-        ServerErrorRetryHandler(max_retry_count=2),
-        ConnectionErrorRetryHandler(max_retry_count=2),
+        RepeatableOnly(ServerErrorRetryHandler(max_retry_count=2)),
+        RepeatableOnly(ConnectionErrorRetryHandler(max_retry_count=2)),
     ]
+
+
+def not_an_attempt_failure(record: logging.LogRecord) -> bool:
+    """slack_sdk logs every try that got no answer at ERROR, before its retry handlers retry it (often with
+    success). A call that finally failed is logged once by its caller, which knows what it was for."""
+    return not record.getMessage().startswith("Failed to send a request to Slack API server")
+
+
+class RepeatableOnly(RetryHandler):
+    """`inner`'s retries, but for NOT_REPEATABLE methods only those of a request Slack never received: its
+    connection failed before the whole request went out (urllib's URLError). A 5xx, or a connection cut
+    while waiting for the answer, may come after Slack did it (bot/posting.py looks before posting again)."""
+
+    def __init__(self, inner: RetryHandler) -> None:
+        super().__init__(inner.max_retry_count, inner.interval_calculator)
+        self.inner = inner
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        method = request.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+        if method in NOT_REPEATABLE and (response is not None or not isinstance(error, URLError)):
+            return False
+        return self.inner._can_retry(state=state, request=request, response=response, error=error)
 
 
 def build_web_client(settings: Settings, on_error: SlackErrorObserver | None = None) -> ObservedWebClient:
     """The app's client (and the template of Bolt's per-request clients): every call is counted, and
     `on_error` hears about Slack errors (a refused token disables its workspace)."""
+    sdk_logger = logging.getLogger("peerlearn.slack_sdk")
+    if not_an_attempt_failure not in sdk_logger.filters:
+        sdk_logger.addFilter(not_an_attempt_failure)
     client = ObservedWebClient(
         token=None if settings.oauth_enabled else settings.bot_token,
         base_url=settings.slack_api_url,
         timeout=15,
         retry_handlers=retry_handlers(),
-        logger=logging.getLogger("peerlearn.slack_sdk"),
+        logger=sdk_logger,
     )
     client.on_error = on_error
     return client

@@ -174,6 +174,12 @@ def ephemeral(text: str) -> Message:
     return Message(text=truncate(text, FALLBACK_LIMIT), blocks=[section(text)])
 
 
+def quote_back(text: str, limit: int = 2500) -> str:
+    """The person's own words, quoted, so a refused request loses nothing."""
+    body = truncate(escape_mrkdwn(text.strip()), limit)
+    return "\n\nHere is what you wrote, so nothing is lost:\n```" + body + "```" if body else ""
+
+
 def help_message(usage: str) -> Message:
     return Message(text=usage.splitlines()[0].strip("*"), blocks=[section(usage)])
 

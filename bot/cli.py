@@ -211,8 +211,9 @@ WORKER_GRACE = 20.0  # seconds a stopping worker gives its lazy listeners (Slack
 
 
 def finish_listeners(executor: Executor, grace: float) -> None:
-    """Let the lazy listeners already started or queued finish, for at most `grace` seconds; then leave
-    (their requests are out of the inbox: what they had not posted yet is lost, and logged)."""
+    """Let the lazy listeners already started or queued finish, for at most `grace` seconds; then leave. The
+    questions they had not posted stay owed (bot/posting.py: no post starts once the runtime is stopping) and
+    the next start posts them."""
     waiting = threading.Thread(target=executor.shutdown, kwargs={"wait": True}, daemon=True)
     waiting.start()
     waiting.join(grace)

@@ -40,6 +40,7 @@ import uvicorn
 
 from bot import metrics
 from bot.acks import MAX_BODY, Queueing, inbox_key
+from bot.cli import WORKER_GRACE
 from bot.clock import Clock
 from bot.config import Settings
 from bot.inbox_writer import LoopAppender, inbox_location
@@ -222,6 +223,9 @@ def create_front_app(queueing: Queueing[LoopAppender], upstream: Upstream, forwa
 # The inbox's worker processes run at a lower CPU priority than the front: acks have Slack's 3-second
 # deadline, the work after them has none (on a busy machine it waits, in the inbox).
 WORKER_NICENESS = 19
+# A stopping worker finishes its batch and gives its listeners WORKER_GRACE seconds (bot/cli.py's `work`); the
+# front waits that long and a little more before it kills it. (What it still had not posted stays owed.)
+WORKER_STOP_WAIT = WORKER_GRACE + 10.0
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
@@ -264,7 +268,7 @@ class WorkerProcesses:
                     logger.error("worker process %s ended (exit %s); starting another", process.pid, code)
                     self._processes[number] = self._spawn()
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = WORKER_STOP_WAIT) -> None:
         self._stopping.set()
         for process in self._processes:
             if process.poll() is None:

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, lazyload
 
 from bot.config import Settings
 from bot.tags import ParsedText
-from models.base import insert_once
+from models.base import insert_if_new, insert_once
 from models.lesson import Lesson
 from models.question import (
     STATUS_OPEN,
@@ -25,13 +25,16 @@ from models.question import (
     VOTE_ACCEPT,
     VOTE_HELPFUL,
     Answer,
+    EarlyReply,
     Question,
     QuestionTag,
     Vote,
     fetch_answer,
     fetch_question_by_request,
     fetch_question_by_ts,
+    forget_early_replies,
     latest_accept_vote,
+    thread_or_posting,
 )
 
 
@@ -64,14 +67,55 @@ def create_question(
     return question, True
 
 
-def mark_posted(session: Session, question: Question, *, message_ts: str, channel_private: bool) -> None:
-    question.message_ts = message_ts
-    question.channel_private = channel_private
-    question.status = STATUS_OPEN
+def record_posted(session: Session, question_id: int, *, message_ts: str, channel_private: bool) -> Question | None:
+    """Slack confirmed the post: the question is open at `message_ts`, and the replies that reached its thread
+    before this (early replies) are its answers. None when it was not owed any more (recorded already)."""
+    recorded = session.execute(
+        update(Question)
+        .where(Question.id == question_id, Question.status == STATUS_POSTING)
+        .values(status=STATUS_OPEN, message_ts=message_ts, channel_private=channel_private, post_claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if recorded.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    # Its tags stay as they are: not loaded.
+    question = session.get(Question, question_id, options=[lazyload(Question.tags)], populate_existing=True)
+    assert question is not None
+    in_channel = (EarlyReply.team_id == question.team_id, EarlyReply.channel_id == question.channel_id)
+    early = session.scalars(select(EarlyReply).where(*in_channel)).all()  # almost always none
+    for reply in early:
+        if reply.thread_ts == message_ts and reply.user_id != question.asker_id:
+            insert_if_new(
+                session,
+                Answer,
+                team_id=question.team_id,
+                question_id=question.id,
+                channel_id=question.channel_id,
+                ts=reply.ts,
+                user_id=reply.user_id,
+                text=reply.text,
+                created_at=reply.created_at,
+            )
+    if early:
+        in_thread = EarlyReply.thread_ts == message_ts
+        session.execute(delete(EarlyReply).where(*in_channel, in_thread).execution_options(synchronize_session=False))
+        forget_early_replies(session, question.team_id, question.channel_id)
+    return question
 
 
-def mark_unposted(session: Session, question: Question) -> None:
-    question.status = STATUS_UNPOSTED
+def record_unposted(session: Session, question_id: int) -> bool:
+    """Slack refused the post (the asker is told why, once: by whoever this returned True to)."""
+    question = session.get(Question, question_id)
+    refused = session.execute(
+        update(Question)
+        .where(Question.id == question_id, Question.status == STATUS_POSTING)
+        .values(status=STATUS_UNPOSTED, post_claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if refused.rowcount != 1 or question is None:  # type: ignore[attr-defined]
+        return False
+    forget_early_replies(session, question.team_id, question.channel_id)
+    return True
 
 
 # --- thread replies ------------------------------------------------------------------------------
@@ -88,9 +132,27 @@ def record_reply(
     text: str,
     now: datetime,
 ) -> Answer | None:
-    """A reply in a question's thread by someone other than the asker is an answer."""
+    """A reply in a question's thread by someone other than the asker is an answer. A reply that came before
+    its question's ts was stored (while a question of the channel is being posted) is kept as an early reply
+    until it is (record_posted)."""
     question = fetch_question_by_ts(session, team_id, channel_id, thread_ts)
-    if question is None or user_id == question.asker_id:
+    if question is None:
+        question, posting = thread_or_posting(session, team_id, channel_id, thread_ts)
+        if question is None:
+            if posting:
+                insert_if_new(
+                    session,
+                    EarlyReply,
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    ts=ts,
+                    thread_ts=thread_ts,
+                    user_id=user_id,
+                    text=text,
+                    created_at=now,
+                )
+            return None
+    if user_id == question.asker_id:
         return None
     answer = Answer(
         team_id=team_id,
@@ -106,7 +168,12 @@ def record_reply(
 
 def edit_reply(session: Session, *, team_id: str, channel_id: str, ts: str, text: str, now: datetime) -> bool:
     answer = fetch_answer(session, team_id, channel_id, ts)
-    if answer is None or answer.deleted_at is not None or answer.text == text:
+    if answer is None:
+        early = session.get(EarlyReply, (team_id, channel_id, ts))
+        if early is not None:
+            early.text = text
+        return False
+    if answer.deleted_at is not None or answer.text == text:
         return False
     answer.text = text
     answer.edited_at = now
@@ -116,7 +183,14 @@ def edit_reply(session: Session, *, team_id: str, channel_id: str, ts: str, text
 def delete_reply(session: Session, *, team_id: str, channel_id: str, ts: str, now: datetime) -> int | None:
     """Forget a deleted answer; returns the question id when its channel message must be redrawn."""
     answer = fetch_answer(session, team_id, channel_id, ts)
-    if answer is None or answer.deleted_at is not None:
+    if answer is None:
+        session.execute(
+            delete(EarlyReply).where(
+                EarlyReply.team_id == team_id, EarlyReply.channel_id == channel_id, EarlyReply.ts == ts
+            )
+        )
+        return None
+    if answer.deleted_at is not None:
         return None
     answer.deleted_at = now
     question = session.get(Question, answer.question_id)

@@ -38,7 +38,6 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
@@ -60,7 +59,7 @@ from bot.routing import (
 )
 from bot.search import KIND_LESSON, KIND_QUESTION, search_similar
 from bot.services import Services
-from bot.slack_errors import error_code
+from bot.slack_errors import SLACK_FAILURES, error_code, may_have_happened
 from models.base import insert_if_new, insert_once, parse_row_id
 from models.expert import (
     FORGOTTEN_USER_ID,
@@ -133,7 +132,7 @@ def permalink(slack: Slack, channel_id: str, message_ts: str | None) -> str | No
         return None
     try:
         return str(slack.client.chat_getPermalink(channel=channel_id, message_ts=message_ts, **slack.auth)["permalink"])
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("no permalink for %s in %s: %s", message_ts, channel_id, error_code(exc))
         return None
 
@@ -143,13 +142,13 @@ def tell(slack: Slack, *, channel_id: str, user_id: str, message: blocks.Message
     try:
         slack.client.chat_postEphemeral(channel=channel_id, user=user_id, **message.as_kwargs(), **slack.auth)
         return True
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.info("ephemeral to %s in %s failed (%s); sending a DM", user_id, channel_id, error_code(exc))
     try:
         dm = slack.client.conversations_open(users=user_id, **slack.auth)["channel"]["id"]
         slack.client.chat_postMessage(channel=dm, **message.as_kwargs(), **slack.auth)
         return True
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not reach %s at all: %s", user_id, error_code(exc))
         return False
 
@@ -165,7 +164,7 @@ def channel_members(slack: Slack, channel_id: str) -> set[str] | None:
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 return members
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning(
             "conversations.members for %s failed: %s; no expert is DMed about it", channel_id, error_code(exc)
         )
@@ -269,7 +268,7 @@ def refresh_profiles(slack: Slack, services: Services, team_id: str, user_ids: I
     for user_id in user_ids:
         try:
             user = slack.client.users_info(user=user_id, **slack.auth)["user"]
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             code = error_code(exc)
             if code != "user_not_found":
                 logger.warning("users.info for %s failed: %s; routing with what PeerLearn knew", user_id, code)
@@ -913,7 +912,7 @@ def bump(slack: Slack, services: Services, question_id: int, due_by: datetime) -
             **blocks.bump_message(facts.tags).as_kwargs(),
             **slack.auth,
         )
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not bump question %s in %s: %s", question_id, facts.channel_id, error_code(exc))
         return StepOutcome(question_id, LEVEL_BUMPED)
     logger.info("question %s: still unanswered, bumped its thread", question_id)
@@ -1078,7 +1077,7 @@ def _deliver(
     sent = 0
     try:
         dm_channel = slack.client.conversations_open(users=expert_id, **slack.auth)["channel"]["id"]
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         _undeliverable(services, team_id, expert_id, [request_id for request_id, _ in items], error_code(exc))
         return 0
     for batch in batches:
@@ -1090,7 +1089,10 @@ def _deliver(
                 **blocks.route_dm([item for _, item in batch]).as_kwargs(),
                 **slack.auth,
             )
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
+            if may_have_happened(exc):  # it may have reached them: it counts as sent, and is never sent twice
+                logger.warning("DM to %s got no answer from Slack (%s); counted as sent", expert_id, error_code(exc))
+                continue
             _undeliverable(services, team_id, expert_id, batch_ids, error_code(exc))
             continue
         with services.store.session() as session:
@@ -1242,7 +1244,7 @@ def _redraw_dm(
     try:
         slack.client.chat_update(channel=dm_channel, ts=dm_ts, **blocks.route_dm(items).as_kwargs(), **slack.auth)
         return True
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not update the routing DM %s to %s: %s", dm_ts, expert_id, error_code(exc))
         return False
 
@@ -1446,7 +1448,7 @@ def after_take(slack: Slack, services: Services, outcome: ButtonOutcome, team_id
                     **blocks.on_it_message(user_id).as_kwargs(),
                     **slack.auth,
                 )
-            except SlackApiError as exc:
+            except SLACK_FAILURES as exc:
                 logger.warning("could not say in %s that %s took it: %s", facts.channel_id, user_id, error_code(exc))
     redraw_dm(slack, services, team_id, user_id, outcome.question_id)
 

@@ -128,7 +128,16 @@ def build_runtime(
         screening=Screening(settings.signing_secret),
     )
     runtime = Runtime(
-        settings, store, services.clock, services, bolt_app, wsgi_app, inbox=inbox, ready=ready, heads=heads
+        settings,
+        store,
+        services.clock,
+        services,
+        bolt_app,
+        wsgi_app,
+        inbox=inbox,
+        ready=ready,
+        heads=heads,
+        stopping=services.stopping,
     )
     if wait_for_database:
         threading.Thread(

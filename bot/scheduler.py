@@ -46,9 +46,11 @@ class Tick:
 
 def default_ticks() -> list[Tick]:
     """Every periodic job PeerLearn runs. Imported here, so a tick's module loads only with a scheduler."""
-    from bot import digest, route, workspaces
+    from bot import digest, posting, route, workspaces
 
     return [
+        # Questions still owed to their channel: a listener that died, a stopped process, a Slack that was slow.
+        Tick("posting", posting.tick, every=timedelta(minutes=1), per_team_tokens=True),
         Tick("digest", digest.tick, every=timedelta(minutes=1), per_team_tokens=True),
         # Routing after the similar-answers grace period, escalation rounds, bumps, DMs due in someone's morning.
         Tick("routing", route.tick, every=timedelta(minutes=1), per_team_tokens=True),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from bot.clock import Clock
@@ -16,3 +17,5 @@ class Services:
     store: Store
     clock: Clock = field(default_factory=Clock)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("peerlearn"))
+    # Set when the process stops: work that can wait in the database (an owed post) is not started any more.
+    stopping: threading.Event = field(default_factory=threading.Event)

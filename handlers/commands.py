@@ -1,5 +1,6 @@
 """/ask. The ack step validates and stores (fast, before Slack hears back); the lazy step
-talks to Slack (posting, opening the form), after the ack."""
+talks to Slack (posting, opening the form), after the ack. A question the lazy step could not post (its
+process stopped, Slack did not answer) stays owed and bot/posting.py's tick posts it."""
 
 from __future__ import annotations
 
@@ -9,17 +10,16 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks, route
+from bot import blocks, posting, route
 from bot.acks import HELP_WORDS, first_word, request_key
 from bot.qa import create_question
 from bot.services import Services
-from bot.slack_errors import error_code, explain
+from bot.slack_errors import SLACK_FAILURES, error_code, explain
 from bot.tags import InvalidQuestion, clean, command_text, validate_question
 from handlers import digest
-from handlers.common import DATABASE_DOWN, publish_question, quote_back, tell_user
+from handlers.common import DATABASE_DOWN, tell_user
 from models.question import question_id_by_request
 from models.workspace import ensure_workspace
 
@@ -44,7 +44,7 @@ def register(app: App, services: Services) -> None:
         try:
             parsed = validate_question(text, settings)
         except InvalidQuestion as problem:
-            ack(**blocks.ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
+            ack(**blocks.ephemeral(str(problem) + blocks.quote_back(text if len(text) > 80 else "")).as_kwargs())
             return
         try:
             with services.store.session() as session:
@@ -61,7 +61,7 @@ def register(app: App, services: Services) -> None:
                 )
         except SQLAlchemyError:
             logger.exception("could not store a question from %s", command.get("user_id"))
-            ack(**blocks.ephemeral(DATABASE_DOWN + quote_back(text)).as_kwargs())
+            ack(**blocks.ephemeral(DATABASE_DOWN + blocks.quote_back(text)).as_kwargs())
             return
         ack()
 
@@ -80,14 +80,15 @@ def register(app: App, services: Services) -> None:
             with services.store.session() as session:
                 question_id = question_id_by_request(session, command["team_id"], request_key(command))
         except SQLAlchemyError:
-            logger.exception("could not load the question just stored")
+            logger.exception("could not load the question just stored; the posting tick will post it")
             return
 
         def notify(note: str) -> None:
             respond(text=note)
 
-        if question_id is not None and publish_question(client, services, question_id, notify=notify):
-            route.suggest_or_route(route.Slack(client), services, question_id)
+        slack = route.Slack(client)
+        if question_id is not None and posting.publish_question(slack, services, question_id, notify=notify):
+            route.suggest_or_route(slack, services, question_id)
 
     app.command("/ask")(ack=ack_ask, lazy=[post_ask])
 
@@ -99,7 +100,7 @@ def open_ask_form(client: WebClient, command: dict[str, Any]) -> None:
             trigger_id=command["trigger_id"],
             view=blocks.ask_modal(command.get("channel_id"), private_metadata=metadata),
         )
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not open the /ask form: %s", error_code(exc))
         tell_user(
             client,

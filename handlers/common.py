@@ -1,5 +1,5 @@
-"""Slack-side steps shared by several surfaces: publishing a question, redrawing it, telling someone,
-and what happens when Slack refuses our token or the database is down."""
+"""Slack-side steps shared by several surfaces: redrawing a question, telling someone, and what happens when
+Slack refuses our token or the database is down. (Posting a question: bot/posting.py.)"""
 
 from __future__ import annotations
 
@@ -9,29 +9,19 @@ from typing import Any
 
 from slack_bolt import BoltResponse
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.orm import lazyload
 
 from bot import blocks, metrics, route
 from bot.logging_setup import request_kind
-from bot.qa import mark_posted, mark_unposted, question_view
+from bot.qa import question_view
 from bot.services import Services
-from bot.slack_errors import AUTH_ERRORS, error_code, explain
-from bot.tags import escape_mrkdwn, truncate
+from bot.slack_errors import AUTH_ERRORS, SLACK_FAILURES, error_code
 from bot.workspaces import disable_refused_workspace
-from models.question import STATUS_POSTING, Question
 
 logger = logging.getLogger("peerlearn.slack")
 
 DATABASE_DOWN = "PeerLearn can't reach its database right now, so nothing was saved. Please try again in a minute."
-
-
-def quote_back(text: str, limit: int = 2500) -> str:
-    """The person's own words, quoted, so a refused request loses nothing."""
-    body = truncate(escape_mrkdwn(text.strip()), limit)
-    return "\n\nHere is what you wrote, so nothing is lost:\n```" + body + "```" if body else ""
 
 
 def tell_user(client: WebClient, *, channel_id: str | None, user_id: str, text: str) -> None:
@@ -41,59 +31,25 @@ def tell_user(client: WebClient, *, channel_id: str | None, user_id: str, text: 
         try:
             client.chat_postEphemeral(channel=channel_id, user=user_id, **message.as_kwargs())
             return
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             logger.info("ephemeral to %s in %s failed (%s); sending a DM", user_id, channel_id, error_code(exc))
     try:
         dm = client.conversations_open(users=user_id)["channel"]["id"]
         client.chat_postMessage(channel=dm, **message.as_kwargs())
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not reach %s at all: %s", user_id, error_code(exc))
 
 
 def post_in_channel(client: WebClient, channel_id: str, message: blocks.Message) -> tuple[str, bool]:
     """Post a bot message in a channel; returns its ts and whether the channel is private.
 
-    Raises SlackApiError when Slack refuses (not a member, archived…): the caller explains it.
+    Raises one of SLACK_FAILURES when Slack refuses (not a member, archived…) or does not answer: the caller
+    explains it.
     """
     info = client.conversations_info(channel=channel_id)["channel"]
     private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
     posted = client.chat_postMessage(channel=channel_id, unfurl_links=False, **message.as_kwargs())
     return str(posted["ts"]), private
-
-
-def publish_question(client: WebClient, services: Services, question_id: int, notify: Callable[[str], None]) -> bool:
-    """Post a stored question in its channel; on refusal, keep the row, mark it and tell the asker why."""
-    with services.store.session() as session:
-        question = session.get(Question, question_id)
-        if question is None or question.status != STATUS_POSTING:
-            return False
-        channel_id, asker_id, text, tags = (
-            question.channel_id,
-            question.asker_id,
-            question.text,
-            question.tag_names,
-        )
-    try:
-        ts, private = post_in_channel(
-            client, channel_id, blocks.question_message(asker_id=asker_id, text=text, tags=tags)
-        )
-    except SlackApiError as exc:
-        code = error_code(exc)
-        logger.warning("question %s not posted in %s: %s", question_id, channel_id, code)
-        with services.store.session() as session:
-            question = session.get(Question, question_id)
-            if question is not None:
-                mark_unposted(session, question)
-        notify(explain(code) + quote_back(text))
-        return False
-    with services.store.session() as session:
-        question = session.get(Question, question_id, options=[lazyload(Question.tags)])  # its tags stay as they are
-        if question is not None:
-            mark_posted(session, question, message_ts=ts, channel_private=private)
-            # Routing is now due after the grace period, in the database: a restart cannot lose it.
-            route.await_routing(question, services.clock.now(), services.settings)
-    logger.info("question %s posted in %s at %s", question_id, channel_id, ts)
-    return True
 
 
 def redraw_question(client: WebClient, services: Services, question_id: int) -> None:
@@ -120,7 +76,7 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
     )
     try:
         client.chat_update(channel=view.channel_id, ts=view.message_ts, **message.as_kwargs())
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not update question %s in %s: %s", question_id, view.channel_id, error_code(exc))
     try:
         route.redraw_routed_dms(slack, services, question_id, {question_id: resolved})

@@ -15,7 +15,6 @@ from typing import Any
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import blocks
@@ -37,7 +36,7 @@ from bot.digest import (
     workspace_timezone,
 )
 from bot.services import Services
-from bot.slack_errors import error_code
+from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.tags import clean
 from handlers.common import DATABASE_DOWN
 from models.digest import DigestSubscription
@@ -238,7 +237,7 @@ def learn_subscriber_timezone(
         user = client.users_info(user=user_id)["user"]
         with services.store.session() as session:
             learn_timezone(session, team_id=team_id, channel_id=channel_id, timezone=user.get("tz"))
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not read %s's time zone (%s); the digest keeps the workspace's", user_id, error_code(exc))
     except SQLAlchemyError:
         logger.exception("could not store the digest time zone for %s in %s", channel_id, team_id)
@@ -247,7 +246,7 @@ def learn_subscriber_timezone(
 def warn_if_not_member(client: WebClient, respond: Respond, channel_id: str) -> None:
     try:
         member = bool(client.conversations_info(channel=channel_id)["channel"].get("is_member"))
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         code = error_code(exc)
         if code not in ("channel_not_found", "not_in_channel"):
             logger.warning("could not check membership of %s: %s", channel_id, code)

@@ -14,14 +14,13 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot import blocks, home, route
 from bot.experts import InvalidTeach, parse_duration, pause, resume
 from bot.services import Services
-from bot.slack_errors import error_code
+from bot.slack_errors import SLACK_FAILURES, error_code
 from models.expert import declared_topics, ensure_person, remember_profile
 
 logger = logging.getLogger("peerlearn.home")
@@ -51,7 +50,7 @@ def publish_home(client: WebClient, services: Services, team_id: str, user_id: s
         return
     try:
         client.views_publish(user_id=user_id, view=home.home_view(data))
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not publish App Home for %s: %s", user_id, error_code(exc))
 
 
@@ -59,7 +58,7 @@ def refresh_profile(client: WebClient, services: Services, team_id: str, user_id
     """Remember whether the person is a workspace admin (the analytics section), and their time zone."""
     try:
         user = client.users_info(user=user_id)["user"]
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("users.info for %s failed: %s; using what PeerLearn knew", user_id, error_code(exc))
         return
     with services.store.session() as session:
@@ -154,7 +153,7 @@ def register(app: App, services: Services) -> None:
             tags = declared_topics(session, context.team_id or "", user_id)
         try:
             client.views_open(trigger_id=body["trigger_id"], view=blocks.teach_modal(tags))
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             logger.warning("could not open the topics form from App Home: %s", error_code(exc))
             publish_home(client, services, context.team_id or "", user_id, "Slack didn't open the form; try again.")
 

@@ -9,7 +9,6 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -17,9 +16,9 @@ from sqlalchemy.orm import Session
 from bot import blocks
 from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, pause, resume
 from bot.services import Services
-from bot.slack_errors import error_code, explain
+from bot.slack_errors import SLACK_FAILURES, error_code, explain
 from bot.tags import MAX_TOPICS, command_text, format_tags, not_tags_error, parse_tag_field, too_many_topics
-from handlers.common import DATABASE_DOWN, post_in_channel, quote_back, tell_user
+from handlers.common import DATABASE_DOWN, post_in_channel, tell_user
 from handlers.home import publish_home
 from handlers.views import field_errors
 from models.expert import declare_topics, declared_topics, ensure_person, remove_topics
@@ -40,7 +39,7 @@ def register(app: App, services: Services) -> None:
         try:
             intent = parse_teach(text, settings)
         except InvalidTeach as problem:
-            ack(**blocks.ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
+            ack(**blocks.ephemeral(str(problem) + blocks.quote_back(text if len(text) > 80 else "")).as_kwargs())
             return
         if intent.kind == "help":
             ack(**blocks.help_message(blocks.TEACH_USAGE).as_kwargs())
@@ -57,7 +56,7 @@ def register(app: App, services: Services) -> None:
                 reply = apply_intent(session, services, intent, command, now)
         except SQLAlchemyError:
             logger.exception("could not store /teach from %s", user_id)
-            ack(**blocks.ephemeral(DATABASE_DOWN + quote_back(text)).as_kwargs())
+            ack(**blocks.ephemeral(DATABASE_DOWN + blocks.quote_back(text)).as_kwargs())
             return
         context[INTENT] = intent.kind
         if reply:
@@ -167,7 +166,7 @@ def open_teach_form(client: WebClient, services: Services, command: dict[str, An
         tags = declared_topics(session, command["team_id"], command["user_id"])
     try:
         client.views_open(trigger_id=command["trigger_id"], view=blocks.teach_modal(tags))
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         logger.warning("could not open the /teach form: %s", error_code(exc))
         tell_user(
             client, channel_id=command.get("channel_id"), user_id=command["user_id"], text=explain(error_code(exc))
@@ -190,10 +189,10 @@ def publish_lesson(
         ts, private = post_in_channel(
             client, channel_id, blocks.lesson_message(author_id=author_id, text=text, tags=tags)
         )
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         code = error_code(exc)
         logger.warning("lesson %s not posted in %s: %s", lesson_id, channel_id, code)
-        notify(explain(code) + quote_back(text))
+        notify(explain(code) + blocks.quote_back(text))
         return
     with services.store.session() as session:
         stored = session.get(Lesson, lesson_id)

@@ -10,7 +10,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks, route
+from bot import blocks, posting, route
 from bot.qa import create_question
 from bot.services import Services
 from bot.tags import (
@@ -22,7 +22,7 @@ from bot.tags import (
     truncate,
     validate_question,
 )
-from handlers.common import DATABASE_DOWN, publish_question, tell_user
+from handlers.common import DATABASE_DOWN, tell_user
 from models.question import fetch_question_by_request
 from models.workspace import ensure_workspace
 
@@ -91,12 +91,13 @@ def register(app: App, services: Services) -> None:
         if question_id is None:
             return
         origin = json.loads(view.get("private_metadata") or "{}").get("channel_id")
-        if publish_question(
-            client,
+        slack = route.Slack(client)
+        if posting.publish_question(
+            slack,
             services,
             question_id,
             notify=lambda note: tell_user(client, channel_id=origin or channel_id, user_id=user_id, text=note),
         ):
-            route.suggest_or_route(route.Slack(client), services, question_id)
+            route.suggest_or_route(slack, services, question_id)
 
     app.view(blocks.ASK_MODAL)(ack=ack_ask_form, lazy=[post_ask_form])

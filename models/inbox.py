@@ -8,8 +8,10 @@ it, whatever its backlog, waits on disk instead of in memory, and survives a res
 
 Where it lives:
 - PostgreSQL: the `inbox` table of the main database (migration 0007). Several servers and workers share
-  it; a worker claims rows for a while (FOR UPDATE SKIP LOCKED, `claimed_until`) and deletes them once
-  handled, so a row is handled by one worker, and again only if that worker died before deleting it.
+  it; a worker locks the rows of its batch (FOR UPDATE SKIP LOCKED) in a transaction it keeps open while it
+  hands them to Bolt and that deletes them, so a row is handled by one worker. A worker that dies (killed,
+  its connection lost) never committed: PostgreSQL rolls its transaction back and the rows are free at once
+  for another worker, which handles them again (idempotently, below).
 - SQLite: a file of its own next to the database (peerlearn.db → peerlearn.db-inbox), written by the
   front alone. SQLite has one writer per file and makes a waiting writer sleep in steps of milliseconds;
   in one file, every ack would wait for the worker's transactions. There is one worker per SQLite store:
@@ -31,7 +33,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +49,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
-    or_,
     select,
-    update,
 )
 
 from bot.inbox_writer import SQLITE_TABLE, InboxWriter, inbox_location, no_automatic_checkpoints
@@ -69,11 +69,11 @@ inbox_table = Table(
     Column("request_key", String(255), nullable=False, unique=True),
     Column("content_type", String(100), nullable=False),
     Column("body", Text(), nullable=False),
-    # PostgreSQL: until when a worker has it (see Inbox.batch); SQLite's single worker needs no claims.
+    # No longer set: a batch's rows are claimed by row locks held while it is handled (Inbox.batch). Kept for the
+    # workers of the release before, which still set it, during a rolling upgrade.
     Column("claimed_until", UTCDateTime(), nullable=True),
 )
 _OLDEST = select(inbox_table).order_by(inbox_table.c.id)
-CLAIM_SECONDS = 300  # a claim outlives any batch's handling (seconds: it only stores); then it is free again
 
 
 def inbox_url(database_url: str) -> str | None:
@@ -133,32 +133,40 @@ class Inbox:
     def batch(self, limit: int) -> Iterator[list[InboxRequest]]:
         """The oldest requests not being handled elsewhere, removed once the block ends without an error.
 
-        PostgreSQL: claimed for CLAIM_SECONDS in a short transaction (FOR UPDATE SKIP LOCKED, so two workers
-        never claim the same row), deleted in another after the block; an error gives the claim back, a
-        worker that dies leaves it to expire. No row stays locked while requests are handled, so a
-        redelivery's INSERT … ON CONFLICT never waits for a worker. SQLite (one worker): read, then deleted
-        in a short transaction after the block (holding the file's write lock meanwhile would hold up every
-        ack)."""
+        PostgreSQL: locked FOR UPDATE SKIP LOCKED (two workers never take the same row) in a transaction held
+        while the block runs, which deletes them when it ends; an error rolls it back and a dead worker's
+        connection ends it, so the rows are free again at once. Only these rows are locked, and an INSERT …
+        ON CONFLICT DO NOTHING does not wait for a row lock: a redelivery's ack never waits for a worker.
+        SQLite (one worker): read, then deleted in a short transaction after the block (holding the file's
+        write lock meanwhile would hold up every ack)."""
         if self.dialect == "postgresql":
-            requests = self._claim(limit)
-        elif not self._has_the_turn():
+            with self._claimed(limit) as requests:
+                yield requests
+            return
+        if not self._has_the_turn():
             requests = []
         else:
             with self.engine.connect() as conn:
                 requests = [_request(row) for row in conn.execute(_OLDEST.limit(limit))]
-        ids = [request.id for request in requests]
-        try:
-            yield requests
-        except BaseException:
-            if ids and self.dialect == "postgresql":
-                with self.engine.begin() as conn:
-                    conn.execute(update(inbox_table).where(inbox_table.c.id.in_(ids)).values(claimed_until=None))
-            raise
-        if ids:
+        yield requests
+        if requests:
             with self.engine.begin() as conn:
-                conn.execute(delete(inbox_table).where(inbox_table.c.id.in_(ids)))
-            if self.dialect == "sqlite":
-                self._checkpoint()
+                conn.execute(delete(inbox_table).where(inbox_table.c.id.in_([request.id for request in requests])))
+            self._checkpoint()
+
+    @contextmanager
+    def _claimed(self, limit: int) -> Iterator[list[InboxRequest]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(_OLDEST.limit(limit).with_for_update(skip_locked=True)).all()
+            requests = [_request(row) for row in rows]
+            try:
+                yield requests
+            except BaseException:
+                conn.rollback()
+                raise
+            if requests:
+                conn.execute(delete(inbox_table).where(inbox_table.c.id.in_([request.id for request in requests])))
+            conn.commit()
 
     def _has_the_turn(self) -> bool:
         """SQLite: whether this is the inbox's one worker (see the module's docstring); taken when free."""
@@ -177,19 +185,6 @@ class Inbox:
             logger.info("this worker now handles the SQLite inbox")
         self._turn, self._waiting = descriptor, False
         return True
-
-    def _claim(self, limit: int) -> list[InboxRequest]:
-        now = func.now()
-        free = or_(inbox_table.c.claimed_until.is_(None), inbox_table.c.claimed_until < now)
-        claimable = _OLDEST.with_only_columns(inbox_table.c.id).where(free).limit(limit)
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                update(inbox_table)
-                .where(inbox_table.c.id.in_(claimable.with_for_update(skip_locked=True)))
-                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-                .returning(*inbox_table.c)
-            ).all()
-        return sorted((_request(row) for row in rows), key=lambda request: request.id)
 
     def _checkpoint(self) -> None:
         """Copy SQLite's write-ahead log back into the inbox file (see _checkpoint_by_worker); outside any

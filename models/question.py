@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, ForeignKey, Index, String, Text, UniqueConstraint, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    exists,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from models.base import Base
+from models.workspace import Workspace
 
-STATUS_POSTING = "posting"  # stored, not yet in Slack (the post happens after the ack)
+STATUS_POSTING = "posting"  # stored, owed to its channel until Slack confirms the post (bot/posting.py)
 STATUS_OPEN = "open"
 STATUS_RESOLVED = "resolved"
 STATUS_UNPOSTED = "unposted"  # Slack refused the post; the asker was told and has their text back
@@ -28,6 +42,13 @@ class Question(Base):
         # Workspace-wide windows (stats) and one person's questions (App Home, forget-user): migration 0005.
         Index("ix_questions_team_created", "team_id", "created_at"),
         Index("ix_questions_team_asker_status", "team_id", "asker_id", "status"),
+        # The questions still owed to their channel, oldest first (bot/posting.py's tick; migration 0008).
+        Index(
+            "ix_questions_owed",
+            "created_at",
+            postgresql_where=sql_text("status = 'posting'"),
+            sqlite_where=sql_text("status = 'posting'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,6 +75,10 @@ class Question(Base):
     # lesson ("question:<id>" / "lesson:<id>" in resolution_ref) answers it (migration 0006).
     resolution: Mapped[str | None] = mapped_column(String(16))
     resolution_ref: Mapped[str | None] = mapped_column(String(40))
+    # Posting (bot/posting.py, migration 0008): how many attempts claimed it, and until when the current one
+    # holds it. An attempt after the first may follow one that reached Slack: it looks before it posts.
+    post_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    post_claimed_until: Mapped[datetime | None]
 
     tags: Mapped[list[QuestionTag]] = relationship(
         back_populates="question", cascade="all, delete-orphan", order_by="QuestionTag.position", lazy="selectin"
@@ -101,6 +126,24 @@ class Answer(Base):
     created_at: Mapped[datetime]
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+
+
+class EarlyReply(Base):
+    """A thread reply that arrived while a question of its channel was being posted, before the question's
+    message ts was stored (Slack's answer to the post was still on its way): its thread may be that question's.
+    Kept until the ts is stored, then an answer if the thread is the question's (bot/qa.py record_posted);
+    dropped once no question of the channel is being posted any more (migration 0008)."""
+
+    __tablename__ = "early_replies"
+    __table_args__ = (Index("ix_early_replies_thread", "team_id", "channel_id", "thread_ts"),)
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ts: Mapped[str] = mapped_column(String(32), primary_key=True)
+    thread_ts: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
 
 
 VOTE_ACCEPT = "accept"
@@ -195,4 +238,82 @@ def open_questions_of(
             .order_by(Question.created_at.desc())
             .limit(limit)
         )
+    )
+
+
+# --- posting: claims on owed questions (bot/posting.py) ---------------------------------------------------------
+
+
+def claim_posting(session: Session, question_id: int, now: datetime, lease: timedelta) -> int | None:
+    """Take the posting of an owed question until `now + lease`: the attempt's number (1 for the first), or
+    None when it is not owed any more or another attempt holds it. One conditional UPDATE, so two runtimes
+    never both get it; a lease left by a process that died runs out by itself."""
+    free = or_(Question.post_claimed_until.is_(None), Question.post_claimed_until <= now)
+    claimed = session.execute(
+        update(Question)
+        .where(Question.id == question_id, Question.status == STATUS_POSTING, free)
+        .values(post_attempts=Question.post_attempts + 1, post_claimed_until=now + lease)
+        .returning(Question.post_attempts)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return int(claimed[0]) if claimed is not None else None
+
+
+def release_posting(session: Session, question_id: int) -> None:
+    """Give the claim back (nothing of this attempt can reach Slack any more): the next attempt may start now."""
+    session.execute(
+        update(Question)
+        .where(Question.id == question_id, Question.status == STATUS_POSTING)
+        .values(post_claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def owed_questions(session: Session, created_by: datetime, now: datetime, limit: int) -> list[tuple[int, str]]:
+    """(id, team) of questions owed to their channel, stored by `created_by` and claimed by no attempt now."""
+    rows = session.execute(
+        select(Question.id, Question.team_id)
+        .join(Workspace, Workspace.team_id == Question.team_id)
+        .where(
+            Question.status == STATUS_POSTING,
+            Question.created_at <= created_by,
+            or_(Question.post_claimed_until.is_(None), Question.post_claimed_until <= now),
+            Workspace.active.is_(True),  # a workspace whose token Slack refused waits until it works again
+        )
+        .order_by(Question.created_at, Question.id)
+        .limit(limit)
+    ).all()
+    return [(question_id, team_id) for question_id, team_id in rows]
+
+
+def thread_or_posting(session: Session, team_id: str, channel_id: str, thread_ts: str) -> tuple[Question | None, bool]:
+    """For a reply whose thread is no stored question: the question whose ts was stored meanwhile, or whether
+    a question of the channel is still being posted (then the thread may be its).
+
+    On PostgreSQL the rows are read FOR SHARE: a transaction storing a question's ts (which updates its row)
+    either committed before, and its row is read as it left it, or waits until this one committed, and then
+    sees the early reply this one kept (read committed gives each statement a fresh snapshot). SQLite
+    serializes writing transactions (BEGIN IMMEDIATE) and needs no lock."""
+    rows = session.scalars(
+        select(Question)
+        .where(
+            Question.team_id == team_id,
+            Question.channel_id == channel_id,
+            or_(Question.message_ts == thread_ts, Question.status == STATUS_POSTING),
+        )
+        .with_for_update(read=True)
+    ).all()
+    posted = next((question for question in rows if question.message_ts == thread_ts), None)
+    return posted, posted is None and any(question.status == STATUS_POSTING for question in rows)
+
+
+def forget_early_replies(session: Session, team_id: str, channel_id: str) -> None:
+    """Drop the channel's early replies once none of its questions is being posted (they answered none)."""
+    still_posting = exists().where(
+        Question.team_id == team_id, Question.channel_id == channel_id, Question.status == STATUS_POSTING
+    )
+    session.execute(
+        delete(EarlyReply)
+        .where(EarlyReply.team_id == team_id, EarlyReply.channel_id == channel_id, ~still_posting)
+        .execution_options(synchronize_session=False)
     )

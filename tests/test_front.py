@@ -30,8 +30,9 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from bot import acks, blocks
+from bot import acks, blocks, front
 from bot.acks import Queueing
+from bot.cli import WORKER_GRACE
 from bot.clock import Clock
 from bot.front import MAX_BODY, Upstream, create_front_app
 from bot.inbox_writer import InboxLocation, inbox_location
@@ -302,6 +303,30 @@ def test_sigterm_stops_the_workers_then_the_front(served):
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists() and not is_zombie(pid)]
     # The front stopped them itself (they did not have to notice that it was gone).
     assert "the server that started this worker is gone" not in served.log.read_text()
+
+
+def test_a_stopping_worker_may_use_its_whole_grace_before_the_front_kills_it(monkeypatch, tmp_path):
+    # A worker that SIGTERM finds busy: it finishes its lazy listeners (posting questions to a slow Slack) within
+    # its grace, then ends by itself. The front must not kill it first.
+    ready = tmp_path / "ready"
+    worker = tmp_path / "busy_worker.py"
+    worker.write_text(
+        "import signal, sys, threading\n"
+        "stopping = threading.Event()\n"
+        "signal.signal(signal.SIGTERM, lambda *_: stopping.set())\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        "stopping.wait()\n"
+        f"threading.Event().wait({WORKER_GRACE - 1})  # its listeners finishing\n"
+        "sys.exit(0)\n"
+    )
+    monkeypatch.setattr(front, "APP", worker)
+    processes = front.WorkerProcesses(1).start()
+    [process] = processes._processes
+    eventually(ready.exists, 30, "the worker ready")
+    started = time.monotonic()
+    processes.stop()
+    assert process.returncode == 0, "it ended by itself, not killed"
+    assert time.monotonic() - started >= WORKER_GRACE - 1
 
 
 def test_a_forwarded_request_survives_a_worker_that_closed_its_kept_alive_connection():

@@ -444,6 +444,36 @@ def test_two_workers_on_one_inbox_never_take_the_same_request(inbox, database_ur
             worker.close()
 
 
+# A worker process that takes a batch and is killed while handling it.
+CLAIM_AND_HANG = """
+import sys, threading
+from models.inbox import Inbox
+inbox = Inbox.for_database(sys.argv[1])
+with inbox.batch(10) as requests:
+    print(" ".join(request.request_key for request in requests), flush=True)
+    threading.Event().wait()
+"""
+
+
+def test_the_batch_of_a_killed_worker_goes_to_another_worker_at_once(inbox, database_url):
+    needs_postgresql(inbox, "SQLite's worker holds the whole inbox, by a file lock its process gives back as it ends")
+    stored = put_events(inbox, 3)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", CLAIM_AND_HANG, database_url], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().split() == stored
+        assert take(inbox, 10) == [], "its batch is its own while it lives"
+    finally:
+        worker.kill()
+        worker.wait(10)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (taken := keys(take(inbox, 10))):
+        time.sleep(0.05)  # between looks
+    assert taken == stored, "free within seconds of its death, not when a lease runs out"
+    assert take(inbox, 10) == [] and inbox.pending() == 0, "and handled once"
+
+
 def test_a_claim_rolled_back_is_not_seen_by_other_workers_meanwhile(inbox):
     needs_postgresql(inbox, "claims with SKIP LOCKED are PostgreSQL's; SQLite has one worker per store")
     stored = put_events(inbox, 3)

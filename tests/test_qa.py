@@ -1,13 +1,16 @@
 """The question/answer/reaction decisions against a real store (SQLite and PostgreSQL)."""
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from bot import qa
 from bot.config import Settings
 from bot.tags import ParsedText
-from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, Vote
+from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, EarlyReply, Question, Vote
 from models.session import Store
 from models.workspace import claim_event
 
@@ -34,7 +37,7 @@ def ask(store, key="k1", asker="U_ASKER"):
             now=NOW,
         )
         assert created
-        qa.mark_posted(s, question, message_ts="100.000001", channel_private=False)
+        qa.record_posted(s, question.id, message_ts="100.000001", channel_private=False)
         return question.id
 
 
@@ -164,3 +167,88 @@ def test_an_event_is_claimed_once(store):
     with store.session() as s:
         assert not claim_event(s, "T1", "Ev1", NOW)
         assert claim_event(s, "T2", "Ev1", NOW)
+
+
+# --- a reply that comes before the question's ts is stored (its post's answer is on the way) ----------------
+
+
+def stored_unposted(store, key="k-early"):
+    with store.session() as s:
+        question, _ = qa.create_question(
+            s,
+            team_id="T1",
+            channel_id="C1",
+            asker_id="U_ASKER",
+            parsed=ParsedText("How do I vacuum?", ("postgres",)),
+            request_key=key,
+            now=NOW,
+        )
+        return question.id
+
+
+def early_reply(session, ts, user="U_EXPERT", thread_ts="100.000001"):
+    return qa.record_reply(
+        session, team_id="T1", channel_id="C1", thread_ts=thread_ts, ts=ts, user_id=user, text="try X", now=NOW
+    )
+
+
+def answer_users(store):
+    with store.session() as s:
+        return sorted(a.user_id for a in s.query(Answer))
+
+
+def test_a_reply_before_the_ts_is_stored_becomes_an_answer_when_it_is(store):
+    question_id = stored_unposted(store)
+    with store.session() as s:
+        assert early_reply(s, "100.000002") is None  # kept, not an answer yet: the ts is not known
+        assert early_reply(s, "100.000003", user="U_ASKER") is None
+        assert early_reply(s, "200.000002", thread_ts="200.000001") is None  # another thread, maybe ours
+    with store.session() as s:
+        assert qa.record_posted(s, question_id, message_ts="100.000001", channel_private=False) is not None
+    assert answer_users(store) == ["U_EXPERT"], "the asker's own reply and other threads are not answers"
+    with store.session() as s:
+        assert s.query(EarlyReply).count() == 0, "none kept once no question of the channel is being posted"
+        assert qa.record_posted(s, question_id, message_ts="300.000001", channel_private=False) is None
+
+
+def test_replies_in_a_channel_with_nothing_being_posted_are_not_kept(store):
+    ask(store)  # posted: its ts is known
+    with store.session() as s:
+        assert early_reply(s, "200.000002", thread_ts="200.000001") is None
+        assert s.query(EarlyReply).count() == 0
+
+
+def test_a_reply_and_the_record_of_the_post_racing_never_lose_the_answer(store, database_url):
+    """PostgreSQL, read committed: the reply's transaction finds no question at its thread and keeps an early
+    reply; the transaction recording the ts must not miss it, whichever commits first."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writing transaction at a time (BEGIN IMMEDIATE): there is no race")
+    question_id = stored_unposted(store)
+    recorded = threading.Event()
+
+    def record_the_post() -> None:
+        with store.session() as s:
+            s.execute(text("SET application_name = 'recording the post'"))
+            qa.record_posted(s, question_id, message_ts="100.000001", channel_private=False)
+        recorded.set()
+
+    with store.session() as reply:
+        assert early_reply(reply, "100.000002") is None  # kept, not committed yet…
+        recorder = threading.Thread(target=record_the_post)
+        recorder.start()  # …when the ts is recorded by another transaction
+        deadline = time.monotonic() + 5
+        while not recorded.is_set() and not waiting_for_a_lock(store, "recording the post"):
+            assert time.monotonic() < deadline, "the recording transaction neither waited nor finished"
+            time.sleep(0.01)  # between looks
+    recorder.join(10)
+    assert recorded.is_set()
+    assert answer_users(store) == ["U_EXPERT"]
+
+
+def waiting_for_a_lock(store, application_name):
+    with store.engine.connect() as conn:
+        waits = conn.execute(
+            text("SELECT wait_event_type FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": application_name},
+        ).scalars()
+        return "Lock" in list(waits)

@@ -56,7 +56,7 @@ def ask(store, question, *, tags=(), team="T1", channel="C1", private=False, ask
             request_key=f"req-{ts}",
             now=NOW,
         )
-        qa.mark_posted(s, created, message_ts=ts, channel_private=private)
+        qa.record_posted(s, created.id, message_ts=ts, channel_private=private)
         return created.id, ts
 
 

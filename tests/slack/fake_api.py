@@ -36,7 +36,7 @@ from tests.slack.workspace import (
 )
 
 __all__ = ["APP_ID", "BOT_ID", "BOT_TOKEN", "BOT_USER_ID", "TEAM_DOMAIN", "TEAM_ID", "Call", "FakeSlackAPI"]
-__all__ += ["SlackError", "Violation"]
+__all__ += ["ConnectionCut", "SlackError", "Violation"]
 
 BOT_TOKEN = "xoxb-test-token"
 JSON_ARGS = ("blocks", "view", "attachments", "metadata")
@@ -52,6 +52,7 @@ class Call:
     target: str = ""  # the response_url posted to
     status: int = 200
     response: Json = field(default_factory=dict)
+    answered: bool = True  # False: Slack did the call, but the connection closed before its answer (drop_responses)
 
     @property
     def ok(self) -> bool:
@@ -61,7 +62,17 @@ class Call:
         args = json.dumps(self.args, default=str)
         args = args if len(args) <= 240 else args[:237] + "..."
         outcome = "ok" if self.ok else f"error={self.response.get('error')} (HTTP {self.status})"
-        return f"{self.method} {args} -> {outcome}"
+        return f"{self.method} {args} -> {outcome}" + ("" if self.answered else ", connection cut before the answer")
+
+
+class ConnectionCut(Exception):
+    """Raised by an `after_applying` action: the connection closes with no answer (the client sees it cut)."""
+
+
+@dataclass
+class _Interception:
+    action: Callable[[Call], None]
+    times: int
 
 
 @dataclass
@@ -83,6 +94,7 @@ class FakeSlackAPI(Workspace):
         self.calls: list[Call] = []
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
+        self._interceptions: dict[str, list[_Interception]] = {}
         self.oauth_apps: dict[str, str] = {}  # "Add to Slack": client_id -> client_secret
         self._oauth_codes: dict[str, Json] = {}  # one-time codes the authorize page hands out
         self.socket_mode: dict[str, SocketModeServer] = {}  # app-level token -> its Socket Mode endpoint
@@ -225,9 +237,44 @@ class FakeSlackAPI(Workspace):
             self.refused.pop(token, None)
             self.tokens.add(token)
 
-    def respond_slowly(self, method: str, seconds: float) -> None:
+    def respond_slowly(self, method: str, seconds: float, *, after_applying: bool = False) -> None:
+        """Every call to `method` takes `seconds` more: before Slack does it, or (`after_applying`) after Slack
+        did it, before the answer goes back (a client that gives up first never learns that it was done)."""
+        if after_applying:
+
+            def answer_late(_call: Call) -> None:
+                self._stopping.wait(seconds)
+
+            self.after_applying(method, answer_late, times=-1)
+            return
         with self.lock:
             self._delays[method] = seconds
+
+    def after_applying(self, method: str, action: Callable[[Call], None], times: int = 1) -> None:
+        """The next `times` calls to `method` (-1: every call) are done as usual, then `action(call)` runs
+        before Slack's answer goes back: it may wait (a slow answer), act meanwhile (an event that overtakes
+        the answer), or raise ConnectionCut (no answer at all)."""
+        with self.lock:
+            self._interceptions.setdefault(method, []).append(_Interception(action, times))
+
+    def drop_responses(self, method: str, times: int = 1) -> None:
+        """The next `times` calls to `method` are done, but the connection closes before Slack's answer."""
+
+        def cut(_call: Call) -> None:
+            raise ConnectionCut(method)
+
+        self.after_applying(method, cut, times)
+
+    def _interception(self, method: str) -> _Interception | None:
+        queue = self._interceptions.get(method, [])
+        if not queue:
+            return None
+        interception = queue[0]
+        if interception.times > 0:
+            interception.times -= 1
+            if interception.times == 0:
+                queue.pop(0)
+        return interception
 
     # --- assertions ---------------------------------------------------------------------------------
 
@@ -301,8 +348,9 @@ class FakeSlackAPI(Workspace):
 
     # --- request handling ---------------------------------------------------------------------------
 
-    def handle(self, path: str, query: str, headers: Message, body: bytes) -> tuple[int, dict[str, str], Json]:
-        """One HTTP request → (status, headers, JSON body). Runs on the server's request threads."""
+    def handle(self, path: str, query: str, headers: Message, body: bytes) -> tuple[int | None, dict[str, str], Json]:
+        """One HTTP request → (status, headers, JSON body); status None: close the connection without an
+        answer. Runs on the server's request threads."""
         if path.startswith("/response/"):
             return self._response_url_call(path.removeprefix("/response/"), headers, body)
         if not path.startswith("/api/"):
@@ -334,6 +382,15 @@ class FakeSlackAPI(Workspace):
                 headers_out = {}
             self.calls.append(call)
             self.lock.notify_all()
+            interception = self._interception(method)
+        if interception is not None:
+            try:
+                interception.action(call)
+            except ConnectionCut:
+                with self.lock:
+                    call.answered = False
+                    self.lock.notify_all()
+                return None, {}, {}
         return call.status, headers_out, call.response
 
     def _answer(self, call: Call) -> Json:
@@ -427,14 +484,20 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         status, headers, payload = self.server.fake.handle(url.path, url.query, self.headers, body)
+        if status is None:  # the connection dies with no answer at all
+            self.close_connection = True
+            return
         data = json.dumps(payload).encode()
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the bot went away meanwhile (killed): nobody to answer
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass

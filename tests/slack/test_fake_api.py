@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -261,6 +262,70 @@ def test_slow_responses(world: FakeSlackAPI) -> None:
     impatient = WebClient(base_url=world.base_url, token=BOT_TOKEN, timeout=timeout, retry_handlers=[])
     with pytest.raises(TimeoutError):
         impatient.auth_test()
+
+
+def test_an_answer_after_applying_can_be_slow_or_never_come(world: FakeSlackAPI) -> None:
+    timeout: Any = 0.2
+    impatient = WebClient(base_url=world.base_url, token=BOT_TOKEN, timeout=timeout, retry_handlers=[])
+    world.respond_slowly("chat.postMessage", 0.5, after_applying=True)
+    with pytest.raises(TimeoutError):
+        impatient.chat_postMessage(channel="C_GENERAL", text="slow")
+    assert [m["text"] for m in world.messages("C_GENERAL")] == ["slow"], "Slack did it; the client never heard"
+
+    world.drop_responses("chat.update")
+    with pytest.raises(http.client.RemoteDisconnected):
+        impatient.chat_update(channel="C_GENERAL", ts=world.messages("C_GENERAL")[0]["ts"], text="cut")
+    assert world.messages("C_GENERAL")[0]["text"] == "cut"
+    [cut] = world.calls_to("chat.update")
+    assert cut.ok and not cut.answered and "connection cut" in str(cut)
+    seen: list[str] = []
+    world.after_applying("auth.test", lambda call: seen.append(call.method))
+    assert impatient.auth_test()["ok"] and impatient.auth_test()["ok"]
+    assert seen == ["auth.test"], "once, then answered as usual"
+
+
+def test_message_metadata_is_kept_and_listed_only_when_asked_for(
+    world: FakeSlackAPI, client: WebClient, slack_clock: FrozenClock
+) -> None:
+    metadata = {"event_type": "peerlearn_question", "event_payload": {"question_id": 7}}
+    first = client.chat_postMessage(channel="C_GENERAL", text="tagged", metadata=metadata)
+    assert first["message"]["metadata"] == metadata
+    client.chat_postMessage(channel="C_GENERAL", text="thread reply", thread_ts=first["ts"])
+    client.chat_update(channel="C_GENERAL", ts=first["ts"], text="tagged, edited")  # keeps its metadata
+    slack_clock.advance(timedelta(minutes=5))
+    second = client.chat_postMessage(channel="C_GENERAL", text="plain")
+
+    plain = client.conversations_history(channel="C_GENERAL")["messages"]
+    assert [m["text"] for m in plain] == ["plain", "tagged, edited"]  # newest first, top level only
+    assert all("metadata" not in m for m in plain)
+    listed = client.conversations_history(channel="C_GENERAL", include_all_metadata=True)["messages"]
+    assert [m.get("metadata") for m in listed] == [None, metadata]
+    replies = client.conversations_replies(channel="C_GENERAL", ts=first["ts"], include_all_metadata=True)
+    assert replies["messages"][0]["metadata"] == metadata
+
+    since = client.conversations_history(channel="C_GENERAL", oldest=first["ts"])["messages"]
+    assert [m["ts"] for m in since] == [second["ts"]], "oldest is exclusive"
+    inclusive = client.conversations_history(channel="C_GENERAL", oldest=first["ts"], inclusive=True)
+    assert [m["ts"] for m in inclusive["messages"]] == [second["ts"], first["ts"]]
+    before = client.conversations_history(channel="C_GENERAL", latest=second["ts"])["messages"]
+    assert [m["ts"] for m in before] == [first["ts"]]
+    paged = client.conversations_history(channel="C_GENERAL", limit=1)
+    assert paged["has_more"] and [m["ts"] for m in paged["messages"]] == [second["ts"]]
+    rest = client.conversations_history(channel="C_GENERAL", limit=1, cursor=paged["response_metadata"]["next_cursor"])
+    assert not rest["has_more"] and [m["ts"] for m in rest["messages"]] == [first["ts"]]
+    assert error_of(client.conversations_history, channel="C_GENERAL", oldest="soon") == "invalid_ts_oldest"
+
+
+def test_history_needs_the_bot_in_the_channel_and_metadata_its_shape(world: FakeSlackAPI, client: WebClient) -> None:
+    world.add_channel("C_ELSEWHERE", members=["U_ASKER"], bot_member=False)
+    assert error_of(client.conversations_history, channel="C_ELSEWHERE") == "not_in_channel"
+    bad = {"event_type": "peerlearn_question", "event_payload": "7"}
+    assert error_of(client.chat_postMessage, channel="C_GENERAL", text="x", metadata=bad) == "invalid_metadata_format"
+    assert world.messages("C_GENERAL") == []
+    assert reasons(world) == [
+        "chat.postMessage: invalid_metadata_format: metadata must be an object with a string event_type and an "
+        "object event_payload"
+    ]
 
 
 def test_conversations_members_pages_and_hides_private_channels_from_outsiders(fake_slack, client):

@@ -134,6 +134,15 @@ def _flag(args: Mapping[str, Any], name: str) -> bool:
     return str(args.get(name, "")).lower() in ("1", "true")
 
 
+def _timestamp(value: Any, error: str, default: float) -> float:
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SlackError(error) from None
+
+
 class Workspace:
     """One workspace (team T0001, bot UBOT) and how Slack answers each emulated Web API method."""
 
@@ -377,6 +386,23 @@ class Workspace:
         if problems:
             raise SlackError(problems[0].error)
 
+    def _metadata(self, method: str, args: Json) -> Json | None:
+        """Message metadata as Slack takes it: a JSON object with a string `event_type` and an object
+        `event_payload` (Slack's "Using message metadata"); anything else is refused (invalid_metadata_format)
+        and recorded as a violation."""
+        metadata = args.get("metadata")
+        if metadata is None:
+            return None
+        if (
+            not isinstance(metadata, dict)
+            or not isinstance(metadata.get("event_type"), str)
+            or not metadata["event_type"]
+            or not isinstance(metadata.get("event_payload"), dict)
+        ):
+            reason = "metadata must be an object with a string event_type and an object event_payload"
+            self._reject(method, args, [Problem("invalid_metadata_format", reason)])
+        return {"event_type": metadata["event_type"], "event_payload": dict(metadata["event_payload"])}
+
     # --- lookups that answer like Slack when something is missing -----------------------------------
 
     def _channel(self, channel_id: str) -> Channel:
@@ -462,6 +488,7 @@ class Workspace:
         return {"channel": channel.to_api() if _flag(args, "return_im") else {"id": channel.id}}
 
     def _api_chat_postMessage(self, args: Json) -> Json:
+        metadata = self._metadata("chat.postMessage", args)
         channel = self._writable_channel(args["channel"])
         message = self.add_message(
             channel.id,
@@ -470,6 +497,8 @@ class Workspace:
             thread_ts=args.get("thread_ts"),
             blocks=args.get("blocks"),
         )
+        if metadata is not None:
+            message["metadata"] = metadata
         return {"channel": channel.id, "ts": message["ts"], "message": message}
 
     def _api_chat_postEphemeral(self, args: Json) -> Json:
@@ -491,10 +520,13 @@ class Workspace:
         return ephemeral
 
     def _api_chat_update(self, args: Json) -> Json:
+        metadata = self._metadata("chat.update", args)
         channel = self._visible_channel(args["channel"])
         message = self._message(channel, args["ts"])
         if message.get("user") != BOT_USER_ID:
             raise SlackError("cant_update_message")
+        if metadata is not None:  # without the argument, the message keeps its metadata
+            message["metadata"] = metadata
         if "text" in args:
             message["text"] = args["text"]
         if "blocks" in args:
@@ -519,15 +551,31 @@ class Workspace:
         return {"channel": channel.id, "permalink": link}
 
     def _page(self, messages: list[Json], args: Json) -> Json:
+        """A page of `messages` (by `cursor` and `limit`, at most 999), each as Slack lists it: message metadata
+        only with `include_all_metadata`."""
         start = int(args.get("cursor") or 0)
-        limit = int(args.get("limit") or 100)
-        page = messages[start : start + limit]
+        limit = max(1, min(int(args.get("limit") or 100), 999))
+        with_metadata = _flag(args, "include_all_metadata")
+        page = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in messages]
         more = start + limit < len(messages)
         return {
-            "messages": page,
+            "messages": page[start : start + limit],
             "has_more": more,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
+
+    def _between(self, messages: list[Json], args: Json) -> list[Json]:
+        """The messages after `oldest` and before `latest` (those timestamps included with `inclusive`).
+        Without `latest`, everything up to now (Slack's default), which here is every message: timestamps
+        may run ahead of a frozen clock."""
+        oldest = _timestamp(args.get("oldest"), "invalid_ts_oldest", 0.0)
+        latest = _timestamp(args.get("latest"), "invalid_ts_latest", float("inf"))
+        inclusive = _flag(args, "inclusive")
+        return [
+            m
+            for m in messages
+            if (oldest <= float(m["ts"]) <= latest if inclusive else oldest < float(m["ts"]) < latest)
+        ]
 
     def _api_conversations_replies(self, args: Json) -> Json:
         channel = self._visible_channel(args["channel"])
@@ -535,11 +583,14 @@ class Workspace:
         if parent is None:
             raise SlackError("thread_not_found")
         root = parent.get("thread_ts", parent["ts"])
-        return self._page(self.messages(channel.id, thread_ts=root), args)
+        return self._page(self._between(self.messages(channel.id, thread_ts=root), args), args)
 
     def _api_conversations_history(self, args: Json) -> Json:
+        """Top-level messages, newest first."""
         channel = self._visible_channel(args["channel"])
-        return self._page(list(reversed(self.messages(channel.id))), args)
+        if BOT_USER_ID not in channel.members and not channel.is_im:
+            raise SlackError("not_in_channel")
+        return self._page(list(reversed(self._between(self.messages(channel.id), args))), args)
 
     def _api_reactions_add(self, args: Json) -> Json:
         message = self._message(self._visible_channel(args["channel"]), args["timestamp"])
