@@ -50,10 +50,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -221,10 +222,6 @@ def vote_deliveries(answers: list[Delivery], count: int, rng: random.Random) -> 
 def deliver_all(server: Server, deliveries: list[Delivery], senders: int, on_ack: Callable[[], None]) -> None:
     """Several senders deliver every event until each is acknowledged with 200, redelivering like Slack."""
     sender = SlackSender(server.url + "/slack/events", SIGNING_SECRET, timeout=15)
-    work: queue.Queue[Delivery] = queue.Queue()
-    for delivery in deliveries:
-        work.put(delivery)
-    failures: list[BaseException] = []
 
     def send_until_acked(delivery: Delivery) -> None:
         while True:
@@ -251,21 +248,35 @@ def deliver_all(server: Server, deliveries: list[Delivery], senders: int, on_ack
             if delivery.attempts > 200:
                 raise RuntimeError(f"{delivery.event_id} never acknowledged (last status {status})")
 
+    in_threads(deliveries, send_until_acked, senders, "sender")
+
+
+T = TypeVar("T")
+
+
+def in_threads(items: Iterable[T], handle: Callable[[T], None], threads: int, name: str) -> None:
+    """`handle` every item, `threads` at a time, each thread taking the next item until none is left; the
+    first failure is raised once all threads have stopped."""
+    work: queue.Queue[T] = queue.Queue()
+    for item in items:
+        work.put(item)
+    failures: list[BaseException] = []
+
     def run() -> None:
         try:
             while True:
                 try:
-                    delivery = work.get_nowait()
+                    item = work.get_nowait()
                 except queue.Empty:
                     return
-                send_until_acked(delivery)
+                handle(item)
         except BaseException as problem:
             failures.append(problem)
 
-    threads = [threading.Thread(target=run, name=f"sender-{i}") for i in range(senders)]
-    for thread in threads:
+    running = [threading.Thread(target=run, name=f"{name}-{i}") for i in range(threads)]
+    for thread in running:
         thread.start()
-    for thread in threads:
+    for thread in running:
         thread.join()
     if failures:
         raise failures[0]
@@ -555,12 +566,8 @@ def ask_burst(server: Server, slack: SlowSlack, questions: int, senders: int) ->
     requests: list[AskRequest] = []
     numbers = itertools.count(1)
     numbering = threading.Lock()
-    work: queue.Queue[int] = queue.Queue()
-    for question in range(questions):
-        work.put(question)
-    failures: list[BaseException] = []
 
-    def ask_until_acked() -> None:
+    def ask_until_acked(_question: int) -> None:
         for _attempt in range(200):
             if not server.up.wait(timeout=START_TIMEOUT * 3):
                 raise RuntimeError("the server stayed down")
@@ -589,24 +596,7 @@ def ask_burst(server: Server, slack: SlowSlack, questions: int, senders: int) ->
                 return
         raise RuntimeError("an /ask was never acknowledged")
 
-    def run() -> None:
-        try:
-            while True:
-                try:
-                    work.get_nowait()
-                except queue.Empty:
-                    return
-                ask_until_acked()
-        except BaseException as problem:
-            failures.append(problem)
-
-    threads = [threading.Thread(target=run, name=f"asker-{i}") for i in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
+    in_threads(range(questions), ask_until_acked, senders, "asker")
     return requests
 
 
