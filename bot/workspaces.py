@@ -11,9 +11,8 @@ once, when it happens.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -25,6 +24,9 @@ from bot.metrics import ObservedWebClient
 from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS, error_code
 from models.workspace import Workspace, disable_workspace, enable_workspace
+
+if TYPE_CHECKING:
+    from bot.scheduler import TokenLookup
 
 logger = logging.getLogger("peerlearn.workspaces")
 
@@ -114,7 +116,7 @@ class TokenRecheck:
         client: WebClient,
         now: datetime,
         *,
-        token_for: Callable[[str], str | None] | None = None,
+        token_for: TokenLookup | None = None,
     ) -> None:
         refused = refused_workspaces(services)
         if services.settings.oauth_enabled:
