@@ -121,6 +121,15 @@ def publish_question(slack: Slack, services: Services, question_id: int, notify:
     return _attempt(slack, services, owed, notify or _ephemeral_or_dm(slack, owed))
 
 
+def publish_and_suggest(slack: Slack, services: Services, question_id: int, notify: Notify | None = None) -> bool:
+    """Post an owed question (publish_question); once this call recorded it as posted, show the asker similar
+    answers or route it (bot/route.py). True when it did."""
+    if not publish_question(slack, services, question_id, notify):
+        return False
+    route.suggest_or_route(slack, services, question_id)
+    return True
+
+
 def _ephemeral_or_dm(slack: Slack, owed: OwedQuestion) -> Notify:
     def notify(text: str) -> None:
         route.tell(slack, channel_id=owed.channel_id, user_id=owed.asker_id, message=blocks.ephemeral(text))
@@ -279,9 +288,8 @@ def tick(services: Services, client: Any, now: datetime, token_for: route.TokenL
             break
         slack = workspace_slack(team_id)
         try:
-            if publish_question(slack, services, question_id):
+            if publish_and_suggest(slack, services, question_id):
                 posted += 1
-                route.suggest_or_route(slack, services, question_id)
         except Exception:
             logger.exception("posting question %s failed; the next tick tries again", question_id)
     return posted

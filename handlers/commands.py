@@ -87,8 +87,8 @@ def register(app: App, services: Services) -> None:
             respond(text=note)
 
         slack = route.Slack(client)
-        if question_id is not None and posting.publish_question(slack, services, question_id, notify=notify):
-            route.suggest_or_route(slack, services, question_id)
+        if question_id is not None:
+            posting.publish_and_suggest(slack, services, question_id, notify=notify)
 
     app.command("/ask")(ack=ack_ask, lazy=[post_ask])
 

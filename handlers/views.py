@@ -92,12 +92,11 @@ def register(app: App, services: Services) -> None:
             return
         origin = json.loads(view.get("private_metadata") or "{}").get("channel_id")
         slack = route.Slack(client)
-        if posting.publish_question(
+        posting.publish_and_suggest(
             slack,
             services,
             question_id,
             notify=lambda note: tell_user(client, channel_id=origin or channel_id, user_id=user_id, text=note),
-        ):
-            route.suggest_or_route(slack, services, question_id)
+        )
 
     app.view(blocks.ASK_MODAL)(ack=ack_ask_form, lazy=[post_ask_form])
