@@ -101,7 +101,7 @@ def free_port() -> int:
 
 def serve_fake_slack(response_urls: int) -> None:
     """Child process: the emulator with the load's people and channel; prints its URLs, runs until stdin closes."""
-    from tests.slack.fake_api import FakeSlackAPI
+    from bot.playground.emulator.fake_api import FakeSlackAPI
 
     fake = FakeSlackAPI().start()
     for user in ASKERS + ANSWERERS:

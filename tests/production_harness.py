@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.world import SlackWorld
 from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.world import SlackWorld
 
 GENERAL = "C_GENERAL"
 PEOPLE = ("U_ASKER", "U_EXPERT", "U_FAN", "U_BYSTANDER")

@@ -15,14 +15,14 @@ from sqlalchemy import select
 from bot import route
 from bot.clock import FrozenClock
 from bot.config import Settings
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.signing import Response
+from bot.playground.emulator.workspace import BOT_USER_ID
+from bot.playground.emulator.world import Message, SlackWorld
 from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
 from models.expert import KnowledgeGap, RouteRequest
 from models.question import Question
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.signing import Response
-from tests.slack.workspace import BOT_USER_ID
-from tests.slack.world import Message, SlackWorld
 
 GENERAL = "C_GENERAL"
 SECRET = "G_SECRET"

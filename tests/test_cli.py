@@ -16,9 +16,9 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from bot.config import is_read
+from bot.playground.emulator.fake_api import BOT_TOKEN
 from models.migrate import pending_migrations
 from models.session import Store
-from tests.slack.fake_api import BOT_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from bot import digest
 from bot.cli import main as cli_main
 from bot.config import Settings
+from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
 from bot.runtime import build_runtime
 from handlers.digest import NOT_A_CHANNEL, NOT_IN_CHANNEL
 from models.digest import (
@@ -46,7 +47,6 @@ from models.question import (
     Vote,
 )
 from models.workspace import ensure_workspace
-from tests.slack.fake_api import BOT_TOKEN, TEAM_ID
 from tests.slack.fixtures import START
 
 GENERAL = "C_GENERAL"

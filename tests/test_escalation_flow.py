@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import route
+from bot.playground.emulator.fake_api import TEAM_ID
 from bot.scheduler import default_ticks
 from models.expert import ROUTE_CANCELLED, ROUTE_SCHEDULED, ROUTE_SENT
 from models.workspace import ensure_workspace
@@ -27,7 +28,6 @@ from tests.route_helpers import (
     routing_dms,
     thread,
 )
-from tests.slack.fake_api import TEAM_ID
 from tests.slack.fixtures import START
 
 BERLIN, TOKYO = "Europe/Berlin", "Asia/Tokyo"

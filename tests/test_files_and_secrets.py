@@ -16,10 +16,10 @@ from cryptography.fernet import Fernet
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.inbox_writer import InboxLocation, connect, inbox_row, sqlite_insert
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.world import SlackWorld
 from bot.runtime import build_runtime, serve_in_thread
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.world import SlackWorld
 
 GENERAL = "C_GENERAL"
 

@@ -36,14 +36,20 @@ from bot.cli import WORKER_GRACE
 from bot.clock import Clock
 from bot.front import MAX_BODY, Upstream, create_front_app
 from bot.inbox_writer import InboxLocation, inbox_location
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.signing import (
+    Response,
+    SlackSender,
+    event_envelope,
+    signature_headers,
+    slash_command_fields,
+)
+from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
 from bot.runtime import HttpServer
 from models.question import Answer
 from models.session import Store
 from tests.production_harness import GENERAL
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.signing import Response, SlackSender, event_envelope, signature_headers, slash_command_fields
-from tests.slack.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from bot import blocks
+from bot.playground.emulator.workspace import BOT_USER_ID
+from bot.playground.emulator.world import SlackWorld
 from models.expert import ROUTE_TAKEN, RouteRequest
 from models.question import Question
-from tests.slack.workspace import BOT_USER_ID
-from tests.slack.world import SlackWorld
 
 GENERAL = "C_GENERAL"
 SECRET = "G_SECRET"

@@ -24,19 +24,19 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import acks, blocks
-from models.expert import RouteRequest
-from models.question import STATUS_OPEN, Answer, Question
-from tests.route_helpers import plain
-from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.signing import (
+from bot.playground.emulator.signing import (
     Response,
     block_actions_payload,
     event_envelope,
     slash_command_fields,
     view_submission_payload,
 )
-from tests.slack.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
-from tests.slack.world import SlackWorld
+from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
+from bot.playground.emulator.world import SlackWorld
+from models.expert import RouteRequest
+from models.question import STATUS_OPEN, Answer, Question
+from tests.route_helpers import plain
+from tests.slack.fixtures import SIGNING_SECRET
 
 GENERAL = "C_GENERAL"
 FORM = "application/x-www-form-urlencoded"

@@ -41,16 +41,16 @@ from sqlalchemy.engine import make_url
 from bot import blocks, inbox_writer
 from bot.front import WORKER_NICENESS
 from bot.inbox_writer import InboxLocation, InboxWriter, inbox_location
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.signing import event_envelope, slash_command_fields
+from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
+from bot.playground.emulator.world import SlackWorld
 from bot.runtime import Runtime
 from bot.worker import InboxWorker
 from models.inbox import Inbox, InboxRequest, inbox_file, inbox_metadata, inbox_table, inbox_url
 from models.question import Answer, Question
 from models.session import Store, create_store_engine, normalize_url
 from tests.production_harness import GENERAL, populate
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
-from tests.slack.signing import event_envelope, slash_command_fields
-from tests.slack.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
-from tests.slack.world import SlackWorld
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

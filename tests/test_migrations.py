@@ -74,7 +74,7 @@ import json, sys, urllib.request
 from bot.runtime import build_runtime, serve_in_thread
 from models.migrate import upgrade_in_child
 from tests.production_harness import settings_for
-from tests.slack.fake_api import FakeSlackAPI
+from bot.playground.emulator.fake_api import FakeSlackAPI
 
 fake = FakeSlackAPI().start()
 runtime = build_runtime(

@@ -33,11 +33,11 @@ from bot.oauth import (
     authorization_url,
     oauth_metadata,
 )
+from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
 from models.question import Question
 from models.session import Store
 from models.workspace import Workspace
 from tests.production_harness import GENERAL, Replica, populate, running_peerlearn
-from tests.slack.fake_api import BOT_TOKEN, TEAM_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_ID = "1111.2222"

@@ -32,12 +32,12 @@ from bot.blocks import TEACH_MODAL
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.home import HOME_EDIT_TOPICS
+from bot.playground.emulator import contract
+from bot.playground.emulator.fake_api import BOT_TOKEN
 from bot.playground.server import Playground
 from bot.playground.web import serve
 from models.expert import Expertise
 from models.question import STATUS_RESOLVED, Question
-from tests.slack import contract
-from tests.slack.fake_api import BOT_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 # Monday 15:00 UTC: 16:00 in Berlin and 10:00 in New York, so both experts are within working hours.

@@ -21,12 +21,12 @@ from sqlalchemy import text as sql
 
 from bot import metrics
 from bot.logging_setup import LIBRARY_FLOORS, RedactingFilter, build_handler, redact, summarize
+from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
+from bot.playground.emulator.signing import SlackSender
 from models.question import Answer, Question, Vote
 from models.workspace import ProcessedEvent
 from tests.production_harness import GENERAL, Replica, populate, running_peerlearn
-from tests.slack.fake_api import BOT_TOKEN, TEAM_ID
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.signing import SlackSender
 
 
 @pytest.fixture

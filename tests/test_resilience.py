@@ -19,6 +19,8 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from bench.durability import kill_after_acks, measure
+from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
+from bot.playground.emulator.world import SlackWorld
 from bot.runtime import build_runtime, serve_in_thread
 from bot.slack_errors import explain
 from handlers.common import DATABASE_DOWN
@@ -27,9 +29,7 @@ from models.question import Answer, Question
 from models.session import normalize_url
 from models.workspace import Workspace
 from tests.production_harness import GENERAL, Replica, populate, running_peerlearn, settings_for
-from tests.slack.fake_api import BOT_TOKEN, TEAM_ID
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.world import SlackWorld
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from bot import blocks, route
+from bot.playground.emulator.fake_api import TEAM_ID
 from bot.routing import Availability, ScoredExpert
 from models.expert import (
     NOTIFY_DAILY,
@@ -42,7 +43,6 @@ from tests.route_helpers import (
     routing_dms,
     thread,
 )
-from tests.slack.fake_api import TEAM_ID
 from tests.slack.fixtures import START
 
 BERLIN, TOKYO = "Europe/Berlin", "Asia/Tokyo"

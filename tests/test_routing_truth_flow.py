@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import blocks
+from bot.playground.emulator.fake_api import TEAM_ID
 from models.expert import NOTIFY_DAILY, ROUTE_SCHEDULED, ROUTE_SENT, ensure_person
 from tests.route_helpers import (
     GENERAL,
@@ -26,7 +27,6 @@ from tests.route_helpers import (
     requests_of,
     routing_dms,
 )
-from tests.slack.fake_api import TEAM_ID
 
 LONDON, BERLIN, NEW_YORK, TOKYO = "Europe/London", "Europe/Berlin", "America/New_York", "Asia/Tokyo"
 MONDAY_NIGHT = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)  # 23:30 in London, 00:30 in Berlin, 18:30 in New York

@@ -12,9 +12,9 @@ import pytest
 from bot import digest
 from bot.clock import FrozenClock
 from bot.config import Settings
+from bot.playground.emulator.fake_api import BOT_TOKEN
 from bot.runtime import build_runtime
 from bot.scheduler import Tick, build_scheduler, default_ticks, run_tick, start_scheduler, stop_scheduler
-from tests.slack.fake_api import BOT_TOKEN
 
 FROZEN = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 

@@ -31,13 +31,13 @@ from bot.blocks import ASK_USAGE
 from bot.cli import build_parser
 from bot.clock import Clock
 from bot.config import SETUP_HELP, is_read, load_environment
+from bot.playground.emulator import contract
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.signing import slash_command_fields
+from bot.playground.emulator.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID
+from bot.playground.emulator.world import SlackWorld
 from bot.playground.server import PlaygroundSlack
 from tests.production_harness import GENERAL, populate
-from tests.slack import contract
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
-from tests.slack.signing import slash_command_fields
-from tests.slack.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID
-from tests.slack.world import SlackWorld
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_TOKEN = "xapp-1-A0001-test"

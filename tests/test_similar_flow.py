@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bot import blocks, route
+from bot.playground.emulator.fake_api import TEAM_ID
 from models.question import RESOLUTION_SIMILAR, STATUS_OPEN, STATUS_RESOLVED
 from tests.route_helpers import (
     GENERAL,
@@ -24,7 +25,6 @@ from tests.route_helpers import (
     requests_of,
     routing_dms,
 )
-from tests.slack.fake_api import TEAM_ID
 from tests.slack.fixtures import START
 
 BERLIN = "Europe/Berlin"

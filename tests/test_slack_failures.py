@@ -19,12 +19,12 @@ from sqlalchemy import select
 
 from bot import blocks
 from bot.app_factory import RepeatableOnly
+from bot.playground.emulator.fake_api import Call, ConnectionCut
+from bot.playground.emulator.world import Message
 from models.expert import ROUTE_SENT
 from models.question import Answer, Question
 from tests.route_helpers import GENERAL, Bot, add_people, bot_maker, declare, requests_of, routing_dms
-from tests.slack.fake_api import Call, ConnectionCut
 from tests.slack.fixtures import START
-from tests.slack.world import Message
 
 QUESTION = "How do I rotate the nginx logs? #ops"
 TIMEOUT = 1  # seconds the bot's Slack client waits here (Bolt's clients take the app client's)

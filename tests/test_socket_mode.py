@@ -22,14 +22,14 @@ from sqlalchemy import func, select
 from bot import posting
 from bot.clock import FrozenClock
 from bot.config import Settings
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.signing import slash_command_fields
+from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
+from bot.playground.emulator.world import SlackWorld
 from bot.runtime import Runtime, build_runtime
 from models.question import STATUS_OPEN, STATUS_POSTING, Answer, Question
 from tests.production_harness import GENERAL, populate
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.fixtures import START
-from tests.slack.signing import slash_command_fields
-from tests.slack.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
-from tests.slack.world import SlackWorld
 
 APP_TOKEN = "xapp-1-A0001-test"
 

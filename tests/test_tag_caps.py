@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import blocks
+from bot.playground.emulator.world import SlackWorld
 from models.expert import Expertise
 from models.lesson import Lesson
 from models.question import Question
-from tests.slack.world import SlackWorld
 
 GENERAL = "C_GENERAL"
 MAX_TAGS = 10  # bot.tags.MAX_TAGS

@@ -9,12 +9,12 @@ from alembic import command
 from sqlalchemy import select
 
 from bot.blocks import question_message
+from bot.playground.emulator.world import as_shown
 from bot.search import search_similar
 from models.lesson import Lesson
 from models.migrate import alembic_config
 from models.question import STATUS_OPEN, Answer, Question
 from models.session import Store
-from tests.slack.world import as_shown
 
 NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)
 SLACK_FORM = "Is a &lt;b&gt; &amp;&amp; c? See <https://x.org/a?b=1&amp;c=2> and ask <@U123|bob> <!here>"

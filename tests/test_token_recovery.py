@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
 from bot.runtime import Runtime
 from bot.scheduler import Tick, default_ticks, run_tick
 from bot.workspaces import RECHECK_MINUTES
 from models.workspace import Workspace
 from tests.production_harness import Replica, populate, running_peerlearn
 from tests.route_helpers import GENERAL, Bot, add_people, bot_maker, declare, routing_dms
-from tests.slack.fake_api import BOT_TOKEN, TEAM_ID
 from tests.test_oauth import CLIENT_ID, CLIENT_SECRET, install, oauth_settings
 
 BERLIN, TOKYO = "Europe/Berlin", "Asia/Tokyo"

@@ -10,9 +10,9 @@ import re
 import pytest
 
 from bot.cli import forget_user
+from bot.playground.emulator.fake_api import TEAM_ID
 from bot.stats import month_of
 from models.top_helpers import top_helpers
-from tests.slack.fake_api import TEAM_ID
 
 GENERAL = "C_GENERAL"
 PEOPLE = ("U_ASKER", "U_GONE", "U_STAYS", "U_FAN")

@@ -1,4 +1,4 @@
-"""PeerLearn in-process against the Slack emulator of tests/slack: the world behind the playground page.
+"""PeerLearn in-process against the Slack emulator (bot/playground/emulator): the world behind the page.
 
 Whatever a person does on the page goes through SlackWorld, as in the scenario tests: a signed request into
 the bot's real HTTP endpoint (on waitress), and the bot answers through its own WebClient into the emulator's
@@ -24,13 +24,13 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import Clock, FrozenClock
 from bot.config import Settings
+from bot.playground.emulator import contract
+from bot.playground.emulator.contract import Problem
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.signing import Response, user_ref
+from bot.playground.emulator.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, Json, SlackError
+from bot.playground.emulator.world import SlackWorld
 from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
-from tests.slack import contract
-from tests.slack.contract import Problem
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
-from tests.slack.signing import Response, user_ref
-from tests.slack.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, Json, SlackError
-from tests.slack.world import SlackWorld
 
 logger = logging.getLogger("peerlearn.playground")
 

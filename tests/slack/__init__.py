@@ -1,1 +1,1 @@
-"""The Slack emulator: a fake Slack Web API, signed inbound requests and a transcript-style world."""
+"""Tests of the Slack emulator (bot/playground/emulator) and its pytest fixtures."""

@@ -10,7 +10,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 from slack_sdk import WebClient
 
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 
 Serve = Callable[[Any], str]
 

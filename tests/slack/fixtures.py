@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.clock import FrozenClock
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
-from tests.slack.world import SlackWorld
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.world import SlackWorld
 
 SIGNING_SECRET = "test-signing-secret"
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday

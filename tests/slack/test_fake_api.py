@@ -17,7 +17,7 @@ from slack_sdk.socket_mode import SocketModeClient
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.clock import FrozenClock
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "hello"}}
 

@@ -10,8 +10,8 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
-from tests.slack.world import SlackWorld
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.world import SlackWorld
 
 
 def test_slack_runs_peerlearn_behind_its_http_endpoint(slack: SlackWorld) -> None:

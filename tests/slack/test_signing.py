@@ -11,9 +11,9 @@ from slack_bolt import Ack, App, BoltRequest
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from tests.slack.contract import SHARED_DIR
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
-from tests.slack.signing import (
+from bot.playground.emulator.contract import SHARED_DIR
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.signing import (
     SlackSender,
     block_actions_payload,
     event_envelope,

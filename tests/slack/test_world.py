@@ -13,8 +13,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 from bot.clock import FrozenClock
-from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
-from tests.slack.world import SlackWorld
+from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
+from bot.playground.emulator.world import SlackWorld
 
 from .conftest import Serve
 

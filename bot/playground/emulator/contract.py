@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SHARED_DIR = Path(__file__).resolve().parents[2] / ".." / "shared"
+SHARED_DIR = Path(__file__).resolve().parents[3] / ".." / "shared"
 METHODS_DIR = SHARED_DIR / "slack-api-ref" / "docs.slack.dev" / "methods"
 
 MESSAGE_BLOCKS_MAX = 50

@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.slack.contract import Problem
-from tests.slack.socket_mode import SocketModeServer
-from tests.slack.workspace import (
+from bot.playground.emulator.contract import Problem
+from bot.playground.emulator.socket_mode import SocketModeServer
+from bot.playground.emulator.workspace import (
     APP_ID,
     BOT_ID,
     BOT_USER_ID,

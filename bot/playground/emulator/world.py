@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.clock import Clock
-from tests.slack.fake_api import Call, FakeSlackAPI
-from tests.slack.signing import (
+from bot.playground.emulator.fake_api import Call, FakeSlackAPI
+from bot.playground.emulator.signing import (
     Response,
     SlackSender,
     block_actions_payload,
@@ -31,7 +31,7 @@ from tests.slack.signing import (
     user_ref,
     view_submission_payload,
 )
-from tests.slack.workspace import APP_ID, BOT_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, SlackError
+from bot.playground.emulator.workspace import APP_ID, BOT_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, SlackError
 
 Json = dict[str, Any]
 # Where an element's chosen value goes in block_actions / view state, by element type.

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.slack.contract import Problem, check_arguments, check_blocks, check_mentions, check_view
+from bot.playground.emulator.contract import Problem, check_arguments, check_blocks, check_mentions, check_view
 
 TEAM_ID = "T0001"
 TEAM_DOMAIN = "peerlearn-test"
