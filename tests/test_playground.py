@@ -32,7 +32,6 @@ from bot.blocks import TEACH_MODAL
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.home import HOME_EDIT_TOPICS
-from bot.playground.emulator import contract
 from bot.playground.emulator.fake_api import BOT_TOKEN
 from bot.playground.server import Playground
 from bot.playground.web import serve
@@ -421,17 +420,15 @@ def test_a_button_click_reaches_the_bot_as_block_actions(playground, page):
     assert "sees no element" in page.refused("/api/click", user="U_NEWYORK", action_id="no_such_button")
 
 
-def test_without_slacks_method_reference_beside_the_repo_it_still_runs_and_checks_block_kit(
-    no_slack_env, monkeypatch, tmp_path
-):
-    monkeypatch.setattr(contract, "METHODS_DIR", tmp_path)  # a checkout without shared/
+def test_it_checks_required_arguments_and_block_kit_with_the_contract_it_ships(no_slack_env):
     with running_playground() as (playground, url):
         page = Page(url)
         assert "How do I vacuum" in texts(ask(page))
-        assert page.state("U_ASKER")["checks_arguments"] is False
         client = WebClient(base_url=playground.fake.base_url, token=BOT_TOKEN)
         with pytest.raises(SlackApiError):
             client.chat_postMessage(channel=GENERAL, text="too long", blocks=[{"type": "divider"}] * 51)
-        assert [v.method for v in playground.fake.take_violations()] == ["chat.postMessage"]
+        with pytest.raises(SlackApiError, match="invalid_arguments"):
+            client.api_call("chat.postEphemeral", json={"channel": GENERAL, "text": "no user"})
+        assert [v.method for v in playground.fake.take_violations()] == ["chat.postMessage", "chat.postEphemeral"]
         playground.world.settle()
         assert playground.fake.violations == []

@@ -31,10 +31,9 @@ from bot.blocks import ASK_USAGE
 from bot.cli import build_parser
 from bot.clock import Clock
 from bot.config import SETUP_HELP, is_read, load_environment
-from bot.playground.emulator import contract
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.signing import slash_command_fields
-from bot.playground.emulator.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID
+from bot.playground.emulator.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, SlackError
 from bot.playground.emulator.world import SlackWorld
 from bot.playground.server import PlaygroundSlack
 from tests.production_harness import GENERAL, populate
@@ -281,12 +280,13 @@ def test_make_run_without_slack_says_what_started_and_where_to_open_it(tmp_path)
     assert len(first) == 3 and first[2].startswith("A local simulation"), "\n".join(first)
 
 
-def test_the_playground_does_not_warn_a_newcomer_about_the_api_reference(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(contract, "METHODS_DIR", tmp_path)  # a fresh clone: no reference beside it
+def test_the_playground_checks_required_arguments_without_a_word_to_a_newcomer(caplog):
     with caplog.at_level(logging.INFO):
-        emulator = PlaygroundSlack(now=time.time)
-    assert not emulator.has_reference
+        emulator = PlaygroundSlack(now=time.time)  # Slack's method reference ships with it: nothing to warn about
     assert not caplog.records
+    with pytest.raises(SlackError, match="invalid_arguments"):
+        emulator.check("chat.postEphemeral", {"channel": GENERAL, "text": "only for you"})
+    assert [v.reason for v in emulator.take_violations()] == ["invalid_arguments: missing required argument 'user'"]
 
 
 # --- item 2: every command the README shows works as written on a fresh machine ----------------------------

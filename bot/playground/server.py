@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import Clock, FrozenClock
 from bot.config import Settings
-from bot.playground.emulator import contract
 from bot.playground.emulator.contract import Problem
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.signing import Response, user_ref
@@ -95,22 +94,7 @@ class TravelClock(Clock):
 
 class PlaygroundSlack(FakeSlackAPI):
     """The emulator as the playground runs it: a contract violation by the bot is logged (and shown on the
-    page) instead of failing a test at the end. Slack's own refusals are still answered as Slack would.
-
-    Required arguments are checked against Slack's method reference in shared/ beside the repository; in a
-    checkout without it (someone just trying PeerLearn) that one check is left out and the log says so."""
-
-    def __init__(self, now: Callable[[], float]) -> None:
-        super().__init__(now=now)
-        self.has_reference = any(contract.METHODS_DIR.glob("*.json"))
-        if not self.has_reference:  # nothing for someone trying PeerLearn to act on: DEBUG
-            logger.debug(
-                "Slack's method reference (shared/slack-api-ref beside the repository) is not here: the emulator "
-                "checks Block Kit and mentions, not required arguments"
-            )
-
-    def check_arguments(self, method: str, args: Json) -> list[Problem]:
-        return super().check_arguments(method, args) if self.has_reference else []
+    page) instead of failing a test at the end. Slack's own refusals are still answered as Slack would."""
 
     def _record(self, method: str, args: Json, problems: list[Problem]) -> None:
         super()._record(method, args, problems)
@@ -377,7 +361,6 @@ class Playground:
                 "modal": next(reversed(self.fake.open_modals(user)), None),
                 "violations": [str(v) for v in self.fake.violations[-RECENT_VIOLATIONS:]],
                 "violation_count": len(self.fake.violations),
-                "checks_arguments": self.fake.has_reference,
                 "view": None,
                 "thread": None,
             }

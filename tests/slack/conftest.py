@@ -1,9 +1,11 @@
-"""Helpers for the emulator's own tests: serve any WSGI app (a minimal Bolt app) on a free port."""
+"""Helpers for the emulator's own tests: serve any WSGI app (a minimal Bolt app) on a free port; where the Slack
+reference beside the repository is (shared/: Slack's payload samples, method reference and contract notes)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -12,6 +14,7 @@ from slack_sdk import WebClient
 
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 
+SHARED_DIR = Path(__file__).resolve().parents[2] / ".." / "shared"
 Serve = Callable[[Any], str]
 
 

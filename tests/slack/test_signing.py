@@ -11,7 +11,6 @@ from slack_bolt import Ack, App, BoltRequest
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from bot.playground.emulator.contract import SHARED_DIR
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.signing import (
     SlackSender,
@@ -22,7 +21,7 @@ from bot.playground.emulator.signing import (
     view_submission_payload,
 )
 
-from .conftest import Serve
+from .conftest import SHARED_DIR, Serve
 
 SECRET = "test-signing-secret"
 PAYLOADS = SHARED_DIR / "slack-payloads"

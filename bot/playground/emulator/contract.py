@@ -1,8 +1,9 @@
 """Slack's contract for what a bot sends: required arguments, Block Kit limits, mention safety.
 
 Pure functions returning `Problem`s (Slack's error code plus a readable reason), used by the fake Web API.
-Required arguments come from `shared/slack-api-ref` (a scrape of Slack's method reference); conditional
-requirements and Block Kit limits from `shared/SLACK-CONTRACT.md` (sections 1.1 and 5.1).
+Each method's arguments and the Block Kit limits come from the data shipped beside this module
+(slack_contract.json, see contract_data.py); the conditional requirements (SLACK-CONTRACT.md section 1.1) are
+written out here.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-SHARED_DIR = Path(__file__).resolve().parents[3] / ".." / "shared"
-METHODS_DIR = SHARED_DIR / "slack-api-ref" / "docs.slack.dev" / "methods"
+from bot.playground.emulator import contract_data
 
-MESSAGE_BLOCKS_MAX = 50
-VIEW_BLOCKS_MAX = 100
+LIMITS: dict[str, int] = contract_data.load()["block_kit"]
+MESSAGE_BLOCKS_MAX = LIMITS["message_blocks"]
+VIEW_BLOCKS_MAX = LIMITS["view_blocks"]
 KNOWN_BLOCK_TYPES = frozenset(
     {"section", "divider", "image", "actions", "context", "input", "header", "rich_text", "video", "file"}
     | {"markdown", "table", "context_actions"}
@@ -45,19 +45,11 @@ class MethodSpec:
 
 @cache
 def method_specs() -> dict[str, MethodSpec]:
-    """Every method described in shared/slack-api-ref, by name."""
-    specs: dict[str, MethodSpec] = {}
-    for path in sorted(METHODS_DIR.glob("*.json")):
-        args = json.loads(path.read_text(encoding="utf-8"))["args"]
-        name = path.stem
-        specs[name] = MethodSpec(
-            name=name,
-            required=frozenset(args.get("required", [])) - {"token"},
-            known_args=frozenset(args.get("properties", {})),
-        )
-    if not specs:
-        raise RuntimeError(f"No Slack method specs found in {METHODS_DIR.resolve()}")
-    return specs
+    """Every method of Slack's method reference that the shipped data holds, by name."""
+    return {
+        name: MethodSpec(name=name, required=frozenset(spec["required"]), known_args=frozenset(spec["args"]))
+        for name, spec in contract_data.load()["methods"].items()
+    }
 
 
 def _present(args: Mapping[str, Any], name: str) -> bool:
@@ -104,7 +96,7 @@ def _too_long(value: Any, limit: int) -> bool:
     return isinstance(value, str) and len(value) > limit
 
 
-def _text_object(obj: Any, where: str, limit: int = 3000, plain_only: bool = False) -> Iterator[str]:
+def _text_object(obj: Any, where: str, limit: int = LIMITS["text_object"], plain_only: bool = False) -> Iterator[str]:
     if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
         yield f"{where}: not a text object ({{type: plain_text|mrkdwn, text}})"
         return
@@ -122,25 +114,27 @@ def _element(element: Any, where: str) -> Iterator[str]:
         return
     kind = element["type"]
     where = f"{where} ({kind})"
-    if _too_long(element.get("action_id"), 255):
-        yield f"{where}: action_id longer than 255"
+    if _too_long(element.get("action_id"), LIMITS["id_chars"]):
+        yield f"{where}: action_id longer than {LIMITS['id_chars']}"
     if kind == "button":
-        yield from _text_object(element.get("text"), f"{where}.text", 75, plain_only=True)
-        if _too_long(element.get("value"), 2000):
-            yield f"{where}: value longer than 2000"
-        if _too_long(element.get("url"), 3000):
-            yield f"{where}: url longer than 3000"
+        yield from _text_object(element.get("text"), f"{where}.text", LIMITS["button_text"], plain_only=True)
+        if _too_long(element.get("value"), LIMITS["button_value"]):
+            yield f"{where}: value longer than {LIMITS['button_value']}"
+        if _too_long(element.get("url"), LIMITS["button_url"]):
+            yield f"{where}: url longer than {LIMITS['button_url']}"
     if "placeholder" in element:
-        yield from _text_object(element["placeholder"], f"{where}.placeholder", 150, plain_only=True)
+        yield from _text_object(element["placeholder"], f"{where}.placeholder", LIMITS["placeholder"], plain_only=True)
     options = element.get("options")
     if isinstance(options, list):
-        if len(options) > 100:
-            yield f"{where}: {len(options)} options (max 100)"
+        if len(options) > LIMITS["select_options"]:
+            yield f"{where}: {len(options)} options (max {LIMITS['select_options']})"
         for i, option in enumerate(options):
             yield from _option(option, f"{where}.options[{i}]")
     if "confirm" in element and isinstance(element["confirm"], dict):
         confirm = element["confirm"]
-        for key, limit in (("title", 100), ("text", 300), ("confirm", 30), ("deny", 30)):
+        button = LIMITS["confirm_button"]
+        limits = {"title": LIMITS["confirm_title"], "text": LIMITS["confirm_text"], "confirm": button, "deny": button}
+        for key, limit in limits.items():
             if key in confirm:
                 yield from _text_object(confirm[key], f"{where}.confirm.{key}", limit)
 
@@ -149,9 +143,9 @@ def _option(option: Any, where: str) -> Iterator[str]:
     if not isinstance(option, dict):
         yield f"{where}: not an option object"
         return
-    yield from _text_object(option.get("text"), f"{where}.text", 75)
-    if not isinstance(option.get("value"), str) or len(option["value"]) > 150:
-        yield f"{where}: value must be a string of at most 150 chars"
+    yield from _text_object(option.get("text"), f"{where}.text", LIMITS["option_text"])
+    if not isinstance(option.get("value"), str) or len(option["value"]) > LIMITS["option_value"]:
+        yield f"{where}: value must be a string of at most {LIMITS['option_value']} chars"
 
 
 def _block(block: Any, where: str) -> Iterator[str]:
@@ -163,25 +157,25 @@ def _block(block: Any, where: str) -> Iterator[str]:
         yield f"{where}: unknown block type {kind!r}"
         return
     where = f"{where} ({kind})"
-    if _too_long(block.get("block_id"), 255):
-        yield f"{where}: block_id longer than 255"
+    if _too_long(block.get("block_id"), LIMITS["id_chars"]):
+        yield f"{where}: block_id longer than {LIMITS['id_chars']}"
     if kind == "section":
         if "text" not in block and "fields" not in block:
             yield f"{where}: needs text or fields"
         if "text" in block:
-            yield from _text_object(block["text"], f"{where}.text", 3000)
+            yield from _text_object(block["text"], f"{where}.text", LIMITS["section_text"])
         fields = block.get("fields", [])
-        if not isinstance(fields, list) or len(fields) > 10:
-            yield f"{where}: fields must be a list of at most 10"
+        if not isinstance(fields, list) or len(fields) > LIMITS["section_fields"]:
+            yield f"{where}: fields must be a list of at most {LIMITS['section_fields']}"
         else:
             for i, field in enumerate(fields):
-                yield from _text_object(field, f"{where}.fields[{i}]", 2000)
+                yield from _text_object(field, f"{where}.fields[{i}]", LIMITS["section_field_text"])
         if "accessory" in block:
             yield from _element(block["accessory"], f"{where}.accessory")
     elif kind == "header":
-        yield from _text_object(block.get("text"), f"{where}.text", 150, plain_only=True)
+        yield from _text_object(block.get("text"), f"{where}.text", LIMITS["header_text"], plain_only=True)
     elif kind in ("actions", "context"):
-        limit = 25 if kind == "actions" else 10
+        limit = LIMITS[f"{kind}_elements"]
         elements = block.get("elements")
         if not isinstance(elements, list) or not 1 <= len(elements) <= limit:
             count = len(elements) if isinstance(elements, list) else elements
@@ -197,22 +191,22 @@ def _block(block: Any, where: str) -> Iterator[str]:
             elif kind == "actions" or element_type != "image":
                 yield from _element(element, f"{where}.elements[{i}]")
     elif kind == "input":
-        yield from _text_object(block.get("label"), f"{where}.label", 2000, plain_only=True)
+        yield from _text_object(block.get("label"), f"{where}.label", LIMITS["input_label"], plain_only=True)
         if "hint" in block:
-            yield from _text_object(block["hint"], f"{where}.hint", 2000, plain_only=True)
+            yield from _text_object(block["hint"], f"{where}.hint", LIMITS["input_label"], plain_only=True)
         if not isinstance(block.get("element"), dict):
             yield f"{where}: needs an element"
         else:
             yield from _element(block["element"], f"{where}.element")
     elif kind == "markdown":
         text = block.get("text")
-        if not isinstance(text, str) or not 1 <= len(text) <= 12000:
-            yield f"{where}: text must be 1..12000 chars"
+        if not isinstance(text, str) or not 1 <= len(text) <= LIMITS["markdown_text"]:
+            yield f"{where}: text must be 1..{LIMITS['markdown_text']} chars"
     elif kind == "image":
-        if _too_long(block.get("alt_text"), 2000):
-            yield f"{where}: alt_text longer than 2000"
-        if _too_long(block.get("image_url"), 3000):
-            yield f"{where}: image_url longer than 3000"
+        if _too_long(block.get("alt_text"), LIMITS["image_alt_text"]):
+            yield f"{where}: alt_text longer than {LIMITS['image_alt_text']}"
+        if _too_long(block.get("image_url"), LIMITS["image_url"]):
+            yield f"{where}: image_url longer than {LIMITS['image_url']}"
 
 
 def check_blocks(blocks: Any, max_blocks: int = MESSAGE_BLOCKS_MAX) -> list[Problem]:
@@ -245,16 +239,16 @@ def check_view(view: Any) -> list[Problem]:
             reasons.append("modal needs a title")
         for key in ("title", "submit", "close"):
             if key in view:
-                reasons.extend(_text_object(view[key], f"view.{key}", 24, plain_only=True))
+                reasons.extend(_text_object(view[key], f"view.{key}", LIMITS["modal_title"], plain_only=True))
         has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in view.get("blocks") or [])
         if has_input and "submit" not in view:
             reasons.append("a modal with input blocks needs a submit button")
-    if _too_long(view.get("private_metadata"), 3000):
-        reasons.append(f"private_metadata longer than 3000 ({len(view['private_metadata'])})")
-    if _too_long(view.get("callback_id"), 255):
-        reasons.append("callback_id longer than 255")
-    if len(json.dumps(view)) > 250_000:
-        return [Problem("view_too_large", "view is larger than 250 kB")]
+    if _too_long(view.get("private_metadata"), LIMITS["private_metadata"]):
+        reasons.append(f"private_metadata longer than {LIMITS['private_metadata']} ({len(view['private_metadata'])})")
+    if _too_long(view.get("callback_id"), LIMITS["id_chars"]):
+        reasons.append(f"callback_id longer than {LIMITS['id_chars']}")
+    if len(json.dumps(view)) > LIMITS["view_kb"] * 1000:
+        return [Problem("view_too_large", f"view is larger than {LIMITS['view_kb']} kB")]
     problems = [Problem("invalid_arguments", reason) for reason in reasons]
     return problems + check_blocks(view.get("blocks", []), VIEW_BLOCKS_MAX)
 

@@ -360,7 +360,7 @@ class Workspace:
     def check(self, method: str, args: Json) -> None:
         """Check what the bot sends against the contract: violations are recorded, and the ones Slack
         refuses raise SlackError. Broadcast mentions are only recorded: Slack would deliver them."""
-        problems = self.check_arguments(method, args)
+        problems = check_arguments(method, args)
         if method in MESSAGE_METHODS:
             problems += check_blocks(args.get("blocks"))
             link_names = _flag(args, "link_names") or args.get("parse") == "full"
@@ -371,10 +371,6 @@ class Workspace:
         elif "view" in args:
             problems.append(Problem("invalid_arguments", "view must be a JSON object"))
         self._reject(method, args, problems)
-
-    def check_arguments(self, method: str, args: Json) -> list[Problem]:
-        """Required arguments, from shared/slack-api-ref (a subclass may do without it: the playground)."""
-        return check_arguments(method, args)
 
     def _record(self, method: str, args: Json, problems: list[Problem]) -> None:
         for problem in problems:
