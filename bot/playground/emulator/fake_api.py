@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from bot.playground.emulator.contract import Problem
 from bot.playground.emulator.socket_mode import SocketModeServer
+from bot.playground.emulator.web_methods import WebMethods
 from bot.playground.emulator.workspace import (
     APP_ID,
     BOT_ID,
@@ -32,7 +33,6 @@ from bot.playground.emulator.workspace import (
     ResponseUrl,
     SlackError,
     Violation,
-    Workspace,
 )
 
 __all__ = ["APP_ID", "BOT_ID", "BOT_TOKEN", "BOT_USER_ID", "TEAM_DOMAIN", "TEAM_ID", "Call", "FakeSlackAPI"]
@@ -84,7 +84,7 @@ class _Failure:
     extra: Json = field(default_factory=dict)
 
 
-class FakeSlackAPI(Workspace):
+class FakeSlackAPI(WebMethods):
     """A threaded HTTP server that plays the Slack Web API for one workspace (team T0001, bot UBOT)."""
 
     def __init__(self, *, now: Callable[[], float] | None = None, tokens: Iterable[str] = (BOT_TOKEN,)):

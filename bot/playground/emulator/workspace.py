@@ -1,7 +1,8 @@
-"""The Slack workspace the fake Web API plays: users, channels, messages, views, and Slack's answers.
+"""The Slack workspace the emulator plays: users, channels, messages, views, and the contract check.
 
-`FakeSlackAPI` (fake_api.py) serves this over HTTP; everything here runs under `lock`, and a method
-answers an error by raising `SlackError`, a contract violation by `_reject` (recorded in `violations`).
+The Web API methods over this state are in web_methods.py, served over HTTP by `FakeSlackAPI` (fake_api.py).
+Everything here runs under `lock`; an error is answered by raising `SlackError`, a contract violation by
+`_reject` (recorded in `violations`).
 """
 
 from __future__ import annotations
@@ -130,21 +131,13 @@ def with_block_ids(blocks: Any) -> list[Json]:
     return [{"block_id": secrets.token_hex(3), **block} if isinstance(block, dict) else block for block in blocks]
 
 
-def _flag(args: Mapping[str, Any], name: str) -> bool:
+def arg_is_true(args: Mapping[str, Any], name: str) -> bool:
+    """A boolean argument as Slack reads it (form bodies send "true" or "1")."""
     return str(args.get(name, "")).lower() in ("1", "true")
 
 
-def _timestamp(value: Any, error: str, default: float) -> float:
-    if value in (None, ""):
-        return default
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise SlackError(error) from None
-
-
 class Workspace:
-    """One workspace (team T0001, bot UBOT) and how Slack answers each emulated Web API method."""
+    """One workspace (team T0001, bot UBOT): its state, the changes people make, and the contract check."""
 
     def __init__(self, now: Callable[[], float] | None = None) -> None:
         self.now = now or time.time
@@ -363,7 +356,7 @@ class Workspace:
         problems = check_arguments(method, args)
         if method in MESSAGE_METHODS:
             problems += check_blocks(args.get("blocks"))
-            link_names = _flag(args, "link_names") or args.get("parse") == "full"
+            link_names = arg_is_true(args, "link_names") or args.get("parse") == "full"
             self._record(method, args, check_mentions(args.get("text"), args.get("blocks"), link_names=link_names))
         if isinstance(args.get("view"), dict):
             problems += check_view(args["view"])
@@ -438,160 +431,7 @@ class Workspace:
             raise SlackError("user_not_found")
         return user
 
-    # --- Web API methods (run under the lock; raise SlackError to answer with an error) -------------
-
-    def _api_auth_test(self, args: Json) -> Json:
-        return {
-            "url": f"https://{TEAM_DOMAIN}.slack.com/",
-            "team": self.team["name"],
-            "user": self.users[BOT_USER_ID].name,
-            "team_id": TEAM_ID,
-            "user_id": BOT_USER_ID,
-            "bot_id": BOT_ID,
-            "is_enterprise_install": False,
-        }
-
-    def _api_team_info(self, args: Json) -> Json:
-        if args.get("team") not in (None, "", TEAM_ID):
-            raise SlackError("team_not_found")
-        return {"team": {**self.team, "email_domain": "example.com", "icon": {"image_default": True}}}
-
-    def _api_users_info(self, args: Json) -> Json:
-        return {"user": self._user(args["user"]).to_api(self.now())}
-
-    def _api_conversations_info(self, args: Json) -> Json:
-        return {"channel": self._visible_channel(args["channel"]).to_api()}
-
-    def _api_conversations_members(self, args: Json) -> Json:
-        """Members, paginated by `limit`/`cursor` as Slack does; a private channel only to a member bot."""
-        channel = self._visible_channel(args["channel"])
-        members = sorted(channel.members)
-        start = int(args.get("cursor") or 0)
-        limit = max(1, min(int(args.get("limit") or 100), 1000))
-        page, rest = members[start : start + limit], members[start + limit :]
-        return {"members": page, "response_metadata": {"next_cursor": str(start + limit) if rest else ""}}
-
-    def _api_conversations_open(self, args: Json) -> Json:
-        if args.get("channel"):
-            channel = self._visible_channel(args["channel"])
-        else:
-            users = [u.strip() for u in str(args["users"]).split(",") if u.strip()]
-            if len(users) != 1:
-                raise SlackError("not_implemented", reason="the fake only opens 1:1 DMs")
-            if self._user(users[0]).deleted:
-                raise SlackError("user_disabled")
-            channel = self.im_for(users[0])
-        return {"channel": channel.to_api() if _flag(args, "return_im") else {"id": channel.id}}
-
-    def _api_chat_postMessage(self, args: Json) -> Json:
-        metadata = self._metadata("chat.postMessage", args)
-        channel = self._writable_channel(args["channel"])
-        message = self.add_message(
-            channel.id,
-            BOT_USER_ID,
-            args.get("text", ""),
-            thread_ts=args.get("thread_ts"),
-            blocks=args.get("blocks"),
-        )
-        if metadata is not None:
-            message["metadata"] = metadata
-        return {"channel": channel.id, "ts": message["ts"], "message": message}
-
-    def _api_chat_postEphemeral(self, args: Json) -> Json:
-        channel = self._writable_channel(args["channel"])
-        self._user(args["user"])
-        if args["user"] not in channel.members:
-            raise SlackError("user_not_in_channel")
-        return {"message_ts": self._add_ephemeral(channel.id, args["user"], args)["ts"]}
-
-    def _add_ephemeral(self, channel_id: str, user_id: str, args: Json) -> Json:
-        ephemeral = {
-            "channel": channel_id,
-            "user": user_id,
-            "ts": self.new_ts(),
-            "text": args.get("text", ""),
-        }
-        ephemeral.update(blocks=with_block_ids(args.get("blocks")), thread_ts=args.get("thread_ts"))
-        self.ephemerals.append(ephemeral)
-        return ephemeral
-
-    def _api_chat_update(self, args: Json) -> Json:
-        metadata = self._metadata("chat.update", args)
-        channel = self._visible_channel(args["channel"])
-        message = self._message(channel, args["ts"])
-        if message.get("user") != BOT_USER_ID:
-            raise SlackError("cant_update_message")
-        if metadata is not None:  # without the argument, the message keeps its metadata
-            message["metadata"] = metadata
-        if "text" in args:
-            message["text"] = args["text"]
-        if "blocks" in args:
-            message["blocks"] = with_block_ids(args["blocks"])
-        message["edited"] = {"user": BOT_USER_ID, "ts": self.new_ts()}
-        return {"channel": channel.id, "ts": message["ts"], "text": message["text"], "message": message}
-
-    def _api_chat_delete(self, args: Json) -> Json:
-        channel = self._visible_channel(args["channel"])
-        message = self._message(channel, args["ts"])
-        if message.get("user") != BOT_USER_ID:
-            raise SlackError("cant_delete_message")
-        del channel.messages[message["ts"]]
-        return {"channel": channel.id, "ts": message["ts"]}
-
-    def _api_chat_getPermalink(self, args: Json) -> Json:
-        channel = self._visible_channel(args["channel"])
-        message = self._message(channel, args["message_ts"])
-        link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel.id}/p{message['ts'].replace('.', '')}"
-        if message.get("thread_ts", message["ts"]) != message["ts"]:
-            link += f"?thread_ts={message['thread_ts']}&cid={channel.id}"
-        return {"channel": channel.id, "permalink": link}
-
-    def _page(self, messages: list[Json], args: Json) -> Json:
-        """A page of `messages` (by `cursor` and `limit`, at most 999), each as Slack lists it: message metadata
-        only with `include_all_metadata`."""
-        start = int(args.get("cursor") or 0)
-        limit = max(1, min(int(args.get("limit") or 100), 999))
-        with_metadata = _flag(args, "include_all_metadata")
-        page = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in messages]
-        more = start + limit < len(messages)
-        return {
-            "messages": page[start : start + limit],
-            "has_more": more,
-            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
-        }
-
-    def _between(self, messages: list[Json], args: Json) -> list[Json]:
-        """The messages after `oldest` and before `latest` (those timestamps included with `inclusive`).
-        Without `latest`, everything up to now (Slack's default), which here is every message: timestamps
-        may run ahead of a frozen clock."""
-        oldest = _timestamp(args.get("oldest"), "invalid_ts_oldest", 0.0)
-        latest = _timestamp(args.get("latest"), "invalid_ts_latest", float("inf"))
-        inclusive = _flag(args, "inclusive")
-        return [
-            m
-            for m in messages
-            if (oldest <= float(m["ts"]) <= latest if inclusive else oldest < float(m["ts"]) < latest)
-        ]
-
-    def _api_conversations_replies(self, args: Json) -> Json:
-        channel = self._visible_channel(args["channel"])
-        parent = channel.messages.get(str(args["ts"]))
-        if parent is None:
-            raise SlackError("thread_not_found")
-        root = parent.get("thread_ts", parent["ts"])
-        return self._page(self._between(self.messages(channel.id, thread_ts=root), args), args)
-
-    def _api_conversations_history(self, args: Json) -> Json:
-        """Top-level messages, newest first."""
-        channel = self._visible_channel(args["channel"])
-        if BOT_USER_ID not in channel.members and not channel.is_im:
-            raise SlackError("not_in_channel")
-        return self._page(list(reversed(self._between(self.messages(channel.id), args))), args)
-
-    def _api_reactions_add(self, args: Json) -> Json:
-        message = self._message(self._visible_channel(args["channel"]), args["timestamp"])
-        self.add_reaction(message, str(args["name"]).strip(":"), BOT_USER_ID)
-        return {}
+    # --- changes Slack makes when people (and the bot) act ----------------------------------------
 
     def add_reaction(self, message: Json, name: str, user_id: str) -> None:
         with self.lock:
@@ -614,11 +454,6 @@ class Workspace:
             entry["users"].remove(user_id)
             entry["count"] -= 1
             message["reactions"] = [r for r in reactions if r["count"] > 0]
-
-    def _api_reactions_get(self, args: Json) -> Json:
-        channel = self._visible_channel(args["channel"])
-        message = self._message(channel, args["timestamp"])
-        return {"type": "message", "channel": channel.id, "message": message}
 
     def _new_view(self, args: Json, user_id: str, previous: Json | None = None) -> Json:
         view = dict(args["view"])
@@ -648,64 +483,25 @@ class Workspace:
         self.view_owner[view_id] = user_id
         return stored
 
-    def _trigger_user(self, trigger_id: str) -> str:
-        if trigger_id not in self.triggers:
-            raise SlackError("invalid_trigger_id")
-        if trigger_id in self._used_triggers:
-            raise SlackError("exchanged_trigger_id")
-        self._used_triggers.add(trigger_id)
-        return self.triggers[trigger_id]
-
-    def _api_views_open(self, args: Json) -> Json:
-        user_id = self._trigger_user(args["trigger_id"])
-        view = self._new_view(args, user_id)
-        self.modals[user_id] = [view["id"]]
-        return {"view": view}
-
-    def _api_views_push(self, args: Json) -> Json:
-        user_id = self._trigger_user(args["trigger_id"])
-        stack = self.modals.setdefault(user_id, [])
-        if not stack:
-            raise SlackError("not_found", reason="views.push needs an open modal")
-        if len(stack) >= 3:
-            raise SlackError("push_limit_reached")
-        view = self._new_view(args, user_id)
-        view.update(previous_view_id=stack[-1], root_view_id=stack[0])
-        stack.append(view["id"])
-        return {"view": view}
-
-    def _api_views_update(self, args: Json) -> Json:
-        view_id = args.get("view_id") or next(
-            (v for v, view in self.views.items() if view["external_id"] == args.get("external_id")), None
-        )
-        previous = self.views.get(view_id or "")
-        if previous is None:
-            raise SlackError("not_found")
-        if args.get("hash") and args["hash"] != previous["hash"]:
-            raise SlackError("hash_conflict")
-        view = self._new_view(args, self.view_owner[previous["id"]], previous)
-        view.update(previous_view_id=previous["previous_view_id"], root_view_id=previous["root_view_id"])
-        return {"view": view}
-
-    def _api_views_publish(self, args: Json) -> Json:
-        user = self._user(args["user_id"])
-        previous = self.home_view(user.id)
-        if args.get("hash") and previous and args["hash"] != previous["hash"]:
-            raise SlackError("hash_conflict")
-        if args["view"].get("type") != "home":
-            self._reject("views.publish", args, [Problem("invalid_arguments", "publish needs type home")])
-        view = self._new_view(args, user.id, previous)
-        self.home[user.id] = view["id"]
-        return {"view": view}
+    def _add_ephemeral(self, channel_id: str, user_id: str, args: Json) -> Json:
+        ephemeral = {
+            "channel": channel_id,
+            "user": user_id,
+            "ts": self.new_ts(),
+            "text": args.get("text", ""),
+        }
+        ephemeral.update(blocks=with_block_ids(args.get("blocks")), thread_ts=args.get("thread_ts"))
+        self.ephemerals.append(ephemeral)
+        return ephemeral
 
     def _apply_response(self, origin: ResponseUrl, args: Json) -> None:
         channel = self.channels.get(origin.channel)
         original = channel.messages.get(origin.message_ts or "") if channel and not origin.ephemeral else None
-        if _flag(args, "delete_original"):
+        if arg_is_true(args, "delete_original"):
             if original is not None and channel is not None:
                 del channel.messages[original["ts"]]
             self.ephemerals[:] = [e for e in self.ephemerals if e["ts"] != origin.message_ts]
-        elif _flag(args, "replace_original") and origin.message_ts:
+        elif arg_is_true(args, "replace_original") and origin.message_ts:
             targets = [original] if original else [e for e in self.ephemerals if e["ts"] == origin.message_ts]
             for target in targets:
                 target.update(text=args.get("text", ""), blocks=with_block_ids(args.get("blocks")))
