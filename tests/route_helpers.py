@@ -17,8 +17,9 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.signing import Response
+from bot.playground.emulator.transcript import Message
 from bot.playground.emulator.workspace import BOT_USER_ID
-from bot.playground.emulator.world import Message, SlackWorld
+from bot.playground.emulator.world import SlackWorld
 from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
 from models.expert import KnowledgeGap, RouteRequest
 from models.question import Question

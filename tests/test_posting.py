@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from bot import posting, route
 from bot.playground.emulator.fake_api import Call
-from bot.playground.emulator.world import Message
+from bot.playground.emulator.transcript import Message
 from models.question import STATUS_OPEN, STATUS_POSTING, Answer, EarlyReply, Question
 from tests.route_helpers import GENERAL, Bot, add_people, bot_maker, declare, dms, routing_dms
 from tests.slack.fixtures import START

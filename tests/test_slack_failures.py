@@ -20,7 +20,7 @@ from sqlalchemy import select
 from bot import blocks
 from bot.app_factory import RepeatableOnly
 from bot.playground.emulator.fake_api import Call, ConnectionCut
-from bot.playground.emulator.world import Message
+from bot.playground.emulator.transcript import Message
 from models.expert import ROUTE_SENT
 from models.question import Answer, Question
 from tests.route_helpers import GENERAL, Bot, add_people, bot_maker, declare, requests_of, routing_dms

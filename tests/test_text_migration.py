@@ -9,7 +9,7 @@ from alembic import command
 from sqlalchemy import select
 
 from bot.blocks import question_message
-from bot.playground.emulator.world import as_shown
+from bot.playground.emulator.transcript import as_shown
 from bot.search import search_similar
 from models.lesson import Lesson
 from models.migrate import alembic_config

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bot import blocks
 from bot.export import export_json
 from bot.playground.emulator.fake_api import TEAM_ID
-from bot.playground.emulator.world import as_shown
+from bot.playground.emulator.transcript import as_shown
 from models.lesson import Lesson
 from models.question import Answer, Question
 from tests.route_helpers import GENERAL, add_people, bot_maker, buttons, declare, question_of, routing_dms

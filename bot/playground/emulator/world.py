@@ -5,7 +5,8 @@
     slack.react("U_ASKER", "white_check_mark", "C_GENERAL", answer_ts)
 
 People act through signed HTTP requests to the bot's real endpoint; the bot answers through the fake Web API,
-whose state (messages, ephemerals, views) these helpers keep consistent with what Slack would show.
+whose state (messages, ephemerals, views) these helpers keep consistent with what Slack would show. What they
+read back is a `Message` (transcript.py); what a click or a submitted form carries comes from elements.py.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.clock import Clock
+from bot.playground.emulator.elements import choice_fields, filled, interactive
 from bot.playground.emulator.fake_api import Call, FakeSlackAPI
 from bot.playground.emulator.signing import (
     Response,
@@ -31,133 +32,14 @@ from bot.playground.emulator.signing import (
     user_ref,
     view_submission_payload,
 )
-from bot.playground.emulator.workspace import APP_ID, BOT_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, SlackError
+from bot.playground.emulator.transcript import Message
+from bot.playground.emulator.workspace import APP_ID, BOT_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, Json, SlackError
 
-Json = dict[str, Any]
-# Where an element's chosen value goes in block_actions / view state, by element type.
-SELECTED_KEY = {
-    "users_select": "selected_user",
-    "multi_users_select": "selected_users",
-    "conversations_select": "selected_conversation",
-    "multi_conversations_select": "selected_conversations",
-    "channels_select": "selected_channel",
-    "multi_channels_select": "selected_channels",
-    "datepicker": "selected_date",
-    "timepicker": "selected_time",
-    "datetimepicker": "selected_date_time",
-    "static_select": "selected_option",
-    "external_select": "selected_option",
-    "radio_buttons": "selected_option",
-    "overflow": "selected_option",
-    "multi_static_select": "selected_options",
-    "checkboxes": "selected_options",
-}
-
-
-@dataclass(frozen=True)
-class Message:
-    """A message as the fake Slack holds it right now."""
-
-    channel: str
-    ts: str
-    user: str
-    text: str
-    blocks: list[Json]
-    thread_ts: str | None
-    raw: Json
-
-    @classmethod
-    def of(cls, channel: str, raw: Json) -> Message:
-        blocks = list(raw.get("blocks") or [])
-        return cls(channel, raw["ts"], raw.get("user", ""), raw.get("text", ""), blocks, raw.get("thread_ts"), raw)
-
-    @property
-    def plain(self) -> str:
-        """The fallback text and every text in the blocks, one per line (for `in` assertions)."""
-        return "\n".join([self.text, *_block_texts(self.blocks)])
-
-    @property
-    def shown(self) -> str:
-        """`plain` as a person reads it in Slack (see `as_shown`)."""
-        return as_shown(self.plain)
-
-
-_ENTITY = re.compile(r"<([^<>]*)>")
-_ESCAPE = re.compile(r"&(amp|lt|gt);")
 _URL = re.compile(r"(https?://[^\s<>|]*[^\s<>|.,;:!?)\]'\"])")  # as a Slack client links what is typed
 
 
 def _escaped(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def as_shown(mrkdwn: str) -> str:
-    """mrkdwn as a Slack client shows it: each `<…>` entity as its label (a link as its text, `<@U1>` as `@U1`,
-    `<!here>` as `@here`), then `&amp;` `&lt;` `&gt;` as the characters they stand for."""
-
-    def entity(match: re.Match[str]) -> str:
-        target, _, label = match.group(1).partition("|")
-        if target[:1] in ("@", "#"):
-            return target[0] + (label.lstrip("@#") or target[1:])
-        if target.startswith("!"):
-            return label or "@" + target[1:].split("^")[0]
-        return label or target
-
-    return _ESCAPE.sub(lambda m: {"amp": "&", "lt": "<", "gt": ">"}[m.group(1)], _ENTITY.sub(entity, mrkdwn))
-
-
-def _block_texts(node: Any) -> Iterator[str]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _block_texts(item)
-    elif isinstance(node, dict):
-        if isinstance(node.get("text"), str):
-            yield node["text"]
-        for value in node.values():
-            if isinstance(value, dict | list):
-                yield from _block_texts(value)
-
-
-def _elements(blocks: list[Json]) -> Iterator[tuple[Json, Json]]:
-    """(block, interactive element) pairs, as Slack would report them in block_actions."""
-    for block in blocks:
-        for element in [*block.get("elements", []), block.get("accessory"), block.get("element")]:
-            if isinstance(element, dict) and element.get("action_id"):
-                yield block, element
-
-
-def _option(element: Json, value: Any) -> Json:
-    options = list(element.get("options") or [])
-    for group in element.get("option_groups") or []:
-        options.extend(group.get("options", []))
-    for option in options:
-        if option.get("value") == value:
-            return dict(option)
-    raise AssertionError(f"{element['action_id']} has no option {value!r}; options: {[o['value'] for o in options]}")
-
-
-def _initial(element: Json) -> Any:
-    """The value an element shows before anyone touches it (initial_value, initial_conversation, …)."""
-    for key, value in element.items():
-        if key.startswith("initial_") and value not in (None, "", []):
-            if isinstance(value, dict):  # an initial option
-                return value.get("value")
-            if isinstance(value, list) and value and isinstance(value[0], dict):
-                return [option.get("value") for option in value]
-            return value
-    return None
-
-
-def _chosen(element: Json, value: Any) -> Json:
-    """The state / action fields for choosing `value` in `element` (a text, a date, an option value, …)."""
-    key = SELECTED_KEY.get(element["type"])
-    if key is None:
-        return {"value": value}
-    if key == "selected_option":
-        return {key: _option(element, value)}
-    if key == "selected_options":
-        return {key: [_option(element, v) for v in value]}
-    return {key: value}
 
 
 class SlackWorld:
@@ -403,7 +285,7 @@ class SlackWorld:
         if element["type"] == "button":
             action.update(text=element["text"], value=element.get("value"))
         else:
-            action.update(_chosen(element, value))
+            action.update(choice_fields(element, value))
         view, message, channel_ref, response_url = surface.get("view"), None, None, None
         if view is not None:
             container: Json = {"type": "view", "view_id": view["id"]}
@@ -473,7 +355,7 @@ class SlackWorld:
         seen: list[str] = []
         for surface in self._surfaces(user, channel, message_ts, view_id):
             blocks = (surface.get("view") or surface.get("message") or {}).get("blocks") or []
-            for block, element in _elements(blocks):
+            for block, element in interactive(blocks):
                 is_button = element["type"] == "button"
                 if element["action_id"] == action_id and (not is_button or value in (None, element.get("value"))):
                     return surface, block, element
@@ -488,7 +370,7 @@ class SlackWorld:
         value, a user id, or a list for multi-selects); `{block_id: {action_id: value}}` works too.
         """
         modal = self._open_modal(user, view)
-        state, missing = self._filled(modal, values)
+        state, missing = filled(modal, values)
         if missing:
             labels = ", ".join(f"{label!r} ({block_id})" for block_id, label in missing.items())
             raise AssertionError(f"Slack would not let {user} submit: {labels} is required")
@@ -506,7 +388,7 @@ class SlackWorld:
     def unfilled(self, user: str, view: str, values: Mapping[str, Any] | None = None) -> dict[str, str]:
         """The required inputs `values` leaves empty, by block_id, with the label of each: Slack's client shows
         "Please complete this required field." under each one and sends nothing to the app."""
-        return self._filled(self._open_modal(user, view), values)[1]
+        return filled(self._open_modal(user, view), values)[1]
 
     def _open_modal(self, user: str, view: str) -> Json:
         modal = next((m for m in reversed(self.fake.open_modals(user)) if view in (m["id"], m["callback_id"])), None)
@@ -514,31 +396,6 @@ class SlackWorld:
             open_ids = [(m["id"], m["callback_id"]) for m in self.fake.open_modals(user)]
             raise AssertionError(f"{user} has no open modal {view!r}; open modals: {open_ids}")
         return modal
-
-    @staticmethod
-    def _filled(modal: Json, values: Mapping[str, Any] | None) -> tuple[dict[str, Json], dict[str, str]]:
-        """The view_submission's `state.values` for `values`, and the required inputs left empty (block_id →
-        label)."""
-        values = dict(values or {})
-        state: dict[str, Json] = {}
-        missing: dict[str, str] = {}
-        for block in modal["blocks"]:
-            if block.get("type") != "input":
-                continue
-            element, block_id = block["element"], block.get("block_id", "")
-            action_id = element.get("action_id", "")
-            given = values.pop(block_id, None)
-            given = given.get(action_id) if isinstance(given, dict) else given
-            given = values.pop(action_id, given)
-            if given in (None, "", []):  # what Slack pre-filled stays selected unless the user changed it
-                given = _initial(element)
-            if given in (None, "", []) and not block.get("optional", False):
-                missing[block_id] = block["label"]["text"]
-            chosen = _chosen(element, given) if given not in (None, "", []) else {"value": None}
-            state[block_id] = {action_id: {"type": element["type"], **chosen}}
-        if values:
-            raise AssertionError(f"Modal {modal['callback_id']!r} has no input(s) {sorted(values)}")
-        return state, missing
 
     # --- raw events -----------------------------------------------------------------------------------
 
