@@ -50,11 +50,8 @@ def test_a_changed_limits_table_fails_the_generation_loudly(tmp_path: Path) -> N
 def shipped_packages() -> list[str]:
     """The packages pyproject's `packages.find` selects (directories with an __init__.py)."""
     include = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
-    names = [
-        ".".join(init.parent.relative_to(ROOT).parts)
-        for init in ROOT.glob("*/**/__init__.py")
-        if ".venv" not in init.parts and "tests" not in init.parts
-    ]
+    tops = [path for path in ROOT.iterdir() if path.is_dir() and not path.name.startswith(".")]
+    names = [".".join(init.parent.relative_to(ROOT).parts) for top in tops for init in top.rglob("__init__.py")]
     return sorted(name for name in names if any(fnmatch.fnmatchcase(name, pattern) for pattern in include))
 
 
