@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
-from bot.tags import MAX_QUESTION_CHARS, escape_mrkdwn, format_tags, truncate
+from bot.text import MAX_QUESTION_CHARS, escape_mrkdwn, format_tags, truncate
 from models.expert import FORGOTTEN_USER_ID
 
 Block = dict[str, Any]

@@ -34,7 +34,7 @@ from bot.blocks import SECTION_LIMIT, Block, Message, context, divider, header, 
 from bot.metrics import DIGEST_RUNS
 from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS, error_code
-from bot.tags import escape_mrkdwn, format_tags, truncate
+from bot.text import escape_mrkdwn, format_tags, truncate
 from models.digest import (
     DIGEST_CLAIMED,
     DIGEST_EMPTY,

@@ -37,7 +37,7 @@ from bot.blocks import (
     section,
 )
 from bot.config import Settings
-from bot.tags import escape_mrkdwn, format_tags, truncate
+from bot.text import escape_mrkdwn, format_tags, truncate
 from models.expert import (
     NOTIFY_DAILY,
     NOTIFY_IMMEDIATE,

@@ -17,7 +17,7 @@ from bot.acks import HELP_WORDS, first_word, request_key
 from bot.qa import create_question
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
-from bot.tags import InvalidQuestion, clean, command_text, validate_question
+from bot.text import InvalidQuestion, clean, command_text, validate_question
 from handlers import digest
 from handlers.common import DATABASE_DOWN, tell_user
 from models.question import question_id_by_request

@@ -37,7 +37,7 @@ from bot.digest import (
 )
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
-from bot.tags import clean
+from bot.text import clean
 from handlers.common import DATABASE_DOWN
 from models.digest import DigestSubscription
 from models.expert import Person

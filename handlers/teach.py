@@ -17,7 +17,7 @@ from bot import blocks
 from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, pause, resume
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
-from bot.tags import MAX_TOPICS, command_text, format_tags, not_tags_error, parse_tag_field, too_many_topics
+from bot.text import MAX_TOPICS, command_text, format_tags, not_tags_error, parse_tag_field, too_many_topics
 from handlers.common import DATABASE_DOWN, post_in_channel, tell_user
 from handlers.home import publish_home
 from handlers.views import field_errors

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import blocks, posting, route
 from bot.qa import create_question
 from bot.services import Services
-from bot.tags import (
+from bot.text import (
     InvalidQuestion,
     TooManyTags,
     clean,

@@ -17,8 +17,8 @@ from models.question import Question
 from tests.slack.world import SlackWorld
 
 GENERAL = "C_GENERAL"
-MAX_TAGS = 10  # bot.tags.MAX_TAGS
-MAX_TOPICS = 20  # bot.tags.MAX_TOPICS
+MAX_TAGS = 10  # bot.text.MAX_TAGS
+MAX_TOPICS = 20  # bot.text.MAX_TOPICS
 TEN_THOUSAND = " ".join(f"#topic{i}" for i in range(10_000))
 
 
