@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import stats
+from bot import stats, stats_render
 from bot.blocks import (
     ACTION_DECLINE_QUESTION,
     ACTION_TAKE_QUESTION,
@@ -328,16 +328,16 @@ def _admin(report: stats.Report) -> list[Block]:
         header(f"Programme analytics (last {days} days)"),
         fields_section(
             f"*Questions asked*\n{o.asked}",
-            f"*Answered*\n{o.answered} ({stats.rate_text(o.answer_rate)})",
-            f"*Median to first answer*\n{stats.duration_text(o.median_first_answer)}",
-            f"*Median to accepted answer*\n{stats.duration_text(o.median_accepted)}",
+            f"*Answered*\n{o.answered} ({stats_render.rate_text(o.answer_rate)})",
+            f"*Median to first answer*\n{stats_render.duration_text(o.median_first_answer)}",
+            f"*Median to accepted answer*\n{stats_render.duration_text(o.median_accepted)}",
         ),
     ]
     asked_tags = [t for t in report.tags if t.figures.asked][:MAX_ADMIN_TAGS]
     if asked_tags:
         lines = [
-            f"`#{t.tag}` {t.figures.asked} asked, {stats.rate_text(t.figures.answer_rate)} answered, "
-            f"first answer {stats.duration_text(t.figures.median_first_answer)}, "
+            f"`#{t.tag}` {t.figures.asked} asked, {stats_render.rate_text(t.figures.answer_rate)} answered, "
+            f"first answer {stats_render.duration_text(t.figures.median_first_answer)}, "
             f"{t.available_experts}/{t.experts} go-to people available"
             for t in asked_tags
         ]
