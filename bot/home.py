@@ -18,12 +18,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import stats, stats_render
-from bot.blocks import (
-    ACTION_DECLINE_QUESTION,
-    ACTION_TAKE_QUESTION,
-    ASK_USAGE,
+from bot.config import Settings
+from bot.messages.blocks import (
     BUTTON_LIMIT,
-    TEACH_USAGE,
     Block,
     actions,
     button,
@@ -36,7 +33,8 @@ from bot.blocks import (
     plain,
     section,
 )
-from bot.config import Settings
+from bot.messages.help import ASK_USAGE, TEACH_USAGE
+from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.text import escape_mrkdwn, format_tags, truncate
 from models.expert import (
     NOTIFY_DAILY,

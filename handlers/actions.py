@@ -18,7 +18,16 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import blocks, route
+from bot import route
+from bot.messages.blocks import ephemeral
+from bot.messages.routing import (
+    ACTION_DECLINE_QUESTION,
+    ACTION_TAKE_QUESTION,
+    ROUTE_CLOSED_NOTE,
+    ROUTE_DECLINED_NOTE,
+    ROUTE_TAKEN_NOTE,
+)
+from bot.messages.suggestions import ACTION_SIMILAR_ANSWERS_IT, ACTION_SIMILAR_STILL_NEED_HELP
 from bot.route import ButtonOutcome
 from bot.services import Services
 from handlers.common import DATABASE_DOWN, redraw_question, tell_user
@@ -36,17 +45,17 @@ Change = Callable[[Session, str, str, str, datetime], ButtonOutcome | None]
 
 USUAL = {route.TAKEN, route.DECLINED, route.RESOLVED, route.ROUTING, route.ALREADY}
 TAKE_NOTES = {
-    route.TAKEN: blocks.ROUTE_TAKEN_NOTE,
-    route.ALREADY: blocks.ROUTE_TAKEN_NOTE,
-    route.CLOSED: blocks.ROUTE_CLOSED_NOTE,
+    route.TAKEN: ROUTE_TAKEN_NOTE,
+    route.ALREADY: ROUTE_TAKEN_NOTE,
+    route.CLOSED: ROUTE_CLOSED_NOTE,
     route.OWN: "That's your own question: the people who know its topics get asked.",
     route.UNREADABLE: "That question is in a private channel you're not a member of, so it can't be yours to take. "
     "If you can help, ask someone in that channel to add you first.",
 }
 DECLINE_NOTES = {
-    route.DECLINED: blocks.ROUTE_DECLINED_NOTE,
-    route.ALREADY: blocks.ROUTE_DECLINED_NOTE,
-    route.CLOSED: blocks.ROUTE_CLOSED_NOTE,
+    route.DECLINED: ROUTE_DECLINED_NOTE,
+    route.ALREADY: ROUTE_DECLINED_NOTE,
+    route.CLOSED: ROUTE_CLOSED_NOTE,
     route.OWN: TAKE_NOTES[route.OWN],
 }
 RESOLVE_NOTES = {
@@ -165,7 +174,7 @@ def register(app: App, services: Services) -> None:
         if from_home(body):
             publish_home(client, services, team_id, user_id, None if usual else note)
         elif body.get("response_url"):
-            respond(replace_original=replace, response_type="ephemeral", **blocks.ephemeral(note).as_kwargs())
+            respond(replace_original=replace, response_type="ephemeral", **ephemeral(note).as_kwargs())
         else:
             tell_user(client, channel_id=(body.get("channel") or {}).get("id"), user_id=user_id, text=note)
 
@@ -176,7 +185,7 @@ def register(app: App, services: Services) -> None:
     def after_take(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         outcome = outcome_of(context)
         if outcome is None:
-            note = context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE
+            note = context.get(FAILED) or ROUTE_CLOSED_NOTE
             show(body, client, respond, context, note, usual=False, replace=is_ephemeral(body))
             return
         if outcome.result == route.UNREADABLE:  # nothing changed: say why, wherever the click came from
@@ -190,7 +199,7 @@ def register(app: App, services: Services) -> None:
     def after_decline(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         outcome = outcome_of(context)
         if outcome is None:
-            note = context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE
+            note = context.get(FAILED) or ROUTE_CLOSED_NOTE
             show(body, client, respond, context, note, usual=False, replace=is_ephemeral(body))
             return
         if from_home(body) or is_ephemeral(body):
@@ -221,10 +230,10 @@ def register(app: App, services: Services) -> None:
             note = HELP_NOTES[outcome.result]
         show(body, client, respond, context, note, usual=outcome.result in USUAL, replace=True)
 
-    app.action(blocks.ACTION_TAKE_QUESTION)(ack=store_take, lazy=[after_take])
-    app.action(blocks.ACTION_DECLINE_QUESTION)(ack=stored(decline), lazy=[after_decline])
-    app.action(blocks.ACTION_SIMILAR_ANSWERS_IT)(ack=stored(answers_it), lazy=[after_answers_it])
-    app.action(blocks.ACTION_SIMILAR_STILL_NEED_HELP)(ack=stored(still_need_help), lazy=[after_still_need_help])
+    app.action(ACTION_TAKE_QUESTION)(ack=store_take, lazy=[after_take])
+    app.action(ACTION_DECLINE_QUESTION)(ack=stored(decline), lazy=[after_decline])
+    app.action(ACTION_SIMILAR_ANSWERS_IT)(ack=stored(answers_it), lazy=[after_answers_it])
+    app.action(ACTION_SIMILAR_STILL_NEED_HELP)(ack=stored(still_need_help), lazy=[after_still_need_help])
 
 
 def is_ephemeral(body: dict[str, Any]) -> bool:

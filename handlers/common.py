@@ -12,8 +12,10 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bot import blocks, metrics, route
+from bot import metrics, route
 from bot.logging_setup import request_kind
+from bot.messages.blocks import Message, ephemeral
+from bot.messages.questions import question_message
 from bot.qa import question_view
 from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS, SLACK_FAILURES, error_code
@@ -26,7 +28,7 @@ DATABASE_DOWN = "PeerLearn can't reach its database right now, so nothing was sa
 
 def tell_user(client: WebClient, *, channel_id: str | None, user_id: str, text: str) -> None:
     """An ephemeral note in the channel, or a DM when the channel won't take it."""
-    message = blocks.ephemeral(text)
+    message = ephemeral(text)
     if channel_id:
         try:
             client.chat_postEphemeral(channel=channel_id, user=user_id, **message.as_kwargs())
@@ -40,7 +42,7 @@ def tell_user(client: WebClient, *, channel_id: str | None, user_id: str, text: 
         logger.warning("could not reach %s at all: %s", user_id, error_code(exc))
 
 
-def post_in_channel(client: WebClient, channel_id: str, message: blocks.Message) -> tuple[str, bool]:
+def post_in_channel(client: WebClient, channel_id: str, message: Message) -> tuple[str, bool]:
     """Post a bot message in a channel; returns its ts and whether the channel is private.
 
     Raises one of SLACK_FAILURES when Slack refuses (not a member, archived…) or does not answer: the caller
@@ -66,7 +68,7 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
         return
     slack = route.Slack(client)
     resolved = resolved.with_link(slack) if resolved is not None else None
-    message = blocks.question_message(
+    message = question_message(
         asker_id=view.asker_id,
         text=view.text,
         tags=view.tags,

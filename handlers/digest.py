@@ -17,7 +17,6 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks
 from bot.digest import (
     EXAMPLE,
     ScheduleChange,
@@ -35,6 +34,8 @@ from bot.digest import (
     unsubscribe,
     workspace_timezone,
 )
+from bot.messages.blocks import ephemeral
+from bot.messages.help import help_message
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.text import clean
@@ -99,13 +100,13 @@ def in_a_channel(command: dict[str, Any]) -> bool:
 
 
 def _reply(ack: Ack, text: str) -> None:
-    ack(**blocks.ephemeral(text).as_kwargs())
+    ack(**ephemeral(text).as_kwargs())
 
 
 def ack_digest(ack: Ack, command: dict[str, Any], services: Services, request: DigestCommand) -> None:
     """Store the change and confirm it; the preview and Slack lookups happen in `after_digest`."""
     if request.action == "help":
-        ack(**blocks.help_message(DIGEST_USAGE).as_kwargs())
+        ack(**help_message(DIGEST_USAGE).as_kwargs())
         return
     if not in_a_channel(command):
         _reply(ack, NOT_A_CHANNEL)

@@ -17,8 +17,9 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import blocks, home, route
+from bot import home, route
 from bot.experts import InvalidTeach, parse_duration, pause, resume
+from bot.messages.forms import teach_modal
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from models.expert import declared_topics, ensure_person, remember_profile
@@ -152,7 +153,7 @@ def register(app: App, services: Services) -> None:
         with services.store.session() as session:
             tags = declared_topics(session, context.team_id or "", user_id)
         try:
-            client.views_open(trigger_id=body["trigger_id"], view=blocks.teach_modal(tags))
+            client.views_open(trigger_id=body["trigger_id"], view=teach_modal(tags))
         except SLACK_FAILURES as exc:
             logger.warning("could not open the topics form from App Home: %s", error_code(exc))
             publish_home(client, services, context.team_id or "", user_id, "Slack didn't open the form; try again.")

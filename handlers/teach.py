@@ -13,8 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import blocks
 from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, pause, resume
+from bot.messages.blocks import ephemeral
+from bot.messages.errors import quote_back
+from bot.messages.forms import ASK_ACTION_INPUT, TEACH_BLOCK_TOPICS, TEACH_MODAL, teach_modal
+from bot.messages.help import TEACH_USAGE, help_message
+from bot.messages.teach import lesson_message, topics_text
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
 from bot.text import MAX_TOPICS, command_text, format_tags, not_tags_error, parse_tag_field, too_many_topics
@@ -39,10 +43,10 @@ def register(app: App, services: Services) -> None:
         try:
             intent = parse_teach(text, settings)
         except InvalidTeach as problem:
-            ack(**blocks.ephemeral(str(problem) + blocks.quote_back(text if len(text) > 80 else "")).as_kwargs())
+            ack(**ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
             return
         if intent.kind == "help":
-            ack(**blocks.help_message(blocks.TEACH_USAGE).as_kwargs())
+            ack(**help_message(TEACH_USAGE).as_kwargs())
             return
         if intent.kind == "form":
             context[INTENT] = intent.kind
@@ -56,11 +60,11 @@ def register(app: App, services: Services) -> None:
                 reply = apply_intent(session, services, intent, command, now)
         except SQLAlchemyError:
             logger.exception("could not store /teach from %s", user_id)
-            ack(**blocks.ephemeral(DATABASE_DOWN + blocks.quote_back(text)).as_kwargs())
+            ack(**ephemeral(DATABASE_DOWN + quote_back(text)).as_kwargs())
             return
         context[INTENT] = intent.kind
         if reply:
-            ack(**blocks.ephemeral(reply).as_kwargs())
+            ack(**ephemeral(reply).as_kwargs())
         else:
             ack()
 
@@ -73,20 +77,16 @@ def register(app: App, services: Services) -> None:
 
     def ack_teach_form(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
         raw = (
-            view.get("state", {})
-            .get("values", {})
-            .get(blocks.TEACH_BLOCK_TOPICS, {})
-            .get(blocks.ASK_ACTION_INPUT, {})
-            .get("value")
+            view.get("state", {}).get("values", {}).get(TEACH_BLOCK_TOPICS, {}).get(ASK_ACTION_INPUT, {}).get("value")
         ) or ""
         wanted, not_tags = parse_tag_field(raw, settings.tag_aliases)
         if not_tags:
-            ack(**field_errors({blocks.TEACH_BLOCK_TOPICS: not_tags_error(not_tags)}))
+            ack(**field_errors({TEACH_BLOCK_TOPICS: not_tags_error(not_tags)}))
             return
         team_id = (body.get("team") or {}).get("id") or view.get("team_id", "")
         user_id = body["user"]["id"]
         if len(wanted) > MAX_TOPICS:
-            ack(**field_errors({blocks.TEACH_BLOCK_TOPICS: too_many_topics(len(wanted))}))
+            ack(**field_errors({TEACH_BLOCK_TOPICS: too_many_topics(len(wanted))}))
             return
         try:
             with services.store.session() as session:
@@ -95,7 +95,7 @@ def register(app: App, services: Services) -> None:
                 declare_topics(session, team_id, user_id, wanted, services.clock.now())
         except SQLAlchemyError:
             logger.exception("could not store the topics form of %s", user_id)
-            ack(**field_errors({blocks.TEACH_BLOCK_TOPICS: DATABASE_DOWN}))
+            ack(**field_errors({TEACH_BLOCK_TOPICS: DATABASE_DOWN}))
             return
         context[TOPICS_SAVED] = True
         ack()
@@ -107,7 +107,7 @@ def register(app: App, services: Services) -> None:
             publish_home(client, services, team_id, body["user"]["id"])
 
     app.command("/teach")(ack=ack_teach, lazy=[after_teach])
-    app.view(blocks.TEACH_MODAL)(ack=ack_teach_form, lazy=[refresh_home])
+    app.view(TEACH_MODAL)(ack=ack_teach_form, lazy=[refresh_home])
 
 
 def tell(respond: Respond, note: str) -> None:
@@ -139,7 +139,7 @@ def apply_intent(
         paused = person.paused_until.strftime("%Y-%m-%d %H:%M UTC") if person.paused_until else None
         if person.paused_until and person.paused_until <= now:
             paused = None
-        return blocks.topics_text(declared_topics(session, team_id, user_id), paused)
+        return topics_text(declared_topics(session, team_id, user_id), paused)
     if intent.kind == "pause":
         until = pause(session, team_id, user_id, intent.pause, now)
         return f":zzz: Paused: no routed questions until {until:%Y-%m-%d %H:%M} UTC. `/teach resume` to come back."
@@ -165,7 +165,7 @@ def open_teach_form(client: WebClient, services: Services, command: dict[str, An
     with services.store.session() as session:
         tags = declared_topics(session, command["team_id"], command["user_id"])
     try:
-        client.views_open(trigger_id=command["trigger_id"], view=blocks.teach_modal(tags))
+        client.views_open(trigger_id=command["trigger_id"], view=teach_modal(tags))
     except SLACK_FAILURES as exc:
         logger.warning("could not open the /teach form: %s", error_code(exc))
         tell_user(
@@ -186,13 +186,11 @@ def publish_lesson(
         lesson_id, channel_id, text, tags = lesson.id, lesson.channel_id, lesson.text, lesson.tag_names
         author_id = lesson.author_id
     try:
-        ts, private = post_in_channel(
-            client, channel_id, blocks.lesson_message(author_id=author_id, text=text, tags=tags)
-        )
+        ts, private = post_in_channel(client, channel_id, lesson_message(author_id=author_id, text=text, tags=tags))
     except SLACK_FAILURES as exc:
         code = error_code(exc)
         logger.warning("lesson %s not posted in %s: %s", lesson_id, channel_id, code)
-        notify(explain(code) + blocks.quote_back(text))
+        notify(explain(code) + quote_back(text))
         return
     with services.store.session() as session:
         stored = session.get(Lesson, lesson_id)

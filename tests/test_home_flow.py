@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import blocks, home, stats
+from bot import home, stats
+from bot.messages.forms import TEACH_MODAL
+from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from models.expert import ROUTE_DECLINED, ROUTE_SENT, ROUTE_TAKEN, Person, RouteRequest
 from models.question import Question
 
@@ -111,14 +113,14 @@ def test_questions_on_my_topics_and_routed_to_me_wait_with_ill_take_it(world):
     text = rendered(view)
     assert "How do I vacuum a big table?" in text and "Who owns the staging cluster?" in text
     assert "asked by <@U_ASKER>" in text
-    assert sorted(controls(view)[blocks.ACTION_TAKE_QUESTION]) == sorted([str(vacuum), str(staging)])
-    assert sorted(controls(view)[blocks.ACTION_DECLINE_QUESTION]) == sorted(routed | {str(staging)})
+    assert sorted(controls(view)[ACTION_TAKE_QUESTION]) == sorted([str(vacuum), str(staging)])
+    assert sorted(controls(view)[ACTION_DECLINE_QUESTION]) == sorted(routed | {str(staging)})
     assert "My own question" not in text.split("Waiting for your expertise")[1].split("My topics")[0]
 
     # Once taken, the staging question waits no more.
     with world.runtime.store.session() as s:
         s.scalars(select(RouteRequest).where(RouteRequest.question_id == staging)).one().status = ROUTE_TAKEN
-    assert controls(open_home(world, "U_EXPERT"))[blocks.ACTION_TAKE_QUESTION] == [str(vacuum)]
+    assert controls(open_home(world, "U_EXPERT"))[ACTION_TAKE_QUESTION] == [str(vacuum)]
 
 
 def test_ill_take_it_and_not_me_on_the_home_tab_are_served_by_the_routing_handler(world):
@@ -126,15 +128,13 @@ def test_ill_take_it_and_not_me_on_the_home_tab_are_served_by_the_routing_handle
     world.ask("U_ASKER", "How do I vacuum a big table? #postgres", GENERAL)
     world.ask("U_ASKER", "Why is replication lagging? #postgres", GENERAL)
     vacuum, lag = question_id(world, "How do I vacuum a big table?"), question_id(world, "Why is replication lagging?")
-    assert sorted(controls(open_home(world, "U_EXPERT"))[blocks.ACTION_TAKE_QUESTION]) == sorted(
-        [str(vacuum), str(lag)]
-    )
+    assert sorted(controls(open_home(world, "U_EXPERT"))[ACTION_TAKE_QUESTION]) == sorted([str(vacuum), str(lag)])
 
-    view = click_home(world, "U_EXPERT", blocks.ACTION_TAKE_QUESTION, str(vacuum))  # handlers/actions.py
+    view = click_home(world, "U_EXPERT", ACTION_TAKE_QUESTION, str(vacuum))  # handlers/actions.py
     with world.runtime.store.session() as s:
         mine = s.scalars(select(RouteRequest).where(RouteRequest.expert_id == "U_EXPERT")).all()
         assert {(r.question_id, r.status) for r in mine if r.question_id == vacuum} == {(vacuum, ROUTE_TAKEN)}
-    assert controls(view)[blocks.ACTION_TAKE_QUESTION] == [str(lag)]  # the tab was published again
+    assert controls(view)[ACTION_TAKE_QUESTION] == [str(lag)]  # the tab was published again
 
     with world.runtime.store.session() as s:  # routing DMed the expert about the other one
         request = s.scalars(select(RouteRequest).where(RouteRequest.question_id == lag)).one_or_none()
@@ -142,12 +142,12 @@ def test_ill_take_it_and_not_me_on_the_home_tab_are_served_by_the_routing_handle
             request = RouteRequest(team_id="T0001", question_id=lag, expert_id="U_EXPERT", send_at=world.clock.now())
             s.add(request)
         request.status, request.sent_at = ROUTE_SENT, world.clock.now()
-    assert controls(open_home(world, "U_EXPERT"))[blocks.ACTION_DECLINE_QUESTION] == [str(lag)]
-    view = click_home(world, "U_EXPERT", blocks.ACTION_DECLINE_QUESTION, str(lag))
+    assert controls(open_home(world, "U_EXPERT"))[ACTION_DECLINE_QUESTION] == [str(lag)]
+    view = click_home(world, "U_EXPERT", ACTION_DECLINE_QUESTION, str(lag))
     with world.runtime.store.session() as s:
         declined = s.scalars(select(RouteRequest).where(RouteRequest.question_id == lag)).one()
         assert (declined.expert_id, declined.status) == ("U_EXPERT", ROUTE_DECLINED)
-    assert blocks.ACTION_TAKE_QUESTION not in controls(view)  # nothing waits for them any more
+    assert ACTION_TAKE_QUESTION not in controls(view)  # nothing waits for them any more
     assert "Nothing waiting" in rendered(view)
 
 
@@ -159,8 +159,8 @@ def test_topics_are_edited_in_place_and_pause_and_resume_republish_the_tab(world
     since = world.fake.mark()
     assert world.click("U_EXPERT", home.HOME_EDIT_TOPICS).status == 200
     form = world.fake.wait_for("views.open", since=since).args["view"]
-    assert form["callback_id"] == blocks.TEACH_MODAL and "#postgres" in rendered(form)
-    assert world.submit_view("U_EXPERT", blocks.TEACH_MODAL, {"topics": "#postgres #k8s"}).status == 200
+    assert form["callback_id"] == TEACH_MODAL and "#postgres" in rendered(form)
+    assert world.submit_view("U_EXPERT", TEACH_MODAL, {"topics": "#postgres #k8s"}).status == 200
     world.settle()  # saving the form re-publishes the tab in the background
     assert "`#kubernetes` `#postgres`" in rendered(open_home(world, "U_EXPERT"))
 
@@ -240,7 +240,7 @@ def test_a_busy_home_stays_within_slack_limits_and_escapes_questions(world):
     assert len(view["blocks"]) <= 100
     assert "Showing your 5 newest open questions" in rendered(view)
     # Five on my topics, plus up to five routed to me (if routing DMed me about some of them).
-    assert home.MAX_ON_TOPICS <= len(controls(view)[blocks.ACTION_TAKE_QUESTION]) <= 10
+    assert home.MAX_ON_TOPICS <= len(controls(view)[ACTION_TAKE_QUESTION]) <= 10
     assert "<!here>" not in rendered(view)  # escaped (the fake also fails the test on an active mention)
 
 
@@ -270,7 +270,7 @@ def test_home_view_escapes_and_truncates_questions():
     question_sections = [b["text"]["text"] for b in view["blocks"] if "Why" in b.get("text", {}).get("text", "")]
     assert len(question_sections) == 2  # mine, and waiting for my expertise
     assert all(len(t) < home.QUESTION_CHARS + 100 and "y…" in t for t in question_sections)
-    assert controls(view)[blocks.ACTION_TAKE_QUESTION] == ["7"]
+    assert controls(view)[ACTION_TAKE_QUESTION] == ["7"]
 
 
 def test_home_view_keeps_to_100_blocks_whatever_it_is_given():

@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import ASK_USAGE
 from bot.cli import build_parser
 from bot.clock import Clock
 from bot.config import SETUP_HELP, is_read, load_environment
+from bot.messages.help import ASK_USAGE
 from bot.playground.server import PlaygroundSlack
 from tests.production_harness import GENERAL, populate
 from tests.slack import contract
