@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot import route
 from bot.messages.blocks import ephemeral
+from bot.messages.errors import DATABASE_DOWN
 from bot.messages.routing import (
     ACTION_DECLINE_QUESTION,
     ACTION_TAKE_QUESTION,
@@ -30,7 +31,7 @@ from bot.messages.routing import (
 from bot.messages.suggestions import ACTION_SIMILAR_ANSWERS_IT, ACTION_SIMILAR_STILL_NEED_HELP
 from bot.route import ButtonOutcome
 from bot.services import Services
-from handlers.common import DATABASE_DOWN, redraw_question, tell_user
+from bot.slack_posts import redraw_question, tell_user
 from handlers.home import publish_home
 from models.base import parse_row_id
 from models.question import Question

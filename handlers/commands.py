@@ -15,15 +15,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import posting, route
 from bot.acks import HELP_WORDS, first_word, request_key
 from bot.messages.blocks import ephemeral
-from bot.messages.errors import quote_back
+from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, quote_back
 from bot.messages.forms import ask_modal
 from bot.messages.help import ASK_USAGE, help_message
 from bot.qa import create_question
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
+from bot.slack_posts import tell_user
 from bot.text import InvalidQuestion, clean, command_text, validate_question
 from handlers import digest
-from handlers.common import DATABASE_DOWN, tell_user
 from models.question import question_id_by_request
 from models.workspace import ensure_workspace
 
@@ -110,5 +110,5 @@ def open_ask_form(client: WebClient, command: dict[str, Any]) -> None:
             client,
             channel_id=command.get("channel_id"),
             user_id=command["user_id"],
-            text=explain(error_code(exc)) + "\nYou can also ask directly: `/ask How do I …? #tag`",
+            text=explain(error_code(exc)) + "\n" + ASK_DIRECTLY,
         )

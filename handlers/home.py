@@ -19,7 +19,20 @@ from sqlalchemy.orm import Session
 
 from bot import home, route
 from bot.experts import InvalidTeach, parse_duration, pause, resume
+from bot.messages.errors import DATABASE_DOWN
 from bot.messages.forms import teach_modal
+from bot.messages.home import (
+    FORM_NOT_OPENED,
+    HOME_EDIT_TOPICS,
+    HOME_NOTIFY_MODE,
+    HOME_PAUSE,
+    HOME_RESUME,
+    HOME_WORK_END,
+    HOME_WORK_START,
+    SAME_HOURS,
+    home_view,
+    unknown_choice,
+)
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from models.expert import declared_topics, ensure_person, remember_profile
@@ -27,7 +40,6 @@ from models.expert import declared_topics, ensure_person, remember_profile
 logger = logging.getLogger("peerlearn.home")
 
 NOTICE = "peerlearn_home_notice"  # context key: a note for the re-published tab (e.g. a refused change)
-SAME_HOURS = "Working hours can't start and end at the same hour, so they were not changed."
 
 # (session, team_id, user_id, chosen value, services) -> a notice for the tab, or None
 Change = Callable[[Session, str, str, str, Services], str | None]
@@ -50,7 +62,7 @@ def publish_home(client: WebClient, services: Services, team_id: str, user_id: s
         logger.exception("could not read App Home data for %s", user_id)
         return
     try:
-        client.views_publish(user_id=user_id, view=home.home_view(data))
+        client.views_publish(user_id=user_id, view=home_view(data))
     except SLACK_FAILURES as exc:
         logger.warning("could not publish App Home for %s: %s", user_id, error_code(exc))
 
@@ -73,7 +85,7 @@ def set_pause(session: Session, team_id: str, user_id: str, value: str, services
     try:
         duration = parse_duration(value)
     except InvalidTeach:
-        return f"Unknown pause length {value!r}."
+        return unknown_choice("pause length", value)
     pause(session, team_id, user_id, duration, services.clock.now())
     return None
 
@@ -84,8 +96,8 @@ def set_resume(session: Session, team_id: str, user_id: str, value: str, service
 
 
 def set_notify_mode(session: Session, team_id: str, user_id: str, value: str, services: Services) -> str | None:
-    if value not in home.NOTIFY_CHOICES:
-        return f"Unknown notification choice {value!r}."
+    if value not in home.NOTIFY_MODES:
+        return unknown_choice("notification choice", value)
     ensure_person(session, team_id, user_id).notify_mode = value
     return None
 
@@ -98,13 +110,13 @@ def set_hours(which: str) -> Change:
         try:
             hour = int(value)
         except ValueError:
-            return f"Unknown hour {value!r}."
+            return unknown_choice("hour", value)
         if which == "start":
             start = hour
         else:
             end = hour
         if not (0 <= start <= 23 and 1 <= end <= 24):
-            return f"Unknown hour {value!r}."
+            return unknown_choice("hour", value)
         if start == end:
             return SAME_HOURS
         # Both are stored: the tab showed the defaults as the other end, so that is what the person chose.
@@ -141,7 +153,7 @@ def register(app: App, services: Services) -> None:
                     notice = change(session, context.team_id or "", user_id, chosen_value(action), services)
             except SQLAlchemyError:
                 logger.exception("could not store a Home change (%s) for %s", action.get("action_id"), user_id)
-                notice = "PeerLearn can't reach its database right now, so nothing was saved. Please try again."
+                notice = DATABASE_DOWN
             if notice:
                 context[NOTICE] = notice
             ack()
@@ -156,18 +168,18 @@ def register(app: App, services: Services) -> None:
             client.views_open(trigger_id=body["trigger_id"], view=teach_modal(tags))
         except SLACK_FAILURES as exc:
             logger.warning("could not open the topics form from App Home: %s", error_code(exc))
-            publish_home(client, services, context.team_id or "", user_id, "Slack didn't open the form; try again.")
+            publish_home(client, services, context.team_id or "", user_id, FORM_NOT_OPENED)
 
     def ack_only(ack: Ack) -> None:
         ack()
 
     app.event("app_home_opened")(ack=lambda: None, lazy=[open_home])
-    app.action(home.HOME_EDIT_TOPICS)(ack=ack_only, lazy=[open_topics_form])
+    app.action(HOME_EDIT_TOPICS)(ack=ack_only, lazy=[open_topics_form])
     for action_id, change in (
-        (home.HOME_PAUSE, set_pause),
-        (home.HOME_RESUME, set_resume),
-        (home.HOME_NOTIFY_MODE, set_notify_mode),
-        (home.HOME_WORK_START, set_hours("start")),
-        (home.HOME_WORK_END, set_hours("end")),
+        (HOME_PAUSE, set_pause),
+        (HOME_RESUME, set_resume),
+        (HOME_NOTIFY_MODE, set_notify_mode),
+        (HOME_WORK_START, set_hours("start")),
+        (HOME_WORK_END, set_hours("end")),
     ):
         app.action(action_id)(ack=on_change(change), lazy=[republish])

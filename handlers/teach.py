@@ -15,16 +15,24 @@ from sqlalchemy.orm import Session
 
 from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, pause, resume
 from bot.messages.blocks import ephemeral
-from bot.messages.errors import quote_back
-from bot.messages.forms import ASK_ACTION_INPUT, TEACH_BLOCK_TOPICS, TEACH_MODAL, teach_modal
+from bot.messages.errors import DATABASE_DOWN, quote_back
+from bot.messages.forms import ASK_ACTION_INPUT, TEACH_BLOCK_TOPICS, TEACH_MODAL, field_errors, teach_modal
 from bot.messages.help import TEACH_USAGE, help_message
-from bot.messages.teach import lesson_message, topics_text
+from bot.messages.teach import (
+    NOT_PAUSED,
+    RESUMED,
+    lesson_message,
+    paused_text,
+    too_many_topics_text,
+    topics_added_text,
+    topics_removed_text,
+    topics_text,
+)
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
-from bot.text import MAX_TOPICS, command_text, format_tags, not_tags_error, parse_tag_field, too_many_topics
-from handlers.common import DATABASE_DOWN, post_in_channel, tell_user
+from bot.slack_posts import post_in_channel, tell_user
+from bot.text import MAX_TOPICS, command_text, not_tags_error, parse_tag_field, too_many_topics
 from handlers.home import publish_home
-from handlers.views import field_errors
 from models.expert import declare_topics, declared_topics, ensure_person, remove_topics
 from models.lesson import Lesson
 from models.workspace import ensure_workspace
@@ -122,18 +130,12 @@ def apply_intent(
     if intent.kind == "declare":
         total = len({*declared_topics(session, team_id, user_id), *intent.tags})
         if total > MAX_TOPICS:
-            return too_many_topics(total) + " `/teach remove #x` drops one; nothing was added."
+            return too_many_topics_text(total)
         added = declare_topics(session, team_id, user_id, intent.tags, now)
-        all_tags = declared_topics(session, team_id, user_id)
-        news = f"You are now a go-to person for {format_tags(added)}. " if added else "Nothing new there. "
-        return news + f"Your topics: {format_tags(all_tags)}. Matching questions will reach you by DM."
+        return topics_added_text(added, declared_topics(session, team_id, user_id))
     if intent.kind == "remove":
         removed = remove_topics(session, team_id, user_id, intent.tags)
-        left = declared_topics(session, team_id, user_id)
-        if not removed:
-            return f"{format_tags(list(intent.tags))} {'was' if len(intent.tags) == 1 else 'were'} not your topic."
-        rest = f"Your topics: {format_tags(left)}." if left else "You have no topics left."
-        return f"Removed {format_tags(removed)}. {rest}"
+        return topics_removed_text(list(intent.tags), removed, declared_topics(session, team_id, user_id))
     if intent.kind == "list":
         person = ensure_person(session, team_id, user_id)
         paused = person.paused_until.strftime("%Y-%m-%d %H:%M UTC") if person.paused_until else None
@@ -141,11 +143,9 @@ def apply_intent(
             paused = None
         return topics_text(declared_topics(session, team_id, user_id), paused)
     if intent.kind == "pause":
-        until = pause(session, team_id, user_id, intent.pause, now)
-        return f":zzz: Paused: no routed questions until {until:%Y-%m-%d %H:%M} UTC. `/teach resume` to come back."
+        return paused_text(pause(session, team_id, user_id, intent.pause, now))
     if intent.kind == "resume":
-        was = resume(session, team_id, user_id)
-        return "Welcome back! Questions can reach you again." if was else "You weren't paused; nothing changed."
+        return RESUMED if resume(session, team_id, user_id) else NOT_PAUSED
     if intent.kind == "lesson":
         create_lesson(
             session,

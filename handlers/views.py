@@ -11,35 +11,37 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import posting, route
-from bot.messages.forms import ASK_ACTION_INPUT, ASK_BLOCK_CHANNEL, ASK_BLOCK_QUESTION, ASK_BLOCK_TAGS, ASK_MODAL
+from bot.messages.errors import DATABASE_DOWN
+from bot.messages.forms import (
+    ASK_ACTION_INPUT,
+    ASK_BLOCK_CHANNEL,
+    ASK_BLOCK_QUESTION,
+    ASK_BLOCK_TAGS,
+    ASK_MODAL,
+    CHANNEL_MISSING,
+    QUESTION_MISSING,
+    field_errors,
+)
 from bot.qa import create_question
 from bot.services import Services
+from bot.slack_posts import tell_user
 from bot.text import (
     InvalidQuestion,
     TooManyTags,
     clean,
     not_tags_error,
     parse_tag_field,
-    truncate,
     validate_question,
 )
-from handlers.common import DATABASE_DOWN, tell_user
 from models.question import fetch_question_by_request
 from models.workspace import ensure_workspace
 
 logger = logging.getLogger("peerlearn.views")
 
-ERROR_CHARS = 150  # a field error is a line under the field
-
 
 def form_value(view: dict[str, Any], block_id: str) -> Any:
     state = view.get("state", {}).get("values", {}).get(block_id, {}).get(ASK_ACTION_INPUT, {})
     return state.get("value") or state.get("selected_conversation") or ""
-
-
-def field_errors(errors: dict[str, str]) -> dict[str, Any]:
-    """The ack that shows each error under its field, as Slack does (`response_action: errors`)."""
-    return {"response_action": "errors", "errors": {block: truncate(e, ERROR_CHARS) for block, e in errors.items()}}
 
 
 def register(app: App, services: Services) -> None:
@@ -49,11 +51,11 @@ def register(app: App, services: Services) -> None:
         channel_id = str(form_value(view, ASK_BLOCK_CHANNEL))
         errors = {}  # every field's problem at once
         if not clean(question):
-            errors[ASK_BLOCK_QUESTION] = "Write your question here."
+            errors[ASK_BLOCK_QUESTION] = QUESTION_MISSING
         if not_tags:
             errors[ASK_BLOCK_TAGS] = not_tags_error(not_tags)
         if not channel_id:
-            errors[ASK_BLOCK_CHANNEL] = "Pick a channel for your question."
+            errors[ASK_BLOCK_CHANNEL] = CHANNEL_MISSING
         try:
             parsed = validate_question(" ".join([question, *(f"#{tag}" for tag in tags)]), services.settings)
         except TooManyTags as problem:  # the cap /ask has, on the field that holds the tags

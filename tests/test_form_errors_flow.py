@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from bot.messages.errors import DATABASE_DOWN
 from bot.messages.forms import ASK_BLOCK_QUESTION, ASK_BLOCK_TAGS, ASK_MODAL, TEACH_BLOCK_TOPICS, TEACH_MODAL
-from handlers.common import DATABASE_DOWN
 from models.expert import Expertise
 from models.question import Question
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import home, stats
+from bot.messages import home as home_messages
 from bot.messages.forms import TEACH_MODAL
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from models.expert import ROUTE_DECLINED, ROUTE_SENT, ROUTE_TAKEN, Person, RouteRequest
@@ -77,8 +78,10 @@ def test_a_newcomer_sees_their_open_questions_and_what_to_do(world):
         assert section in text
     assert "Top helpers in November" in text and "Notifications" in text
     assert "Programme analytics" not in text  # not an admin
-    assert controls(view)[home.HOME_NOTIFY_MODE] == ["immediate"]
-    assert controls(view)[home.HOME_WORK_START] == ["9"] and controls(view)[home.HOME_WORK_END] == ["18"]
+    assert controls(view)[home_messages.HOME_NOTIFY_MODE] == ["immediate"]
+    assert controls(view)[home_messages.HOME_WORK_START] == ["9"] and controls(view)[home_messages.HOME_WORK_END] == [
+        "18"
+    ]
     assert "the workspace's default" in text
     # users.info told PeerLearn who they are (time zone, not an admin).
     assert world.fake.calls_to("users.info", user="U_ASKER")
@@ -157,44 +160,44 @@ def test_topics_are_edited_in_place_and_pause_and_resume_republish_the_tab(world
     assert "You are a go-to person for `#postgres`" in rendered(view)
 
     since = world.fake.mark()
-    assert world.click("U_EXPERT", home.HOME_EDIT_TOPICS).status == 200
+    assert world.click("U_EXPERT", home_messages.HOME_EDIT_TOPICS).status == 200
     form = world.fake.wait_for("views.open", since=since).args["view"]
     assert form["callback_id"] == TEACH_MODAL and "#postgres" in rendered(form)
     assert world.submit_view("U_EXPERT", TEACH_MODAL, {"topics": "#postgres #k8s"}).status == 200
     world.settle()  # saving the form re-publishes the tab in the background
     assert "`#kubernetes` `#postgres`" in rendered(open_home(world, "U_EXPERT"))
 
-    paused = click_home(world, "U_EXPERT", home.HOME_PAUSE, "7d")
+    paused = click_home(world, "U_EXPERT", home_messages.HOME_PAUSE, "7d")
     assert person(world, "U_EXPERT").paused_until == world.clock.now() + timedelta(days=7)
     assert "Paused until Mon 30 Nov 10:00 UTC" in rendered(paused)
-    assert home.HOME_RESUME in controls(paused) and home.HOME_PAUSE not in controls(paused)
+    assert home_messages.HOME_RESUME in controls(paused) and home_messages.HOME_PAUSE not in controls(paused)
 
-    resumed = click_home(world, "U_EXPERT", home.HOME_RESUME)
+    resumed = click_home(world, "U_EXPERT", home_messages.HOME_RESUME)
     assert person(world, "U_EXPERT").paused_until is None
-    assert "Paused" not in rendered(resumed) and home.HOME_PAUSE in controls(resumed)
+    assert "Paused" not in rendered(resumed) and home_messages.HOME_PAUSE in controls(resumed)
 
 
 def test_notification_preferences_are_stored_and_shown(world):
     open_home(world, "U_EXPERT")
-    view = click_home(world, "U_EXPERT", home.HOME_NOTIFY_MODE, "daily")
+    view = click_home(world, "U_EXPERT", home_messages.HOME_NOTIFY_MODE, "daily")
     assert person(world, "U_EXPERT").notify_mode == "daily"
-    assert controls(view)[home.HOME_NOTIFY_MODE] == ["daily"]
+    assert controls(view)[home_messages.HOME_NOTIFY_MODE] == ["daily"]
 
-    view = click_home(world, "U_EXPERT", home.HOME_WORK_START, "7")
+    view = click_home(world, "U_EXPERT", home_messages.HOME_WORK_START, "7")
     expert = person(world, "U_EXPERT")
     assert (expert.work_start_hour, expert.work_end_hour) == (7, 18)  # the default end is now theirs too
     assert "07:00–18:00, Monday to Friday, in your time zone (Europe/Berlin)" in rendered(view)
     assert "the workspace's default" not in rendered(view)
 
-    refused = click_home(world, "U_EXPERT", home.HOME_WORK_END, "7")
+    refused = click_home(world, "U_EXPERT", home_messages.HOME_WORK_END, "7")
     assert "can't start and end at the same hour" in rendered(refused)
     assert (person(world, "U_EXPERT").work_start_hour, person(world, "U_EXPERT").work_end_hour) == (7, 18)
-    assert controls(refused)[home.HOME_WORK_END] == ["18"]  # the select shows what is stored
+    assert controls(refused)[home_messages.HOME_WORK_END] == ["18"]  # the select shows what is stored
 
-    view = click_home(world, "U_EXPERT", home.HOME_WORK_END, "24")
+    view = click_home(world, "U_EXPERT", home_messages.HOME_WORK_END, "24")
     assert person(world, "U_EXPERT").work_end_hour == 24
     assert "07:00–midnight" in rendered(view) and "same hour" not in rendered(view)
-    click_home(world, "U_EXPERT", home.HOME_NOTIFY_MODE, "off")
+    click_home(world, "U_EXPERT", home_messages.HOME_NOTIFY_MODE, "off")
     assert person(world, "U_EXPERT").notify_mode == "off"
 
 
@@ -264,12 +267,12 @@ def test_home_view_escapes_and_truncates_questions():
     now = datetime(2026, 11, 23, 10, tzinfo=UTC)
     line = home.QuestionLine("Why <!here> or @here? " + "y" * 5000, "C1", ("git",), 7, "U2")
     data = home.HomeData(user_id="U1", now=now, open_questions=[line], on_topics=[line], topics=["git"])
-    view = home.home_view(data)
+    view = home_messages.home_view(data)
     text = rendered(view)
     assert "Why &lt;!here&gt; or @\u200bhere?" in text and "<!here>" not in text and "`#git`" in text
     question_sections = [b["text"]["text"] for b in view["blocks"] if "Why" in b.get("text", {}).get("text", "")]
     assert len(question_sections) == 2  # mine, and waiting for my expertise
-    assert all(len(t) < home.QUESTION_CHARS + 100 and "y…" in t for t in question_sections)
+    assert all(len(t) < home_messages.QUESTION_CHARS + 100 and "y…" in t for t in question_sections)
     assert controls(view)[ACTION_TAKE_QUESTION] == ["7"]
 
 
@@ -279,4 +282,4 @@ def test_home_view_keeps_to_100_blocks_whatever_it_is_given():
     tags = [stats.TagFigures(f"t{i}", stats.Figures(asked=3)) for i in range(40)]
     report = stats.Report("T1", now - timedelta(days=30), now, stats.Figures(asked=120), tags=tags)
     data = home.HomeData(user_id="U1", now=now, routed=lines, on_topics=lines, admin=report, notice="note")
-    assert len(home.home_view(data)["blocks"]) == 100
+    assert len(home_messages.home_view(data)["blocks"]) == 100
