@@ -1396,7 +1396,8 @@ def decline_question(session: Session, team_id: str, question_id: int, user_id: 
 
 
 def parse_earlier(value: str) -> tuple[int, str, int] | None:
-    """The value of a "This answers it" button: "<question id>:<kind>:<item id>" (bot.blocks.similar_answer_value)."""
+    """The value of a "This answers it" button: "<question id>:<kind>:<item id>"
+    (bot.messages.suggestions.similar_answer_value)."""
     parts = (value or "").split(":")
     if len(parts) != 3 or parts[1] not in (KIND_QUESTION, KIND_LESSON):
         return None

@@ -29,9 +29,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.home import HOME_EDIT_TOPICS
 from bot.messages.blocks import ephemeral
 from bot.messages.forms import TEACH_MODAL
+from bot.messages.home import HOME_EDIT_TOPICS
 from bot.messages.routing import ROUTE_DECLINED_NOTE, ROUTE_TAKEN_NOTE, bump_message, on_it_message
 from bot.messages.routing_notes import experts_busy_text, knowledge_gap_text
 from bot.messages.suggestions import SimilarItem, similar_suggestions

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bot.home import HOME_EDIT_TOPICS
+from bot.messages.home import HOME_EDIT_TOPICS
 from bot.messages.routing import ACTION_TAKE_QUESTION
 from tests.test_playground import QUESTION, running_playground
 
