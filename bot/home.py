@@ -1,78 +1,57 @@
-"""App Home: what a person's Home tab shows, read from the store.
+"""App Home: the person's Home tab, read from the store and published, and what its controls change.
 
 `gather_home` reads everything the tab shows in one short session (a handful of indexed queries) into plain
-data (`HomeData`); bot/messages/home.py turns that into Block Kit.
+data (`HomeData`); bot/messages/home.py turns that into Block Kit and `publish_home` sends it. Each control's
+change (pause, hours, notifications) is stored before the ack; handlers/home.py wires them to the tab.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
+from slack_sdk import WebClient
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import stats
+from bot import route, stats
 from bot.config import Settings
+from bot.experts import InvalidTeach, parse_duration, pause, resume
+from bot.messages.home import (
+    MAX_OPEN,
+    SAME_HOURS,
+    HomeData,
+    Preferences,
+    QuestionLine,
+    home_view,
+    unknown_choice,
+)
+from bot.services import Services
+from bot.slack_errors import SLACK_FAILURES, error_code
 from models.expert import (
     NOTIFY_DAILY,
     NOTIFY_IMMEDIATE,
     NOTIFY_OFF,
     Person,
     declared_topics,
+    ensure_person,
     open_questions_on_topics,
+    remember_profile,
     routed_to,
 )
 from models.question import Question, open_questions_of
-from models.top_helpers import Helper, top_helpers
+from models.top_helpers import top_helpers
+
+logger = logging.getLogger("peerlearn.home")
 
 NOTIFY_MODES = (NOTIFY_IMMEDIATE, NOTIFY_DAILY, NOTIFY_OFF)
 
-MAX_OPEN = 5
 MAX_ROUTED = 5
 MAX_ON_TOPICS = 5
 MAX_HELPERS = 5
 TOPIC_QUESTIONS_MAX_AGE = timedelta(days=30)  # older open questions on your topics are not news any more
 ADMIN_WINDOW = timedelta(days=30)
-
-
-@dataclass(frozen=True)
-class QuestionLine:
-    text: str
-    channel_id: str
-    tags: tuple[str, ...]
-    question_id: int | None = None
-    asker_id: str | None = None
-
-    @classmethod
-    def of(cls, question: Question) -> QuestionLine:
-        return cls(question.text, question.channel_id, tuple(question.tag_names), question.id, question.asker_id)
-
-
-@dataclass(frozen=True)
-class Preferences:
-    notify_mode: str = NOTIFY_IMMEDIATE
-    work_start_hour: int = 9
-    work_end_hour: int = 18
-    tz: str | None = None
-    own_hours: bool = False  # False: the workspace's default hours apply
-
-
-@dataclass(frozen=True)
-class HomeData:
-    user_id: str
-    now: datetime
-    open_questions: list[QuestionLine] = field(default_factory=list)
-    more_open: bool = False
-    routed: list[QuestionLine] = field(default_factory=list)
-    on_topics: list[QuestionLine] = field(default_factory=list)
-    topics: list[str] = field(default_factory=list)
-    paused_until: datetime | None = None
-    contributions: stats.PersonStats = field(default_factory=stats.PersonStats)
-    helpers: list[Helper] = field(default_factory=list)
-    preferences: Preferences = field(default_factory=Preferences)
-    admin: stats.Report | None = None
-    notice: str | None = None  # a one-off note, e.g. why a change was not saved
 
 
 def preferences_of(person: Person | None, settings: Settings) -> Preferences:
@@ -86,6 +65,10 @@ def preferences_of(person: Person | None, settings: Settings) -> Preferences:
         tz=person.tz,
         own_hours=own,
     )
+
+
+def _line(question: Question) -> QuestionLine:
+    return QuestionLine(question.text, question.channel_id, tuple(question.tag_names), question.id, question.asker_id)
 
 
 def _listed(
@@ -128,7 +111,7 @@ def gather_home(
     the tab opens)."""
     person = session.get(Person, (team_id, user_id))
     mine, routed_questions, on_topics = _listed(session, team_id, user_id, now, readable_private)
-    routed = [QuestionLine.of(q) for q in routed_questions]
+    routed = [_line(q) for q in routed_questions]
     paused = person.paused_until if person is not None and person.paused_until and person.paused_until > now else None
     admin = None
     if person is not None and person.is_admin:
@@ -136,10 +119,10 @@ def gather_home(
     return HomeData(
         user_id=user_id,
         now=now,
-        open_questions=[QuestionLine.of(q) for q in mine[:MAX_OPEN]],
+        open_questions=[_line(q) for q in mine[:MAX_OPEN]],
         more_open=len(mine) > MAX_OPEN,
         routed=routed,
-        on_topics=[QuestionLine.of(q) for q in on_topics],
+        on_topics=[_line(q) for q in on_topics],
         topics=declared_topics(session, team_id, user_id),
         paused_until=paused,
         contributions=stats.person_stats(session, team_id, user_id),
@@ -148,3 +131,89 @@ def gather_home(
         admin=admin,
         notice=notice,
     )
+
+
+# --- publishing the tab (after the ack: it calls Slack) -------------------------------------------------
+
+
+# (session, team_id, user_id, chosen value, services) -> a notice for the tab, or None
+Change = Callable[[Session, str, str, str, Services], str | None]
+
+
+def publish_home(client: WebClient, services: Services, team_id: str, user_id: str, notice: str | None = None) -> None:
+    """Build the person's tab from the store and publish it (call after the ack: it calls Slack). Questions from
+    a private channel are listed only once Slack said the person is a member of it."""
+    now = services.clock.now()
+    try:
+        with services.store.session() as session:
+            private = private_channels_listed(session, team_id, user_id, now)
+        slack = route.Slack(client)
+        readable = {channel for channel in private if route.reads_channel(slack, user_id, channel, private=True)}
+        with services.store.session() as session:
+            data = gather_home(session, services.settings, team_id, user_id, now, notice, readable_private=readable)
+    except SQLAlchemyError:
+        logger.exception("could not read App Home data for %s", user_id)
+        return
+    try:
+        client.views_publish(user_id=user_id, view=home_view(data))
+    except SLACK_FAILURES as exc:
+        logger.warning("could not publish App Home for %s: %s", user_id, error_code(exc))
+
+
+def refresh_profile(client: WebClient, services: Services, team_id: str, user_id: str) -> None:
+    """Remember whether the person is a workspace admin (the analytics section), and their time zone."""
+    try:
+        user = client.users_info(user=user_id)["user"]
+    except SLACK_FAILURES as exc:
+        logger.warning("users.info for %s failed: %s; using what PeerLearn knew", user_id, error_code(exc))
+        return
+    with services.store.session() as session:
+        remember_profile(session, team_id, user, services.clock.now())
+
+
+# --- what each control changes (stored before the ack) ---------------------------------------------
+
+
+def set_pause(session: Session, team_id: str, user_id: str, value: str, services: Services) -> str | None:
+    try:
+        duration = parse_duration(value)
+    except InvalidTeach:
+        return unknown_choice("pause length", value)
+    pause(session, team_id, user_id, duration, services.clock.now())
+    return None
+
+
+def set_resume(session: Session, team_id: str, user_id: str, value: str, services: Services) -> str | None:
+    resume(session, team_id, user_id)
+    return None
+
+
+def set_notify_mode(session: Session, team_id: str, user_id: str, value: str, services: Services) -> str | None:
+    if value not in NOTIFY_MODES:
+        return unknown_choice("notification choice", value)
+    ensure_person(session, team_id, user_id).notify_mode = value
+    return None
+
+
+def set_hours(which: str) -> Change:
+    def change(session: Session, team_id: str, user_id: str, value: str, services: Services) -> str | None:
+        person = ensure_person(session, team_id, user_id)
+        prefs = preferences_of(person, services.settings)
+        start, end = prefs.work_start_hour, prefs.work_end_hour
+        try:
+            hour = int(value)
+        except ValueError:
+            return unknown_choice("hour", value)
+        if which == "start":
+            start = hour
+        else:
+            end = hour
+        if not (0 <= start <= 23 and 1 <= end <= 24):
+            return unknown_choice("hour", value)
+        if start == end:
+            return SAME_HOURS
+        # Both are stored: the tab showed the defaults as the other end, so that is what the person chose.
+        person.work_start_hour, person.work_end_hour = start, end
+        return None
+
+    return change

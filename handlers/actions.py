@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot import route
+from bot.home import publish_home
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import DATABASE_DOWN
 from bot.messages.routing import (
@@ -43,7 +44,6 @@ from bot.messages.suggestions import (
 from bot.route import ButtonOutcome
 from bot.services import Services
 from bot.slack_posts import redraw_question, tell_user
-from handlers.home import publish_home
 from models.base import parse_row_id
 from models.question import Question
 

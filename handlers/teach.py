@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, pause, resume
+from bot.home import publish_home
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import DATABASE_DOWN, quote_back
 from bot.messages.forms import ASK_ACTION_INPUT, TEACH_BLOCK_TOPICS, TEACH_MODAL, field_errors, teach_modal
@@ -32,7 +33,6 @@ from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
 from bot.slack_posts import post_in_channel, tell_user
 from bot.text import MAX_TOPICS, command_text, not_tags_error, parse_tag_field, too_many_topics
-from handlers.home import publish_home
 from models.expert import declare_topics, declared_topics, ensure_person, remove_topics
 from models.lesson import Lesson
 from models.workspace import ensure_workspace

@@ -265,8 +265,8 @@ def test_home_tab_only_for_the_home_tab(world):
 
 def test_home_view_escapes_and_truncates_questions():
     now = datetime(2026, 11, 23, 10, tzinfo=UTC)
-    line = home.QuestionLine("Why <!here> or @here? " + "y" * 5000, "C1", ("git",), 7, "U2")
-    data = home.HomeData(user_id="U1", now=now, open_questions=[line], on_topics=[line], topics=["git"])
+    line = home_messages.QuestionLine("Why <!here> or @here? " + "y" * 5000, "C1", ("git",), 7, "U2")
+    data = home_messages.HomeData(user_id="U1", now=now, open_questions=[line], on_topics=[line], topics=["git"])
     view = home_messages.home_view(data)
     text = rendered(view)
     assert "Why &lt;!here&gt; or @\u200bhere?" in text and "<!here>" not in text and "`#git`" in text
@@ -278,8 +278,8 @@ def test_home_view_escapes_and_truncates_questions():
 
 def test_home_view_keeps_to_100_blocks_whatever_it_is_given():
     now = datetime(2026, 11, 23, 10, tzinfo=UTC)
-    lines = [home.QuestionLine(f"q{i}", "C1", (), i, "U2") for i in range(80)]
+    lines = [home_messages.QuestionLine(f"q{i}", "C1", (), i, "U2") for i in range(80)]
     tags = [stats.TagFigures(f"t{i}", stats.Figures(asked=3)) for i in range(40)]
     report = stats.Report("T1", now - timedelta(days=30), now, stats.Figures(asked=120), tags=tags)
-    data = home.HomeData(user_id="U1", now=now, routed=lines, on_topics=lines, admin=report, notice="note")
+    data = home_messages.HomeData(user_id="U1", now=now, routed=lines, on_topics=lines, admin=report, notice="note")
     assert len(home_messages.home_view(data)["blocks"]) == 100

@@ -9,11 +9,11 @@ serves both.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import stats, stats_render
-from bot.home import MAX_OPEN, HomeData, QuestionLine
 from bot.messages.blocks import (
     BUTTON_LIMIT,
     Block,
@@ -32,6 +32,7 @@ from bot.messages.help import ASK_USAGE, TEACH_USAGE
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.text import escape_mrkdwn, format_tags, truncate
 from models.expert import NOTIFY_DAILY, NOTIFY_IMMEDIATE, NOTIFY_OFF
+from models.top_helpers import Helper
 
 # Action ids of the Home tab's own controls.
 HOME_EDIT_TOPICS = "home_edit_topics"  # opens the /teach topics form (bot.messages.forms.teach_modal)
@@ -48,12 +49,48 @@ NOTIFY_CHOICES = {
 }
 PAUSE_CHOICES = {"1d": "1 day", "7d": "1 week", "14d": "2 weeks", "30d": "30 days"}
 
+MAX_OPEN = 5  # the person's own open questions listed
 MAX_ADMIN_TAGS = 8
 MAX_TREND_WEEKS = 6
 QUESTION_CHARS = 300
 
 SAME_HOURS = "Working hours can't start and end at the same hour, so they were not changed."
 FORM_NOT_OPENED = "Slack didn't open the form; try again."
+
+
+@dataclass(frozen=True)
+class QuestionLine:
+    text: str
+    channel_id: str
+    tags: tuple[str, ...]
+    question_id: int | None = None
+    asker_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Preferences:
+    notify_mode: str = NOTIFY_IMMEDIATE
+    work_start_hour: int = 9
+    work_end_hour: int = 18
+    tz: str | None = None
+    own_hours: bool = False  # False: the workspace's default hours apply
+
+
+@dataclass(frozen=True)
+class HomeData:
+    user_id: str
+    now: datetime
+    open_questions: list[QuestionLine] = field(default_factory=list)
+    more_open: bool = False
+    routed: list[QuestionLine] = field(default_factory=list)
+    on_topics: list[QuestionLine] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    paused_until: datetime | None = None
+    contributions: stats.PersonStats = field(default_factory=stats.PersonStats)
+    helpers: list[Helper] = field(default_factory=list)
+    preferences: Preferences = field(default_factory=Preferences)
+    admin: stats.Report | None = None
+    notice: str | None = None  # a one-off note, e.g. why a change was not saved
 
 
 def unknown_choice(what: str, value: str) -> str:
