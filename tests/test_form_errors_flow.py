@@ -75,7 +75,7 @@ def test_the_topics_form_says_the_database_is_down_under_the_field(world, monkey
     def refused_connection(*args, **kwargs):
         raise OperationalError("INSERT INTO expertise …", {}, ConnectionRefusedError("connection refused"))
 
-    monkeypatch.setattr("handlers.teach.declare_topics", refused_connection)
+    monkeypatch.setattr("bot.teach.declare_topics", refused_connection)
     world.command("U_EXPERT", "/teach", "", GENERAL)
     world.fake.wait_for("views.open")
 
