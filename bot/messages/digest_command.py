@@ -1,5 +1,5 @@
 """What `/ask digest …` says: its help, where it can run, and how the channel's digest settings read back.
-(The digest itself is built in bot/digest.py.)"""
+(The digest itself is built in bot.digest.)"""
 
 from __future__ import annotations
 
