@@ -42,7 +42,7 @@ from sqlalchemy.engine import make_url
 
 from bench.stackexchange import LINK_TYPE_DUPLICATE, LINK_TYPE_LINKED, Site, load_site
 from bot.search import STOPWORDS, search_similar
-from bot.tags import MAX_QUESTION_CHARS
+from bot.text import MAX_QUESTION_CHARS
 from models.migrate import upgrade_to_head
 from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, QuestionTag
 from models.session import Store, normalize_url

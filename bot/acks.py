@@ -17,7 +17,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.tags import InvalidQuestion, clean, command_text, validate_question
+from bot.text import InvalidQuestion, clean, command_text, validate_question
 
 logger = logging.getLogger("peerlearn.acks")
 

@@ -110,7 +110,7 @@ def bolt_logger() -> logging.Logger:
 def create_app(services: Services, client: WebClient | None = None) -> App:
     # Imported here so that bot/ stays importable (and testable) without the Slack surface.
     import handlers
-    from handlers.common import answer_unhandled_error, slack_error_observer
+    from handlers.errors import answer_unhandled_error, slack_error_observer
     from handlers.payloads import before_authorize
 
     settings = services.settings

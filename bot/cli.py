@@ -362,7 +362,7 @@ def run_data_verb(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def print_stats(store: Store, teams: Sequence[str], since_text: str, fmt: str, now: datetime) -> int:
-    from bot import stats
+    from bot import stats, stats_render
 
     try:
         since = stats.parse_since(since_text, now)
@@ -372,11 +372,11 @@ def print_stats(store: Store, teams: Sequence[str], since_text: str, fmt: str, n
     with store.session() as session:
         reports = [stats.build_report(session, team, since, now, now) for team in teams]
     if fmt == "json":
-        print(stats.render_json(reports))
+        print(stats_render.render_json(reports))
     elif fmt == "csv":
-        sys.stdout.write(stats.render_csv(reports))
+        sys.stdout.write(stats_render.render_csv(reports))
     elif reports:
-        sys.stdout.write(stats.render_table(reports))
+        sys.stdout.write(stats_render.render_table(reports))
     else:
         print("No workspaces in this database yet.")
     return 0

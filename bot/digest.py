@@ -30,11 +30,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
-from bot.blocks import SECTION_LIMIT, Block, Message, context, divider, header, mention, section
+from bot.messages.blocks import SECTION_LIMIT, Block, Message, context, divider, header, mention, section
 from bot.metrics import DIGEST_RUNS
 from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS, error_code
-from bot.tags import escape_mrkdwn, format_tags, truncate
+from bot.text import escape_mrkdwn, format_tags, truncate
 from models.digest import (
     DIGEST_CLAIMED,
     DIGEST_EMPTY,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.tags import (
+from bot.text import (
     MAX_QUESTION_CHARS,
     MAX_TAGS,
     MAX_TOPICS,

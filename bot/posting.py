@@ -30,7 +30,10 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, route
+from bot import route
+from bot.messages.blocks import ephemeral
+from bot.messages.errors import quote_back
+from bot.messages.questions import question_message
 from bot.qa import record_posted, record_unposted
 from bot.route import Slack
 from bot.services import Services
@@ -132,7 +135,7 @@ def publish_and_suggest(slack: Slack, services: Services, question_id: int, noti
 
 def _ephemeral_or_dm(slack: Slack, owed: OwedQuestion) -> Notify:
     def notify(text: str) -> None:
-        route.tell(slack, channel_id=owed.channel_id, user_id=owed.asker_id, message=blocks.ephemeral(text))
+        route.tell(slack, channel_id=owed.channel_id, user_id=owed.asker_id, message=ephemeral(text))
 
     return notify
 
@@ -158,7 +161,7 @@ def _attempt(slack: Slack, services: Services, owed: OwedQuestion, notify: Notif
         if services.stopping.is_set() or services.clock.now() > owed.held_until - POST_CALL_BUDGET:
             _release(services, owed)  # too late to start a post this attempt could still answer for
             return False
-        message = blocks.question_message(asker_id=owed.asker_id, text=owed.text, tags=owed.tags)
+        message = question_message(asker_id=owed.asker_id, text=owed.text, tags=owed.tags)
         try:
             posted = slack.client.chat_postMessage(
                 channel=owed.channel_id,
@@ -251,7 +254,7 @@ def _give_up(services: Services, owed: OwedQuestion, notify: Notify, why: str) -
     with services.store.session() as session:
         first = record_unposted(session, owed.id)
     if first:
-        _tell(owed, notify, why + blocks.quote_back(owed.text))
+        _tell(owed, notify, why + quote_back(owed.text))
 
 
 def _release(services: Services, owed: OwedQuestion) -> None:

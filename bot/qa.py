@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from bot.config import Settings
-from bot.tags import ParsedText
+from bot.text import ParsedText
 from models.base import insert_if_new, insert_once
 from models.lesson import Lesson
 from models.question import (

@@ -41,8 +41,30 @@ from slack_sdk import WebClient
 from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from bot import blocks
 from bot.config import Settings
+from bot.messages.blocks import Message, ephemeral
+from bot.messages.questions import resolution_text
+from bot.messages.routing import (
+    ROUTE_CLOSED_NOTE,
+    ROUTE_DECLINED_NOTE,
+    ROUTE_OPEN,
+    ROUTE_TAKEN_NOTE,
+    RoutedQuestion,
+    bump_message,
+    on_it_message,
+    route_dm,
+)
+from bot.messages.routing_notes import (
+    NO_TAGS_NOTE,
+    NOBODY_ASKED_NOTE,
+    asker_alone_here_text,
+    asker_alone_text,
+    experts_busy_text,
+    knowledge_gap_text,
+    roughly_when,
+    routing_plan_text,
+)
+from bot.messages.suggestions import SimilarItem, similar_suggestions
 from bot.routing import (
     AnswerRecord,
     Availability,
@@ -137,7 +159,7 @@ def permalink(slack: Slack, channel_id: str, message_ts: str | None) -> str | No
         return None
 
 
-def tell(slack: Slack, *, channel_id: str, user_id: str, message: blocks.Message) -> bool:
+def tell(slack: Slack, *, channel_id: str, user_id: str, message: Message) -> bool:
     """An ephemeral note in the channel, or a DM when the channel won't take it; False when neither worked."""
     try:
         slack.client.chat_postEphemeral(channel=channel_id, user=user_id, **message.as_kwargs(), **slack.auth)
@@ -821,7 +843,7 @@ def route_round(
         return StepOutcome(question_id, round_number, asked, dms_sent=sent)
     note = routing_note(slack, services, facts, now, plan, period)
     if tell_asker and note:
-        tell(slack, channel_id=facts.channel_id, user_id=facts.asker_id, message=blocks.ephemeral(note))
+        tell(slack, channel_id=facts.channel_id, user_id=facts.asker_id, message=ephemeral(note))
     return StepOutcome(question_id, round_number, asked, plan.gaps, dms_sent=sent, note=note)
 
 
@@ -851,21 +873,19 @@ def routing_note(
         if sent_at is not None or (status == ROUTE_SCHEDULED and at <= now)
     ]
     zone = asker_zone(slack, services, facts, asker_facts, now) if waiting else UTC
-    parts = [
-        blocks.routing_plan_text(asked, [(user_id, blocks.roughly_when(now, at, zone)) for user_id, at in waiting])
-    ]
+    parts = [routing_plan_text(asked, [(user_id, roughly_when(now, at, zone)) for user_id, at in waiting])]
     if plan is not None:
         if not facts.tags:
-            parts.append(blocks.NO_TAGS_NOTE)
+            parts.append(NO_TAGS_NOTE)
         hours = int((period or timedelta()).total_seconds() // 3600)
         if plan.gaps:
-            parts.append(blocks.knowledge_gap_text(plan.gaps))
+            parts.append(knowledge_gap_text(plan.gaps))
         if plan.asker_alone:
-            parts.append(blocks.asker_alone_text(plan.asker_alone))
+            parts.append(asker_alone_text(plan.asker_alone))
         if plan.asker_alone_here:
-            parts.append(blocks.asker_alone_here_text(plan.asker_alone_here, hours))
+            parts.append(asker_alone_here_text(plan.asker_alone_here, hours))
         if plan.unavailable:
-            parts.append(blocks.experts_busy_text(plan.unavailable, hours, facts.channel_private))
+            parts.append(experts_busy_text(plan.unavailable, hours, facts.channel_private))
     return "\n\n".join(part for part in parts if part) or None
 
 
@@ -884,11 +904,11 @@ def still_need_help(slack: Slack, services: Services, question_id: int) -> str:
     (by the tick, or a double click), and what to tell the asker either way."""
     step = route_round(slack, services, question_id, LEVEL_NEW, tell_asker=False)
     if step is not None:
-        return step.note or blocks.NOBODY_ASKED_NOTE
+        return step.note or NOBODY_ASKED_NOTE
     with services.store.session() as session:
         facts = load_question(session, question_id)
     note = routing_note(slack, services, facts, services.clock.now()) if facts is not None else None
-    return note or blocks.NOBODY_ASKED_NOTE
+    return note or NOBODY_ASKED_NOTE
 
 
 def route_now(slack: Slack, services: Services, question_id: int) -> StepOutcome | None:
@@ -909,7 +929,7 @@ def bump(slack: Slack, services: Services, question_id: int, due_by: datetime) -
             channel=facts.channel_id,
             thread_ts=facts.message_ts,
             unfurl_links=False,
-            **blocks.bump_message(facts.tags).as_kwargs(),
+            **bump_message(facts.tags).as_kwargs(),
             **slack.auth,
         )
     except SLACK_FAILURES as exc:
@@ -1086,7 +1106,7 @@ def _deliver(
             posted = slack.client.chat_postMessage(
                 channel=dm_channel,
                 unfurl_links=False,
-                **blocks.route_dm([item for _, item in batch]).as_kwargs(),
+                **route_dm([item for _, item in batch]).as_kwargs(),
                 **slack.auth,
             )
         except SLACK_FAILURES as exc:
@@ -1121,10 +1141,10 @@ def routed_item(
     facts: QuestionFacts,
     reason: str | None,
     link: str | None,
-    state: str = blocks.ROUTE_OPEN,
+    state: str = ROUTE_OPEN,
     resolved: Resolved | None = None,
-) -> blocks.RoutedQuestion:
-    return blocks.RoutedQuestion(
+) -> RoutedQuestion:
+    return RoutedQuestion(
         question_id=facts.id,
         asker_id=facts.asker_id,
         channel_id=facts.channel_id,
@@ -1152,7 +1172,7 @@ class Resolved:
     link: str | None = None  # chat.getPermalink of that answer, question or lesson (with_link)
 
     def text(self) -> str | None:
-        return blocks.resolution_text(self.resolved_by, self.link, self.answered_earlier)
+        return resolution_text(self.resolved_by, self.link, self.answered_earlier)
 
     def with_link(self, slack: Slack) -> Resolved:
         return replace(self, link=permalink(slack, self.channel_id, self.message_ts))
@@ -1242,7 +1262,7 @@ def _redraw_dm(
     if not items:
         return False
     try:
-        slack.client.chat_update(channel=dm_channel, ts=dm_ts, **blocks.route_dm(items).as_kwargs(), **slack.auth)
+        slack.client.chat_update(channel=dm_channel, ts=dm_ts, **route_dm(items).as_kwargs(), **slack.auth)
         return True
     except SLACK_FAILURES as exc:
         logger.warning("could not update the routing DM %s to %s: %s", dm_ts, expert_id, error_code(exc))
@@ -1251,12 +1271,12 @@ def _redraw_dm(
 
 def _dm_state(request: RouteRequest, question: Question) -> str:
     if request.status == ROUTE_TAKEN:
-        return blocks.ROUTE_TAKEN_NOTE
+        return ROUTE_TAKEN_NOTE
     if request.status == ROUTE_DECLINED:
-        return blocks.ROUTE_DECLINED_NOTE
+        return ROUTE_DECLINED_NOTE
     if request.status == ROUTE_CANCELLED or question.status != STATUS_OPEN:
-        return blocks.ROUTE_CLOSED_NOTE
-    return blocks.ROUTE_OPEN
+        return ROUTE_CLOSED_NOTE
+    return ROUTE_OPEN
 
 
 # --- the buttons: stored before the ack (DB only), Slack after it ---------------------------------------------
@@ -1376,7 +1396,8 @@ def decline_question(session: Session, team_id: str, question_id: int, user_id: 
 
 
 def parse_earlier(value: str) -> tuple[int, str, int] | None:
-    """The value of a "This answers it" button: "<question id>:<kind>:<item id>" (bot.blocks.similar_answer_value)."""
+    """The value of a "This answers it" button: "<question id>:<kind>:<item id>"
+    (bot.messages.suggestions.similar_answer_value)."""
     parts = (value or "").split(":")
     if len(parts) != 3 or parts[1] not in (KIND_QUESTION, KIND_LESSON):
         return None
@@ -1445,7 +1466,7 @@ def after_take(slack: Slack, services: Services, outcome: ButtonOutcome, team_id
                 slack.client.chat_postMessage(
                     channel=facts.channel_id,
                     thread_ts=facts.message_ts,
-                    **blocks.on_it_message(user_id).as_kwargs(),
+                    **on_it_message(user_id).as_kwargs(),
                     **slack.auth,
                 )
             except SLACK_FAILURES as exc:
@@ -1485,7 +1506,7 @@ def route_replacement(slack: Slack, services: Services, question_id: int, round_
 # --- similar questions ----------------------------------------------------------------------------------------
 
 
-def suggest_or_route(slack: Slack, services: Services, question_id: int) -> list[blocks.SimilarItem]:
+def suggest_or_route(slack: Slack, services: Services, question_id: int) -> list[SimilarItem]:
     """Right after a question is posted: show the asker up to three similar answered questions and lessons
     (never from a private channel other than this one) and let routing wait for their answer or the grace
     period; with nothing similar, route at once. Returns what was suggested."""
@@ -1503,7 +1524,7 @@ def suggest_or_route(slack: Slack, services: Services, question_id: int) -> list
             exclude_question_id=facts.id,
         )
     items = [
-        blocks.SimilarItem(
+        SimilarItem(
             kind=hit.kind,
             ref_id=hit.id,
             text=hit.text,
@@ -1515,7 +1536,7 @@ def suggest_or_route(slack: Slack, services: Services, question_id: int) -> list
         for hit in hits
     ]
     if items:
-        message = blocks.similar_suggestions(question_id, items, services.settings.similar_grace_minutes)
+        message = similar_suggestions(question_id, items, services.settings.similar_grace_minutes)
         if tell(slack, channel_id=facts.channel_id, user_id=facts.asker_id, message=message):
             return items
         # The asker can't see them: don't make them wait for nothing.

@@ -24,7 +24,7 @@ from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import Services
 from bot.web import WSGIApp, create_wsgi_app
 from bot.worker import InboxWorker
-from handlers.common import is_database_outage
+from handlers.errors import is_database_outage
 from models.inbox import Inbox
 from models.migrate import applied_revisions, upgrade_to_head
 from models.session import Store

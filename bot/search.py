@@ -47,7 +47,7 @@ from typing import Any
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
-from bot.tags import normalize_tag
+from bot.text import normalize_tag
 
 KIND_QUESTION = "question"
 KIND_LESSON = "lesson"
@@ -101,7 +101,7 @@ class SearchHit:
 
 def query_terms(text: str, tags: Sequence[str] = ()) -> list[str]:
     """The distinct search terms of a question and its tags, in the order written, safe to quote."""
-    # NFC as stored questions are (bot.tags.clean); lower() rather than casefold(), which would turn "ß"
+    # NFC as stored questions are (bot.text.clean); lower() rather than casefold(), which would turn "ß"
     # into "ss" where the engines keep "ß". Case is folded again by the engines either way.
     words = _WORD.findall(unicodedata.normalize("NFC", text[:MAX_QUERY_CHARS]).lower())
     for tag in list(tags)[:MAX_TERMS]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,11 +19,31 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import blocks, route
+from bot import route
+from bot.home import publish_home
+from bot.messages.blocks import ephemeral
+from bot.messages.errors import DATABASE_DOWN
+from bot.messages.routing import (
+    ACTION_DECLINE_QUESTION,
+    ACTION_TAKE_QUESTION,
+    OWN_QUESTION_NOTE,
+    ROUTE_CLOSED_NOTE,
+    ROUTE_DECLINED_NOTE,
+    ROUTE_TAKEN_NOTE,
+    UNREADABLE_NOTE,
+)
+from bot.messages.suggestions import (
+    ACTION_SIMILAR_ANSWERS_IT,
+    ACTION_SIMILAR_STILL_NEED_HELP,
+    ALREADY_RESOLVED_NOTE,
+    ONLY_ASKER_ASKS_MORE_NOTE,
+    ONLY_ASKER_RESOLVES_NOTE,
+    RESOLVED_BY_EARLIER_NOTE,
+    RESOLVED_OR_GONE_NOTE,
+)
 from bot.route import ButtonOutcome
 from bot.services import Services
-from handlers.common import DATABASE_DOWN, redraw_question, tell_user
-from handlers.home import publish_home
+from bot.slack_posts import redraw_question, tell_user
 from models.base import parse_row_id
 from models.question import Question
 
@@ -36,29 +57,42 @@ Change = Callable[[Session, str, str, str, datetime], ButtonOutcome | None]
 
 USUAL = {route.TAKEN, route.DECLINED, route.RESOLVED, route.ROUTING, route.ALREADY}
 TAKE_NOTES = {
-    route.TAKEN: blocks.ROUTE_TAKEN_NOTE,
-    route.ALREADY: blocks.ROUTE_TAKEN_NOTE,
-    route.CLOSED: blocks.ROUTE_CLOSED_NOTE,
-    route.OWN: "That's your own question: the people who know its topics get asked.",
-    route.UNREADABLE: "That question is in a private channel you're not a member of, so it can't be yours to take. "
-    "If you can help, ask someone in that channel to add you first.",
+    route.TAKEN: ROUTE_TAKEN_NOTE,
+    route.ALREADY: ROUTE_TAKEN_NOTE,
+    route.CLOSED: ROUTE_CLOSED_NOTE,
+    route.OWN: OWN_QUESTION_NOTE,
+    route.UNREADABLE: UNREADABLE_NOTE,
 }
 DECLINE_NOTES = {
-    route.DECLINED: blocks.ROUTE_DECLINED_NOTE,
-    route.ALREADY: blocks.ROUTE_DECLINED_NOTE,
-    route.CLOSED: blocks.ROUTE_CLOSED_NOTE,
-    route.OWN: TAKE_NOTES[route.OWN],
+    route.DECLINED: ROUTE_DECLINED_NOTE,
+    route.ALREADY: ROUTE_DECLINED_NOTE,
+    route.CLOSED: ROUTE_CLOSED_NOTE,
+    route.OWN: OWN_QUESTION_NOTE,
 }
 RESOLVE_NOTES = {
-    route.RESOLVED: ":white_check_mark: Glad that helped! I marked your question resolved; nobody gets pinged.",
-    route.ALREADY: ":white_check_mark: Your question is resolved already.",
-    route.NOT_ASKER: "Only the person who asked can resolve the question.",
-    route.CLOSED: "That question is resolved already, or gone.",
+    route.RESOLVED: RESOLVED_BY_EARLIER_NOTE,
+    route.ALREADY: ALREADY_RESOLVED_NOTE,
+    route.NOT_ASKER: ONLY_ASKER_RESOLVES_NOTE,
+    route.CLOSED: RESOLVED_OR_GONE_NOTE,
 }
 HELP_NOTES = {  # after ROUTING or ALREADY the asker hears what routing did (route.still_need_help)
-    route.NOT_ASKER: "Only the person who asked can ask for more help.",
-    route.CLOSED: "That question is resolved already, or gone.",
+    route.NOT_ASKER: ONLY_ASKER_ASKS_MORE_NOTE,
+    route.CLOSED: RESOLVED_OR_GONE_NOTE,
 }
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How a click ends where it happened: `note` shown there (None: nothing to show), replacing the message
+    the click came from when `replace`; then `then`, the Slack side that can wait until the clicker knows."""
+
+    note: str | None
+    replace: bool = True
+    then: Callable[[], None] | None = None
+
+
+# (outcome, body, client, team_id) -> the Reply; does the Slack side that must come before the note
+Finish = Callable[[ButtonOutcome, dict[str, Any], WebClient, str], Reply]
 
 
 def question_id_of(value: str) -> int | None:
@@ -165,7 +199,7 @@ def register(app: App, services: Services) -> None:
         if from_home(body):
             publish_home(client, services, team_id, user_id, None if usual else note)
         elif body.get("response_url"):
-            respond(replace_original=replace, response_type="ephemeral", **blocks.ephemeral(note).as_kwargs())
+            respond(replace_original=replace, response_type="ephemeral", **ephemeral(note).as_kwargs())
         else:
             tell_user(client, channel_id=(body.get("channel") or {}).get("id"), user_id=user_id, text=note)
 
@@ -173,58 +207,59 @@ def register(app: App, services: Services) -> None:
         data = context.get(OUTCOME)
         return ButtonOutcome.from_context(data) if data else None
 
-    def after_take(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        outcome = outcome_of(context)
-        if outcome is None:
-            note = context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE
-            show(body, client, respond, context, note, usual=False, replace=is_ephemeral(body))
-            return
+    def after(finish: Finish, gone: str, *, gone_replaces_ephemeral: bool) -> Callable[..., None]:
+        """The step after the ack of one button: what the click stored decides what happens in Slack and what
+        the clicker is told; `gone` when it stored nothing (the question is closed or gone, or the
+        database failed: then that is said)."""
+
+        def lazy(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+            outcome = outcome_of(context)
+            if outcome is None:
+                replace = gone_replaces_ephemeral and is_ephemeral(body)
+                show(body, client, respond, context, context.get(FAILED) or gone, usual=False, replace=replace)
+                return
+            reply = finish(outcome, body, client, context.team_id or "")
+            if reply.note is not None:
+                usual = outcome.result in USUAL
+                show(body, client, respond, context, reply.note, usual=usual, replace=reply.replace)
+            if reply.then is not None:
+                reply.then()
+
+        return lazy
+
+    def finish_take(outcome: ButtonOutcome, body: dict[str, Any], client: WebClient, team_id: str) -> Reply:
         if outcome.result == route.UNREADABLE:  # nothing changed: say why, wherever the click came from
-            show(body, client, respond, context, TAKE_NOTES[outcome.result], usual=False, replace=False)
-            return
-        route.after_take(route.Slack(client), services, outcome, context.team_id or "", body["user"]["id"])
-        if from_home(body) or is_ephemeral(body):
-            note, usual = TAKE_NOTES[outcome.result], outcome.result in USUAL
-            show(body, client, respond, context, note, usual=usual, replace=True)
+            return Reply(TAKE_NOTES[outcome.result], replace=False)
+        route.after_take(route.Slack(client), services, outcome, team_id, body["user"]["id"])
+        return Reply(TAKE_NOTES[outcome.result] if from_home(body) or is_ephemeral(body) else None)
 
-    def after_decline(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        outcome = outcome_of(context)
-        if outcome is None:
-            note = context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE
-            show(body, client, respond, context, note, usual=False, replace=is_ephemeral(body))
-            return
-        if from_home(body) or is_ephemeral(body):
-            note, usual = DECLINE_NOTES[outcome.result], outcome.result in USUAL
-            show(body, client, respond, context, note, usual=usual, replace=True)
-        route.after_decline(route.Slack(client), services, outcome, context.team_id or "", body["user"]["id"])
+    def finish_decline(outcome: ButtonOutcome, body: dict[str, Any], client: WebClient, team_id: str) -> Reply:
+        def ask_someone_else() -> None:
+            route.after_decline(route.Slack(client), services, outcome, team_id, body["user"]["id"])
 
-    def after_answers_it(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        outcome = outcome_of(context)
-        if outcome is None:
-            note = context.get(FAILED) or RESOLVE_NOTES[route.CLOSED]
-            show(body, client, respond, context, note, usual=False, replace=False)
-            return
-        note, usual = RESOLVE_NOTES[outcome.result], outcome.result in USUAL
-        show(body, client, respond, context, note, usual=usual, replace=True)
-        if outcome.result == route.RESOLVED:
+        note = DECLINE_NOTES[outcome.result] if from_home(body) or is_ephemeral(body) else None
+        return Reply(note, then=ask_someone_else)
+
+    def finish_answers_it(outcome: ButtonOutcome, body: dict[str, Any], client: WebClient, team_id: str) -> Reply:
+        def redraw() -> None:
             redraw_question(client, services, outcome.question_id)
 
-    def after_still_need_help(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        outcome = outcome_of(context)
-        if outcome is None:
-            note = context.get(FAILED) or HELP_NOTES[route.CLOSED]
-            show(body, client, respond, context, note, usual=False, replace=False)
-            return
-        if outcome.result in (route.ROUTING, route.ALREADY):
-            note = route.still_need_help(route.Slack(client), services, outcome.question_id)
-        else:
-            note = HELP_NOTES[outcome.result]
-        show(body, client, respond, context, note, usual=outcome.result in USUAL, replace=True)
+        return Reply(RESOLVE_NOTES[outcome.result], then=redraw if outcome.result == route.RESOLVED else None)
 
-    app.action(blocks.ACTION_TAKE_QUESTION)(ack=store_take, lazy=[after_take])
-    app.action(blocks.ACTION_DECLINE_QUESTION)(ack=stored(decline), lazy=[after_decline])
-    app.action(blocks.ACTION_SIMILAR_ANSWERS_IT)(ack=stored(answers_it), lazy=[after_answers_it])
-    app.action(blocks.ACTION_SIMILAR_STILL_NEED_HELP)(ack=stored(still_need_help), lazy=[after_still_need_help])
+    def finish_still_need_help(outcome: ButtonOutcome, body: dict[str, Any], client: WebClient, team_id: str) -> Reply:
+        if outcome.result in (route.ROUTING, route.ALREADY):
+            return Reply(route.still_need_help(route.Slack(client), services, outcome.question_id))
+        return Reply(HELP_NOTES[outcome.result])
+
+    after_take = after(finish_take, ROUTE_CLOSED_NOTE, gone_replaces_ephemeral=True)
+    after_decline = after(finish_decline, ROUTE_CLOSED_NOTE, gone_replaces_ephemeral=True)
+    after_answers_it = after(finish_answers_it, RESOLVE_NOTES[route.CLOSED], gone_replaces_ephemeral=False)
+    after_still_need_help = after(finish_still_need_help, HELP_NOTES[route.CLOSED], gone_replaces_ephemeral=False)
+
+    app.action(ACTION_TAKE_QUESTION)(ack=store_take, lazy=[after_take])
+    app.action(ACTION_DECLINE_QUESTION)(ack=stored(decline), lazy=[after_decline])
+    app.action(ACTION_SIMILAR_ANSWERS_IT)(ack=stored(answers_it), lazy=[after_answers_it])
+    app.action(ACTION_SIMILAR_STILL_NEED_HELP)(ack=stored(still_need_help), lazy=[after_still_need_help])
 
 
 def is_ephemeral(body: dict[str, Any]) -> bool:

@@ -12,14 +12,18 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks, posting, route
+from bot import posting, route
 from bot.acks import HELP_WORDS, first_word, request_key
+from bot.messages.blocks import ephemeral
+from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, quote_back
+from bot.messages.forms import ask_modal
+from bot.messages.help import ASK_USAGE, help_message
 from bot.qa import create_question
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
-from bot.tags import InvalidQuestion, clean, command_text, validate_question
+from bot.slack_posts import tell_user
+from bot.text import InvalidQuestion, clean, command_text, validate_question
 from handlers import digest
-from handlers.common import DATABASE_DOWN, tell_user
 from models.question import question_id_by_request
 from models.workspace import ensure_workspace
 
@@ -33,7 +37,7 @@ def register(app: App, services: Services) -> None:
         text = command_text(command)
         word = first_word(text)
         if word in HELP_WORDS:
-            ack(**blocks.help_message(blocks.ASK_USAGE).as_kwargs())
+            ack(**help_message(ASK_USAGE).as_kwargs())
             return
         if word == "digest" and (settings_command := digest.parse_digest_command(text)) is not None:
             digest.ack_digest(ack, command, services, settings_command)
@@ -44,7 +48,7 @@ def register(app: App, services: Services) -> None:
         try:
             parsed = validate_question(text, settings)
         except InvalidQuestion as problem:
-            ack(**blocks.ephemeral(str(problem) + blocks.quote_back(text if len(text) > 80 else "")).as_kwargs())
+            ack(**ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
             return
         try:
             with services.store.session() as session:
@@ -61,7 +65,7 @@ def register(app: App, services: Services) -> None:
                 )
         except SQLAlchemyError:
             logger.exception("could not store a question from %s", command.get("user_id"))
-            ack(**blocks.ephemeral(DATABASE_DOWN + blocks.quote_back(text)).as_kwargs())
+            ack(**ephemeral(DATABASE_DOWN + quote_back(text)).as_kwargs())
             return
         ack()
 
@@ -98,7 +102,7 @@ def open_ask_form(client: WebClient, command: dict[str, Any]) -> None:
     try:
         client.views_open(
             trigger_id=command["trigger_id"],
-            view=blocks.ask_modal(command.get("channel_id"), private_metadata=metadata),
+            view=ask_modal(command.get("channel_id"), private_metadata=metadata),
         )
     except SLACK_FAILURES as exc:
         logger.warning("could not open the /ask form: %s", error_code(exc))
@@ -106,5 +110,5 @@ def open_ask_form(client: WebClient, command: dict[str, Any]) -> None:
             client,
             channel_id=command.get("channel_id"),
             user_id=command["user_id"],
-            text=explain(error_code(exc)) + "\nYou can also ask directly: `/ask How do I …? #tag`",
+            text=explain(error_code(exc)) + "\n" + ASK_DIRECTLY,
         )

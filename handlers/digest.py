@@ -17,9 +17,7 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks
 from bot.digest import (
-    EXAMPLE,
     ScheduleChange,
     ScheduleError,
     Workspaces,
@@ -35,10 +33,25 @@ from bot.digest import (
     unsubscribe,
     workspace_timezone,
 )
+from bot.messages.blocks import ephemeral
+from bot.messages.digest_command import (
+    DIGEST_IS_OFF,
+    DIGEST_USAGE,
+    EMPTY_USAGE,
+    NOT_A_CHANNEL,
+    NOT_IN_CHANNEL,
+    NOT_RUNNING,
+    QUIET_WEEK_NOTE,
+    QUIET_WEEK_NOTHING,
+    STOPPED,
+    status_text,
+    subscribed_text,
+)
+from bot.messages.errors import DATABASE_DOWN
+from bot.messages.help import help_message
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
-from bot.tags import clean
-from handlers.common import DATABASE_DOWN
+from bot.text import clean
 from models.digest import DigestSubscription
 from models.expert import Person
 from models.workspace import ensure_workspace
@@ -46,25 +59,6 @@ from models.workspace import ensure_workspace
 logger = logging.getLogger("peerlearn.digest")
 
 ALONE = {"on", "off", "preview", "status", "help"}  # subcommands that take no more words
-
-DIGEST_USAGE = (
-    "*This channel's weekly digest* (answered and open questions, lessons, top helpers, new experts, "
-    "knowledge gaps: this channel's last 7 days only)\n"
-    "• `/ask digest on` posts it here every Monday at 09:00, in your time zone.\n"
-    f"• {EXAMPLE} picks the day, the 24-hour time and the time zone (give any of them).\n"
-    "• `/ask digest preview` shows you, and only you, what it would say now.\n"
-    "• `/ask digest empty skip` posts nothing in a quiet week; `/ask digest empty note` posts a short note "
-    "(the default).\n"
-    "• `/ask digest off` stops it; `/ask digest` alone shows the settings."
-)
-NOT_A_CHANNEL = (
-    "Digests are for channels: run `/ask digest on` in the channel that should get one "
-    "(public or private; invite me there with `/invite @PeerLearn`)."
-)
-NOT_IN_CHANNEL = (
-    ":warning: I'm not a member of this channel yet, so I can't post its digest. "
-    "Add me with `/invite @PeerLearn` before the next one is due."
-)
 
 
 @dataclass(frozen=True)
@@ -99,13 +93,13 @@ def in_a_channel(command: dict[str, Any]) -> bool:
 
 
 def _reply(ack: Ack, text: str) -> None:
-    ack(**blocks.ephemeral(text).as_kwargs())
+    ack(**ephemeral(text).as_kwargs())
 
 
 def ack_digest(ack: Ack, command: dict[str, Any], services: Services, request: DigestCommand) -> None:
     """Store the change and confirm it; the preview and Slack lookups happen in `after_digest`."""
     if request.action == "help":
-        ack(**blocks.help_message(DIGEST_USAGE).as_kwargs())
+        ack(**help_message(DIGEST_USAGE).as_kwargs())
         return
     if not in_a_channel(command):
         _reply(ack, NOT_A_CHANNEL)
@@ -121,9 +115,7 @@ def ack_digest(ack: Ack, command: dict[str, Any], services: Services, request: D
             _reply(ack, str(problem))
             return
     if request.action == "empty" and request.argument not in ("note", "skip"):
-        _reply(
-            ack, "Say `/ask digest empty note` (a short note in a quiet week) or `/ask digest empty skip` (nothing)."
-        )
+        _reply(ack, EMPTY_USAGE)
         return
     team_id, channel_id, user_id = command["team_id"], command["channel_id"], command["user_id"]
     try:
@@ -145,23 +137,15 @@ def ack_digest(ack: Ack, command: dict[str, Any], services: Services, request: D
                 text = _subscribed(subscription, workspace_tz, now, moved=request.action == "at")
             elif request.action == "off":
                 stopped = unsubscribe(session, team_id=team_id, channel_id=channel_id, now=now)
-                text = (
-                    "This channel's weekly digest is off. Its settings are kept: `/ask digest on` brings it back."
-                    if stopped
-                    else "This channel has no weekly digest running. `/ask digest on` starts one."
-                )
+                text = STOPPED if stopped else NOT_RUNNING
             elif request.action == "empty":
                 post = request.argument == "note"
                 subscription = set_empty_weeks(
                     session, team_id=team_id, channel_id=channel_id, user_id=user_id, now=now, post=post
                 )
-                text = (
-                    "In a quiet week this channel's digest is a short note."
-                    if post
-                    else "In a quiet week this channel gets no digest at all."
-                )
+                text = QUIET_WEEK_NOTE if post else QUIET_WEEK_NOTHING
                 if not subscription.enabled:
-                    text += " The digest itself is off here: `/ask digest on` starts it."
+                    text += DIGEST_IS_OFF
             else:
                 _, subscription_or_none = current_schedule(session, team_id, channel_id)
                 text = _status(subscription_or_none, workspace_tz)
@@ -175,26 +159,14 @@ def ack_digest(ack: Ack, command: dict[str, Any], services: Services, request: D
 def _subscribed(subscription: DigestSubscription, workspace_tz: str | None, now: datetime, *, moved: bool) -> str:
     schedule = schedule_of(subscription, workspace_tz)
     if subscription.timezone is None:
-        when = f"{schedule.describe(with_zone=False)}, in your time zone"
-        upcoming = ""
-    else:
-        when = schedule.describe()
-        first = next_slot(schedule, now).astimezone(schedule.zone)
-        upcoming = f" Next one: {first:%A}, {first:%b} {first.day}."
-    lead = "Done: this channel's weekly digest now goes out" if moved else "This channel's weekly digest is on:"
-    return (
-        f":calendar: {lead} {when}.{upcoming}\n"
-        "`/ask digest preview` shows it now · "
-        f"{EXAMPLE} moves it · `/ask digest off` stops it."
-    )
+        return subscribed_text(f"{schedule.describe(with_zone=False)}, in your time zone", None, moved=moved)
+    return subscribed_text(schedule.describe(), next_slot(schedule, now).astimezone(schedule.zone), moved=moved)
 
 
 def _status(subscription: DigestSubscription | None, workspace_tz: str | None) -> str:
     if subscription is None or not subscription.enabled:
-        return "No weekly digest in this channel right now.\n\n" + DIGEST_USAGE
-    schedule = schedule_of(subscription, workspace_tz)
-    quiet = "a short note" if subscription.post_when_empty else "nothing"
-    return f"This channel's weekly digest goes out {schedule.describe()}; a quiet week gets {quiet}.\n\n" + DIGEST_USAGE
+        return status_text(None, post_when_empty=False)
+    return status_text(schedule_of(subscription, workspace_tz).describe(), subscription.post_when_empty)
 
 
 def after_digest(

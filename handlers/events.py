@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from bot import qa, route
 from bot.services import Services
-from bot.tags import from_slack
+from bot.slack_posts import redraw_question
+from bot.text import from_slack
 from handlers import home
-from handlers.common import redraw_question
 from models.workspace import claim_event, disable_workspace
 
 logger = logging.getLogger("peerlearn.events")

@@ -19,6 +19,7 @@ from typing import Any
 from slack_bolt import BoltContext, BoltResponse
 
 from bot.logging_setup import log_context_middleware, request_kind
+from bot.messages.errors import UNUSABLE_COMMAND
 
 logger = logging.getLogger("peerlearn.payloads")
 
@@ -26,9 +27,6 @@ COMMAND_FIELDS = ("team_id", "user_id", "channel_id", "trigger_id")
 INTERACTIVE = ("action", "view", "shortcut", "options")
 # NUL (PostgreSQL refuses it in text) and lone surrogates (no UTF-8 encoding exists for them).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-UNUSABLE_COMMAND = (
-    "Slack sent PeerLearn this command without {missing}, so nothing was done. Please try again in a moment."
-)
 
 
 def storable(text: str) -> str:

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from bot import blocks
-from bot.experts import InvalidTeach, TeachIntent, create_lesson, parse_teach, pause, resume
+from bot.experts import InvalidTeach, parse_teach
+from bot.home import publish_home
+from bot.messages.blocks import ephemeral
+from bot.messages.errors import DATABASE_DOWN, quote_back
+from bot.messages.forms import ASK_ACTION_INPUT, TEACH_BLOCK_TOPICS, TEACH_MODAL, field_errors, teach_modal
+from bot.messages.help import TEACH_USAGE, help_message
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
-from bot.tags import MAX_TOPICS, command_text, format_tags, not_tags_error, parse_tag_field, too_many_topics
-from handlers.common import DATABASE_DOWN, post_in_channel, tell_user
-from handlers.home import publish_home
-from handlers.views import field_errors
-from models.expert import declare_topics, declared_topics, ensure_person, remove_topics
-from models.lesson import Lesson
+from bot.slack_posts import tell_user
+from bot.teach import apply_intent, publish_lesson, replace_topics
+from bot.text import MAX_TOPICS, command_text, not_tags_error, parse_tag_field, too_many_topics
+from models.expert import declared_topics
 from models.workspace import ensure_workspace
 
 logger = logging.getLogger("peerlearn.teach")
@@ -39,10 +37,10 @@ def register(app: App, services: Services) -> None:
         try:
             intent = parse_teach(text, settings)
         except InvalidTeach as problem:
-            ack(**blocks.ephemeral(str(problem) + blocks.quote_back(text if len(text) > 80 else "")).as_kwargs())
+            ack(**ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
             return
         if intent.kind == "help":
-            ack(**blocks.help_message(blocks.TEACH_USAGE).as_kwargs())
+            ack(**help_message(TEACH_USAGE).as_kwargs())
             return
         if intent.kind == "form":
             context[INTENT] = intent.kind
@@ -53,14 +51,22 @@ def register(app: App, services: Services) -> None:
             with services.store.session() as session:
                 now = services.clock.now()
                 ensure_workspace(session, team_id, now)
-                reply = apply_intent(session, services, intent, command, now)
+                reply = apply_intent(
+                    session,
+                    intent,
+                    team_id=team_id,
+                    user_id=user_id,
+                    channel_id=command["channel_id"],
+                    request_key=lesson_key(command),
+                    now=now,
+                )
         except SQLAlchemyError:
             logger.exception("could not store /teach from %s", user_id)
-            ack(**blocks.ephemeral(DATABASE_DOWN + blocks.quote_back(text)).as_kwargs())
+            ack(**ephemeral(DATABASE_DOWN + quote_back(text)).as_kwargs())
             return
         context[INTENT] = intent.kind
         if reply:
-            ack(**blocks.ephemeral(reply).as_kwargs())
+            ack(**ephemeral(reply).as_kwargs())
         else:
             ack()
 
@@ -69,33 +75,29 @@ def register(app: App, services: Services) -> None:
         if kind == "form":
             open_teach_form(client, services, command)
         elif kind == "lesson":
-            publish_lesson(client, services, command, notify=lambda note: tell(respond, note))
+            publish_lesson(
+                client, services, command["team_id"], lesson_key(command), notify=lambda note: tell(respond, note)
+            )
 
     def ack_teach_form(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
         raw = (
-            view.get("state", {})
-            .get("values", {})
-            .get(blocks.TEACH_BLOCK_TOPICS, {})
-            .get(blocks.ASK_ACTION_INPUT, {})
-            .get("value")
+            view.get("state", {}).get("values", {}).get(TEACH_BLOCK_TOPICS, {}).get(ASK_ACTION_INPUT, {}).get("value")
         ) or ""
         wanted, not_tags = parse_tag_field(raw, settings.tag_aliases)
         if not_tags:
-            ack(**field_errors({blocks.TEACH_BLOCK_TOPICS: not_tags_error(not_tags)}))
+            ack(**field_errors({TEACH_BLOCK_TOPICS: not_tags_error(not_tags)}))
             return
         team_id = (body.get("team") or {}).get("id") or view.get("team_id", "")
         user_id = body["user"]["id"]
         if len(wanted) > MAX_TOPICS:
-            ack(**field_errors({blocks.TEACH_BLOCK_TOPICS: too_many_topics(len(wanted))}))
+            ack(**field_errors({TEACH_BLOCK_TOPICS: too_many_topics(len(wanted))}))
             return
         try:
             with services.store.session() as session:
-                current = declared_topics(session, team_id, user_id)
-                remove_topics(session, team_id, user_id, [t for t in current if t not in wanted])
-                declare_topics(session, team_id, user_id, wanted, services.clock.now())
+                replace_topics(session, team_id, user_id, wanted, services.clock.now())
         except SQLAlchemyError:
             logger.exception("could not store the topics form of %s", user_id)
-            ack(**field_errors({blocks.TEACH_BLOCK_TOPICS: DATABASE_DOWN}))
+            ack(**field_errors({TEACH_BLOCK_TOPICS: DATABASE_DOWN}))
             return
         context[TOPICS_SAVED] = True
         ack()
@@ -107,95 +109,25 @@ def register(app: App, services: Services) -> None:
             publish_home(client, services, team_id, body["user"]["id"])
 
     app.command("/teach")(ack=ack_teach, lazy=[after_teach])
-    app.view(blocks.TEACH_MODAL)(ack=ack_teach_form, lazy=[refresh_home])
+    app.view(TEACH_MODAL)(ack=ack_teach_form, lazy=[refresh_home])
+
+
+def lesson_key(command: dict[str, Any]) -> str:
+    """The request key a lesson is stored under: one lesson per /teach command, however often it arrives."""
+    return "cmd:" + command.get("trigger_id", "")
 
 
 def tell(respond: Respond, note: str) -> None:
     respond(text=note)
 
 
-def apply_intent(
-    session: Session, services: Services, intent: TeachIntent, command: dict[str, Any], now: datetime
-) -> str:
-    """Store what the /teach command changes; returns the ephemeral reply (empty: the lazy step speaks)."""
-    team_id, user_id = command["team_id"], command["user_id"]
-    if intent.kind == "declare":
-        total = len({*declared_topics(session, team_id, user_id), *intent.tags})
-        if total > MAX_TOPICS:
-            return too_many_topics(total) + " `/teach remove #x` drops one; nothing was added."
-        added = declare_topics(session, team_id, user_id, intent.tags, now)
-        all_tags = declared_topics(session, team_id, user_id)
-        news = f"You are now a go-to person for {format_tags(added)}. " if added else "Nothing new there. "
-        return news + f"Your topics: {format_tags(all_tags)}. Matching questions will reach you by DM."
-    if intent.kind == "remove":
-        removed = remove_topics(session, team_id, user_id, intent.tags)
-        left = declared_topics(session, team_id, user_id)
-        if not removed:
-            return f"{format_tags(list(intent.tags))} {'was' if len(intent.tags) == 1 else 'were'} not your topic."
-        rest = f"Your topics: {format_tags(left)}." if left else "You have no topics left."
-        return f"Removed {format_tags(removed)}. {rest}"
-    if intent.kind == "list":
-        person = ensure_person(session, team_id, user_id)
-        paused = person.paused_until.strftime("%Y-%m-%d %H:%M UTC") if person.paused_until else None
-        if person.paused_until and person.paused_until <= now:
-            paused = None
-        return blocks.topics_text(declared_topics(session, team_id, user_id), paused)
-    if intent.kind == "pause":
-        until = pause(session, team_id, user_id, intent.pause, now)
-        return f":zzz: Paused: no routed questions until {until:%Y-%m-%d %H:%M} UTC. `/teach resume` to come back."
-    if intent.kind == "resume":
-        was = resume(session, team_id, user_id)
-        return "Welcome back! Questions can reach you again." if was else "You weren't paused; nothing changed."
-    if intent.kind == "lesson":
-        create_lesson(
-            session,
-            team_id=team_id,
-            channel_id=command["channel_id"],
-            author_id=user_id,
-            text=intent.text,
-            tags=intent.tags,
-            request_key="cmd:" + command.get("trigger_id", ""),
-            now=now,
-        )
-        return ""
-    raise ValueError(f"unexpected /teach intent {intent.kind}")
-
-
 def open_teach_form(client: WebClient, services: Services, command: dict[str, Any]) -> None:
     with services.store.session() as session:
         tags = declared_topics(session, command["team_id"], command["user_id"])
     try:
-        client.views_open(trigger_id=command["trigger_id"], view=blocks.teach_modal(tags))
+        client.views_open(trigger_id=command["trigger_id"], view=teach_modal(tags))
     except SLACK_FAILURES as exc:
         logger.warning("could not open the /teach form: %s", error_code(exc))
         tell_user(
             client, channel_id=command.get("channel_id"), user_id=command["user_id"], text=explain(error_code(exc))
         )
-
-
-def publish_lesson(
-    client: WebClient, services: Services, command: dict[str, Any], notify: Callable[[str], None]
-) -> None:
-    key = "cmd:" + command.get("trigger_id", "")
-    with services.store.session() as session:
-        lesson = session.scalars(
-            select(Lesson).where(Lesson.team_id == command["team_id"], Lesson.request_key == key)
-        ).one_or_none()
-        if lesson is None or lesson.message_ts is not None:
-            return
-        lesson_id, channel_id, text, tags = lesson.id, lesson.channel_id, lesson.text, lesson.tag_names
-        author_id = lesson.author_id
-    try:
-        ts, private = post_in_channel(
-            client, channel_id, blocks.lesson_message(author_id=author_id, text=text, tags=tags)
-        )
-    except SLACK_FAILURES as exc:
-        code = error_code(exc)
-        logger.warning("lesson %s not posted in %s: %s", lesson_id, channel_id, code)
-        notify(explain(code) + blocks.quote_back(text))
-        return
-    with services.store.session() as session:
-        stored = session.get(Lesson, lesson_id)
-        if stored is not None:
-            stored.message_ts, stored.channel_private = ts, private
-    logger.info("lesson %s posted in %s at %s", lesson_id, channel_id, ts)

@@ -10,55 +10,58 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks, posting, route
+from bot import posting, route
+from bot.messages.errors import DATABASE_DOWN
+from bot.messages.forms import (
+    ASK_ACTION_INPUT,
+    ASK_BLOCK_CHANNEL,
+    ASK_BLOCK_QUESTION,
+    ASK_BLOCK_TAGS,
+    ASK_MODAL,
+    CHANNEL_MISSING,
+    QUESTION_MISSING,
+    field_errors,
+)
 from bot.qa import create_question
 from bot.services import Services
-from bot.tags import (
+from bot.slack_posts import tell_user
+from bot.text import (
     InvalidQuestion,
     TooManyTags,
     clean,
     not_tags_error,
     parse_tag_field,
-    truncate,
     validate_question,
 )
-from handlers.common import DATABASE_DOWN, tell_user
 from models.question import fetch_question_by_request
 from models.workspace import ensure_workspace
 
 logger = logging.getLogger("peerlearn.views")
 
-ERROR_CHARS = 150  # a field error is a line under the field
-
 
 def form_value(view: dict[str, Any], block_id: str) -> Any:
-    state = view.get("state", {}).get("values", {}).get(block_id, {}).get(blocks.ASK_ACTION_INPUT, {})
+    state = view.get("state", {}).get("values", {}).get(block_id, {}).get(ASK_ACTION_INPUT, {})
     return state.get("value") or state.get("selected_conversation") or ""
-
-
-def field_errors(errors: dict[str, str]) -> dict[str, Any]:
-    """The ack that shows each error under its field, as Slack does (`response_action: errors`)."""
-    return {"response_action": "errors", "errors": {block: truncate(e, ERROR_CHARS) for block, e in errors.items()}}
 
 
 def register(app: App, services: Services) -> None:
     def ack_ask_form(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        question = str(form_value(view, blocks.ASK_BLOCK_QUESTION)).strip()
-        tags, not_tags = parse_tag_field(str(form_value(view, blocks.ASK_BLOCK_TAGS)))
-        channel_id = str(form_value(view, blocks.ASK_BLOCK_CHANNEL))
+        question = str(form_value(view, ASK_BLOCK_QUESTION)).strip()
+        tags, not_tags = parse_tag_field(str(form_value(view, ASK_BLOCK_TAGS)))
+        channel_id = str(form_value(view, ASK_BLOCK_CHANNEL))
         errors = {}  # every field's problem at once
         if not clean(question):
-            errors[blocks.ASK_BLOCK_QUESTION] = "Write your question here."
+            errors[ASK_BLOCK_QUESTION] = QUESTION_MISSING
         if not_tags:
-            errors[blocks.ASK_BLOCK_TAGS] = not_tags_error(not_tags)
+            errors[ASK_BLOCK_TAGS] = not_tags_error(not_tags)
         if not channel_id:
-            errors[blocks.ASK_BLOCK_CHANNEL] = "Pick a channel for your question."
+            errors[ASK_BLOCK_CHANNEL] = CHANNEL_MISSING
         try:
             parsed = validate_question(" ".join([question, *(f"#{tag}" for tag in tags)]), services.settings)
         except TooManyTags as problem:  # the cap /ask has, on the field that holds the tags
-            errors.setdefault(blocks.ASK_BLOCK_TAGS, problem.in_form)
+            errors.setdefault(ASK_BLOCK_TAGS, problem.in_form)
         except InvalidQuestion as problem:
-            errors.setdefault(blocks.ASK_BLOCK_QUESTION, problem.in_form)
+            errors.setdefault(ASK_BLOCK_QUESTION, problem.in_form)
         if errors:
             ack(**field_errors(errors))
             return
@@ -78,7 +81,7 @@ def register(app: App, services: Services) -> None:
                 )
         except SQLAlchemyError:
             logger.exception("could not store a question from the form")
-            ack(**field_errors({blocks.ASK_BLOCK_QUESTION: DATABASE_DOWN}))
+            ack(**field_errors({ASK_BLOCK_QUESTION: DATABASE_DOWN}))
             return
         ack()
 
@@ -99,4 +102,4 @@ def register(app: App, services: Services) -> None:
             notify=lambda note: tell_user(client, channel_id=origin or channel_id, user_id=user_id, text=note),
         )
 
-    app.view(blocks.ASK_MODAL)(ack=ack_ask_form, lazy=[post_ask_form])
+    app.view(ASK_MODAL)(ack=ack_ask_form, lazy=[post_ask_form])

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import digest
-from bot.blocks import HEADER_LIMIT, MAX_MESSAGE_BLOCKS, SECTION_LIMIT
 from bot.digest import Schedule, ScheduleChange, ScheduleError, build_digest, parse_schedule
+from bot.messages.blocks import HEADER_LIMIT, MAX_MESSAGE_BLOCKS, SECTION_LIMIT
 from handlers.digest import DigestCommand, parse_digest_command
 from models.digest import (
     DIGEST_CLAIMED,

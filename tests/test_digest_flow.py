@@ -19,9 +19,9 @@ from sqlalchemy import select
 from bot import digest
 from bot.cli import main as cli_main
 from bot.config import Settings
+from bot.messages.digest_command import NOT_A_CHANNEL, NOT_IN_CHANNEL
 from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
 from bot.runtime import build_runtime
-from handlers.digest import NOT_A_CHANNEL, NOT_IN_CHANNEL
 from models.digest import (
     DIGEST_CLAIMED,
     DIGEST_EMPTY,

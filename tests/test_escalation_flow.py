@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import route
+from bot.messages.routing import ACTION_TAKE_QUESTION
 from bot.playground.emulator.fake_api import TEAM_ID
 from bot.scheduler import default_ticks
 from models.expert import ROUTE_CANCELLED, ROUTE_SCHEDULED, ROUTE_SENT
@@ -115,7 +116,7 @@ def test_an_accept_cancels_the_dms_still_waiting_to_be_sent(make_bot):
     assert requests_of(bot.store, stored.id)["U_ASLEEP"].status == ROUTE_SCHEDULED
 
     [dm] = routing_dms(world, "U_AWAKE")
-    take_on_an_old_screen = click_later(world, "U_AWAKE", route.blocks.ACTION_TAKE_QUESTION, str(stored.id))
+    take_on_an_old_screen = click_later(world, "U_AWAKE", ACTION_TAKE_QUESTION, str(stored.id))
     answer = world.reply("U_AWAKE", question, "Heap-only tuple: an update that needs no index change.")
     world.react("U_ASKER", "white_check_mark", GENERAL, answer)
     world.settle()

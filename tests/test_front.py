@@ -30,12 +30,13 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from bot import acks, blocks, front
+from bot import acks, front
 from bot.acks import Queueing
 from bot.cli import WORKER_GRACE
 from bot.clock import Clock
 from bot.front import MAX_BODY, Upstream, create_front_app
 from bot.inbox_writer import InboxLocation, inbox_location
+from bot.messages.help import ASK_USAGE, help_message
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.signing import (
     Response,
@@ -180,7 +181,7 @@ def inbox_refusing(location: InboxLocation) -> Iterator[None]:
 
 
 def help_text() -> str:
-    return str(blocks.help_message(blocks.ASK_USAGE).as_kwargs()["text"])
+    return str(help_message(ASK_USAGE).as_kwargs()["text"])
 
 
 def metric(served: Served, name: str, **labels: str) -> float:

@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import blocks, home, stats
+from bot import home, stats
+from bot.messages import home as home_messages
+from bot.messages.forms import TEACH_MODAL
+from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from models.expert import ROUTE_DECLINED, ROUTE_SENT, ROUTE_TAKEN, Person, RouteRequest
 from models.question import Question
 
@@ -75,8 +78,10 @@ def test_a_newcomer_sees_their_open_questions_and_what_to_do(world):
         assert section in text
     assert "Top helpers in November" in text and "Notifications" in text
     assert "Programme analytics" not in text  # not an admin
-    assert controls(view)[home.HOME_NOTIFY_MODE] == ["immediate"]
-    assert controls(view)[home.HOME_WORK_START] == ["9"] and controls(view)[home.HOME_WORK_END] == ["18"]
+    assert controls(view)[home_messages.HOME_NOTIFY_MODE] == ["immediate"]
+    assert controls(view)[home_messages.HOME_WORK_START] == ["9"] and controls(view)[home_messages.HOME_WORK_END] == [
+        "18"
+    ]
     assert "the workspace's default" in text
     # users.info told PeerLearn who they are (time zone, not an admin).
     assert world.fake.calls_to("users.info", user="U_ASKER")
@@ -111,14 +116,14 @@ def test_questions_on_my_topics_and_routed_to_me_wait_with_ill_take_it(world):
     text = rendered(view)
     assert "How do I vacuum a big table?" in text and "Who owns the staging cluster?" in text
     assert "asked by <@U_ASKER>" in text
-    assert sorted(controls(view)[blocks.ACTION_TAKE_QUESTION]) == sorted([str(vacuum), str(staging)])
-    assert sorted(controls(view)[blocks.ACTION_DECLINE_QUESTION]) == sorted(routed | {str(staging)})
+    assert sorted(controls(view)[ACTION_TAKE_QUESTION]) == sorted([str(vacuum), str(staging)])
+    assert sorted(controls(view)[ACTION_DECLINE_QUESTION]) == sorted(routed | {str(staging)})
     assert "My own question" not in text.split("Waiting for your expertise")[1].split("My topics")[0]
 
     # Once taken, the staging question waits no more.
     with world.runtime.store.session() as s:
         s.scalars(select(RouteRequest).where(RouteRequest.question_id == staging)).one().status = ROUTE_TAKEN
-    assert controls(open_home(world, "U_EXPERT"))[blocks.ACTION_TAKE_QUESTION] == [str(vacuum)]
+    assert controls(open_home(world, "U_EXPERT"))[ACTION_TAKE_QUESTION] == [str(vacuum)]
 
 
 def test_ill_take_it_and_not_me_on_the_home_tab_are_served_by_the_routing_handler(world):
@@ -126,15 +131,13 @@ def test_ill_take_it_and_not_me_on_the_home_tab_are_served_by_the_routing_handle
     world.ask("U_ASKER", "How do I vacuum a big table? #postgres", GENERAL)
     world.ask("U_ASKER", "Why is replication lagging? #postgres", GENERAL)
     vacuum, lag = question_id(world, "How do I vacuum a big table?"), question_id(world, "Why is replication lagging?")
-    assert sorted(controls(open_home(world, "U_EXPERT"))[blocks.ACTION_TAKE_QUESTION]) == sorted(
-        [str(vacuum), str(lag)]
-    )
+    assert sorted(controls(open_home(world, "U_EXPERT"))[ACTION_TAKE_QUESTION]) == sorted([str(vacuum), str(lag)])
 
-    view = click_home(world, "U_EXPERT", blocks.ACTION_TAKE_QUESTION, str(vacuum))  # handlers/actions.py
+    view = click_home(world, "U_EXPERT", ACTION_TAKE_QUESTION, str(vacuum))  # handlers/actions.py
     with world.runtime.store.session() as s:
         mine = s.scalars(select(RouteRequest).where(RouteRequest.expert_id == "U_EXPERT")).all()
         assert {(r.question_id, r.status) for r in mine if r.question_id == vacuum} == {(vacuum, ROUTE_TAKEN)}
-    assert controls(view)[blocks.ACTION_TAKE_QUESTION] == [str(lag)]  # the tab was published again
+    assert controls(view)[ACTION_TAKE_QUESTION] == [str(lag)]  # the tab was published again
 
     with world.runtime.store.session() as s:  # routing DMed the expert about the other one
         request = s.scalars(select(RouteRequest).where(RouteRequest.question_id == lag)).one_or_none()
@@ -142,12 +145,12 @@ def test_ill_take_it_and_not_me_on_the_home_tab_are_served_by_the_routing_handle
             request = RouteRequest(team_id="T0001", question_id=lag, expert_id="U_EXPERT", send_at=world.clock.now())
             s.add(request)
         request.status, request.sent_at = ROUTE_SENT, world.clock.now()
-    assert controls(open_home(world, "U_EXPERT"))[blocks.ACTION_DECLINE_QUESTION] == [str(lag)]
-    view = click_home(world, "U_EXPERT", blocks.ACTION_DECLINE_QUESTION, str(lag))
+    assert controls(open_home(world, "U_EXPERT"))[ACTION_DECLINE_QUESTION] == [str(lag)]
+    view = click_home(world, "U_EXPERT", ACTION_DECLINE_QUESTION, str(lag))
     with world.runtime.store.session() as s:
         declined = s.scalars(select(RouteRequest).where(RouteRequest.question_id == lag)).one()
         assert (declined.expert_id, declined.status) == ("U_EXPERT", ROUTE_DECLINED)
-    assert blocks.ACTION_TAKE_QUESTION not in controls(view)  # nothing waits for them any more
+    assert ACTION_TAKE_QUESTION not in controls(view)  # nothing waits for them any more
     assert "Nothing waiting" in rendered(view)
 
 
@@ -157,44 +160,44 @@ def test_topics_are_edited_in_place_and_pause_and_resume_republish_the_tab(world
     assert "You are a go-to person for `#postgres`" in rendered(view)
 
     since = world.fake.mark()
-    assert world.click("U_EXPERT", home.HOME_EDIT_TOPICS).status == 200
+    assert world.click("U_EXPERT", home_messages.HOME_EDIT_TOPICS).status == 200
     form = world.fake.wait_for("views.open", since=since).args["view"]
-    assert form["callback_id"] == blocks.TEACH_MODAL and "#postgres" in rendered(form)
-    assert world.submit_view("U_EXPERT", blocks.TEACH_MODAL, {"topics": "#postgres #k8s"}).status == 200
+    assert form["callback_id"] == TEACH_MODAL and "#postgres" in rendered(form)
+    assert world.submit_view("U_EXPERT", TEACH_MODAL, {"topics": "#postgres #k8s"}).status == 200
     world.settle()  # saving the form re-publishes the tab in the background
     assert "`#kubernetes` `#postgres`" in rendered(open_home(world, "U_EXPERT"))
 
-    paused = click_home(world, "U_EXPERT", home.HOME_PAUSE, "7d")
+    paused = click_home(world, "U_EXPERT", home_messages.HOME_PAUSE, "7d")
     assert person(world, "U_EXPERT").paused_until == world.clock.now() + timedelta(days=7)
     assert "Paused until Mon 30 Nov 10:00 UTC" in rendered(paused)
-    assert home.HOME_RESUME in controls(paused) and home.HOME_PAUSE not in controls(paused)
+    assert home_messages.HOME_RESUME in controls(paused) and home_messages.HOME_PAUSE not in controls(paused)
 
-    resumed = click_home(world, "U_EXPERT", home.HOME_RESUME)
+    resumed = click_home(world, "U_EXPERT", home_messages.HOME_RESUME)
     assert person(world, "U_EXPERT").paused_until is None
-    assert "Paused" not in rendered(resumed) and home.HOME_PAUSE in controls(resumed)
+    assert "Paused" not in rendered(resumed) and home_messages.HOME_PAUSE in controls(resumed)
 
 
 def test_notification_preferences_are_stored_and_shown(world):
     open_home(world, "U_EXPERT")
-    view = click_home(world, "U_EXPERT", home.HOME_NOTIFY_MODE, "daily")
+    view = click_home(world, "U_EXPERT", home_messages.HOME_NOTIFY_MODE, "daily")
     assert person(world, "U_EXPERT").notify_mode == "daily"
-    assert controls(view)[home.HOME_NOTIFY_MODE] == ["daily"]
+    assert controls(view)[home_messages.HOME_NOTIFY_MODE] == ["daily"]
 
-    view = click_home(world, "U_EXPERT", home.HOME_WORK_START, "7")
+    view = click_home(world, "U_EXPERT", home_messages.HOME_WORK_START, "7")
     expert = person(world, "U_EXPERT")
     assert (expert.work_start_hour, expert.work_end_hour) == (7, 18)  # the default end is now theirs too
     assert "07:00–18:00, Monday to Friday, in your time zone (Europe/Berlin)" in rendered(view)
     assert "the workspace's default" not in rendered(view)
 
-    refused = click_home(world, "U_EXPERT", home.HOME_WORK_END, "7")
+    refused = click_home(world, "U_EXPERT", home_messages.HOME_WORK_END, "7")
     assert "can't start and end at the same hour" in rendered(refused)
     assert (person(world, "U_EXPERT").work_start_hour, person(world, "U_EXPERT").work_end_hour) == (7, 18)
-    assert controls(refused)[home.HOME_WORK_END] == ["18"]  # the select shows what is stored
+    assert controls(refused)[home_messages.HOME_WORK_END] == ["18"]  # the select shows what is stored
 
-    view = click_home(world, "U_EXPERT", home.HOME_WORK_END, "24")
+    view = click_home(world, "U_EXPERT", home_messages.HOME_WORK_END, "24")
     assert person(world, "U_EXPERT").work_end_hour == 24
     assert "07:00–midnight" in rendered(view) and "same hour" not in rendered(view)
-    click_home(world, "U_EXPERT", home.HOME_NOTIFY_MODE, "off")
+    click_home(world, "U_EXPERT", home_messages.HOME_NOTIFY_MODE, "off")
     assert person(world, "U_EXPERT").notify_mode == "off"
 
 
@@ -240,7 +243,7 @@ def test_a_busy_home_stays_within_slack_limits_and_escapes_questions(world):
     assert len(view["blocks"]) <= 100
     assert "Showing your 5 newest open questions" in rendered(view)
     # Five on my topics, plus up to five routed to me (if routing DMed me about some of them).
-    assert home.MAX_ON_TOPICS <= len(controls(view)[blocks.ACTION_TAKE_QUESTION]) <= 10
+    assert home.MAX_ON_TOPICS <= len(controls(view)[ACTION_TAKE_QUESTION]) <= 10
     assert "<!here>" not in rendered(view)  # escaped (the fake also fails the test on an active mention)
 
 
@@ -262,21 +265,21 @@ def test_home_tab_only_for_the_home_tab(world):
 
 def test_home_view_escapes_and_truncates_questions():
     now = datetime(2026, 11, 23, 10, tzinfo=UTC)
-    line = home.QuestionLine("Why <!here> or @here? " + "y" * 5000, "C1", ("git",), 7, "U2")
-    data = home.HomeData(user_id="U1", now=now, open_questions=[line], on_topics=[line], topics=["git"])
-    view = home.home_view(data)
+    line = home_messages.QuestionLine("Why <!here> or @here? " + "y" * 5000, "C1", ("git",), 7, "U2")
+    data = home_messages.HomeData(user_id="U1", now=now, open_questions=[line], on_topics=[line], topics=["git"])
+    view = home_messages.home_view(data)
     text = rendered(view)
     assert "Why &lt;!here&gt; or @\u200bhere?" in text and "<!here>" not in text and "`#git`" in text
     question_sections = [b["text"]["text"] for b in view["blocks"] if "Why" in b.get("text", {}).get("text", "")]
     assert len(question_sections) == 2  # mine, and waiting for my expertise
-    assert all(len(t) < home.QUESTION_CHARS + 100 and "y…" in t for t in question_sections)
-    assert controls(view)[blocks.ACTION_TAKE_QUESTION] == ["7"]
+    assert all(len(t) < home_messages.QUESTION_CHARS + 100 and "y…" in t for t in question_sections)
+    assert controls(view)[ACTION_TAKE_QUESTION] == ["7"]
 
 
 def test_home_view_keeps_to_100_blocks_whatever_it_is_given():
     now = datetime(2026, 11, 23, 10, tzinfo=UTC)
-    lines = [home.QuestionLine(f"q{i}", "C1", (), i, "U2") for i in range(80)]
+    lines = [home_messages.QuestionLine(f"q{i}", "C1", (), i, "U2") for i in range(80)]
     tags = [stats.TagFigures(f"t{i}", stats.Figures(asked=3)) for i in range(40)]
     report = stats.Report("T1", now - timedelta(days=30), now, stats.Figures(asked=120), tags=tags)
-    data = home.HomeData(user_id="U1", now=now, routed=lines, on_topics=lines, admin=report, notice="note")
-    assert len(home.home_view(data)["blocks"]) == 100
+    data = home_messages.HomeData(user_id="U1", now=now, routed=lines, on_topics=lines, admin=report, notice="note")
+    assert len(home_messages.home_view(data)["blocks"]) == 100

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import blocks
+from bot.messages.routing import ACTION_TAKE_QUESTION
 from bot.playground.emulator.workspace import BOT_USER_ID
 from bot.playground.emulator.world import SlackWorld
 from models.expert import ROUTE_TAKEN, RouteRequest
@@ -52,7 +52,7 @@ def take_buttons(view: dict[str, Any]) -> list[str]:
     found = []
     for block in view["blocks"]:
         for element in [*block.get("elements", []), block.get("accessory")]:
-            if isinstance(element, dict) and element.get("action_id") == blocks.ACTION_TAKE_QUESTION:
+            if isinstance(element, dict) and element.get("action_id") == ACTION_TAKE_QUESTION:
                 found.append(element["value"])
     return found
 
@@ -108,7 +108,7 @@ def test_ill_take_it_in_a_private_channel_one_is_not_in_is_refused_and_nothing_i
         before = {r.expert_id: r.status for r in session.scalars(select(RouteRequest))}
 
     since = world.fake.mark()
-    clicked = world.click("U_OUTSIDER", blocks.ACTION_TAKE_QUESTION, str(question), view_id=view["id"])
+    clicked = world.click("U_OUTSIDER", ACTION_TAKE_QUESTION, str(question), view_id=view["id"])
     assert clicked.status == 200
     republished = world.fake.wait_for("views.publish", since=since, user_id="U_OUTSIDER").args["view"]
     world.settle()
@@ -124,7 +124,7 @@ def test_ill_take_it_in_a_private_channel_one_is_not_in_is_refused_and_nothing_i
     since = world.fake.mark()
     open_home(world, "U_MEMBER")
     member_view = world.fake.home_view("U_MEMBER")
-    assert world.click("U_MEMBER", blocks.ACTION_TAKE_QUESTION, str(question), view_id=member_view["id"]).status == 200
+    assert world.click("U_MEMBER", ACTION_TAKE_QUESTION, str(question), view_id=member_view["id"]).status == 200
     world.settle()
     with world.runtime.store.session() as session:
         taken = session.scalars(select(RouteRequest).where(RouteRequest.expert_id == "U_MEMBER")).one()

@@ -23,7 +23,9 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import func, select
 
-from bot import acks, blocks
+from bot import acks
+from bot.messages.forms import ASK_ACTION_INPUT, ASK_BLOCK_CHANNEL, ASK_BLOCK_QUESTION, ASK_MODAL
+from bot.messages.routing import ACTION_TAKE_QUESTION
 from bot.playground.emulator.signing import (
     Response,
     block_actions_payload,
@@ -94,7 +96,7 @@ def click(value: str, **changes: Any) -> dict[str, Any]:
         team={"id": TEAM_ID, "domain": TEAM_DOMAIN},
         user={"id": "U_EXPERT", "username": "expert", "name": "expert", "team_id": TEAM_ID},
         api_app_id=APP_ID,
-        actions=[{"action_id": blocks.ACTION_TAKE_QUESTION, "block_id": "b", "type": "button", "value": value}],
+        actions=[{"action_id": ACTION_TAKE_QUESTION, "block_id": "b", "type": "button", "value": value}],
         trigger_id="1.2.3",
         container={"type": "message", "message_ts": "1700000000.000100", "channel_id": "DEXPERT"},
         channel={"id": "DEXPERT", "name": "directmessage"},
@@ -112,15 +114,13 @@ def submission(**changes: Any) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": "V0001",
         "type": "modal",
-        "callback_id": blocks.ASK_MODAL,
+        "callback_id": ASK_MODAL,
         "private_metadata": "{}",
         "state": {
             "values": {
-                blocks.ASK_BLOCK_QUESTION: {
-                    blocks.ASK_ACTION_INPUT: {"type": "plain_text_input", "value": "Why? #ops"}
-                },
-                blocks.ASK_BLOCK_CHANNEL: {
-                    blocks.ASK_ACTION_INPUT: {"type": "conversations_select", "selected_conversation": GENERAL}
+                ASK_BLOCK_QUESTION: {ASK_ACTION_INPUT: {"type": "plain_text_input", "value": "Why? #ops"}},
+                ASK_BLOCK_CHANNEL: {
+                    ASK_ACTION_INPUT: {"type": "conversations_select", "selected_conversation": GENERAL}
                 },
             }
         },

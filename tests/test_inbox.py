@@ -38,9 +38,10 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
 
-from bot import blocks, inbox_writer
+from bot import inbox_writer
 from bot.front import WORKER_NICENESS
 from bot.inbox_writer import InboxLocation, InboxWriter, inbox_location
+from bot.messages.help import ASK_USAGE, help_message
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.signing import event_envelope, slash_command_fields
 from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
@@ -748,7 +749,7 @@ def test_a_worker_process_stops_by_itself_when_its_server_is_gone(fake_slack, tm
         # The worker process takes what the server acknowledged into the SQLite inbox file.
         fake_slack.wait_for("response_url", timeout=30)
         wait_until(lambda: inbox.pending() == 0, 10, "drained")
-        help_text = blocks.help_message(blocks.ASK_USAGE).as_kwargs()["text"]
+        help_text = help_message(ASK_USAGE).as_kwargs()["text"]
         assert [e["text"] for e in fake_slack.ephemerals if e["user"] == "U_ASKER"] == [help_text]
         assert os.getpriority(os.PRIO_PROCESS, worker) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
         assert alive(worker)

@@ -27,11 +27,14 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
-from bot.blocks import TEACH_MODAL
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.home import HOME_EDIT_TOPICS
+from bot.messages.blocks import ephemeral
+from bot.messages.forms import TEACH_MODAL
+from bot.messages.home import HOME_EDIT_TOPICS
+from bot.messages.routing import ROUTE_DECLINED_NOTE, ROUTE_TAKEN_NOTE, bump_message, on_it_message
+from bot.messages.routing_notes import experts_busy_text, knowledge_gap_text
+from bot.messages.suggestions import SimilarItem, similar_suggestions
 from bot.playground.emulator.fake_api import BOT_TOKEN
 from bot.playground.server import Playground
 from bot.playground.web import serve
@@ -159,12 +162,12 @@ def test_the_page_knows_the_emoji_of_every_shortcode_the_bot_writes(playground, 
     page.post("/api/digest", channel=GENERAL)
     playground.world.settle()
     later = [
-        blocks.bump_message(["postgres"]),
-        blocks.ephemeral(blocks.knowledge_gap_text(["rust"])),
-        blocks.ephemeral(blocks.experts_busy_text(["rust"], 4)),
-        blocks.on_it_message("U_BERLIN"),
-        blocks.similar_suggestions(1, [blocks.SimilarItem("lesson", 2, "Use pg_repack", "U_BERLIN")], 10),
-        *(blocks.ephemeral(note) for note in (blocks.ROUTE_TAKEN_NOTE, blocks.ROUTE_DECLINED_NOTE)),
+        bump_message(["postgres"]),
+        ephemeral(knowledge_gap_text(["rust"])),
+        ephemeral(experts_busy_text(["rust"], 4)),
+        on_it_message("U_BERLIN"),
+        similar_suggestions(1, [SimilarItem("lesson", 2, "Use pg_repack", "U_BERLIN")], 10),
+        *(ephemeral(note) for note in (ROUTE_TAKEN_NOTE, ROUTE_DECLINED_NOTE)),
     ]
     used = {
         name

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from bot import qa
 from bot.config import Settings
-from bot.tags import ParsedText
+from bot.text import ParsedText
 from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, EarlyReply, Question, Vote
 from models.session import Store
 from models.workspace import claim_event

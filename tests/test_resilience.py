@@ -19,11 +19,11 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from bench.durability import kill_after_acks, measure
+from bot.messages.errors import DATABASE_DOWN
 from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
 from bot.playground.emulator.world import SlackWorld
 from bot.runtime import build_runtime, serve_in_thread
 from bot.slack_errors import explain
-from handlers.common import DATABASE_DOWN
 from models.migrate import upgrade_to_head
 from models.question import Answer, Question
 from models.session import normalize_url

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event
 
-from bot import blocks, route
+from bot import route
+from bot.messages.blocks import actions, button
+from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION, ROUTE_DECLINED_NOTE, ROUTE_TAKEN_NOTE
 from bot.playground.emulator.fake_api import TEAM_ID
 from bot.routing import Availability, ScoredExpert
 from models.expert import (
@@ -47,7 +49,7 @@ from tests.slack.fixtures import START
 
 BERLIN, TOKYO = "Europe/Berlin", "Asia/Tokyo"
 TOKYO_NINE_TUESDAY = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # 09:00 in Tokyo
-TAKE, DECLINE = blocks.ACTION_TAKE_QUESTION, blocks.ACTION_DECLINE_QUESTION
+TAKE, DECLINE = ACTION_TAKE_QUESTION, ACTION_DECLINE_QUESTION
 
 
 @pytest.fixture
@@ -230,7 +232,7 @@ def test_not_me_asks_the_next_person_once(make_bot):
     world.settle()
 
     [dm] = routing_dms(world, "U_FIRST")
-    assert blocks.ROUTE_DECLINED_NOTE in dm.plain and buttons(dm) == []
+    assert ROUTE_DECLINED_NOTE in dm.plain and buttons(dm) == []
     [second] = routing_dms(world, "U_SECOND")
     assert "How do I shrink pg_wal?" in second.plain
     assert {u: r.status for u, r in requests_of(bot.store, stored.id).items()} == {
@@ -260,7 +262,7 @@ def test_ill_take_it_twice_marks_it_once_and_tells_the_thread_once(bot):
     notes = [m for m in thread(world, question) if "is on it" in m.plain]
     assert len(notes) == 1 and "<@U_TAKER> is on it" in notes[0].plain
     [dm] = routing_dms(world, "U_TAKER")
-    assert blocks.ROUTE_TAKEN_NOTE in dm.plain and buttons(dm) == []
+    assert ROUTE_TAKEN_NOTE in dm.plain and buttons(dm) == []
     requests = requests_of(bot.store, stored.id)
     assert requests["U_TAKER"].status == ROUTE_TAKEN
     assert requests["U_TOKYO"].status == ROUTE_CANCELLED  # someone is on it: the morning DM is not sent
@@ -285,7 +287,7 @@ def test_ill_take_it_from_the_app_home(bot):
     assert requests_of(bot.store, stored.id)["U_HOME"].status == ROUTE_TAKEN
     assert [m.plain for m in thread(world, question) if "is on it" in m.plain] != []
     [dm] = routing_dms(world, "U_HOME")  # the DM follows what happened on the Home tab
-    assert blocks.ROUTE_TAKEN_NOTE in dm.plain
+    assert ROUTE_TAKEN_NOTE in dm.plain
     assert world.fake.calls_to("views.publish", where=lambda c: c.args.get("user_id") == "U_HOME")[1:] != []
 
 
@@ -299,14 +301,14 @@ def test_ill_take_it_from_an_ephemeral_message(bot):
         channel=GENERAL,
         user="U_HELPER",
         text="Can you help?",
-        blocks=[blocks.actions(blocks.button("I'll take it", TAKE, str(stored.id)))],
+        blocks=[actions(button("I'll take it", TAKE, str(stored.id)))],
     )
 
     world.click("U_HELPER", TAKE, str(stored.id), channel=GENERAL)
     world.settle()
 
     assert requests_of(bot.store, stored.id)["U_HELPER"].status == ROUTE_TAKEN
-    assert blocks.ROUTE_TAKEN_NOTE in plain(world.ephemerals("U_HELPER")[-1])
+    assert ROUTE_TAKEN_NOTE in plain(world.ephemerals("U_HELPER")[-1])
     assert len([m for m in thread(world, question) if "is on it" in m.plain]) == 1
 
 
@@ -386,7 +388,7 @@ def test_a_daily_summary_person_gets_one_dm_next_morning(bot):
     world.click("U_DIGESTER", TAKE, first_id, channel=summary.channel)
     world.settle()
     [summary] = routing_dms(world, "U_DIGESTER")
-    assert blocks.ROUTE_TAKEN_NOTE in summary.plain
+    assert ROUTE_TAKEN_NOTE in summary.plain
     assert [action for action, _ in buttons(summary)] == [TAKE, DECLINE]  # the other question still asks
 
 

@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import blocks
+from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION, ROUTE_TAKEN_NOTE
+from bot.messages.routing_notes import NO_TAGS_NOTE
+from bot.messages.suggestions import ACTION_SIMILAR_ANSWERS_IT, ACTION_SIMILAR_STILL_NEED_HELP
 from bot.playground.emulator.fake_api import TEAM_ID
 from models.expert import NOTIFY_DAILY, ROUTE_SCHEDULED, ROUTE_SENT, ensure_person
 from tests.route_helpers import (
@@ -33,8 +35,8 @@ MONDAY_NIGHT = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)  # 23:30 in London, 00
 SATURDAY_NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 BERLIN_NINE_TUESDAY = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 NEW_YORK_NINE_TUESDAY = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
-STILL_NEED_HELP, ANSWERS_IT = blocks.ACTION_SIMILAR_STILL_NEED_HELP, blocks.ACTION_SIMILAR_ANSWERS_IT
-TAKE, DECLINE = blocks.ACTION_TAKE_QUESTION, blocks.ACTION_DECLINE_QUESTION
+STILL_NEED_HELP, ANSWERS_IT = ACTION_SIMILAR_STILL_NEED_HELP, ACTION_SIMILAR_ANSWERS_IT
+TAKE, DECLINE = ACTION_TAKE_QUESTION, ACTION_DECLINE_QUESTION
 ASKING_NOW = "asking people who know your topics now"
 
 
@@ -200,7 +202,7 @@ def test_a_question_without_tags_says_nobody_was_asked(bot):
     world = bot.world
     declare(world, "U_BRUNO", "#postgres")
     world.ask("U_ANA", "Where do we keep the staging credentials?", GENERAL)
-    assert blocks.NO_TAGS_NOTE in told(world)
+    assert NO_TAGS_NOTE in told(world)
     assert routing_dms(world, "U_BRUNO") == []
 
 
@@ -310,7 +312,7 @@ def test_an_accepted_answer_turns_every_routed_dm_into_who_resolved_it_and_reope
     world.settle()
 
     [bruno_now], [maya_now] = routing_dms(world, "U_BRUNO"), routing_dms(world, "U_MAYA")
-    assert "Resolved" not in bruno_now.plain and blocks.ROUTE_TAKEN_NOTE in bruno_now.plain
+    assert "Resolved" not in bruno_now.plain and ROUTE_TAKEN_NOTE in bruno_now.plain
     assert "Resolved" not in maya_now.plain and buttons(maya_now) == [(TAKE, str(stored.id)), (DECLINE, str(stored.id))]
     assert dm_updates(world, since, bruno, maya) == {bruno.channel: 1, maya.channel: 1}
 

@@ -21,7 +21,7 @@ from bot.search import (
     selective_terms,
     tsquery,
 )
-from bot.tags import ParsedText
+from bot.text import ParsedText
 from models.lesson import Lesson, LessonTag
 from models.migrate import alembic_config, upgrade_to_head
 from models.question import STATUS_OPEN, Answer, Question, QuestionTag

@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import ASK_USAGE
 from bot.cli import build_parser
 from bot.clock import Clock
 from bot.config import SETUP_HELP, is_read, load_environment
+from bot.messages.help import ASK_USAGE
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.signing import slash_command_fields
 from bot.playground.emulator.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, SlackError

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot import blocks, route
+from bot import route
+from bot.messages.suggestions import ACTION_SIMILAR_ANSWERS_IT, ACTION_SIMILAR_STILL_NEED_HELP
 from bot.playground.emulator.fake_api import TEAM_ID
 from models.question import RESOLUTION_SIMILAR, STATUS_OPEN, STATUS_RESOLVED
 from tests.route_helpers import (
@@ -28,7 +29,7 @@ from tests.route_helpers import (
 from tests.slack.fixtures import START
 
 BERLIN = "Europe/Berlin"
-ANSWERS_IT, STILL_NEED_HELP = blocks.ACTION_SIMILAR_ANSWERS_IT, blocks.ACTION_SIMILAR_STILL_NEED_HELP
+ANSWERS_IT, STILL_NEED_HELP = ACTION_SIMILAR_ANSWERS_IT, ACTION_SIMILAR_STILL_NEED_HELP
 EARLIER = "How do I vacuum a big table without locking it? #postgres"
 ANSWER = "Use pg_repack: it rebuilds the table online, with only a short lock at the end."
 NEW = "Vacuuming our big table locks it for minutes, what can I do? #postgres"

@@ -17,8 +17,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.state import RetryState
 from sqlalchemy import select
 
-from bot import blocks
 from bot.app_factory import RepeatableOnly
+from bot.messages.routing import ACTION_TAKE_QUESTION, ROUTE_TAKEN_NOTE
 from bot.playground.emulator.fake_api import Call, ConnectionCut
 from bot.playground.emulator.transcript import Message
 from models.expert import ROUTE_SENT
@@ -68,12 +68,12 @@ def test_a_thread_note_slack_does_not_answer_leaves_the_rest_of_i_ll_take_it_don
     [dm] = routing_dms(bot.world, "U_EXPERT")
     slack_answers_late(bot, "chat.postMessage")  # the note "U_EXPERT is on it" in the question's thread
     with caplog.at_level(logging.WARNING):
-        bot.world.click("U_EXPERT", blocks.ACTION_TAKE_QUESTION, channel=dm.channel)
+        bot.world.click("U_EXPERT", ACTION_TAKE_QUESTION, channel=dm.channel)
         bot.world.settle()
     assert errors_logged(caplog) == []
     assert warnings_logged(caplog, "took it") == ["could not say in C_GENERAL that U_EXPERT took it: slack_unreachable"]
     redrawn = Message.of(dm.channel, bot.fake.message(dm.channel, dm.ts))
-    assert blocks.ROUTE_TAKEN_NOTE in redrawn.plain, "the DM was redrawn all the same"
+    assert ROUTE_TAKEN_NOTE in redrawn.plain, "the DM was redrawn all the same"
 
 
 def test_a_redraw_slack_does_not_answer_is_logged_once_and_the_next_event_is_handled(bot, caplog):

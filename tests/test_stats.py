@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from bot import cli, stats
+from bot import cli, stats, stats_render
 from bot.clock import FrozenClock
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person
 from models.lesson import Lesson
@@ -316,7 +316,7 @@ def test_parse_since_and_durations():
         with pytest.raises(ValueError):
             stats.parse_since(bad, now)
     durations = (None, 42, 12.5 * MIN, 25 * MIN, 3 * 3600 + 5 * MIN, 2 * 86400 + 4 * 3600)
-    assert [stats.duration_text(s) for s in durations] == [
+    assert [stats_render.duration_text(s) for s in durations] == [
         "—",
         "42s",
         "12m 30s",

@@ -10,15 +10,15 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from bot import blocks
+from bot.messages.forms import ASK_BLOCK_TAGS, ASK_MODAL, TEACH_BLOCK_TOPICS, TEACH_MODAL
 from bot.playground.emulator.world import SlackWorld
 from models.expert import Expertise
 from models.lesson import Lesson
 from models.question import Question
 
 GENERAL = "C_GENERAL"
-MAX_TAGS = 10  # bot.tags.MAX_TAGS
-MAX_TOPICS = 20  # bot.tags.MAX_TOPICS
+MAX_TAGS = 10  # bot.text.MAX_TAGS
+MAX_TOPICS = 20  # bot.text.MAX_TOPICS
 TEN_THOUSAND = " ".join(f"#topic{i}" for i in range(10_000))
 
 
@@ -53,21 +53,21 @@ def open_form(world: SlackWorld, command: str) -> None:
 def test_the_ask_form_takes_as_many_tags_as_ask(world):
     open_form(world, "/ask")
     started = time.monotonic()
-    refused = world.submit_view("U_ASKER", blocks.ASK_MODAL, {"question": "Why is it slow?", "tags": TEN_THOUSAND})
+    refused = world.submit_view("U_ASKER", ASK_MODAL, {"question": "Why is it slow?", "tags": TEN_THOUSAND})
     assert time.monotonic() - started < 3  # within Slack's 3 s (it once outlasted the front's forward timeout)
     assert refused.json() == {
         "response_action": "errors",
         "errors": {
-            blocks.ASK_BLOCK_TAGS: f"That's 10,000 tags; a question can have at most {MAX_TAGS}. "
+            ASK_BLOCK_TAGS: f"That's 10,000 tags; a question can have at most {MAX_TAGS}. "
             "Keep the ones that say best what it is about."
         },
     }
-    eleven = world.submit_view("U_ASKER", blocks.ASK_MODAL, {"question": "Why is it slow?", "tags": tags(11)})
-    assert "That's 11 tags" in eleven.json()["errors"][blocks.ASK_BLOCK_TAGS]
+    eleven = world.submit_view("U_ASKER", ASK_MODAL, {"question": "Why is it slow?", "tags": tags(11)})
+    assert "That's 11 tags" in eleven.json()["errors"][ASK_BLOCK_TAGS]
     world.settle()
     assert stored(world, Question) == 0
 
-    assert world.submit_view("U_ASKER", blocks.ASK_MODAL, {"question": "Why?", "tags": tags(MAX_TAGS)}).status == 200
+    assert world.submit_view("U_ASKER", ASK_MODAL, {"question": "Why?", "tags": tags(MAX_TAGS)}).status == 200
     world.settle()
     assert stored(world, Question) == 1
 
@@ -80,16 +80,16 @@ def test_ask_says_the_same_about_too_many_tags(world):
 
 def test_the_topics_form_takes_at_most_max_topics(world):
     open_form(world, "/teach")
-    refused = world.submit_view("U_ASKER", blocks.TEACH_MODAL, {"topics": TEN_THOUSAND})
+    refused = world.submit_view("U_ASKER", TEACH_MODAL, {"topics": TEN_THOUSAND})
     assert refused.json() == {
         "response_action": "errors",
         "errors": {
-            blocks.TEACH_BLOCK_TOPICS: f"That would make 10,000 topics; one person can be a go-to person for at "
+            TEACH_BLOCK_TOPICS: f"That would make 10,000 topics; one person can be a go-to person for at "
             f"most {MAX_TOPICS}. Keep those you most want to be asked about."
         },
     }
     assert stored(world, Expertise) == 0
-    assert world.submit_view("U_ASKER", blocks.TEACH_MODAL, {"topics": tags(MAX_TOPICS)}).status == 200
+    assert world.submit_view("U_ASKER", TEACH_MODAL, {"topics": tags(MAX_TOPICS)}).status == 200
     assert stored(world, Expertise) == MAX_TOPICS
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from alembic import command
 from sqlalchemy import select
 
-from bot.blocks import question_message
+from bot.messages.questions import question_message
 from bot.playground.emulator.transcript import as_shown
 from bot.search import search_similar
 from models.lesson import Lesson

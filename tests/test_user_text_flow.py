@@ -15,8 +15,9 @@ import json
 import pytest
 from sqlalchemy import select
 
-from bot import blocks
 from bot.export import export_json
+from bot.messages.forms import ASK_MODAL
+from bot.messages.suggestions import ACTION_SIMILAR_STILL_NEED_HELP
 from bot.playground.emulator.fake_api import TEAM_ID
 from bot.playground.emulator.transcript import as_shown
 from models.lesson import Lesson
@@ -109,7 +110,7 @@ def test_similar_answers_show_the_earlier_question_and_its_answer_as_typed(bot):
 
     world.ask("U_ASKER", world.typed("Again: is a < b && c > d, or is that link innocent? #math"), GENERAL)
 
-    [suggested] = [e for e in world.ephemerals("U_ASKER") if blocks.ACTION_SIMILAR_STILL_NEED_HELP in str(buttons(e))]
+    [suggested] = [e for e in world.ephemerals("U_ASKER") if ACTION_SIMILAR_STILL_NEED_HELP in str(buttons(e))]
     shown = as_shown(mrkdwn_of(suggested))
     assert QUESTION in shown and ANSWER in shown
     assert LINK_ENTITY not in mrkdwn_of(suggested)
@@ -134,7 +135,7 @@ def test_a_modal_question_reads_as_typed_too(bot):
     world.fake.wait_for("views.open")
     since = world.fake.mark()
 
-    world.submit_view("U_ASKER", blocks.ASK_MODAL, {"question": QUESTION, "tags": "#math"})
+    world.submit_view("U_ASKER", ASK_MODAL, {"question": QUESTION, "tags": "#math"})
 
     posted = world.wait_post(GENERAL, since=since)
     assert QUESTION in posted.shown and LINK_ENTITY not in posted.plain

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import ACTION_TAKE_QUESTION
-from bot.home import HOME_EDIT_TOPICS
+from bot.messages.home import HOME_EDIT_TOPICS
+from bot.messages.routing import ACTION_TAKE_QUESTION
 from tests.test_playground import QUESTION, running_playground
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.tags import clean, escape_mrkdwn, from_slack, has_words, normalize_tag, parse_tagged_text, truncate
+from bot.text import clean, escape_mrkdwn, from_slack, has_words, normalize_tag, parse_tagged_text, truncate
 
 ALIASES = {"k8s": "kubernetes", "pg": "postgres"}
 

@@ -1,0 +1,30 @@
+"""What `/ask help` and `/teach help` say."""
+
+from __future__ import annotations
+
+from bot.messages.blocks import Message, section
+from bot.text import MAX_QUESTION_CHARS
+
+ASK_USAGE = (
+    "*Ask your colleagues with* `/ask`\n"
+    "• `/ask How do I vacuum a big table? #postgres #ops` posts your question here; answers go in its thread.\n"
+    "• `/ask` alone opens a form (question, tags, channel).\n"
+    "• Mark the answer that solved it with :white_check_mark:; anyone can vote an answer helpful with "
+    ":+1: :bulb: :pray:.\n"
+    "• `/ask digest on|off|preview|at fri 16:00 Europe/Berlin` manages this channel's weekly digest.\n"
+    "• Tags are words after `#`, e.g. `#postgres`. Questions stay under "
+    f"{MAX_QUESTION_CHARS:,} characters; put long details in the thread."
+)
+
+TEACH_USAGE = (
+    "*Share what you know with* `/teach`\n"
+    "• `/teach #postgres #kubernetes` makes you a go-to person for those topics: matching questions reach you "
+    "by DM, within your working hours and a daily cap.\n"
+    "• `/teach #git Use git bisect to find the commit that broke a test` shares a lesson in this channel.\n"
+    "• `/teach list` shows your topics, `/teach remove #x` drops one, `/teach pause 7d` and `/teach resume` "
+    "take a break and come back, `/teach` alone opens a form to edit your topics."
+)
+
+
+def help_message(usage: str) -> Message:
+    return Message(text=usage.splitlines()[0].strip("*"), blocks=[section(usage)])

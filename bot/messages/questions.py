@@ -1,0 +1,46 @@
+"""A question as posted in its channel, and how its resolution is said there and in routing DMs."""
+
+from __future__ import annotations
+
+from bot.messages.blocks import FALLBACK_LIMIT, Block, Message, context, mention, section
+from bot.text import escape_mrkdwn, format_tags, truncate
+
+
+def question_message(
+    *,
+    asker_id: str,
+    text: str,
+    tags: list[str] | tuple[str, ...],
+    resolved_by: str | None = None,
+    answer_link: str | None = None,
+    answered_earlier: str | None = None,
+) -> Message:
+    """The question as posted in the channel; with `resolved_by`, as updated once an answer is accepted; with
+    `answered_earlier` ("question" or "lesson"), once the asker said an earlier one answers it (its link in
+    `answer_link`)."""
+    body = escape_mrkdwn(text)
+    blocks: list[Block] = []
+    if resolution := resolution_text(resolved_by, answer_link, answered_earlier):
+        blocks.append(section(resolution))
+    blocks += [
+        section(f":raising_hand: *{mention(asker_id)} asks:*\n{body}"),
+        context(
+            *([format_tags(tags)] if tags else []),
+            "Answer in the thread :thread:  ·  the asker marks the best answer with :white_check_mark:",
+        ),
+    ]
+    status = "Resolved question" if resolved_by or answered_earlier else "Question"
+    return Message(text=truncate(f"{status} from {mention(asker_id)}: {body}", FALLBACK_LIMIT), blocks=blocks)
+
+
+def resolution_text(resolved_by: str | None, answer_link: str | None, answered_earlier: str | None) -> str | None:
+    """How a question was resolved, as its channel message and its routing DMs say it: an accepted answer (by
+    `resolved_by`), or an earlier question or lesson (`answered_earlier`); `answer_link` leads to it."""
+    if resolved_by:
+        link = f" · <{answer_link}|see the accepted answer>" if answer_link else ""
+        return f":white_check_mark: *Resolved* — answer by {mention(resolved_by)}{link}"
+    if answered_earlier:
+        what = "a lesson" if answered_earlier == "lesson" else "an earlier question"
+        link = f" · <{answer_link}|see it>" if answer_link else ""
+        return f":white_check_mark: *Resolved* — answered by {what}{link}"
+    return None
