@@ -143,7 +143,7 @@ def _listed(
 
 def private_channels_listed(session: Session, team_id: str, user_id: str, now: datetime) -> set[str]:
     """The private channels (or not yet known to be public) of the questions the tab could list: Slack must
-    say the person is a member of each before any of their questions is shown (bot.route.reads_channel)."""
+    say the person is a member of each before any of their questions is shown (bot.routing.evidence.reads_channel)."""
     return {
         question.channel_id
         for questions in _listed(session, team_id, user_id, now, None)

@@ -1,7 +1,7 @@
 """Buttons: "I'll take it" / "Not me" (routing DMs, ephemerals and the App Home share them) and the
 similar-answers suggestions ("This answers it" / "Still need help").
 
-The main function stores what the click changes (bot/route.py, database only) and acks; the Slack side
+The main function stores what the click changes (bot/routing/buttons.py, database only) and acks; the Slack side
 (thread note, DM or Home redrawn, the next expert asked, the question redrawn) runs after the ack, reading
 the stored outcome from the context. Every click is idempotent: a double click changes nothing twice.
 """
@@ -18,9 +18,11 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import blocks, route
-from bot.route import ButtonOutcome
+from bot import blocks
+from bot.routing import buttons, escalation, evidence
+from bot.routing.buttons import ButtonOutcome
 from bot.services import Services
+from bot.workspaces import WorkspaceClient
 from handlers.common import DATABASE_DOWN, redraw_question, tell_user
 from handlers.home import publish_home
 from models.base import parse_row_id
@@ -34,30 +36,30 @@ FAILED = "peerlearn_button_failed"  # context key: why nothing could be stored
 # (session, team_id, user_id, button value, now) -> what changed; None for a value that names nothing
 Change = Callable[[Session, str, str, str, datetime], ButtonOutcome | None]
 
-USUAL = {route.TAKEN, route.DECLINED, route.RESOLVED, route.ROUTING, route.ALREADY}
+USUAL = {buttons.TAKEN, buttons.DECLINED, buttons.RESOLVED, buttons.ROUTING, buttons.ALREADY}
 TAKE_NOTES = {
-    route.TAKEN: blocks.ROUTE_TAKEN_NOTE,
-    route.ALREADY: blocks.ROUTE_TAKEN_NOTE,
-    route.CLOSED: blocks.ROUTE_CLOSED_NOTE,
-    route.OWN: "That's your own question: the people who know its topics get asked.",
-    route.UNREADABLE: "That question is in a private channel you're not a member of, so it can't be yours to take. "
+    buttons.TAKEN: blocks.ROUTE_TAKEN_NOTE,
+    buttons.ALREADY: blocks.ROUTE_TAKEN_NOTE,
+    buttons.CLOSED: blocks.ROUTE_CLOSED_NOTE,
+    buttons.OWN: "That's your own question: the people who know its topics get asked.",
+    buttons.UNREADABLE: "That question is in a private channel you're not a member of, so it can't be yours to take. "
     "If you can help, ask someone in that channel to add you first.",
 }
 DECLINE_NOTES = {
-    route.DECLINED: blocks.ROUTE_DECLINED_NOTE,
-    route.ALREADY: blocks.ROUTE_DECLINED_NOTE,
-    route.CLOSED: blocks.ROUTE_CLOSED_NOTE,
-    route.OWN: TAKE_NOTES[route.OWN],
+    buttons.DECLINED: blocks.ROUTE_DECLINED_NOTE,
+    buttons.ALREADY: blocks.ROUTE_DECLINED_NOTE,
+    buttons.CLOSED: blocks.ROUTE_CLOSED_NOTE,
+    buttons.OWN: TAKE_NOTES[buttons.OWN],
 }
 RESOLVE_NOTES = {
-    route.RESOLVED: ":white_check_mark: Glad that helped! I marked your question resolved; nobody gets pinged.",
-    route.ALREADY: ":white_check_mark: Your question is resolved already.",
-    route.NOT_ASKER: "Only the person who asked can resolve the question.",
-    route.CLOSED: "That question is resolved already, or gone.",
+    buttons.RESOLVED: ":white_check_mark: Glad that helped! I marked your question resolved; nobody gets pinged.",
+    buttons.ALREADY: ":white_check_mark: Your question is resolved already.",
+    buttons.NOT_ASKER: "Only the person who asked can resolve the question.",
+    buttons.CLOSED: "That question is resolved already, or gone.",
 }
-HELP_NOTES = {  # after ROUTING or ALREADY the asker hears what routing did (route.still_need_help)
-    route.NOT_ASKER: "Only the person who asked can ask for more help.",
-    route.CLOSED: "That question is resolved already, or gone.",
+HELP_NOTES = {  # after ROUTING or ALREADY the asker hears what routing did (escalation.still_need_help)
+    buttons.NOT_ASKER: "Only the person who asked can ask for more help.",
+    buttons.CLOSED: "That question is resolved already, or gone.",
 }
 
 
@@ -67,25 +69,25 @@ def question_id_of(value: str) -> int | None:
 
 def take(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
     question_id = question_id_of(value)
-    return None if question_id is None else route.take_question(session, team_id, question_id, user_id, now)
+    return None if question_id is None else buttons.take_question(session, team_id, question_id, user_id, now)
 
 
 def decline(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
     question_id = question_id_of(value)
-    return None if question_id is None else route.decline_question(session, team_id, question_id, user_id, now)
+    return None if question_id is None else buttons.decline_question(session, team_id, question_id, user_id, now)
 
 
 def answers_it(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
-    parsed = route.parse_earlier(value)
+    parsed = buttons.parse_earlier(value)
     if parsed is None:
         return None
     question_id, kind, ref_id = parsed
-    return route.resolve_with_earlier(session, team_id, question_id, user_id, kind, ref_id, now)
+    return buttons.resolve_with_earlier(session, team_id, question_id, user_id, kind, ref_id, now)
 
 
 def still_need_help(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
     question_id = question_id_of(value)
-    return None if question_id is None else route.ask_experts_now(session, team_id, question_id, user_id, now)
+    return None if question_id is None else buttons.ask_experts_now(session, team_id, question_id, user_id, now)
 
 
 def from_home(body: dict[str, Any]) -> bool:
@@ -93,7 +95,7 @@ def from_home(body: dict[str, Any]) -> bool:
 
 
 def readable_question(client: WebClient, services: Services, team_id: str, user_id: str, value: str) -> bool:
-    """Whether the button's question (if it names one) is in a channel the person may read (bot.route's
+    """Whether the button's question (if it names one) is in a channel the person may read (bot.routing.evidence's
     membership rule); a question that names nothing is left to the click's own handling."""
     question_id = question_id_of(value)
     if question_id is None:
@@ -103,7 +105,7 @@ def readable_question(client: WebClient, services: Services, team_id: str, user_
         if question is None or question.team_id != team_id:
             return True
         channel_id, private = question.channel_id, question.channel_private
-    return route.reads_channel(route.Slack(client), user_id, channel_id, private)
+    return evidence.reads_channel(WorkspaceClient(client), user_id, channel_id, private)
 
 
 def register(app: App, services: Services) -> None:
@@ -119,7 +121,7 @@ def register(app: App, services: Services) -> None:
             allowed = True  # the click's own handling meets the outage and says so
         if not allowed:
             logger.info("%s may not take question %s: not a member of its private channel", user_id, value)
-            context[OUTCOME] = ButtonOutcome(route.UNREADABLE, int(value)).as_context()
+            context[OUTCOME] = ButtonOutcome(buttons.UNREADABLE, int(value)).as_context()
             ack()
             return
         stored(take)(ack, body, action, context)
@@ -160,7 +162,7 @@ def register(app: App, services: Services) -> None:
         """Say how the click ended where it happened: the Home tab is published again (with the note unless
         the click did the `usual` thing); the message the click came from is replaced by the note when
         `replace` (an ephemeral, the suggestions), else the note comes as an ephemeral beside it (a routing
-        DM keeps its question: it redraws itself, bot.route.redraw_dm)."""
+        DM keeps its question: it redraws itself, bot.routing.delivery.redraw_dm)."""
         team_id, user_id = context.team_id or "", body["user"]["id"]
         if from_home(body):
             publish_home(client, services, team_id, user_id, None if usual else note)
@@ -179,10 +181,10 @@ def register(app: App, services: Services) -> None:
             note = context.get(FAILED) or blocks.ROUTE_CLOSED_NOTE
             show(body, client, respond, context, note, usual=False, replace=is_ephemeral(body))
             return
-        if outcome.result == route.UNREADABLE:  # nothing changed: say why, wherever the click came from
+        if outcome.result == buttons.UNREADABLE:  # nothing changed: say why, wherever the click came from
             show(body, client, respond, context, TAKE_NOTES[outcome.result], usual=False, replace=False)
             return
-        route.after_take(route.Slack(client), services, outcome, context.team_id or "", body["user"]["id"])
+        buttons.after_take(WorkspaceClient(client), services, outcome, context.team_id or "", body["user"]["id"])
         if from_home(body) or is_ephemeral(body):
             note, usual = TAKE_NOTES[outcome.result], outcome.result in USUAL
             show(body, client, respond, context, note, usual=usual, replace=True)
@@ -196,27 +198,27 @@ def register(app: App, services: Services) -> None:
         if from_home(body) or is_ephemeral(body):
             note, usual = DECLINE_NOTES[outcome.result], outcome.result in USUAL
             show(body, client, respond, context, note, usual=usual, replace=True)
-        route.after_decline(route.Slack(client), services, outcome, context.team_id or "", body["user"]["id"])
+        buttons.after_decline(WorkspaceClient(client), services, outcome, context.team_id or "", body["user"]["id"])
 
     def after_answers_it(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         outcome = outcome_of(context)
         if outcome is None:
-            note = context.get(FAILED) or RESOLVE_NOTES[route.CLOSED]
+            note = context.get(FAILED) or RESOLVE_NOTES[buttons.CLOSED]
             show(body, client, respond, context, note, usual=False, replace=False)
             return
         note, usual = RESOLVE_NOTES[outcome.result], outcome.result in USUAL
         show(body, client, respond, context, note, usual=usual, replace=True)
-        if outcome.result == route.RESOLVED:
+        if outcome.result == buttons.RESOLVED:
             redraw_question(client, services, outcome.question_id)
 
     def after_still_need_help(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         outcome = outcome_of(context)
         if outcome is None:
-            note = context.get(FAILED) or HELP_NOTES[route.CLOSED]
+            note = context.get(FAILED) or HELP_NOTES[buttons.CLOSED]
             show(body, client, respond, context, note, usual=False, replace=False)
             return
-        if outcome.result in (route.ROUTING, route.ALREADY):
-            note = route.still_need_help(route.Slack(client), services, outcome.question_id)
+        if outcome.result in (buttons.ROUTING, buttons.ALREADY):
+            note = escalation.still_need_help(WorkspaceClient(client), services, outcome.question_id)
         else:
             note = HELP_NOTES[outcome.result]
         show(body, client, respond, context, note, usual=outcome.result in USUAL, replace=True)

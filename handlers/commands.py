@@ -12,12 +12,13 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks, posting, route
+from bot import blocks, posting
 from bot.acks import HELP_WORDS, first_word, request_key
 from bot.qa import create_question
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
 from bot.tags import InvalidQuestion, clean, command_text, validate_question
+from bot.workspaces import WorkspaceClient
 from handlers import digest
 from handlers.common import DATABASE_DOWN, tell_user
 from models.question import question_id_by_request
@@ -66,7 +67,7 @@ def register(app: App, services: Services) -> None:
         ack()
 
     def post_ask(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        """After the ack: post the question, then suggest similar answers or route it (bot/route.py)."""
+        """After the ack: post the question, then suggest similar answers or route it (bot/routing/)."""
         text = command_text(command)
         if first_word(text) in HELP_WORDS:
             return
@@ -86,7 +87,7 @@ def register(app: App, services: Services) -> None:
         def notify(note: str) -> None:
             respond(text=note)
 
-        slack = route.Slack(client)
+        slack = WorkspaceClient(client)
         if question_id is not None:
             posting.publish_and_suggest(slack, services, question_id, notify=notify)
 

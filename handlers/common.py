@@ -12,12 +12,13 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bot import blocks, metrics, route
+from bot import blocks, metrics
 from bot.logging_setup import request_kind
 from bot.qa import question_view
+from bot.routing import delivery
 from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS, SLACK_FAILURES, error_code
-from bot.workspaces import disable_refused_workspace
+from bot.workspaces import WorkspaceClient, disable_refused_workspace
 
 logger = logging.getLogger("peerlearn.slack")
 
@@ -58,13 +59,13 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
     try:
         with services.store.session() as session:
             view = question_view(session, question_id)
-            resolved = route.load_resolved(session, question_id)
+            resolved = delivery.load_resolved(session, question_id)
     except SQLAlchemyError:
         logger.exception("could not load question %s to redraw it", question_id)
         return
     if view is None:
         return
-    slack = route.Slack(client)
+    slack = WorkspaceClient(client)
     resolved = resolved.with_link(slack) if resolved is not None else None
     message = blocks.question_message(
         asker_id=view.asker_id,
@@ -79,7 +80,7 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
     except SLACK_FAILURES as exc:
         logger.warning("could not update question %s in %s: %s", question_id, view.channel_id, error_code(exc))
     try:
-        route.redraw_routed_dms(slack, services, question_id, {question_id: resolved})
+        delivery.redraw_routed_dms(slack, services, question_id, {question_id: resolved})
     except SQLAlchemyError:
         logger.exception("could not load the routing DMs of question %s to redraw them", question_id)
 

@@ -17,10 +17,12 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import blocks, home, route
+from bot import blocks, home
 from bot.experts import InvalidTeach, parse_duration, pause, resume
+from bot.routing import evidence
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
+from bot.workspaces import WorkspaceClient
 from models.expert import declared_topics, ensure_person, remember_profile
 
 logger = logging.getLogger("peerlearn.home")
@@ -39,8 +41,8 @@ def publish_home(client: WebClient, services: Services, team_id: str, user_id: s
     try:
         with services.store.session() as session:
             private = home.private_channels_listed(session, team_id, user_id, now)
-        slack = route.Slack(client)
-        readable = {channel for channel in private if route.reads_channel(slack, user_id, channel, private=True)}
+        slack = WorkspaceClient(client)
+        readable = {channel for channel in private if evidence.reads_channel(slack, user_id, channel, private=True)}
         with services.store.session() as session:
             data = home.gather_home(
                 session, services.settings, team_id, user_id, now, notice, readable_private=readable

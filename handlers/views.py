@@ -10,7 +10,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks, posting, route
+from bot import blocks, posting
 from bot.qa import create_question
 from bot.services import Services
 from bot.tags import (
@@ -22,6 +22,7 @@ from bot.tags import (
     truncate,
     validate_question,
 )
+from bot.workspaces import WorkspaceClient
 from handlers.common import DATABASE_DOWN, tell_user
 from models.question import fetch_question_by_request
 from models.workspace import ensure_workspace
@@ -91,7 +92,7 @@ def register(app: App, services: Services) -> None:
         if question_id is None:
             return
         origin = json.loads(view.get("private_metadata") or "{}").get("channel_id")
-        slack = route.Slack(client)
+        slack = WorkspaceClient(client)
         posting.publish_and_suggest(
             slack,
             services,

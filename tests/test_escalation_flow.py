@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import route
+from bot import blocks
+from bot.routing import escalation
 from bot.scheduler import default_ticks
 from models.expert import ROUTE_CANCELLED, ROUTE_SCHEDULED, ROUTE_SENT
 from models.workspace import ensure_workspace
@@ -65,7 +66,7 @@ def test_an_unanswered_question_goes_to_the_next_expert_after_4_hours_then_gets_
     assert list(requests_of(bot.store, stored.id)) == ["U_FIRST"]
     report = bot.tick(FOUR_HOURS)
     [step] = report.steps
-    assert (step.level, len(step.asked)) == (route.LEVEL_ROUND_2, 1)
+    assert (step.level, len(step.asked)) == (escalation.LEVEL_ROUND_2, 1)
     [second] = step.asked
     assert second in ("U_SECOND", "U_THIRD")
     request = requests_of(bot.store, stored.id)[second]
@@ -79,7 +80,7 @@ def test_an_unanswered_question_goes_to_the_next_expert_after_4_hours_then_gets_
     [bump] = bumps(world, question)
     assert "`#postgres` `#ops`" in bump.plain
     assert "<!" not in bump.plain and "<@" not in bump.plain and bump.raw.get("reply_broadcast") is not True
-    assert question_of(bot.store, question).escalation_level == route.LEVEL_BUMPED
+    assert question_of(bot.store, question).escalation_level == escalation.LEVEL_BUMPED
     assert question_of(bot.store, question).next_escalation_at is None
 
     for later in (timedelta(hours=12), timedelta(days=2)):
@@ -115,7 +116,7 @@ def test_an_accept_cancels_the_dms_still_waiting_to_be_sent(make_bot):
     assert requests_of(bot.store, stored.id)["U_ASLEEP"].status == ROUTE_SCHEDULED
 
     [dm] = routing_dms(world, "U_AWAKE")
-    take_on_an_old_screen = click_later(world, "U_AWAKE", route.blocks.ACTION_TAKE_QUESTION, str(stored.id))
+    take_on_an_old_screen = click_later(world, "U_AWAKE", blocks.ACTION_TAKE_QUESTION, str(stored.id))
     answer = world.reply("U_AWAKE", question, "Heap-only tuple: an update that needs no index change.")
     world.react("U_ASKER", "white_check_mark", GENERAL, answer)
     world.settle()
@@ -137,7 +138,7 @@ def test_escalation_survives_restarts(make_bot):
 
     bot.restart()
     [step] = bot.tick(FOUR_HOURS).steps
-    assert step.level == route.LEVEL_ROUND_2 and len(requests_of(bot.store, stored.id)) == 2
+    assert step.level == escalation.LEVEL_ROUND_2 and len(requests_of(bot.store, stored.id)) == 2
     bot.restart()
     assert bot.tick(FOUR_HOURS + timedelta(minutes=1)).steps == []  # the same step is not taken twice
     bot.restart()
@@ -153,7 +154,7 @@ def test_a_workspace_can_escalate_sooner(make_bot):
     question = bot.world.ask("U_ASKER", "Is pg_upgrade safe in place? #postgres #ops", GENERAL)
     assert question_of(bot.store, question).next_escalation_at == START + timedelta(hours=1)
     [step] = bot.tick(START + timedelta(hours=1)).steps
-    assert step.level == route.LEVEL_ROUND_2
+    assert step.level == escalation.LEVEL_ROUND_2
 
 
 def test_two_replicas_ticking_at_once_send_every_dm_and_take_every_step_once(make_bot):
@@ -177,7 +178,7 @@ def test_two_replicas_ticking_at_once_send_every_dm_and_take_every_step_once(mak
 
     def tick(bot):
         start.wait(timeout=10)
-        return route.tick(bot.runtime.services, bot.runtime.bolt_app.client, TOKYO_NINE_TUESDAY)
+        return escalation.tick(bot.runtime.services, bot.runtime.bolt_app.client, TOKYO_NINE_TUESDAY)
 
     with ThreadPoolExecutor(len(replicas)) as pool:
         reports = list(pool.map(tick, replicas))
@@ -201,7 +202,7 @@ def test_two_replicas_ticking_at_once_send_every_dm_and_take_every_step_once(mak
 
 def test_the_routing_tick_runs_every_minute_with_each_workspaces_token(make_bot):
     [registered] = [tick for tick in default_ticks() if tick.name == "routing"]
-    assert registered.run is route.tick and registered.every == timedelta(minutes=1) and registered.per_team_tokens
+    assert registered.run is escalation.tick and registered.every == timedelta(minutes=1) and registered.per_team_tokens
 
     bot = make_bot()
     world = bot.world
@@ -211,7 +212,7 @@ def test_the_routing_tick_runs_every_minute_with_each_workspaces_token(make_bot)
     world.fake.tokens.add("xoxb-installation-token")  # this workspace's own ("Add to Slack") token
     since = world.fake.mark()
     bot.clock.set(TOKYO_NINE_TUESDAY)
-    report = route.tick(
+    report = escalation.tick(
         bot.runtime.services,
         bot.runtime.bolt_app.client,
         TOKYO_NINE_TUESDAY,

@@ -10,23 +10,25 @@ from pathlib import Path
 import pytest
 
 from bench.routing import _Choice, fit_weights, paired_bootstrap, run
-from bot.routing import (
+from bot.routing.planner import (
+    Availability,
+    is_within_working_hours,
+    next_working_start,
+    plan_routing,
+    resolve_timezone,
+)
+from bot.routing.ranker import (
     DEFAULT_PARAMS,
     FEATURE_NAMES,
     LEARNED_WEIGHTS,
     AnswerRecord,
-    Availability,
     Candidate,
     FeatureWeights,
     RankingParams,
     ScoredExpert,
     TagStats,
     feature_vectors,
-    is_within_working_hours,
-    next_working_start,
-    plan_routing,
     rank_experts,
-    resolve_timezone,
 )
 
 # Wednesday 6 March 2024, noon UTC: winter time in Europe and (until the 10th) in the US.
