@@ -94,41 +94,38 @@ def _set_status(session: Session, request_id: int, status: str, allowed_from: Se
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class _Reply:
+    """How an expert's button changes their request for a question."""
+
+    status: str  # the request's status after the click
+    result: str  # the outcome when it changed
+    unasked: str  # the reason recorded when they had not been asked
+    replaces: tuple[str, ...]  # the statuses it may change
+    cancels_others: bool  # the DMs still waiting to be sent to others are cancelled
+
+
+_TAKE = _Reply(ROUTE_TAKEN, TAKEN, "took it without being asked", (ROUTE_SCHEDULED, ROUTE_SENT, ROUTE_DECLINED), True)
+_DECLINE = _Reply(
+    ROUTE_DECLINED, DECLINED, "passed without being asked", (ROUTE_SCHEDULED, ROUTE_SENT, ROUTE_TAKEN), False
+)
+
+
 def take_question(session: Session, team_id: str, question_id: int, user_id: str, now: datetime) -> ButtonOutcome:
     """An expert's "I'll take it" (from a DM, an ephemeral or the App Home): idempotent, a double click
     changes nothing.
     Pending DMs to others are cancelled: someone is on it."""
-    question = _open_question(session, team_id, question_id)
-    if question is None:
-        return ButtonOutcome(CLOSED, question_id)
-    if question.asker_id == user_id:
-        return ButtonOutcome(OWN, question_id)
-    if question.status != STATUS_OPEN:
-        return ButtonOutcome(CLOSED, question_id)
-    request = _request_of(session, question_id, user_id)
-    if request is None:
-        request = RouteRequest(
-            team_id=team_id,
-            question_id=question_id,
-            expert_id=user_id,
-            round=max(question.escalation_level, 1),
-            status=ROUTE_TAKEN,
-            reason="took it without being asked",
-            send_at=now,
-        )
-        if insert_once(session, request):
-            cancel_pending(session, question_id)
-            return ButtonOutcome(TAKEN, question_id, request.round)
-        request = _request_of(session, question_id, user_id)  # a double click inserted it meanwhile
-        assert request is not None
-    if _set_status(session, request.id, ROUTE_TAKEN, (ROUTE_SCHEDULED, ROUTE_SENT, ROUTE_DECLINED)):
-        cancel_pending(session, question_id)
-        return ButtonOutcome(TAKEN, question_id, request.round, was_routed=True)
-    return ButtonOutcome(ALREADY, question_id, request.round)
+    return _reply(session, team_id, question_id, user_id, now, _TAKE)
 
 
 def decline_question(session: Session, team_id: str, question_id: int, user_id: str, now: datetime) -> ButtonOutcome:
     """An expert's "Not me": this person is not asked about it again; when they had been asked, someone else is."""
+    return _reply(session, team_id, question_id, user_id, now, _DECLINE)
+
+
+def _reply(
+    session: Session, team_id: str, question_id: int, user_id: str, now: datetime, reply: _Reply
+) -> ButtonOutcome:
     question = _open_question(session, team_id, question_id)
     if question is None:
         return ButtonOutcome(CLOSED, question_id)
@@ -138,19 +135,24 @@ def decline_question(session: Session, team_id: str, question_id: int, user_id: 
         return ButtonOutcome(CLOSED, question_id)
     request = _request_of(session, question_id, user_id)
     if request is None:
-        declined = RouteRequest(
+        unasked = RouteRequest(
             team_id=team_id,
             question_id=question_id,
             expert_id=user_id,
             round=max(question.escalation_level, 1),
-            status=ROUTE_DECLINED,
-            reason="passed without being asked",
+            status=reply.status,
+            reason=reply.unasked,
             send_at=now,
         )
-        inserted = insert_once(session, declined)
-        return ButtonOutcome(DECLINED if inserted else ALREADY, question_id, declined.round)
-    if _set_status(session, request.id, ROUTE_DECLINED, (ROUTE_SCHEDULED, ROUTE_SENT, ROUTE_TAKEN)):
-        return ButtonOutcome(DECLINED, question_id, request.round, was_routed=True)
+        if not insert_once(session, unasked):  # a double click inserted it meanwhile
+            return ButtonOutcome(ALREADY, question_id, unasked.round)
+        if reply.cancels_others:
+            cancel_pending(session, question_id)
+        return ButtonOutcome(reply.result, question_id, unasked.round)
+    if _set_status(session, request.id, reply.status, reply.replaces):
+        if reply.cancels_others:
+            cancel_pending(session, question_id)
+        return ButtonOutcome(reply.result, question_id, request.round, was_routed=True)
     return ButtonOutcome(ALREADY, question_id, request.round)
 
 
