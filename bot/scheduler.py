@@ -22,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 
 from bot.services import Services
+from bot.workspaces import TokenLookup
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("peerlearn.scheduler")
 
 TickFunction = Callable[..., Any]  # tick(services, client, now) [, token_for=...] -> anything
-TokenLookup = Callable[[str], str | None]  # team_id -> that workspace's bot token
 
 
 @dataclass(frozen=True)
