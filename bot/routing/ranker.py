@@ -47,8 +47,8 @@ question on a brand-new tag can reach an active helper, and ``ScoredExpert.exper
 caller filter them. Ties break on expertise, then user id, so the order never depends on the input order.
 
 Cost: one pass over every candidate's history, plus the texts of at most ``text_records`` answers per
-candidate, tokenized once per process (cached) and then only looked up for the question's words: 100
-candidates with 30 answers each rank in about 20 ms, 300 in about 60 ms (one core, chat-sized texts).
+candidate, tokenized once per process (cached) and then only looked up for the question's words (figures in
+bench/RESULTS.md, routing's reads).
 """
 
 from __future__ import annotations
