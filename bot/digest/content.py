@@ -9,16 +9,10 @@ from zoneinfo import ZoneInfo
 from bot.blocks import SECTION_LIMIT, Block, Message, context, divider, header, mention, section
 from bot.digest.schedule import Schedule
 from bot.tags import escape_mrkdwn, format_tags, truncate
-from models.digest import (
-    DigestData,
-    Listing,
-)
+from models.digest import DigestData, Listing
 
 MAX_ITEMS = 10  # per section, before "…and N more"
 ITEM_CHARS = 150
-
-
-# --- building: pure, from plain data to Block Kit ----------------------------------------------------------
 
 
 def permalink(base_url: str, channel_id: str, ts: str, thread_ts: str | None = None) -> str:

@@ -13,11 +13,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from sqlalchemy.orm import Session
 
 from bot.tags import escape_mrkdwn, truncate
-from models.digest import (
-    DigestSubscription,
-    ensure_subscription,
-    fetch_subscription,
-)
+from models.digest import DigestSubscription, ensure_subscription, fetch_subscription
 from models.workspace import Workspace
 
 DEFAULT_TIMEZONE = "UTC"

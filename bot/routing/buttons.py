@@ -23,19 +23,8 @@ from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.workspaces import WorkspaceClient
 from models.base import insert_once, parse_row_id
-from models.expert import (
-    ROUTE_DECLINED,
-    ROUTE_SCHEDULED,
-    ROUTE_SENT,
-    ROUTE_TAKEN,
-    RouteRequest,
-)
-from models.question import (
-    RESOLUTION_SIMILAR,
-    STATUS_OPEN,
-    STATUS_RESOLVED,
-    Question,
-)
+from models.expert import ROUTE_DECLINED, ROUTE_SCHEDULED, ROUTE_SENT, ROUTE_TAKEN, RouteRequest
+from models.question import RESOLUTION_SIMILAR, STATUS_OPEN, STATUS_RESOLVED, Question
 
 logger = logging.getLogger("peerlearn.routing")
 

@@ -31,12 +31,7 @@ from models.expert import (
     Person,
     RouteRequest,
 )
-from models.question import (
-    STATUS_OPEN,
-    STATUS_RESOLVED,
-    Answer,
-    Question,
-)
+from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question
 from models.workspace import Workspace
 
 logger = logging.getLogger("peerlearn.routing")

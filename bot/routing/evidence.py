@@ -8,7 +8,6 @@ private channel; what resolved a question ("This answers it")."""
 from __future__ import annotations
 
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,29 +18,14 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from bot.routing.planner import resolve_timezone
-from bot.routing.ranker import AnswerRecord, RankingParams, TagStats
+from bot.routing.ranker import TAG_WORD, AnswerRecord, RankingParams, TagStats
 from bot.search import KIND_LESSON, KIND_QUESTION
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.workspaces import WorkspaceClient
-from models.expert import (
-    NOTIFY_OFF,
-    ROUTE_SCHEDULED,
-    Expertise,
-    Person,
-    RouteRequest,
-    remember_profile,
-)
+from models.expert import NOTIFY_OFF, ROUTE_SCHEDULED, Expertise, Person, RouteRequest, remember_profile
 from models.lesson import Lesson
-from models.question import (
-    RESOLUTION_SIMILAR,
-    STATUS_RESOLVED,
-    VOTE_HELPFUL,
-    Answer,
-    Question,
-    QuestionTag,
-    Vote,
-)
+from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED, VOTE_HELPFUL, Answer, Question, QuestionTag, Vote
 
 logger = logging.getLogger("peerlearn.routing")
 
@@ -49,9 +33,10 @@ HISTORY_WINDOW = timedelta(days=365)  # older answers weigh < 1/16 at the ranker
 MAX_LEARNED_CANDIDATES = 50  # people known only from their answers, the most active on the tags first
 RELATED_TAGS_PER_TAG = 10  # co-asked tags loaded per question tag (the ranker uses the top few)
 MAX_TEXT_WORDS = 200  # words of the question looked up as tags it mentions
-MAX_PROFILE_ROUNDS = 4  # plan, refresh the planned people's profiles, plan again
 RECENT_LOAD = timedelta(days=7)  # equal candidates: who had fewer DMs in this window goes first
-_TAG_WORD = re.compile(r"[a-z0-9][a-z0-9.+#_-]*[a-z0-9+#]|[a-z0-9]")  # as bot.routing reads tags in text
+
+
+# --- who may read a private channel -------------------------------------------------------------------------
 
 
 def channel_members(slack: WorkspaceClient, channel_id: str) -> set[str] | None:
@@ -332,7 +317,7 @@ def _load_tag_stats(session: Session, team_id: str, tags: Sequence[str], text: s
         for count, related in sorted(counted, key=lambda item: (-item[0], item[1]))[:RELATED_TAGS_PER_TAG]:
             a, b = sorted((tag, related))
             pairs[(a, b)] = count
-    words = list(dict.fromkeys(_TAG_WORD.findall(text.casefold())))[:MAX_TEXT_WORDS]
+    words = list(dict.fromkeys(TAG_WORD.findall(text.casefold())))[:MAX_TEXT_WORDS]
     names = set(tags) | {tag for pair in pairs for tag in pair} | set(words)
     counts = {
         tag: int(count)

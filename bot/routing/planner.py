@@ -172,7 +172,7 @@ def _zone_label(zone: tzinfo) -> str:
     return getattr(zone, "key", None) or "UTC"
 
 
-# --- pure decisions ---------------------------------------------------------------------------------------------
+# --- a person's hours, ties between equals, the escalation period --------------------------------------------
 
 
 def _valid_hours(start: int | None, end: int | None) -> bool:

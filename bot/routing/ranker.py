@@ -299,7 +299,7 @@ def _eligible(candidates: Iterable[Candidate], exclude: Collection[str]) -> list
 
 
 # A tag-shaped word: "cardano-cli", "node.js", "c#", "c++".
-_TAG_WORD = re.compile(r"[a-z0-9][a-z0-9.+#_-]*[a-z0-9+#]|[a-z0-9]")
+TAG_WORD = re.compile(r"[a-z0-9][a-z0-9.+#_-]*[a-z0-9+#]|[a-z0-9]")  # a tag as written in a question's text
 
 
 def _query_tag_weights(
@@ -312,7 +312,7 @@ def _query_tag_weights(
     """
     asked = normalize_tags(question_tags)
     extra: dict[str, float] = {}
-    for tag in set(_TAG_WORD.findall(question_text.casefold())) & stats.tag_counts.keys():
+    for tag in set(TAG_WORD.findall(question_text.casefold())) & stats.tag_counts.keys():
         extra[tag] = params.mentioned_tag_weight
     for tag in asked:
         for other, probability in stats.related(tag, params.related_tags_per_tag):

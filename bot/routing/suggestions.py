@@ -10,14 +10,9 @@ from bot.routing.evidence import load_question
 from bot.search import search_similar
 from bot.services import Services
 from bot.workspaces import WorkspaceClient
-from models.question import (
-    STATUS_OPEN,
-)
+from models.question import STATUS_OPEN
 
 SIMILAR_LIMIT = 3  # suggestions shown to the asker
-
-
-# --- similar questions ----------------------------------------------------------------------------------------
 
 
 def suggest_or_route(slack: WorkspaceClient, services: Services, question_id: int) -> list[blocks.SimilarItem]:
