@@ -11,8 +11,8 @@ replica): the search index is not built, as neither digests nor stats read it. T
 autovacuum would.
 
 Measured, as the scheduler and the stats verb run them (posting excluded):
-- all digests: `bot.digest.due_digests` at Monday 09:00 (the 100 due channels), then for each channel
-  `models.digest.load_digest_data` for its week and `bot.digest.build_digest` (the Block Kit message), each
+- all digests: `bot.digest.posting.due_digests` at Monday 09:00 (the 100 due channels), then for each channel
+  `models.digest.load_digest_data` for its week and `bot.digest.content.build_digest` (the Block Kit message), each
   channel in its own transaction like `deliver`; the median of 3 runs after a warm-up run;
 - stats: `bot.stats.build_report` for the last 30 days (the verb's default) and for the last 365 days.
 Baseline, in the same run and on the same data: the same code after dropping the indexes that migrations
@@ -44,7 +44,8 @@ from bench.common import (
     progress,
     scratch_database,
 )
-from bot import digest, stats
+from bot import stats
+from bot.digest import content, posting
 from models.digest import load_digest_data
 from models.migrate import upgrade_to_head
 from models.session import Store
@@ -272,16 +273,16 @@ def all_digests(store: Store) -> tuple[float, list[float], int]:
     """(seconds for every due digest, seconds per digest, digests built): due_digests, then load and build each."""
     started = time.perf_counter()
     with store.session() as session:
-        due = digest.due_digests(session, NOW)
+        due = posting.due_digests(session, NOW)
     per_digest = []
     built = 0
     for item in due:
         began = time.perf_counter()
         with store.session() as session:
             data = load_digest_data(
-                session, item.team_id, item.channel_id, item.slot - digest.WINDOW, item.slot, digest.MAX_ITEMS
+                session, item.team_id, item.channel_id, item.slot - posting.WINDOW, item.slot, content.MAX_ITEMS
             )
-        message = digest.build_digest(
+        message = content.build_digest(
             data, tz=item.schedule.zone, base_url="https://bench.slack.com/", post_when_empty=item.post_when_empty
         )
         built += message is not None

@@ -15,15 +15,15 @@ Works on any Stack Exchange dump folder (see bench/stackexchange.py). Protocol, 
     title and body and the answer's body, as the bot's database supplies them.
   * Tag statistics (IDF, related tags) come from the questions created before the test question.
   * Candidates are everyone with an answer in that history; a target without one is a miss for all.
-  * PeerLearn runs ``bot.routing.rank_experts``, the code the bot runs, with its default parameters and
+  * PeerLearn runs ``bot.routing.ranker.rank_experts``, the code the bot runs, with its default parameters and
     weights. The baselines run in the same pass: popularity (answers in history) and tag-overlap (history
     answers on a question sharing a tag with the test question). Their ties break by user id.
   * The P@1 difference to tag-overlap comes with a 95 % paired bootstrap interval (the same resampled
     questions for both rankers), so a difference of one or two questions is not read as a result.
 
 How the ranker's weights were obtained, without the tests (``--fit``): the ranker is a log-linear model
-over eight features (bot/routing.py says what they are and why). ``--fit`` computes them with
-``bot.routing.feature_vectors`` for every question of the ``rolling`` split (each question of the history
+over eight features (bot/routing/ranker.py says what they are and why). ``--fit`` computes them with
+``bot.routing.ranker.feature_vectors`` for every question of the ``rolling`` split (each question of the history
 part after its first 30 %, learning from everything before it: 258 questions on the Cardano dump, 195
 with the target among the candidates) and fits the weights by maximum likelihood of the accepted
 answerer among the candidates (conditional logit, L2 penalty, Newton's method: deterministic, so the fit
@@ -80,7 +80,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `bot` importa
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stackexchange import Answer, Question, Site, load_site
-from bot.routing import (
+from bot.routing.ranker import (
     DEFAULT_PARAMS,
     FEATURE_NAMES,
     AnswerRecord,

@@ -243,10 +243,11 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
     """The admin verb: print the channel's digest (--dry-run) or post it now."""
     import json
 
-    from bot import digest
+    from bot.digest import content, posting
     from bot.runtime import build_runtime
     from bot.services import Services
     from bot.slack_errors import explain
+    from bot.workspaces import WorkspaceClients
     from models.migrate import upgrade_to_head
     from models.session import Store
 
@@ -267,25 +268,25 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
     try:
         now = services.clock.now()
         if dry_run:
-            base_url = digest.Workspaces(client, token_for).base_url(team_id) if client is not None else None
-            message = digest.preview(services, team_id, channel_id, now, base_url)
+            base_url = WorkspaceClients(client, token_for).base_url(team_id) if client is not None else None
+            message = posting.preview(services, team_id, channel_id, now, base_url)
             print(
                 json.dumps(message.as_kwargs(), indent=2, ensure_ascii=False)
                 if as_json
-                else digest.render_text(message)
+                else content.render_text(message)
             )
             return 0
         assert client is not None
-        outcome = digest.post_now(services, client, team_id, channel_id, now, force=force, token_for=token_for)
+        outcome = posting.post_now(services, client, team_id, channel_id, now, force=force, token_for=token_for)
     finally:
         if runtime is not None:
             runtime.close()
         else:
             services.store.dispose()
-    if outcome.status == digest.DIGEST_POSTED:
+    if outcome.status == posting.DIGEST_POSTED:
         print(f"Posted the digest in {channel_id} (week {outcome.week_key}, message ts {outcome.message_ts}).")
         return 0
-    if outcome.status == digest.TAKEN:
+    if outcome.status == posting.TAKEN:
         print(
             f"Not posted: this week's digest ({outcome.week_key}) for {channel_id} is {outcome.error}. "
             "Pass --force to post another one anyway.",

@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import route, stats
+from bot import stats
 from bot.config import Settings
 from bot.experts import InvalidTeach, parse_duration, pause, resume
 from bot.messages.home import (
@@ -27,8 +27,10 @@ from bot.messages.home import (
     home_view,
     unknown_choice,
 )
+from bot.routing import evidence
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
+from bot.workspaces import WorkspaceClient
 from models.expert import (
     NOTIFY_DAILY,
     NOTIFY_IMMEDIATE,
@@ -86,7 +88,7 @@ def _listed(
 
 def private_channels_listed(session: Session, team_id: str, user_id: str, now: datetime) -> set[str]:
     """The private channels (or not yet known to be public) of the questions the tab could list: Slack must
-    say the person is a member of each before any of their questions is shown (bot.route.reads_channel)."""
+    say the person is a member of each before any of their questions is shown (bot.routing.evidence.reads_channel)."""
     return {
         question.channel_id
         for questions in _listed(session, team_id, user_id, now, None)
@@ -147,8 +149,8 @@ def publish_home(client: WebClient, services: Services, team_id: str, user_id: s
     try:
         with services.store.session() as session:
             private = private_channels_listed(session, team_id, user_id, now)
-        slack = route.Slack(client)
-        readable = {channel for channel in private if route.reads_channel(slack, user_id, channel, private=True)}
+        slack = WorkspaceClient(client)
+        readable = {channel for channel in private if evidence.reads_channel(slack, user_id, channel, private=True)}
         with services.store.session() as session:
             data = gather_home(session, services.settings, team_id, user_id, now, notice, readable_private=readable)
     except SQLAlchemyError:

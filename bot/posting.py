@@ -30,14 +30,14 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import route
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import quote_back
 from bot.messages.questions import question_message
 from bot.qa import record_posted, record_unposted
-from bot.route import Slack
+from bot.routing import delivery, escalation, suggestions
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain, may_have_happened
+from bot.workspaces import TokenLookup, WorkspaceClient, WorkspaceClients
 from models.question import Question, claim_posting, owed_questions, release_posting
 
 logger = logging.getLogger("peerlearn.posting")
@@ -97,7 +97,9 @@ def is_post_of(message: dict[str, Any], question_id: int, bot_id: str | None) ->
     )
 
 
-def publish_question(slack: Slack, services: Services, question_id: int, notify: Notify | None = None) -> bool:
+def publish_question(
+    slack: WorkspaceClient, services: Services, question_id: int, notify: Notify | None = None
+) -> bool:
     """Post an owed question unless another attempt holds it: True when this call recorded it as posted (the
     caller suggests or routes next). `notify` tells the asker (the listener's response_url); without it, an
     ephemeral message in the channel, or a DM."""
@@ -124,23 +126,25 @@ def publish_question(slack: Slack, services: Services, question_id: int, notify:
     return _attempt(slack, services, owed, notify or _ephemeral_or_dm(slack, owed))
 
 
-def publish_and_suggest(slack: Slack, services: Services, question_id: int, notify: Notify | None = None) -> bool:
+def publish_and_suggest(
+    slack: WorkspaceClient, services: Services, question_id: int, notify: Notify | None = None
+) -> bool:
     """Post an owed question (publish_question); once this call recorded it as posted, show the asker similar
-    answers or route it (bot/route.py). True when it did."""
+    answers or route it (bot/routing/). True when it did."""
     if not publish_question(slack, services, question_id, notify):
         return False
-    route.suggest_or_route(slack, services, question_id)
+    suggestions.suggest_or_route(slack, services, question_id)
     return True
 
 
-def _ephemeral_or_dm(slack: Slack, owed: OwedQuestion) -> Notify:
+def _ephemeral_or_dm(slack: WorkspaceClient, owed: OwedQuestion) -> Notify:
     def notify(text: str) -> None:
-        route.tell(slack, channel_id=owed.channel_id, user_id=owed.asker_id, message=ephemeral(text))
+        delivery.tell(slack, channel_id=owed.channel_id, user_id=owed.asker_id, message=ephemeral(text))
 
     return notify
 
 
-def _attempt(slack: Slack, services: Services, owed: OwedQuestion, notify: Notify) -> bool:
+def _attempt(slack: WorkspaceClient, services: Services, owed: OwedQuestion, notify: Notify) -> bool:
     look = owed.attempt > 1  # an earlier attempt may have posted it
     for post_try in range(POST_TRIES):
         try:
@@ -190,7 +194,7 @@ def is_server_error(exc: BaseException) -> bool:
     return isinstance(exc, SlackApiError) and exc.response is not None and exc.response.status_code >= 500
 
 
-def find_earlier_post(slack: Slack, owed: OwedQuestion) -> str | None:
+def find_earlier_post(slack: WorkspaceClient, owed: OwedQuestion) -> str | None:
     """The ts of our post of this question in its channel, if an earlier attempt made it (the messages since a
     little before the question was stored, with their metadata). Raises Unconfirmed when there are more of
     them than HISTORY_PAGES pages."""
@@ -222,7 +226,7 @@ def _record(services: Services, owed: OwedQuestion, ts: str, private: bool) -> b
             logger.warning("question %s was recorded by another attempt meanwhile (this one's post: %s)", owed.id, ts)
             return False
         # Routing is now due after the grace period, in the database: a restart cannot lose it.
-        route.await_routing(question, services.clock.now(), services.settings)
+        escalation.await_routing(question, services.clock.now(), services.settings)
     logger.info("question %s posted in %s at %s", owed.id, owed.channel_id, ts)
     return True
 
@@ -278,11 +282,11 @@ def _tell(owed: OwedQuestion, notify: Notify, text: str) -> None:
 # --- the posting tick ---------------------------------------------------------------------------------------
 
 
-def tick(services: Services, client: Any, now: datetime, token_for: route.TokenLookup | None = None) -> int:
+def tick(services: Services, client: Any, now: datetime, token_for: TokenLookup | None = None) -> int:
     """The scheduler's posting job: finish the questions still owed to their channel that nobody is posting
     (stored at least OWED_AFTER ago: the listener after the ack goes first), then suggest or route each one
     posted. Returns how many were posted."""
-    workspace_slack = route.slack_for(client, token_for)
+    workspace_slack = WorkspaceClients(client, token_for)
     with services.store.session() as session:
         owed = owed_questions(session, now - OWED_AFTER, now, MAX_OWED)
     posted = 0

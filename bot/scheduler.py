@@ -22,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 
 from bot.services import Services
+from bot.workspaces import TokenLookup
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("peerlearn.scheduler")
 
 TickFunction = Callable[..., Any]  # tick(services, client, now) [, token_for=...] -> anything
-TokenLookup = Callable[[str], str | None]  # team_id -> that workspace's bot token
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,16 @@ class Tick:
 
 def default_ticks() -> list[Tick]:
     """Every periodic job PeerLearn runs. Imported here, so a tick's module loads only with a scheduler."""
-    from bot import digest, posting, route, workspaces
+    from bot import posting, workspaces
+    from bot.digest import posting as digest_posting
+    from bot.routing import escalation
 
     return [
         # Questions still owed to their channel: a listener that died, a stopped process, a Slack that was slow.
         Tick("posting", posting.tick, every=timedelta(minutes=1), per_team_tokens=True),
-        Tick("digest", digest.tick, every=timedelta(minutes=1), per_team_tokens=True),
+        Tick("digest", digest_posting.tick, every=timedelta(minutes=1), per_team_tokens=True),
         # Routing after the similar-answers grace period, escalation rounds, bumps, DMs due in someone's morning.
-        Tick("routing", route.tick, every=timedelta(minutes=1), per_team_tokens=True),
+        Tick("routing", escalation.tick, every=timedelta(minutes=1), per_team_tokens=True),
         # A token Slack refused: does it work again? (At start, then while a workspace is disabled.)
         Tick(
             "tokens",

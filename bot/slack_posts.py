@@ -8,12 +8,13 @@ import logging
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import route
 from bot.messages.blocks import Message, ephemeral
 from bot.messages.questions import question_message
 from bot.qa import question_view
+from bot.routing import delivery
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
+from bot.workspaces import WorkspaceClient
 
 logger = logging.getLogger("peerlearn.slack")
 
@@ -52,13 +53,13 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
     try:
         with services.store.session() as session:
             view = question_view(session, question_id)
-            resolved = route.load_resolved(session, question_id)
+            resolved = delivery.load_resolved(session, question_id)
     except SQLAlchemyError:
         logger.exception("could not load question %s to redraw it", question_id)
         return
     if view is None:
         return
-    slack = route.Slack(client)
+    slack = WorkspaceClient(client)
     resolved = resolved.with_link(slack) if resolved is not None else None
     message = question_message(
         asker_id=view.asker_id,
@@ -73,6 +74,6 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
     except SLACK_FAILURES as exc:
         logger.warning("could not update question %s in %s: %s", question_id, view.channel_id, error_code(exc))
     try:
-        route.redraw_routed_dms(slack, services, question_id, {question_id: resolved})
+        delivery.redraw_routed_dms(slack, services, question_id, {question_id: resolved})
     except SQLAlchemyError:
         logger.exception("could not load the routing DMs of question %s to redraw them", question_id)

@@ -1,4 +1,10 @@
-"""Workspaces whose token Slack refused: disabled when it does, enabled again when the token works again.
+"""A client acting for one workspace, and workspaces whose token Slack refused.
+
+`WorkspaceClient` is a WebClient with the arguments that make its calls for one workspace; `WorkspaceClients`
+gives one per workspace from outside a request (a tick, the CLI), from `token_for` (each installation's bot
+token with "Add to Slack"; without it, the client's single token), and each workspace's URL, asked once.
+
+Workspaces whose token Slack refused are disabled when it does, and enabled again when the token works again.
 
 A disabled workspace gets no routing, morning DMs or digests. Slack refusing a token (invalid_auth,
 token_revoked, account_inactive…) disables its workspace; the `tokens` tick (`TokenRecheck`) asks Slack
@@ -11,8 +17,10 @@ once, when it happens.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -25,12 +33,49 @@ from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS, error_code
 from models.workspace import Workspace, disable_workspace, enable_workspace
 
-if TYPE_CHECKING:
-    from bot.scheduler import TokenLookup
-
 logger = logging.getLogger("peerlearn.workspaces")
 
 RECHECK_MINUTES = 5
+
+TokenLookup = Callable[[str], str | None]  # team_id -> that workspace's bot token
+
+
+@dataclass(frozen=True)
+class WorkspaceClient:
+    """A WebClient and the arguments that make its calls for one workspace (its token, with "Add to Slack").
+
+    In a listener, Bolt's client already carries the workspace's token; a tick passes it per workspace."""
+
+    client: WebClient
+    auth: Mapping[str, Any] = field(default_factory=dict)
+
+
+class WorkspaceClients:
+    """How to reach each workspace from outside a request: `clients(team_id)` is a client acting for it (its
+    bot token from `token_for`; without one, the client's single token), and `base_url(team_id)` its URL,
+    asked once (one auth.test per workspace per tick)."""
+
+    def __init__(self, client: WebClient, token_for: TokenLookup | None = None) -> None:
+        self.client = client
+        self.token_for = token_for
+        self._urls: dict[str, str | None] = {}
+
+    def __call__(self, team_id: str) -> WorkspaceClient:
+        token = self.token_for(team_id) if self.token_for else None
+        return WorkspaceClient(self.client, {"token": token} if token else {})
+
+    def base_url(self, team_id: str) -> str | None:
+        """The workspace's URL, which links to its messages are built from; None when Slack won't say."""
+        if team_id not in self._urls:
+            try:
+                self._urls[team_id] = self.client.auth_test(**self(team_id).auth).get("url")
+            except SlackApiError as exc:
+                logger.warning("auth.test failed for %s (%s); links to messages are left out", team_id, error_code(exc))
+                self._urls[team_id] = None
+            except Exception:
+                logger.exception("auth.test failed for %s; links to messages are left out", team_id)
+                self._urls[team_id] = None
+        return self._urls[team_id]
 
 
 def disable_refused_workspace(services: Services, team_id: str | None, method: str, code: str) -> list[str]:

@@ -1,7 +1,7 @@
 """Buttons: "I'll take it" / "Not me" (routing DMs, ephemerals and the App Home share them) and the
 similar-answers suggestions ("This answers it" / "Still need help").
 
-The main function stores what the click changes (bot/route.py, database only) and acks; the Slack side
+The main function stores what the click changes (bot/routing/buttons.py, database only) and acks; the Slack side
 (thread note, DM or Home redrawn, the next expert asked, the question redrawn) runs after the ack, reading
 the stored outcome from the context. Every click is idempotent: a double click changes nothing twice.
 """
@@ -19,7 +19,6 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import route
 from bot.home import publish_home
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import DATABASE_DOWN
@@ -41,9 +40,11 @@ from bot.messages.suggestions import (
     RESOLVED_BY_EARLIER_NOTE,
     RESOLVED_OR_GONE_NOTE,
 )
-from bot.route import ButtonOutcome
+from bot.routing import buttons, escalation, evidence
+from bot.routing.buttons import ButtonOutcome
 from bot.services import Services
 from bot.slack_posts import redraw_question, tell_user
+from bot.workspaces import WorkspaceClient
 from models.base import parse_row_id
 from models.question import Question
 
@@ -55,29 +56,29 @@ FAILED = "peerlearn_button_failed"  # context key: why nothing could be stored
 # (session, team_id, user_id, button value, now) -> what changed; None for a value that names nothing
 Change = Callable[[Session, str, str, str, datetime], ButtonOutcome | None]
 
-USUAL = {route.TAKEN, route.DECLINED, route.RESOLVED, route.ROUTING, route.ALREADY}
+USUAL = {buttons.TAKEN, buttons.DECLINED, buttons.RESOLVED, buttons.ROUTING, buttons.ALREADY}
 TAKE_NOTES = {
-    route.TAKEN: ROUTE_TAKEN_NOTE,
-    route.ALREADY: ROUTE_TAKEN_NOTE,
-    route.CLOSED: ROUTE_CLOSED_NOTE,
-    route.OWN: OWN_QUESTION_NOTE,
-    route.UNREADABLE: UNREADABLE_NOTE,
+    buttons.TAKEN: ROUTE_TAKEN_NOTE,
+    buttons.ALREADY: ROUTE_TAKEN_NOTE,
+    buttons.CLOSED: ROUTE_CLOSED_NOTE,
+    buttons.OWN: OWN_QUESTION_NOTE,
+    buttons.UNREADABLE: UNREADABLE_NOTE,
 }
 DECLINE_NOTES = {
-    route.DECLINED: ROUTE_DECLINED_NOTE,
-    route.ALREADY: ROUTE_DECLINED_NOTE,
-    route.CLOSED: ROUTE_CLOSED_NOTE,
-    route.OWN: OWN_QUESTION_NOTE,
+    buttons.DECLINED: ROUTE_DECLINED_NOTE,
+    buttons.ALREADY: ROUTE_DECLINED_NOTE,
+    buttons.CLOSED: ROUTE_CLOSED_NOTE,
+    buttons.OWN: OWN_QUESTION_NOTE,
 }
 RESOLVE_NOTES = {
-    route.RESOLVED: RESOLVED_BY_EARLIER_NOTE,
-    route.ALREADY: ALREADY_RESOLVED_NOTE,
-    route.NOT_ASKER: ONLY_ASKER_RESOLVES_NOTE,
-    route.CLOSED: RESOLVED_OR_GONE_NOTE,
+    buttons.RESOLVED: RESOLVED_BY_EARLIER_NOTE,
+    buttons.ALREADY: ALREADY_RESOLVED_NOTE,
+    buttons.NOT_ASKER: ONLY_ASKER_RESOLVES_NOTE,
+    buttons.CLOSED: RESOLVED_OR_GONE_NOTE,
 }
-HELP_NOTES = {  # after ROUTING or ALREADY the asker hears what routing did (route.still_need_help)
-    route.NOT_ASKER: ONLY_ASKER_ASKS_MORE_NOTE,
-    route.CLOSED: RESOLVED_OR_GONE_NOTE,
+HELP_NOTES = {  # after ROUTING or ALREADY the asker hears what routing did (escalation.still_need_help)
+    buttons.NOT_ASKER: ONLY_ASKER_ASKS_MORE_NOTE,
+    buttons.CLOSED: RESOLVED_OR_GONE_NOTE,
 }
 
 
@@ -101,25 +102,25 @@ def question_id_of(value: str) -> int | None:
 
 def take(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
     question_id = question_id_of(value)
-    return None if question_id is None else route.take_question(session, team_id, question_id, user_id, now)
+    return None if question_id is None else buttons.take_question(session, team_id, question_id, user_id, now)
 
 
 def decline(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
     question_id = question_id_of(value)
-    return None if question_id is None else route.decline_question(session, team_id, question_id, user_id, now)
+    return None if question_id is None else buttons.decline_question(session, team_id, question_id, user_id, now)
 
 
 def answers_it(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
-    parsed = route.parse_earlier(value)
+    parsed = buttons.parse_earlier(value)
     if parsed is None:
         return None
     question_id, kind, ref_id = parsed
-    return route.resolve_with_earlier(session, team_id, question_id, user_id, kind, ref_id, now)
+    return buttons.resolve_with_earlier(session, team_id, question_id, user_id, kind, ref_id, now)
 
 
 def still_need_help(session: Session, team_id: str, user_id: str, value: str, now: datetime) -> ButtonOutcome | None:
     question_id = question_id_of(value)
-    return None if question_id is None else route.ask_experts_now(session, team_id, question_id, user_id, now)
+    return None if question_id is None else buttons.ask_experts_now(session, team_id, question_id, user_id, now)
 
 
 def from_home(body: dict[str, Any]) -> bool:
@@ -127,7 +128,7 @@ def from_home(body: dict[str, Any]) -> bool:
 
 
 def readable_question(client: WebClient, services: Services, team_id: str, user_id: str, value: str) -> bool:
-    """Whether the button's question (if it names one) is in a channel the person may read (bot.route's
+    """Whether the button's question (if it names one) is in a channel the person may read (bot.routing.evidence's
     membership rule); a question that names nothing is left to the click's own handling."""
     question_id = question_id_of(value)
     if question_id is None:
@@ -137,7 +138,7 @@ def readable_question(client: WebClient, services: Services, team_id: str, user_
         if question is None or question.team_id != team_id:
             return True
         channel_id, private = question.channel_id, question.channel_private
-    return route.reads_channel(route.Slack(client), user_id, channel_id, private)
+    return evidence.reads_channel(WorkspaceClient(client), user_id, channel_id, private)
 
 
 def register(app: App, services: Services) -> None:
@@ -153,7 +154,7 @@ def register(app: App, services: Services) -> None:
             allowed = True  # the click's own handling meets the outage and says so
         if not allowed:
             logger.info("%s may not take question %s: not a member of its private channel", user_id, value)
-            context[OUTCOME] = ButtonOutcome(route.UNREADABLE, int(value)).as_context()
+            context[OUTCOME] = ButtonOutcome(buttons.UNREADABLE, int(value)).as_context()
             ack()
             return
         stored(take)(ack, body, action, context)
@@ -194,7 +195,7 @@ def register(app: App, services: Services) -> None:
         """Say how the click ended where it happened: the Home tab is published again (with the note unless
         the click did the `usual` thing); the message the click came from is replaced by the note when
         `replace` (an ephemeral, the suggestions), else the note comes as an ephemeral beside it (a routing
-        DM keeps its question: it redraws itself, bot.route.redraw_dm)."""
+        DM keeps its question: it redraws itself, bot.routing.delivery.redraw_dm)."""
         team_id, user_id = context.team_id or "", body["user"]["id"]
         if from_home(body):
             publish_home(client, services, team_id, user_id, None if usual else note)
@@ -228,14 +229,14 @@ def register(app: App, services: Services) -> None:
         return lazy
 
     def finish_take(outcome: ButtonOutcome, body: dict[str, Any], client: WebClient, team_id: str) -> Reply:
-        if outcome.result == route.UNREADABLE:  # nothing changed: say why, wherever the click came from
+        if outcome.result == buttons.UNREADABLE:  # nothing changed: say why, wherever the click came from
             return Reply(TAKE_NOTES[outcome.result], replace=False)
-        route.after_take(route.Slack(client), services, outcome, team_id, body["user"]["id"])
+        buttons.after_take(WorkspaceClient(client), services, outcome, team_id, body["user"]["id"])
         return Reply(TAKE_NOTES[outcome.result] if from_home(body) or is_ephemeral(body) else None)
 
     def finish_decline(outcome: ButtonOutcome, body: dict[str, Any], client: WebClient, team_id: str) -> Reply:
         def ask_someone_else() -> None:
-            route.after_decline(route.Slack(client), services, outcome, team_id, body["user"]["id"])
+            buttons.after_decline(WorkspaceClient(client), services, outcome, team_id, body["user"]["id"])
 
         note = DECLINE_NOTES[outcome.result] if from_home(body) or is_ephemeral(body) else None
         return Reply(note, then=ask_someone_else)
@@ -244,17 +245,17 @@ def register(app: App, services: Services) -> None:
         def redraw() -> None:
             redraw_question(client, services, outcome.question_id)
 
-        return Reply(RESOLVE_NOTES[outcome.result], then=redraw if outcome.result == route.RESOLVED else None)
+        return Reply(RESOLVE_NOTES[outcome.result], then=redraw if outcome.result == buttons.RESOLVED else None)
 
     def finish_still_need_help(outcome: ButtonOutcome, body: dict[str, Any], client: WebClient, team_id: str) -> Reply:
-        if outcome.result in (route.ROUTING, route.ALREADY):
-            return Reply(route.still_need_help(route.Slack(client), services, outcome.question_id))
+        if outcome.result in (buttons.ROUTING, buttons.ALREADY):
+            return Reply(escalation.still_need_help(WorkspaceClient(client), services, outcome.question_id))
         return Reply(HELP_NOTES[outcome.result])
 
     after_take = after(finish_take, ROUTE_CLOSED_NOTE, gone_replaces_ephemeral=True)
     after_decline = after(finish_decline, ROUTE_CLOSED_NOTE, gone_replaces_ephemeral=True)
-    after_answers_it = after(finish_answers_it, RESOLVE_NOTES[route.CLOSED], gone_replaces_ephemeral=False)
-    after_still_need_help = after(finish_still_need_help, HELP_NOTES[route.CLOSED], gone_replaces_ephemeral=False)
+    after_answers_it = after(finish_answers_it, RESOLVE_NOTES[buttons.CLOSED], gone_replaces_ephemeral=False)
+    after_still_need_help = after(finish_still_need_help, HELP_NOTES[buttons.CLOSED], gone_replaces_ephemeral=False)
 
     app.action(ACTION_TAKE_QUESTION)(ack=store_take, lazy=[after_take])
     app.action(ACTION_DECLINE_QUESTION)(ack=stored(decline), lazy=[after_decline])

@@ -12,7 +12,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import posting, route
+from bot import posting
 from bot.acks import HELP_WORDS, first_word, request_key
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, quote_back
@@ -23,6 +23,7 @@ from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
 from bot.slack_posts import tell_user
 from bot.text import InvalidQuestion, clean, command_text, validate_question
+from bot.workspaces import WorkspaceClient
 from handlers import digest
 from models.question import question_id_by_request
 from models.workspace import ensure_workspace
@@ -70,7 +71,7 @@ def register(app: App, services: Services) -> None:
         ack()
 
     def post_ask(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        """After the ack: post the question, then suggest similar answers or route it (bot/route.py)."""
+        """After the ack: post the question, then suggest similar answers or route it (bot/routing/)."""
         text = command_text(command)
         if first_word(text) in HELP_WORDS:
             return
@@ -90,7 +91,7 @@ def register(app: App, services: Services) -> None:
         def notify(note: str) -> None:
             respond(text=note)
 
-        slack = route.Slack(client)
+        slack = WorkspaceClient(client)
         if question_id is not None:
             posting.publish_and_suggest(slack, services, question_id, notify=notify)
 

@@ -17,16 +17,15 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.digest import (
+from bot.digest.content import as_preview
+from bot.digest.posting import preview
+from bot.digest.schedule import (
     ScheduleChange,
     ScheduleError,
-    Workspaces,
-    as_preview,
     current_schedule,
     learn_timezone,
     next_slot,
     parse_schedule,
-    preview,
     schedule_of,
     set_empty_weeks,
     subscribe,
@@ -52,6 +51,7 @@ from bot.messages.help import help_message
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.text import clean
+from bot.workspaces import WorkspaceClients
 from models.digest import DigestSubscription
 from models.expert import Person
 from models.workspace import ensure_workspace
@@ -186,7 +186,7 @@ def after_digest(
 def send_preview(client: WebClient, respond: Respond, services: Services, team_id: str, channel_id: str) -> None:
     try:
         now = services.clock.now()
-        message = preview(services, team_id, channel_id, now, Workspaces(client).base_url(team_id))
+        message = preview(services, team_id, channel_id, now, WorkspaceClients(client).base_url(team_id))
         with services.store.session() as session:
             schedule, subscription = current_schedule(session, team_id, channel_id)
     except SQLAlchemyError:

@@ -15,7 +15,8 @@ from slack_bolt.listener.builtins import TokenRevocationListeners
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot import qa, route
+from bot import qa
+from bot.routing import escalation
 from bot.services import Services
 from bot.slack_posts import redraw_question
 from bot.text import from_slack
@@ -88,7 +89,7 @@ def register(app: App, services: Services) -> None:
                 now=now,
             )
             if answer is not None:
-                route.stop_escalation(session, answer.question_id)  # answered: no round 2, no bump
+                escalation.stop_escalation(session, answer.question_id)  # answered: no round 2, no bump
 
         if subtype == "message_changed":
             once(body, context, edit)
@@ -116,7 +117,7 @@ def register(app: App, services: Services) -> None:
                 bot_user_id=context.bot_user_id,
             )
             if outcome.effect == qa.ReactionEffect.ACCEPTED and outcome.question_id is not None:
-                route.cancel_pending(session, outcome.question_id)  # resolved: DMs not sent yet never go
+                escalation.cancel_pending(session, outcome.question_id)  # resolved: DMs not sent yet never go
             return outcome.question_id if outcome.redraw_question else None
 
         once(body, context, change)

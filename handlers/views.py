@@ -10,7 +10,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import posting, route
+from bot import posting
 from bot.messages.errors import DATABASE_DOWN
 from bot.messages.forms import (
     ASK_ACTION_INPUT,
@@ -33,6 +33,7 @@ from bot.text import (
     parse_tag_field,
     validate_question,
 )
+from bot.workspaces import WorkspaceClient
 from models.question import fetch_question_by_request
 from models.workspace import ensure_workspace
 
@@ -94,7 +95,7 @@ def register(app: App, services: Services) -> None:
         if question_id is None:
             return
         origin = json.loads(view.get("private_metadata") or "{}").get("channel_id")
-        slack = route.Slack(client)
+        slack = WorkspaceClient(client)
         posting.publish_and_suggest(
             slack,
             services,

@@ -67,7 +67,7 @@ class Question(Base):
     accepted_answer_id: Mapped[int | None] = mapped_column(
         ForeignKey("answers.id", use_alter=True, ondelete="SET NULL")
     )
-    # Routing (bot/route.py): 0 not routed yet, 1 and 2 after each round of DMs, 3 after the thread bump;
+    # Routing (bot/routing/escalation.py): 0 not routed yet, 1 and 2 after each round of DMs, 3 after the thread bump;
     # next_escalation_at is when the routing tick takes the next step (None: nothing more to do).
     escalation_level: Mapped[int] = mapped_column(default=0)
     next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)

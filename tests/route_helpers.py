@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot import route
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
@@ -20,6 +19,7 @@ from bot.playground.emulator.signing import Response
 from bot.playground.emulator.transcript import Message
 from bot.playground.emulator.workspace import BOT_USER_ID
 from bot.playground.emulator.world import SlackWorld
+from bot.routing import escalation
 from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
 from models.expert import KnowledgeGap, RouteRequest
 from models.question import Question
@@ -68,11 +68,11 @@ class Bot:
         self.start()
         return self
 
-    def tick(self, at: datetime | None = None) -> route.TickReport:
+    def tick(self, at: datetime | None = None) -> escalation.TickReport:
         """The scheduler's routing job, run once at `at` (the clock moves there first)."""
         if at is not None:
             self.clock.set(at)
-        report = route.tick(self.runtime.services, self.runtime.bolt_app.client, self.clock.now())
+        report = escalation.tick(self.runtime.services, self.runtime.bolt_app.client, self.clock.now())
         self.world.settle()
         return report
 

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import posting, route
+from bot import posting
 from bot.playground.emulator.fake_api import Call
 from bot.playground.emulator.transcript import Message
+from bot.workspaces import WorkspaceClient
 from models.question import STATUS_OPEN, STATUS_POSTING, Answer, EarlyReply, Question
 from tests.route_helpers import GENERAL, Bot, add_people, bot_maker, declare, dms, routing_dms
 from tests.slack.fixtures import START
@@ -157,7 +158,9 @@ def test_two_runtimes_racing_to_post_an_owed_question_post_it_once(make_bot, mon
 
     def post(bot: Bot) -> None:  # both found it owed (the tick's list); both try now
         ready.wait()
-        posted.append(posting.publish_question(route.Slack(bot.runtime.bolt_app.client), bot.runtime.services, owed.id))
+        posted.append(
+            posting.publish_question(WorkspaceClient(bot.runtime.bolt_app.client), bot.runtime.services, owed.id)
+        )
 
     racers = [threading.Thread(target=post, args=(bot,)) for bot in (first, second)]
     for racer in racers:

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import digest
 from bot.clock import FrozenClock
 from bot.config import Settings
+from bot.digest import posting as digest_posting
 from bot.playground.emulator.fake_api import BOT_TOKEN
 from bot.runtime import build_runtime
 from bot.scheduler import Tick, build_scheduler, default_ticks, run_tick, start_scheduler, stop_scheduler
@@ -30,7 +30,7 @@ def runtime(tmp_path, fake_slack):
 
 def test_the_digest_is_a_tick_polled_every_minute():
     [digest_tick] = [tick for tick in default_ticks() if tick.name == "digest"]
-    assert digest_tick.run is digest.tick
+    assert digest_tick.run is digest_posting.tick
     assert digest_tick.every == timedelta(minutes=1)
     assert digest_tick.per_team_tokens  # it posts in every subscribed workspace, each with its own token
 

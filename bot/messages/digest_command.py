@@ -1,11 +1,11 @@
 """What `/ask digest …` says: its help, where it can run, and how the channel's digest settings read back.
-(The digest itself is built in bot.digest.)"""
+(The digest itself is built in bot/digest/.)"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from bot.digest import EXAMPLE
+from bot.digest.schedule import EXAMPLE
 
 DIGEST_USAGE = (
     "*This channel's weekly digest* (answered and open questions, lessons, top helpers, new experts, "

@@ -279,7 +279,8 @@ class Playground:
 
     def post_digest(self, channel: str) -> Json:
         """ "Post digest now": what `python app.py digest --force` does, through the bot's own WebClient."""
-        from bot import digest
+        from bot.digest import posting as digest_posting
+        from models.digest import DIGEST_POSTED
 
         place = self._channel(channel)
         if place.is_im:
@@ -287,8 +288,8 @@ class Playground:
 
         def post() -> Json:
             services, client = self.runtime.services, self.runtime.bolt_app.client
-            outcome = digest.post_now(services, client, TEAM_ID, place.id, self.clock.now(), force=True)
-            return {"ok": outcome.status == digest.DIGEST_POSTED, "outcome": outcome.status, "error": outcome.error}
+            outcome = digest_posting.post_now(services, client, TEAM_ID, place.id, self.clock.now(), force=True)
+            return {"ok": outcome.status == DIGEST_POSTED, "outcome": outcome.status, "error": outcome.error}
 
         return self._act(post)
 

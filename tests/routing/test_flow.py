@@ -9,11 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event
 
-from bot import route
+from bot.config import Settings
 from bot.messages.blocks import actions, button
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION, ROUTE_DECLINED_NOTE, ROUTE_TAKEN_NOTE
 from bot.playground.emulator.fake_api import TEAM_ID
-from bot.routing import Availability, ScoredExpert
+from bot.routing import escalation, planner
+from bot.routing.buttons import OWN, take_question
+from bot.routing.evidence import DMLoad, Evidence, PersonFacts, load_dm_load, load_evidence
+from bot.routing.planner import Availability
+from bot.routing.ranker import ScoredExpert
 from models.expert import (
     NOTIFY_DAILY,
     NOTIFY_OFF,
@@ -85,7 +89,7 @@ def test_a_question_reaches_the_declared_experts_by_dm_with_why_and_a_link(bot):
         "U_PG": (ROUTE_SENT, 1),
         "U_OPS": (ROUTE_SENT, 1),
     }
-    assert stored.escalation_level == route.LEVEL_ROUND_1
+    assert stored.escalation_level == escalation.LEVEL_ROUND_1
     assert stored.next_escalation_at == START + timedelta(hours=4)
     # Profiles were asked once each and cached: time zone, not a bot, not deactivated.
     with bot.store.session() as s:
@@ -319,8 +323,8 @@ def test_the_asker_cannot_take_their_own_question(bot):
     question = world.ask("U_ASKER", "Why is my query slow? #postgres", GENERAL)
     stored = question_of(bot.store, question)
     with bot.store.session() as s:
-        outcome = route.take_question(s, TEAM_ID, stored.id, "U_ASKER", START)
-    assert outcome.result == route.OWN
+        outcome = take_question(s, TEAM_ID, stored.id, "U_ASKER", START)
+    assert outcome.result == OWN
     assert "U_ASKER" not in requests_of(bot.store, stored.id)
 
 
@@ -412,36 +416,36 @@ def test_ties_go_to_whoever_had_fewer_dms_lately_and_real_differences_stay():
 
     ranked = [expert("U_A", 2.0), expert("U_B", 1.0), expert("U_C", 1.0), expert("U_D", 0.5)]
     recent = {"U_B": (3, START), "U_C": (1, START), "U_D": (0, None)}
-    assert [e.user_id for e in route.spread_ties(ranked, recent)] == ["U_A", "U_C", "U_B", "U_D"]
+    assert [e.user_id for e in planner.spread_ties(ranked, recent)] == ["U_A", "U_C", "U_B", "U_D"]
 
 
 def test_dm_counts_follow_each_persons_own_midnight():
     now = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # 01:00 Tuesday in Tokyo, 17:00 Monday in Berlin
     sent = {"U_TOKYO": [datetime(2026, 11, 23, 14, 0, tzinfo=UTC)], "U_BERLIN": [datetime(2026, 11, 23, 8, tzinfo=UTC)]}
-    load = route.DMLoad(sent_recently=sent, pending={"U_BERLIN": 1}, recent={})
-    people = {u: route.PersonFacts(u, tz=tz) for u, tz in (("U_TOKYO", TOKYO), ("U_BERLIN", BERLIN))}
+    load = DMLoad(sent_recently=sent, pending={"U_BERLIN": 1}, recent={})
+    people = {u: PersonFacts(u, tz=tz) for u, tz in (("U_TOKYO", TOKYO), ("U_BERLIN", BERLIN))}
     assert load.counts_today(now, people) == {"U_TOKYO": 0, "U_BERLIN": 2}
 
 
 def test_a_daily_summary_waits_for_the_next_working_morning():
     hours = Availability(BERLIN, 9, 18)
     monday_noon = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
-    assert route.next_summary_time(monday_noon, hours) == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    assert planner.next_summary_time(monday_noon, hours) == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     monday_early = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
-    assert route.next_summary_time(monday_early, hours) == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    assert planner.next_summary_time(monday_early, hours) == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     friday_noon = datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
-    assert route.next_summary_time(friday_noon, hours) == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    assert planner.next_summary_time(friday_noon, hours) == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
 
 def test_own_working_hours_win_and_unknown_people_count_as_available():
-    settings = route.Settings(work_start_hour=9, work_end_hour=18)
-    assert route.availability_of(None, settings) is None
-    assert route.availability_of(route.PersonFacts("U"), settings) is None
-    assert route.availability_of(route.PersonFacts("U", tz=TOKYO), settings) == Availability(TOKYO, 9, 18)
-    own = route.PersonFacts("U", tz=TOKYO, work_start_hour=22, work_end_hour=6)
-    assert route.availability_of(own, settings) == Availability(TOKYO, 22, 6)
-    same = route.PersonFacts("U", tz=TOKYO, work_start_hour=9, work_end_hour=9)  # invalid: the default applies
-    assert route.availability_of(same, settings) == Availability(TOKYO, 9, 18)
+    settings = Settings(work_start_hour=9, work_end_hour=18)
+    assert planner.availability_of(None, settings) is None
+    assert planner.availability_of(PersonFacts("U"), settings) is None
+    assert planner.availability_of(PersonFacts("U", tz=TOKYO), settings) == Availability(TOKYO, 9, 18)
+    own = PersonFacts("U", tz=TOKYO, work_start_hour=22, work_end_hour=6)
+    assert planner.availability_of(own, settings) == Availability(TOKYO, 22, 6)
+    same = PersonFacts("U", tz=TOKYO, work_start_hour=9, work_end_hour=9)  # invalid: the default applies
+    assert planner.availability_of(same, settings) == Availability(TOKYO, 9, 18)
 
 
 # --- the evidence is read with a few aggregate queries, however many people ---------------------------------
@@ -502,7 +506,7 @@ def seed_experts(store, first: int, last: int) -> None:
                     )
 
 
-def evidence_statements(store, now) -> tuple[int, route.Evidence]:
+def evidence_statements(store, now) -> tuple[int, Evidence]:
     statements: list[str] = []
 
     def count(conn, cursor, statement, parameters, context, executemany):
@@ -511,8 +515,8 @@ def evidence_statements(store, now) -> tuple[int, route.Evidence]:
     event.listen(store.engine, "before_cursor_execute", count)
     try:
         with store.session() as s:
-            evidence = route.load_evidence(s, TEAM_ID, ["postgres"], "how do I vacuum", now, {"U_ASKER"})
-            route.load_dm_load(s, TEAM_ID, sorted(evidence.user_ids), now)
+            evidence = load_evidence(s, TEAM_ID, ["postgres"], "how do I vacuum", now, {"U_ASKER"})
+            load_dm_load(s, TEAM_ID, sorted(evidence.user_ids), now)
     finally:
         event.remove(store.engine, "before_cursor_execute", count)
     return len([s for s in statements if s.lstrip().upper().startswith("SELECT")]), evidence

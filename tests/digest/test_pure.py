@@ -7,8 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import digest
-from bot.digest import Schedule, ScheduleChange, ScheduleError, build_digest, parse_schedule
+from bot.digest import content, posting
+from bot.digest.content import build_digest
+from bot.digest.schedule import (
+    Schedule,
+    ScheduleChange,
+    ScheduleError,
+    last_slot,
+    next_slot,
+    parse_schedule,
+    schedule_of,
+    week_key,
+    zone,
+)
 from bot.messages.blocks import HEADER_LIMIT, MAX_MESSAGE_BLOCKS, SECTION_LIMIT
 from handlers.digest import DigestCommand, parse_digest_command
 from models.digest import (
@@ -29,7 +40,7 @@ from models.digest import (
 
 UNTIL = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # Monday 09:00 in Berlin
 SINCE = UNTIL - timedelta(days=7)
-BERLIN = digest.zone("Europe/Berlin")
+BERLIN = zone("Europe/Berlin")
 BASE = "https://acme.slack.com/"
 
 
@@ -122,41 +133,41 @@ def test_a_schedule_it_cannot_read_gets_a_friendly_answer(text, says):
 def test_the_last_slot_is_the_latest_scheduled_moment_in_the_channels_zone():
     monday_9_berlin = Schedule(0, 9, 0, "Europe/Berlin")
     # Monday 08:30 UTC is 09:30 in Berlin: this morning's slot (08:00 UTC) has passed.
-    assert digest.last_slot(monday_9_berlin, datetime(2026, 11, 30, 8, 30, tzinfo=UTC)) == UNTIL
+    assert last_slot(monday_9_berlin, datetime(2026, 11, 30, 8, 30, tzinfo=UTC)) == UNTIL
     # Exactly at the slot counts; a minute before does not (that is last week's).
-    assert digest.last_slot(monday_9_berlin, UNTIL) == UNTIL
-    assert digest.last_slot(monday_9_berlin, UNTIL - timedelta(minutes=1)) == UNTIL - timedelta(days=7)
-    assert digest.next_slot(monday_9_berlin, UNTIL) == UNTIL + timedelta(days=7)
+    assert last_slot(monday_9_berlin, UNTIL) == UNTIL
+    assert last_slot(monday_9_berlin, UNTIL - timedelta(minutes=1)) == UNTIL - timedelta(days=7)
+    assert next_slot(monday_9_berlin, UNTIL) == UNTIL + timedelta(days=7)
     # In Tokyo, Monday 09:00 is still Sunday in UTC.
     tokyo = Schedule(0, 9, 0, "Asia/Tokyo")
-    assert digest.last_slot(tokyo, UNTIL) == datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    assert last_slot(tokyo, UNTIL) == datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
 
 
 def test_slots_follow_daylight_saving_time():
     berlin_9 = Schedule(0, 9, 0, "Europe/Berlin")
     # Summer time started on Sunday 2026-03-29: Monday 09:00 is 08:00 UTC before, 07:00 UTC after.
-    assert digest.last_slot(berlin_9, datetime(2026, 3, 28, 12, tzinfo=UTC)) == datetime(2026, 3, 23, 8, tzinfo=UTC)
-    assert digest.last_slot(berlin_9, datetime(2026, 3, 31, 12, tzinfo=UTC)) == datetime(2026, 3, 30, 7, tzinfo=UTC)
+    assert last_slot(berlin_9, datetime(2026, 3, 28, 12, tzinfo=UTC)) == datetime(2026, 3, 23, 8, tzinfo=UTC)
+    assert last_slot(berlin_9, datetime(2026, 3, 31, 12, tzinfo=UTC)) == datetime(2026, 3, 30, 7, tzinfo=UTC)
     # 02:30 does not exist that Sunday; the slot still happens once, right after the gap.
     skipped = Schedule(6, 2, 30, "Europe/Berlin")
-    slot = digest.last_slot(skipped, datetime(2026, 3, 29, 12, tzinfo=UTC))
+    slot = last_slot(skipped, datetime(2026, 3, 29, 12, tzinfo=UTC))
     assert datetime(2026, 3, 29, 0, tzinfo=UTC) < slot < datetime(2026, 3, 29, 2, tzinfo=UTC)
 
 
 def test_one_week_key_per_iso_week_in_the_channels_zone():
     schedule = Schedule(0, 9, 0, "Europe/Berlin")
-    assert digest.week_key(UNTIL, schedule) == "2026-W49"
+    assert week_key(UNTIL, schedule) == "2026-W49"
     # 2026 has 53 ISO weeks; New Year's Day 2027 still belongs to 2026-W53.
-    assert digest.week_key(datetime(2027, 1, 1, 12, tzinfo=UTC), schedule) == "2026-W53"
+    assert week_key(datetime(2027, 1, 1, 12, tzinfo=UTC), schedule) == "2026-W53"
     # Sunday 23:30 UTC is already Monday in Berlin: the next week.
-    assert digest.week_key(datetime(2026, 11, 29, 23, 30, tzinfo=UTC), schedule) == "2026-W49"
-    assert digest.week_key(datetime(2026, 11, 29, 22, 30, tzinfo=UTC), schedule) == "2026-W48"
+    assert week_key(datetime(2026, 11, 29, 23, 30, tzinfo=UTC), schedule) == "2026-W49"
+    assert week_key(datetime(2026, 11, 29, 22, 30, tzinfo=UTC), schedule) == "2026-W48"
 
 
 def test_an_unknown_or_missing_zone_falls_back_to_the_workspace_then_utc():
-    assert digest.schedule_of(None, "Asia/Tokyo") == Schedule(0, 9, 0, "Asia/Tokyo")
-    assert digest.schedule_of(None, None) == Schedule(0, 9, 0, "UTC")
-    assert digest.schedule_of(None, "Not/AZone") == Schedule(0, 9, 0, "UTC")
+    assert schedule_of(None, "Asia/Tokyo") == Schedule(0, 9, 0, "Asia/Tokyo")
+    assert schedule_of(None, None) == Schedule(0, 9, 0, "UTC")
+    assert schedule_of(None, "Not/AZone") == Schedule(0, 9, 0, "UTC")
     assert Schedule(4, 16, 0, "Europe/Berlin").describe() == "every Friday at 16:00 (Europe/Berlin)"
 
 
@@ -246,9 +257,9 @@ def test_without_the_workspace_url_items_have_no_links():
 
 
 def test_permalinks_match_slacks_format():
-    assert digest.permalink(BASE, "C1", "1700000000.000100") == "https://acme.slack.com/archives/C1/p1700000000000100"
+    assert content.permalink(BASE, "C1", "1700000000.000100") == "https://acme.slack.com/archives/C1/p1700000000000100"
     assert (
-        digest.permalink("https://acme.slack.com", "C1", "1700000001.000200", thread_ts="1700000000.000100")
+        content.permalink("https://acme.slack.com", "C1", "1700000001.000200", thread_ts="1700000000.000100")
         == "https://acme.slack.com/archives/C1/p1700000001000200?thread_ts=1700000000.000100&cid=C1"
     )
 
@@ -293,7 +304,7 @@ def test_huge_and_hostile_text_stays_within_slacks_limits_and_pings_nobody():
 
 def test_a_section_with_lines_too_long_to_fit_ends_with_and_n_more():
     lines = [f"• {'x' * 500} {i}" for i in range(10)]
-    block = digest.listing_section("Title", lines, hidden=3)
+    block = content.listing_section("Title", lines, hidden=3)
     text = block["text"]["text"]
     assert len(text) <= SECTION_LIMIT
     shown = text.count("• ")
@@ -303,16 +314,16 @@ def test_a_section_with_lines_too_long_to_fit_ends_with_and_n_more():
 
 def test_the_preview_says_only_you_see_it_and_when_the_real_one_goes_out():
     message = build_digest(week(asked=1, open=Listing((still_open(1),), 1)), tz=BERLIN, base_url=BASE)
-    shown = digest.as_preview(message, Schedule(4, 16, 0, "Europe/Berlin"))
+    shown = content.as_preview(message, Schedule(4, 16, 0, "Europe/Berlin"))
     assert shown.blocks[1:] == message.blocks
     assert "only you can see this" in texts(shown)
     assert "every Friday at 16:00 (Europe/Berlin)" in texts(shown)
-    assert "`/ask digest on`" in texts(digest.as_preview(message, None))
+    assert "`/ask digest on`" in texts(content.as_preview(message, None))
 
 
 def test_the_text_rendering_reads_like_the_message():
     message = build_digest(week(asked=1, open=Listing((still_open(1),), 1)), tz=BERLIN, base_url=None)
-    rendered = digest.render_text(message)
+    rendered = content.render_text(message)
     assert rendered.startswith("== Weekly digest ==\n<#C1> · Nov 23 – Nov 30")
     assert "Open question 1?" in rendered
     assert "-" * 40 in rendered
@@ -356,4 +367,4 @@ def run(status: str, error: str | None = None, attempts: int = 1, minutes_ago: i
     ],
 )
 def test_which_runs_a_later_tick_may_take_over(row, retake):
-    assert digest.can_retake(row, UNTIL) is retake
+    assert posting.can_retake(row, UNTIL) is retake

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot import route
 from bot.messages.suggestions import ACTION_SIMILAR_ANSWERS_IT, ACTION_SIMILAR_STILL_NEED_HELP
 from bot.playground.emulator.fake_api import TEAM_ID
+from bot.routing.buttons import CLOSED, NOT_ASKER, parse_earlier, resolve_with_earlier
 from models.question import RESOLUTION_SIMILAR, STATUS_OPEN, STATUS_RESOLVED
 from tests.route_helpers import (
     GENERAL,
@@ -195,10 +195,14 @@ def test_only_the_asker_resolves_and_a_private_item_cannot_be_named_from_elsewhe
     question = question_of(bot.store, asked)
 
     with bot.store.session() as s:
-        by_someone_else = route.resolve_with_earlier(s, TEAM_ID, question.id, "U_PG", "question", public.id, START)
-        forged = route.resolve_with_earlier(s, TEAM_ID, question.id, "U_ASKER", "question", secret.id, START)
-        other_team = route.resolve_with_earlier(s, "T_OTHER", question.id, "U_ASKER", "question", public.id, START)
-    assert (by_someone_else.result, forged.result, other_team.result) == (route.NOT_ASKER, route.CLOSED, route.CLOSED)
+        by_someone_else = resolve_with_earlier(s, TEAM_ID, question.id, "U_PG", "question", public.id, START)
+        forged = resolve_with_earlier(s, TEAM_ID, question.id, "U_ASKER", "question", secret.id, START)
+        other_team = resolve_with_earlier(s, "T_OTHER", question.id, "U_ASKER", "question", public.id, START)
+    assert (by_someone_else.result, forged.result, other_team.result) == (
+        NOT_ASKER,
+        CLOSED,
+        CLOSED,
+    )
     assert question_of(bot.store, asked).status == STATUS_OPEN
-    assert route.parse_earlier("12:question:3") == (12, "question", 3)
-    assert [route.parse_earlier(v) for v in ("12", "12:answer:3", "x:question:3", "")] == [None] * 4
+    assert parse_earlier("12:question:3") == (12, "question", 3)
+    assert [parse_earlier(v) for v in ("12", "12:answer:3", "x:question:3", "")] == [None] * 4

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import route
 from bot.messages.routing import ACTION_TAKE_QUESTION
 from bot.playground.emulator.fake_api import TEAM_ID
+from bot.routing import escalation
 from bot.scheduler import default_ticks
 from models.expert import ROUTE_CANCELLED, ROUTE_SCHEDULED, ROUTE_SENT
 from models.workspace import ensure_workspace
@@ -66,7 +66,7 @@ def test_an_unanswered_question_goes_to_the_next_expert_after_4_hours_then_gets_
     assert list(requests_of(bot.store, stored.id)) == ["U_FIRST"]
     report = bot.tick(FOUR_HOURS)
     [step] = report.steps
-    assert (step.level, len(step.asked)) == (route.LEVEL_ROUND_2, 1)
+    assert (step.level, len(step.asked)) == (escalation.LEVEL_ROUND_2, 1)
     [second] = step.asked
     assert second in ("U_SECOND", "U_THIRD")
     request = requests_of(bot.store, stored.id)[second]
@@ -80,7 +80,7 @@ def test_an_unanswered_question_goes_to_the_next_expert_after_4_hours_then_gets_
     [bump] = bumps(world, question)
     assert "`#postgres` `#ops`" in bump.plain
     assert "<!" not in bump.plain and "<@" not in bump.plain and bump.raw.get("reply_broadcast") is not True
-    assert question_of(bot.store, question).escalation_level == route.LEVEL_BUMPED
+    assert question_of(bot.store, question).escalation_level == escalation.LEVEL_BUMPED
     assert question_of(bot.store, question).next_escalation_at is None
 
     for later in (timedelta(hours=12), timedelta(days=2)):
@@ -138,7 +138,7 @@ def test_escalation_survives_restarts(make_bot):
 
     bot.restart()
     [step] = bot.tick(FOUR_HOURS).steps
-    assert step.level == route.LEVEL_ROUND_2 and len(requests_of(bot.store, stored.id)) == 2
+    assert step.level == escalation.LEVEL_ROUND_2 and len(requests_of(bot.store, stored.id)) == 2
     bot.restart()
     assert bot.tick(FOUR_HOURS + timedelta(minutes=1)).steps == []  # the same step is not taken twice
     bot.restart()
@@ -154,7 +154,7 @@ def test_a_workspace_can_escalate_sooner(make_bot):
     question = bot.world.ask("U_ASKER", "Is pg_upgrade safe in place? #postgres #ops", GENERAL)
     assert question_of(bot.store, question).next_escalation_at == START + timedelta(hours=1)
     [step] = bot.tick(START + timedelta(hours=1)).steps
-    assert step.level == route.LEVEL_ROUND_2
+    assert step.level == escalation.LEVEL_ROUND_2
 
 
 def test_two_replicas_ticking_at_once_send_every_dm_and_take_every_step_once(make_bot):
@@ -178,7 +178,7 @@ def test_two_replicas_ticking_at_once_send_every_dm_and_take_every_step_once(mak
 
     def tick(bot):
         start.wait(timeout=10)
-        return route.tick(bot.runtime.services, bot.runtime.bolt_app.client, TOKYO_NINE_TUESDAY)
+        return escalation.tick(bot.runtime.services, bot.runtime.bolt_app.client, TOKYO_NINE_TUESDAY)
 
     with ThreadPoolExecutor(len(replicas)) as pool:
         reports = list(pool.map(tick, replicas))
@@ -202,7 +202,7 @@ def test_two_replicas_ticking_at_once_send_every_dm_and_take_every_step_once(mak
 
 def test_the_routing_tick_runs_every_minute_with_each_workspaces_token(make_bot):
     [registered] = [tick for tick in default_ticks() if tick.name == "routing"]
-    assert registered.run is route.tick and registered.every == timedelta(minutes=1) and registered.per_team_tokens
+    assert registered.run is escalation.tick and registered.every == timedelta(minutes=1) and registered.per_team_tokens
 
     bot = make_bot()
     world = bot.world
@@ -212,7 +212,7 @@ def test_the_routing_tick_runs_every_minute_with_each_workspaces_token(make_bot)
     world.fake.tokens.add("xoxb-installation-token")  # this workspace's own ("Add to Slack") token
     since = world.fake.mark()
     bot.clock.set(TOKYO_NINE_TUESDAY)
-    report = route.tick(
+    report = escalation.tick(
         bot.runtime.services,
         bot.runtime.bolt_app.client,
         TOKYO_NINE_TUESDAY,

@@ -47,8 +47,8 @@ question on a brand-new tag can reach an active helper, and ``ScoredExpert.exper
 caller filter them. Ties break on expertise, then user id, so the order never depends on the input order.
 
 Cost: one pass over every candidate's history, plus the texts of at most ``text_records`` answers per
-candidate, tokenized once per process (cached) and then only looked up for the question's words: 100
-candidates with 30 answers each rank in about 20 ms, 300 in about 60 ms (one core, chat-sized texts).
+candidate, tokenized once per process (cached) and then only looked up for the question's words (figures in
+bench/RESULTS.md, routing's reads).
 """
 
 from __future__ import annotations
@@ -57,14 +57,12 @@ import math
 import re
 import sys
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field, fields
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _SECONDS_PER_DAY = 86_400.0
-_WORKDAYS = range(0, 5)  # Monday..Friday, by the local date a shift starts on
 
 
 # --------------------------------------------------------------------------------------------------
@@ -281,7 +279,7 @@ def _assess_all(
     tag_stats: TagStats | None,
     params: RankingParams,
 ) -> list[_Assessment]:
-    _require_aware(now)
+    require_aware(now)
     eligible = _eligible(candidates, exclude)
     if tag_stats is None:
         tag_stats = TagStats.from_tag_sets(record.tags for c in eligible for record in c.history)
@@ -301,7 +299,7 @@ def _eligible(candidates: Iterable[Candidate], exclude: Collection[str]) -> list
 
 
 # A tag-shaped word: "cardano-cli", "node.js", "c#", "c++".
-_TAG_WORD = re.compile(r"[a-z0-9][a-z0-9.+#_-]*[a-z0-9+#]|[a-z0-9]")
+TAG_WORD = re.compile(r"[a-z0-9][a-z0-9.+#_-]*[a-z0-9+#]|[a-z0-9]")  # a tag as written in a question's text
 
 
 def _query_tag_weights(
@@ -314,7 +312,7 @@ def _query_tag_weights(
     """
     asked = normalize_tags(question_tags)
     extra: dict[str, float] = {}
-    for tag in set(_TAG_WORD.findall(question_text.casefold())) & stats.tag_counts.keys():
+    for tag in set(TAG_WORD.findall(question_text.casefold())) & stats.tag_counts.keys():
         extra[tag] = params.mentioned_tag_weight
     for tag in asked:
         for other, probability in stats.related(tag, params.related_tags_per_tag):
@@ -508,6 +506,11 @@ def _count_for_reason(result: _Assessment, record: AnswerRecord, matched: frozen
         result.answered_on.update(matched)
 
 
+def require_aware(moment: datetime) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("routing needs an aware datetime (use bot.clock.Clock.now())")
+
+
 def _decay(age_days: float, half_life_days: float) -> float:
     return 0.5 ** (age_days / half_life_days)
 
@@ -535,160 +538,3 @@ def _recency_phrase(now: datetime, last: datetime) -> str:
     if days == 0:
         return "answered in the last 24 h"
     return f"last answered {_plural(days, 'day')} ago"
-
-
-# --------------------------------------------------------------------------------------------------
-# Working hours
-# --------------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1024)
-def resolve_timezone(tz_name: str | None) -> tzinfo:
-    """The IANA zone for ``tz_name``; UTC when it is empty, unknown or malformed."""
-    if not tz_name:
-        return UTC
-    try:
-        return ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
-def is_within_working_hours(now: datetime, tz_name: str | None, start_hour: int, end_hour: int) -> bool:
-    """Whether ``now`` falls in a local working shift: [start_hour, end_hour) on Monday to Friday.
-
-    A shift may run past midnight (start 22, end 6); it belongs to the weekday it starts on.
-    """
-    _require_aware(now)
-    _validate_hours(start_hour, end_hour)
-    return any(start <= now < end for start, end in _shifts(now, resolve_timezone(tz_name), start_hour, end_hour))
-
-
-def next_working_start(now: datetime, tz_name: str | None, start_hour: int, end_hour: int) -> datetime:
-    """The earliest moment at or after ``now`` within working hours, as an aware UTC datetime.
-
-    ``now`` itself (in UTC) when already within working hours; otherwise the next shift's start, skipping
-    weekends. DST is handled by computing each shift's wall-clock start in the user's zone.
-    """
-    _require_aware(now)
-    _validate_hours(start_hour, end_hour)
-    for start, end in _shifts(now, resolve_timezone(tz_name), start_hour, end_hour):
-        if now < end:
-            return max(start, now.astimezone(UTC))
-    raise AssertionError("a 9-day window always contains a weekday shift")  # pragma: no cover
-
-
-def _shifts(now: datetime, zone: tzinfo, start_hour: int, end_hour: int) -> Iterator[tuple[datetime, datetime]]:
-    """Working shifts in UTC, in order, from the one that started yesterday (local) to 8 days ahead."""
-    today = now.astimezone(zone).date()
-    for offset in range(-1, 9):
-        day = today + timedelta(days=offset)
-        if day.weekday() not in _WORKDAYS:
-            continue
-        end_day = day if end_hour > start_hour else day + timedelta(days=1)
-        yield _local_to_utc(day, start_hour, zone), _local_to_utc(end_day, end_hour, zone)
-
-
-def _local_to_utc(day: date, hour: int, zone: tzinfo) -> datetime:
-    if hour == 24:
-        day, hour = day + timedelta(days=1), 0
-    # A wall time inside a spring-forward gap resolves to the first real moment after it (fold=0).
-    return datetime.combine(day, time(hour), tzinfo=zone).astimezone(UTC)
-
-
-def _validate_hours(start_hour: int, end_hour: int) -> None:
-    if not (0 <= start_hour <= 23 and 1 <= end_hour <= 24 and start_hour != end_hour):
-        raise ValueError(
-            f"working hours must satisfy 0 <= start <= 23, 1 <= end <= 24, start != end; got {start_hour}-{end_hour}"
-        )
-
-
-def _require_aware(moment: datetime) -> None:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("routing needs an aware datetime (use bot.clock.Clock.now())")
-
-
-# --------------------------------------------------------------------------------------------------
-# Planning the DMs
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    tz_name: str = "UTC"
-    start_hour: int = 9
-    end_hour: int = 18
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedDM:
-    user_id: str
-    send_at: datetime  # UTC; equal to ``now`` for "send right away"
-    reason: str
-
-
-def plan_routing(
-    ranked: Sequence[ScoredExpert],
-    *,
-    now: datetime,
-    top_n: int = 2,
-    daily_cap: int = 3,
-    dm_counts_today: Mapping[str, int],
-    availability_by_user: Mapping[str, Availability],
-    prefer_awake: bool = True,
-) -> list[PlannedDM]:
-    """Choose at most ``top_n`` experts from ``ranked`` (best first) and when to DM each.
-
-    Experts with ``daily_cap`` DMs today are skipped so load spreads, even one who would only be DMed
-    tomorrow morning (today's counts are what the caller knows). With ``prefer_awake``, experts within their
-    working hours come first, in rank order; remaining places go to the best of the others, scheduled for
-    the start of their next shift. Users missing from ``availability_by_user`` count as available.
-    Result: those sent now, then those scheduled, each group in rank order.
-    """
-    _require_aware(now)
-    if top_n <= 0:
-        return []
-    now_utc = now.astimezone(UTC)
-    timed = [
-        (expert, _send_time(availability_by_user.get(expert.user_id), now_utc))
-        for expert in _unique_experts(ranked)
-        if dm_counts_today.get(expert.user_id, 0) < daily_cap
-    ]
-    if prefer_awake:
-        awake = [item for item in timed if item[1] == now_utc]
-        asleep = [item for item in timed if item[1] != now_utc]
-        chosen = awake[:top_n] + asleep[: top_n - min(len(awake), top_n)]
-    else:
-        chosen = sorted(timed[:top_n], key=lambda item: item[1] != now_utc)
-    return [
-        PlannedDM(expert.user_id, send_at, _timing_reason(expert, send_at, now_utc, availability_by_user))
-        for expert, send_at in chosen
-    ]
-
-
-def _unique_experts(ranked: Sequence[ScoredExpert]) -> Iterator[ScoredExpert]:
-    seen: set[str] = set()
-    for expert in ranked:
-        if expert.user_id not in seen:
-            seen.add(expert.user_id)
-            yield expert
-
-
-def _send_time(availability: Availability | None, now: datetime) -> datetime:
-    if availability is None:
-        return now
-    return next_working_start(now, availability.tz_name, availability.start_hour, availability.end_hour)
-
-
-def _timing_reason(
-    expert: ScoredExpert, send_at: datetime, now: datetime, availability_by_user: Mapping[str, Availability]
-) -> str:
-    if send_at == now:
-        return f"{expert.reason}; available now"
-    availability = availability_by_user[expert.user_id]  # only known users can be scheduled later
-    zone = resolve_timezone(availability.tz_name)
-    local = send_at.astimezone(zone).strftime("%a %H:%M")
-    return f"{expert.reason}; outside working hours, DM at {local} {_zone_label(zone)}"
-
-
-def _zone_label(zone: tzinfo) -> str:
-    return getattr(zone, "key", None) or "UTC"

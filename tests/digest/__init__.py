@@ -1,0 +1,1 @@
+"""The weekly digests' tests: pure rules, end-to-end scenarios, exactly once."""

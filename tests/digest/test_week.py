@@ -1,0 +1,70 @@
+"""What a channel's week contains, read from the store with its limits and totals; a quiet week posts a note
+or nothing, as each channel chose. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.digest import schedule
+from models.digest import DIGEST_EMPTY, DIGEST_POSTED, load_digest_data
+from models.expert import Expertise
+from models.question import STATUS_POSTING, STATUS_UNPOSTED
+from tests.digest.helpers import (
+    GENERAL,
+    SLOT,
+    add_answer,
+    add_question,
+    digest_posts,
+    plain,
+    runs,
+    subscribe_directly,
+    tick_at,
+)
+from tests.slack.fake_api import TEAM_ID
+from tests.slack.fixtures import START
+
+
+def test_a_channels_week_is_read_with_its_limits_totals_and_nothing_else(runtime):
+    week_start = START - timedelta(days=6)
+    with runtime.store.session() as s:
+        for i in range(12):
+            add_question(s, GENERAL, f"open {i}", ("kafka",), at=week_start + timedelta(hours=i))
+        old = add_question(s, GENERAL, "asked long ago", ("postgres",), at=START - timedelta(days=30))
+        add_answer(s, old, "U_EXPERT", at=START - timedelta(days=1), accepted_by="U_ASKER", helpful_from=["U_FAN"])
+        resolved_last_month = add_question(s, GENERAL, "resolved last month", at=START - timedelta(days=40))
+        add_answer(s, resolved_last_month, "U_FAN", at=START - timedelta(days=39), accepted_by="U_ASKER")
+        mine = add_question(s, GENERAL, "deleted answer", ("postgres",), at=START)
+        add_answer(s, mine, "U_GONE", helpful_from=["U_FAN"], deleted=True)
+        add_question(s, GENERAL, "never posted", ("kafka",), status=STATUS_UNPOSTED, ts="1.1")
+        add_question(s, GENERAL, "still posting", ("kafka",), status=STATUS_POSTING, ts="1.2")
+        elsewhere = add_question(s, "C_OTHER", "other channel", ("rust",))
+        add_answer(s, elsewhere, "U_OTHER", accepted_by="U_ASKER", helpful_from=["U_FAN"])
+        s.add(Expertise(team_id=TEAM_ID, user_id="U_PG", tag="postgres", declared_at=START - timedelta(days=100)))
+        s.add(Expertise(team_id=TEAM_ID, user_id="U_RUST", tag="rust", declared_at=START))  # a tag not used here
+        s.add(Expertise(team_id=TEAM_ID, user_id="U_NEW", tag="postgres", declared_at=START))
+    with runtime.store.session() as s:
+        data = load_digest_data(s, TEAM_ID, GENERAL, START - timedelta(days=7), START + timedelta(hours=1), limit=10)
+
+    assert data.asked == 13  # the 12 open ones and "deleted answer"; not the unposted or old ones
+    assert [q.text for q in data.open.items] == [f"open {i}" for i in range(10)] and data.open.total == 13
+    assert data.open.items[0].tags == ("kafka",)
+    assert [(q.text, q.answerer_id) for q in data.answered.items] == [("asked long ago", "U_EXPERT")]
+    assert data.answered.total == 1 and data.answered.items[0].tags == ("postgres",)
+    # Votes on a deleted answer and votes in other channels do not make anyone a helper here.
+    assert [(h.user_id, h.accepted, h.helpful) for h in data.helpers.items] == [("U_EXPERT", 1, 1)]
+    assert [(e.user_id, e.tags) for e in data.new_experts.items] == [("U_NEW", ("postgres",))]
+    assert [(g.tag, g.questions) for g in data.gaps.items] == [("kafka", 12)]
+
+
+def test_an_empty_week_posts_a_note_or_nothing_as_each_channel_chose(runtime, fake_slack):
+    for channel in ("C_NOTE", "C_SKIP"):
+        fake_slack.add_channel(channel)
+        subscribe_directly(runtime.store, channel, START)
+    with runtime.store.session() as s:
+        schedule.set_empty_weeks(s, team_id=TEAM_ID, channel_id="C_SKIP", user_id="U1", now=START, post=False)
+    outcomes = tick_at(runtime, SLOT)
+    assert sorted((o.channel_id, o.status) for o in outcomes) == [("C_NOTE", DIGEST_POSTED), ("C_SKIP", DIGEST_EMPTY)]
+    [note] = digest_posts(fake_slack)
+    assert note.args["channel"] == "C_NOTE" and "A quiet week in <#C_NOTE>" in plain(note)
+    assert runs(runtime.store)["C_SKIP"].status == DIGEST_EMPTY
+    assert tick_at(runtime, SLOT + timedelta(hours=1)) == []
