@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from bot.config import Settings
+from bot.playground.emulator.fake_api import BOT_TOKEN
 from bot.runtime import build_runtime
 from tests.digest.helpers import GENERAL, PEOPLE
-from tests.slack.fake_api import BOT_TOKEN
 
 
 @pytest.fixture

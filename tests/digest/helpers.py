@@ -9,10 +9,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from bot.digest import posting, schedule
+from bot.playground.emulator.fake_api import TEAM_ID
 from models.digest import DigestRun, DigestSubscription
 from models.question import STATUS_OPEN, STATUS_RESOLVED, VOTE_ACCEPT, VOTE_HELPFUL, Answer, Question, QuestionTag, Vote
 from models.workspace import ensure_workspace
-from tests.slack.fake_api import TEAM_ID
 from tests.slack.fixtures import START
 
 GENERAL = "C_GENERAL"

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from bot.cli import main as cli_main
 from bot.config import Settings
 from bot.digest import posting, schedule
+from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
 from bot.runtime import build_runtime
 from models.digest import (
     DIGEST_CLAIMED,
@@ -33,7 +34,6 @@ from tests.digest.helpers import (
     subscribe_directly,
     tick_at,
 )
-from tests.slack.fake_api import BOT_TOKEN, TEAM_ID
 from tests.slack.fixtures import START
 
 # --- exactly once: replicas, restarts, failures ------------------------------------------------------------------

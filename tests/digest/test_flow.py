@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from bot.playground.emulator.fake_api import TEAM_ID
 from handlers.digest import NOT_A_CHANNEL, NOT_IN_CHANNEL
 from models.digest import DIGEST_POSTED
 from models.expert import Expertise
@@ -23,7 +24,6 @@ from tests.digest.helpers import (
     subscription,
     tick_at,
 )
-from tests.slack.fake_api import TEAM_ID
 from tests.slack.fixtures import START
 
 # --- the whole story through Slack ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.digest import schedule
+from bot.playground.emulator.fake_api import TEAM_ID
 from models.digest import DIGEST_EMPTY, DIGEST_POSTED, load_digest_data
 from models.expert import Expertise
 from models.question import STATUS_POSTING, STATUS_UNPOSTED
@@ -20,7 +21,6 @@ from tests.digest.helpers import (
     subscribe_directly,
     tick_at,
 )
-from tests.slack.fake_api import TEAM_ID
 from tests.slack.fixtures import START
 
 
