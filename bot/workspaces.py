@@ -26,7 +26,7 @@ from bot.slack_errors import AUTH_ERRORS, error_code
 from models.workspace import Workspace, disable_workspace, enable_workspace
 
 if TYPE_CHECKING:
-    from bot.scheduler import TokenLookup
+    from bot.runtime.scheduler import TokenLookup
 
 logger = logging.getLogger("peerlearn.workspaces")
 

@@ -13,11 +13,11 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import blocks, posting, route
-from bot.acks import HELP_WORDS, first_word, request_key
+from bot.asking import read_ask, request_key
 from bot.qa import create_question
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
-from bot.tags import InvalidQuestion, clean, command_text, validate_question
+from bot.tags import command_text
 from handlers import digest
 from handlers.common import DATABASE_DOWN, tell_user
 from models.question import question_id_by_request
@@ -31,20 +31,18 @@ def register(app: App, services: Services) -> None:
 
     def ack_ask(ack: Ack, command: dict[str, Any]) -> None:
         text = command_text(command)
-        word = first_word(text)
-        if word in HELP_WORDS:
+        ask = read_ask(text, settings)
+        if ask.is_help:
             ack(**blocks.help_message(blocks.ASK_USAGE).as_kwargs())
             return
-        if word == "digest" and (settings_command := digest.parse_digest_command(text)) is not None:
+        if ask.may_be_digest_settings and (settings_command := digest.parse_digest_command(text)) is not None:
             digest.ack_digest(ack, command, services, settings_command)
             return
-        if not clean(text):
+        if ask.opens_form:
             ack()  # the form opens in open_ask_form, after the ack
             return
-        try:
-            parsed = validate_question(text, settings)
-        except InvalidQuestion as problem:
-            ack(**blocks.ephemeral(str(problem) + blocks.quote_back(text if len(text) > 80 else "")).as_kwargs())
+        if ask.question is None:
+            ack(**blocks.ephemeral(str(ask.problem) + blocks.quote_back(text if len(text) > 80 else "")).as_kwargs())
             return
         try:
             with services.store.session() as session:
@@ -55,7 +53,7 @@ def register(app: App, services: Services) -> None:
                     team_id=command["team_id"],
                     channel_id=command["channel_id"],
                     asker_id=command["user_id"],
-                    parsed=parsed,
+                    parsed=ask.question,
                     request_key=request_key(command),
                     now=now,
                 )
@@ -68,12 +66,13 @@ def register(app: App, services: Services) -> None:
     def post_ask(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         """After the ack: post the question, then suggest similar answers or route it (bot/route.py)."""
         text = command_text(command)
-        if first_word(text) in HELP_WORDS:
+        ask = read_ask(text, settings)
+        if ask.is_help:
             return
-        if first_word(text) == "digest" and (settings_command := digest.parse_digest_command(text)) is not None:
+        if ask.may_be_digest_settings and (settings_command := digest.parse_digest_command(text)) is not None:
             digest.after_digest(command, client, respond, services, settings_command)
             return
-        if not clean(text):
+        if ask.opens_form:
             open_ask_form(client, command)
             return
         try:

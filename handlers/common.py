@@ -13,8 +13,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bot import blocks, metrics, route
-from bot.logging_setup import request_kind
 from bot.qa import question_view
+from bot.runtime.logging import request_kind
 from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS, SLACK_FAILURES, error_code
 from bot.workspaces import disable_refused_workspace

@@ -18,7 +18,7 @@ from typing import Any
 
 from slack_bolt import BoltContext, BoltResponse
 
-from bot.logging_setup import log_context_middleware, request_kind
+from bot.runtime.logging import log_context_middleware, request_kind
 
 logger = logging.getLogger("peerlearn.payloads")
 

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
+from bot.runtime.http import HttpServer
+from bot.runtime.wiring import Runtime, build_runtime, serve_in_thread
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.fixtures import SIGNING_SECRET
 from tests.slack.world import SlackWorld

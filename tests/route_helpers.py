@@ -15,7 +15,8 @@ from sqlalchemy import select
 from bot import route
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
+from bot.runtime.http import HttpServer
+from bot.runtime.wiring import Runtime, build_runtime, serve_in_thread
 from models.expert import KnowledgeGap, RouteRequest
 from models.question import Question
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI

@@ -17,9 +17,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from bot import digest
-from bot.cli import main as cli_main
 from bot.config import Settings
-from bot.runtime import build_runtime
+from bot.runtime.cli import main as cli_main
+from bot.runtime.wiring import build_runtime
 from handlers.digest import NOT_A_CHANNEL, NOT_IN_CHANNEL
 from models.digest import (
     DIGEST_CLAIMED,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import route
-from bot.scheduler import default_ticks
+from bot.runtime.scheduler import default_ticks
 from models.expert import ROUTE_CANCELLED, ROUTE_SCHEDULED, ROUTE_SENT
 from models.workspace import ensure_workspace
 from tests.route_helpers import (

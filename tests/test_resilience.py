@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from bench.durability import kill_after_acks, measure
-from bot.runtime import build_runtime, serve_in_thread
+from bot.runtime.wiring import build_runtime, serve_in_thread
 from bot.slack_errors import explain
 from handlers.common import DATABASE_DOWN
 from models.migrate import upgrade_to_head

@@ -1,15 +1,15 @@
-"""`serve`'s front (bot/front.py) and the worker processes behind it, as `python app.py serve` runs them.
+"""`python app.py serve` as it runs in production: one process (Bolt under waitress, the inbox worker and the
+scheduler as threads) against the fake Slack API, on SQLite and PostgreSQL.
 
-A real `serve` (front and one worker process) against the fake Slack API, on SQLite and PostgreSQL: what the
-front acknowledges into the inbox is handled by the worker; what it forwards (help, a badly signed request,
-/healthz) comes back with Bolt's answer; a worker killed with SIGKILL is replaced and answers again. And the
-front stays light: importing it loads no Bolt, SQLAlchemy or models.
+What it acknowledges into the inbox is handled by its worker; what it does not queue (help, a badly signed
+request, /healthz) comes back with Bolt's answer; /metrics shows every counter, Slack API calls included; HEAD
+answers without a body and leaves the connection usable; SIGTERM lets the work started finish and exits 0.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -17,12 +17,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +30,15 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from bot import acks, blocks, front
-from bot.acks import Queueing
-from bot.cli import WORKER_GRACE
-from bot.clock import Clock
-from bot.front import MAX_BODY, Upstream, create_front_app
-from bot.inbox_writer import InboxLocation, inbox_location
-from bot.runtime import HttpServer
-from models.question import Answer
+from bot import blocks
+from bot.runtime.http import MAX_BODY
+from models.inbox import InboxLocation, inbox_location
+from models.question import Answer, Question
 from models.session import Store
 from tests.production_harness import GENERAL
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
 from tests.slack.fixtures import SIGNING_SECRET
-from tests.slack.signing import Response, SlackSender, event_envelope, signature_headers, slash_command_fields
+from tests.slack.signing import Response, SlackSender, event_envelope, slash_command_fields
 from tests.slack.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +121,7 @@ def served(fake_slack: FakeSlackAPI, database_url: str, tmp_path: Path) -> Itera
         )
     served = Served(process, f"http://127.0.0.1:{port}", log)
     try:
-        # /healthz is the worker's (forwarded): 200 once it has migrated the database.
+        # 200 once it has migrated the database.
         eventually(lambda: get(f"{served.url}/healthz")[0] == 200, START_TIMEOUT, f"healthy:\n{log.read_text()}")
         yield served
     finally:
@@ -135,7 +131,6 @@ def served(fake_slack: FakeSlackAPI, database_url: str, tmp_path: Path) -> Itera
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in worker_pids(process)), 30, "stopped")
 
 
 def ask(fake: FakeSlackAPI, served: Served, text: str, **signing: Any) -> Response:
@@ -187,7 +182,7 @@ def metric(served: Served, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_the_front_acks_into_the_inbox_and_its_worker_does_the_work(served, fake_slack, database_url):
+def test_serve_acks_into_the_inbox_and_its_worker_does_the_work(served, fake_slack, database_url):
     asked = ask(fake_slack, served, "How do I vacuum a big table? #postgres")
     assert (asked.status, asked.body, asked.headers.get("Content-Length")) == (200, "", "0")
     posted = fake_slack.wait_for(
@@ -230,17 +225,19 @@ def test_the_front_acks_into_the_inbox_and_its_worker_does_the_work(served, fake
         store.dispose()
     assert metric(served, "peerlearn_acks_total", kind="command") == 1.0
     assert metric(served, "peerlearn_acks_total", kind="event") == 1.0
+    # The worker's Slack calls are counted in the same process, on the same page.
+    assert metric(served, "peerlearn_slack_api_calls_total", method="chat.postMessage", outcome="ok") >= 1.0
 
 
-def test_what_the_front_does_not_queue_is_answered_by_bolt_in_the_worker(served, fake_slack):
+def test_what_serve_does_not_queue_is_answered_by_bolt_at_once(served, fake_slack):
     helped = ask(fake_slack, served, "help")
     assert helped.status == 200 and helped.headers.get("Content-Type", "").startswith("application/json")
     assert json.loads(helped.body)["text"] == help_text()
 
     forged = ask(fake_slack, served, "How do I vacuum a big table? #postgres", signing="forged")
-    assert (forged.status, json.loads(forged.body)) == (401, {"error": "invalid request"})  # refused by the front
+    assert (forged.status, json.loads(forged.body)) == (401, {"error": "invalid request"})
     forged_help = ask(fake_slack, served, "help", signing="forged")
-    assert forged_help.status == 401  # by the front too: nothing but the signature is read before it checks
+    assert forged_help.status == 401  # nothing but the signature is read before it checks
     # Unauthenticated, a request is not even read to know what it is.
     assert metric(served, "peerlearn_requests_total", kind="other", status="401") == 2.0
     assert metric(served, "peerlearn_requests_total", kind="command", status="401") == 0.0
@@ -250,7 +247,7 @@ def test_what_the_front_does_not_queue_is_answered_by_bolt_in_the_worker(served,
     assert (status, json.loads(body)) == (404, {"error": "not found"})
 
 
-def test_a_request_the_inbox_cannot_take_is_handled_by_bolt_in_the_worker_at_once(served, fake_slack, database_url):
+def test_a_request_the_inbox_cannot_take_is_handled_by_bolt_at_once(served, fake_slack, database_url):
     location = inbox_location(database_url)
     assert location is not None
     with inbox_refusing(location):
@@ -263,174 +260,72 @@ def test_a_request_the_inbox_cannot_take_is_handled_by_bolt_in_the_worker_at_onc
 
 
 def test_a_request_too_large_for_slack_is_refused(served):
-    request = urllib.request.Request(f"{served.url}/slack/events", data=b"x" * (MAX_BODY + 1), method="POST")
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=10)
-    assert (refused.value.code, json.loads(refused.value.read())) == (413, {"error": "request too large"})
-
-
-def test_a_killed_worker_is_replaced_and_answers_again(served, fake_slack):
-    [worker] = eventually(lambda: worker_pids(served.process), 10, "started a worker")
-    assert ask(fake_slack, served, "help").status == 200  # a kept-alive connection to this worker now
-    os.kill(worker, signal.SIGKILL)
-    [replacement] = eventually(
-        lambda: [pid for pid in worker_pids(served.process) if pid != worker], 30, "replaced the worker"
-    )
-
-    def helped() -> bool:
-        response = ask(fake_slack, served, "help")
-        return response.status == 200 and json.loads(response.body)["text"] == help_text()
-
-    eventually(helped, START_TIMEOUT, f"answered by the new worker:\n{served.log.read_text()}")
-    assert worker_pids(served.process) == [replacement]
-
-
-def test_the_front_loads_no_bolt_sqlalchemy_or_models():
-    code = (
-        "import sys, bot.cli, bot.front; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'slack_bolt', 'sqlalchemy', 'alembic', 'models'}))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
-    ).stdout
-    assert loaded.strip() == "[]"
-
-
-def test_sigterm_stops_the_workers_then_the_front(served):
-    workers = eventually(lambda: worker_pids(served.process), 10, "started a worker")
-    served.process.send_signal(signal.SIGTERM)
-    assert served.process.wait(30) == 0
-    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists() and not is_zombie(pid)]
-    # The front stopped them itself (they did not have to notice that it was gone).
-    assert "the server that started this worker is gone" not in served.log.read_text()
-
-
-def test_a_stopping_worker_may_use_its_whole_grace_before_the_front_kills_it(monkeypatch, tmp_path):
-    # A worker that SIGTERM finds busy: it finishes its lazy listeners (posting questions to a slow Slack) within
-    # its grace, then ends by itself. The front must not kill it first.
-    ready = tmp_path / "ready"
-    worker = tmp_path / "busy_worker.py"
-    worker.write_text(
-        "import signal, sys, threading\n"
-        "stopping = threading.Event()\n"
-        "signal.signal(signal.SIGTERM, lambda *_: stopping.set())\n"
-        f"open({str(ready)!r}, 'w').close()\n"
-        "stopping.wait()\n"
-        f"threading.Event().wait({WORKER_GRACE - 1})  # its listeners finishing\n"
-        "sys.exit(0)\n"
-    )
-    monkeypatch.setattr(front, "APP", worker)
-    processes = front.WorkerProcesses(1).start()
-    [process] = processes._processes
-    eventually(ready.exists, 30, "the worker ready")
-    started = time.monotonic()
-    processes.stop()
-    assert process.returncode == 0, "it ended by itself, not killed"
-    assert time.monotonic() - started >= WORKER_GRACE - 1
-
-
-def test_a_forwarded_request_survives_a_worker_that_closed_its_kept_alive_connection():
-    # The front keeps a connection per forwarding thread to the workers' socket; a worker that restarts closes
-    # it. The next request on that thread must reach the new worker, once (a retry only when nothing was
-    # answered).
-    seen: list[str] = []
-
-    def worker_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        seen.append(body.decode())
-        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Worker", "yes")])
-        return [b"handled " + body]
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    upstream = Upstream(*listener.getsockname()[:2])
-    answers = []
+    """Refused by waitress (max_request_body_size) as soon as its Content-Length says so, before the body."""
+    parts = urllib.parse.urlsplit(served.url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
-        for number in (1, 2):
-            worker = HttpServer(worker_app, threads=1, sockets=[listener.dup()]).start()
-            headers = [("content-type", "text/plain"), ("x-slack-signature", "v0=abc"), ("connection", "keep-alive")]
-            answers.append(upstream.exchange("POST", "/slack/events", headers, str(number).encode(), "127.0.0.1"))
-            worker.stop()  # closes the connection the front keeps
+        connection.putrequest("POST", "/slack/events")
+        connection.putheader("Content-Length", str(MAX_BODY + 1))
+        connection.endheaders()
+        assert connection.getresponse().status == 413
     finally:
-        listener.close()
-    assert seen == ["1", "2"]
-    assert [(status, body) for status, _, body in answers] == [(200, b"handled 1"), (200, b"handled 2")]
-    for _, headers, _ in answers:
-        named = {name.lower(): value for name, value in headers}
-        assert named["x-worker"] == "yes" and "content-length" not in named  # the front sets its own length
+        connection.close()
 
 
-def test_a_forwarded_request_with_no_worker_listening_is_a_503():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    status, headers, body = Upstream("127.0.0.1", port, timeout=2).exchange("GET", "/healthz", [], b"")
-    assert (status, json.loads(body)) == (503, {"error": "busy, try again shortly"})
-    assert ("Content-Type", "application/json") in headers
+def head_then_get(url: str, path: str) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+    """HEAD `path`, then GET /healthz on the same kept-alive connection: (status, body) of each."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request("HEAD", path)
+        head = connection.getresponse()
+        answered = (head.status, head.read())
+        connection.request("GET", "/healthz")
+        after = connection.getresponse()
+        return answered, (after.status, after.read())
+    finally:
+        connection.close()
 
 
-def test_a_request_whose_client_left_before_its_body_arrived_is_neither_stored_nor_answered():
-    stored: list[str] = []
-
-    class RecordingInbox:
-        async def put(self, request_key: str, *_: Any) -> None:
-            stored.append(request_key)
-
-    queueing = Queueing(RecordingInbox(), lambda body: "event:Ev1", None, Clock())
-    app = create_front_app(queueing, Upstream("127.0.0.1", free_port()), ThreadPoolExecutor(1))  # type: ignore[arg-type]
-    body = json.dumps({"type": "event_callback", "event_id": "Ev1"}).encode()
-    sent: list[dict[str, Any]] = []
-
-    async def call(messages: list[dict[str, Any]]) -> None:
-        arriving = iter(messages)
-
-        async def receive() -> dict[str, Any]:
-            return next(arriving)
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "method": "POST", "path": "/slack/events", "headers": [], "query_string": b""}
-        await app(scope, receive, send)
-
-    half = {"type": "http.request", "body": body[:10], "more_body": True}
-    asyncio.run(call([half, {"type": "http.disconnect"}]))
-    assert (stored, sent) == ([], [])
-    asyncio.run(call([half, {"type": "http.request", "body": body[10:], "more_body": False}]))  # the whole of it
-    assert stored == ["event:Ev1"] and sent[0]["status"] == 200
+@pytest.mark.parametrize("path", ["/slack/events", "/healthz", "/metrics", "/no/such/page"])
+def test_head_answers_without_a_body_and_the_next_request_is_served(served, path):
+    (status, body), (after_status, after_body) = head_then_get(served.url, path)
+    assert status in (200, 401, 404, 405) and body == b""
+    assert (after_status, json.loads(after_body)["status"]) == (200, "ok")
 
 
-def test_the_front_reads_nothing_of_an_unsigned_request_but_its_size(monkeypatch):
-    """An unsigned megabyte of tags once held the front's event loop (every ack, /healthz) for 32 s."""
-    read: list[int] = []
-    peek = acks.peek
-    monkeypatch.setattr(acks, "peek", lambda raw, content_type: read.append(len(raw)) or peek(raw, content_type))
-    stored: list[str] = []
+def children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    found: list[int] = []
+    for task in tasks.iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
-    class RecordingInbox:
-        async def put(self, request_key: str, *_: Any) -> None:
-            stored.append(request_key)
 
-    queueing = Queueing(RecordingInbox(), lambda body: "cmd:1", SIGNING_SECRET, Clock())
-    app = create_front_app(queueing, Upstream("127.0.0.1", free_port()), ThreadPoolExecutor(1))  # type: ignore[arg-type]
-    text = "Why? " + " ".join(f"#tag{i:06d}" for i in range(60_000))
-    body = urllib.parse.urlencode({"command": "/ask", "text": text, "trigger_id": "1.2"}).encode()
+def test_serve_is_one_process(served, fake_slack):
+    assert ask(fake_slack, served, "How do I vacuum a big table? #postgres").status == 200
+    fake_slack.wait_for("chat.postMessage", timeout=30, channel=GENERAL)
+    assert children(served.process.pid) == []
 
-    def call(headers: dict[str, str]) -> int:
-        sent: list[dict[str, Any]] = []
 
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
+def test_sigterm_lets_a_started_question_be_posted_then_exits_0(served, fake_slack, database_url):
+    posting = threading.Event()
 
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
+    def slow_answer(_call: Any) -> None:  # Slack posted it and is slow to say so: SIGTERM comes meanwhile
+        posting.set()
+        time.sleep(2)
 
-        named = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-        scope = {"type": "http", "method": "POST", "path": "/slack/events", "headers": named, "query_string": b""}
-        asyncio.run(app(scope, receive, send))
-        return int(sent[0]["status"])
-
-    for signing in ("missing", "forged", "stale"):
-        assert call(signature_headers(SIGNING_SECRET, body, signing)) == 401  # type: ignore[arg-type]
-    assert (read, stored) == ([], [])
-    assert call(signature_headers(SIGNING_SECRET, body)) == 200
-    assert read == [len(body)] and stored == ["cmd:1"]
+    fake_slack.after_applying("chat.postMessage", slow_answer)
+    asked = ask(fake_slack, served, "Will this survive a deploy? #ops")
+    assert (asked.status, asked.body) == (200, "")
+    assert posting.wait(30), served.log.read_text()
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(30) == 0, served.log.read_text()
+    store = Store.from_url(database_url)
+    try:
+        with store.session() as session:
+            [posted] = session.scalars(select(Question.message_ts)).all()
+        assert posted is not None, "the listener that was posting finished within the grace and recorded it"
+    finally:
+        store.dispose()
+    assert "Traceback" not in served.log.read_text()

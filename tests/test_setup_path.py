@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 
 from bot.blocks import ASK_USAGE
-from bot.cli import build_parser
 from bot.clock import Clock
 from bot.config import SETUP_HELP, is_read, load_environment
 from bot.playground.server import PlaygroundSlack
+from bot.runtime.cli import build_parser
 from tests.production_harness import GENERAL, populate
 from tests.slack import contract
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI

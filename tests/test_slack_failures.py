@@ -18,7 +18,7 @@ from slack_sdk.http_retry.state import RetryState
 from sqlalchemy import select
 
 from bot import blocks
-from bot.app_factory import RepeatableOnly
+from bot.runtime.app import RepeatableOnly
 from models.expert import ROUTE_SENT
 from models.question import Answer, Question
 from tests.route_helpers import GENERAL, Bot, add_people, bot_maker, declare, requests_of, routing_dms

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from bot import posting
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.runtime import Runtime, build_runtime
+from bot.runtime.wiring import Runtime, build_runtime
 from models.question import STATUS_OPEN, STATUS_POSTING, Answer, Question
 from tests.production_harness import GENERAL, populate
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI

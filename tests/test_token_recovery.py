@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.runtime import Runtime
-from bot.scheduler import Tick, default_ticks, run_tick
+from bot.runtime.scheduler import Tick, default_ticks, run_tick
+from bot.runtime.wiring import Runtime
 from bot.workspaces import RECHECK_MINUTES
 from models.workspace import Workspace
 from tests.production_harness import Replica, populate, running_peerlearn

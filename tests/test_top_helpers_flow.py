@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from bot.cli import forget_user
+from bot.runtime.cli import forget_user
 from bot.stats import month_of
 from models.top_helpers import top_helpers
 from tests.slack.fake_api import TEAM_ID

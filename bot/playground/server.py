@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import Clock, FrozenClock
 from bot.config import Settings
-from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
+from bot.runtime.http import HttpServer
+from bot.runtime.wiring import Runtime, build_runtime, serve_in_thread
 from tests.slack import contract
 from tests.slack.contract import Problem
 from tests.slack.fake_api import BOT_TOKEN, FakeSlackAPI
