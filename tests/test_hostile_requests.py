@@ -3,7 +3,8 @@
 Unauthenticated requests are refused before anything but their size and signature is looked at; a signed
 request that is not something Slack sends gets a 400; a signed payload with nothing usable in it gets a
 friendly word where someone can read one. Every refusal is one log line, never a traceback, leaves nothing
-stuck, and the next request is served as usual.
+stuck, and the next request is served as usual. Clients that hold connections open (slow headers, a body held
+back) are cut off (waitress's channel_timeout, 1 s here); HEAD leaves a kept-alive connection usable.
 """
 
 from __future__ import annotations
@@ -412,3 +413,18 @@ def test_head_has_no_body_and_the_kept_alive_connection_serves_the_next_request(
             assert (after.status, json.loads(after.read())["status"]) == (200, "ok"), path
     finally:
         connection.close()
+
+
+def test_a_request_whose_client_left_before_its_body_arrived_is_neither_stored_nor_answered(world, short_timeouts):
+    body = urlencode(command_fields(world, "Half a question #ops")).encode()
+    connection = socket.create_connection(("127.0.0.1", short_timeouts.port))
+    head = (
+        f"POST /slack/events HTTP/1.1\r\nHost: peerlearn\r\nContent-Type: {FORM}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    connection.sendall(head.encode() + body[: len(body) // 2])
+    connection.close()
+    world.ask("U_ASKER", "The next one is served #ops", GENERAL)  # through the world's server, after the other
+    assert world.runtime.inbox is None or world.runtime.inbox.pending() == 0
+    with world.runtime.store.session() as session:
+        texts = session.scalars(select(Question.text)).all()
+    assert [text for text in texts if "Half a question" in text] == []
