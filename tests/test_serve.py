@@ -25,14 +25,16 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
 import pytest
 from sqlalchemy import select
 
 from bot import blocks
+from bot.clock import Clock
 from bot.runtime.http import MAX_BODY
-from models.inbox import InboxLocation, inbox_location
+from models.inbox import Inbox, InboxLocation, inbox_location
 from models.question import Answer, Question
 from models.session import Store
 from tests.production_harness import GENERAL
@@ -329,3 +331,42 @@ def test_sigterm_lets_a_started_question_be_posted_then_exits_0(served, fake_sla
     finally:
         store.dispose()
     assert "Traceback" not in served.log.read_text()
+
+
+def test_work_handles_what_was_acked_into_the_inbox_and_stops_on_sigterm(fake_slack, database_url, tmp_path):
+    """`work`: an inbox worker and the scheduler without HTTP (more hands for the `serve` replicas)."""
+    fake_slack.add_user("U_ASKER")
+    fake_slack.add_channel(GENERAL, name="general", members=["U_ASKER"])
+    fields = slash_command_fields(
+        team_id=TEAM_ID,
+        team_domain=TEAM_DOMAIN,
+        api_app_id=APP_ID,
+        channel_id=GENERAL,
+        channel_name="general",
+        user_id="U_ASKER",
+        user_name=fake_slack.users["U_ASKER"].name,
+        command="/ask",
+        text="help",
+        response_url=fake_slack.new_response_url("U_ASKER", GENERAL),
+        trigger_id=fake_slack.new_trigger_id("U_ASKER"),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_") and k != "DATABASE_URL"}
+    env |= {"DATABASE_URL": database_url, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": fake_slack.base_url}
+    log = tmp_path / "work.log"
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "work"], cwd=tmp_path, env=env, stdout=output, stderr=output
+        )
+    inbox = Inbox.for_database(database_url)
+    assert inbox is not None
+    try:
+        inbox.put(f"cmd:{fields['trigger_id']}", "application/x-www-form-urlencoded", urlencode(fields), Clock().now())
+        fake_slack.wait_for("response_url", timeout=START_TIMEOUT)  # the help, through the response_url
+        eventually(lambda: inbox.pending() == 0, 30, "handled")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, log.read_text()
+    finally:
+        inbox.close()
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
