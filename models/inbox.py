@@ -43,6 +43,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    create_engine,
     delete,
     event,
     func,
@@ -121,8 +122,10 @@ class InboxRequest:
 class Inbox:
     """Appends from the HTTP server's threads (`put`), taken in order by workers (`batch`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writer: Engine | None = None) -> None:
+        # `engine`: the workers'. `writer`: the acks' (by default the same), see `for_database`.
         self.engine = engine
+        self.writer = writer or engine
         self.dialect = engine.dialect.name
         self.arrived = threading.Event()  # set by every put: an in-process worker wakes at once
         self._turn: int | None = None  # SQLite: the locked file's descriptor while this is the inbox's worker
@@ -131,14 +134,32 @@ class Inbox:
             _tune_inbox_sqlite(engine)
             inbox_metadata.create_all(engine)
         else:
-            _tune_inbox_postgresql(engine)
+            for tuned in {engine, self.writer}:
+                _tune_inbox_postgresql(tuned)
         insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
         self._insert = insert(inbox_table).on_conflict_do_nothing(index_elements=["request_key"])
 
     @classmethod
     def for_database(cls, database_url: str) -> Inbox | None:
+        """On PostgreSQL the acks write through connections of their own in autocommit, without the store's
+        ping at checkout nor its rollback at checkin: one round trip per ack instead of four (PING, BEGIN,
+        INSERT, COMMIT). A connection that broke meanwhile fails that one put, whose request Bolt then handles
+        at once (bot/runtime/http.py); the pool replaces it."""
         url = inbox_url(database_url)
-        return None if url is None else cls(create_store_engine(url))
+        if url is None:
+            return None
+        if url.startswith("sqlite"):
+            return cls(create_store_engine(url))
+        writer = create_engine(
+            url,
+            isolation_level="AUTOCOMMIT",
+            pool_pre_ping=False,
+            pool_reset_on_return=None,
+            pool_size=10,
+            max_overflow=20,
+            connect_args={"connect_timeout": 2},
+        )
+        return cls(create_store_engine(url), writer)
 
     # --- appending (the HTTP server's threads) ---------------------------------------------------------
 
@@ -146,7 +167,7 @@ class Inbox:
         """Store one request durably: once this returns, a crash of this process loses nothing. Raises
         SQLAlchemy's error when the database cannot take it."""
         row = {"received_at": now.astimezone(UTC), "request_key": request_key, "content_type": content_type}
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             conn.execute(self._insert, row | {"body": body})
         self.arrived.set()
 
@@ -224,6 +245,7 @@ class Inbox:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.writer.dispose()
         if self._turn is not None:
             os.close(self._turn)  # another worker may take the turn
             self._turn = None

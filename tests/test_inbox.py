@@ -26,6 +26,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from bot.runtime.wiring import Runtime
 from models.inbox import Inbox, InboxLocation, InboxRequest, inbox_file, inbox_location, inbox_table, inbox_url
@@ -189,19 +190,21 @@ def test_what_is_stored_comes_back_as_it_was_put(inbox):
         assert list(stored) == [(berlin_noon, body), (berlin_noon, "a=1")]
 
 
-def test_a_lost_postgresql_connection_costs_no_put(inbox, database_url):
+def test_a_lost_postgresql_connection_fails_one_put_and_the_next_reconnects(inbox, database_url):
     needs_postgresql(inbox, "SQLite's inbox is a file: no connection to lose")
     inbox.put("event:EvBefore", "application/json", "{}", NOW)
-    with inbox.engine.connect() as conn:
-        pooled_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with inbox.writer.connect() as conn:  # the acks' one pooled connection: no ping at checkout
+        writer_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     location = inbox_location(database_url)
     assert location is not None
     admin = psycopg.connect(location.target, autocommit=True)
     try:
-        admin.execute("SELECT pg_terminate_backend(%s)", [pooled_pid])
+        admin.execute("SELECT pg_terminate_backend(%s)", [writer_pid])
     finally:
         admin.close()
-    inbox.put("event:EvAfter", "application/json", "{}", NOW)  # the pool's pre-ping finds it dead: a new one
+    with pytest.raises(OperationalError):  # the HTTP thread hands this request to Bolt at once
+        inbox.put("event:EvLost", "application/json", "{}", NOW)
+    inbox.put("event:EvAfter", "application/json", "{}", NOW)
     assert keys(take(inbox, 10)) == ["event:EvBefore", "event:EvAfter"]
 
 
