@@ -2,8 +2,8 @@
 
 import sys
 
-from bot.cli import main
 from bot.config import load_environment
+from bot.runtime.cli import main
 
 if __name__ == "__main__":
     load_environment()

@@ -16,8 +16,8 @@ duplicates, kills; and, as the baseline measured in the same run, the same kind 
 Questions. A burst of signed /ask commands from several senders while Slack is slow (the emulator runs in a
 process of its own, which survives every restart, and takes --slack-delay seconds over each chat.postMessage:
 half before doing it, half after, before its answer), and --stops stops of `serve` every 2–5 s meanwhile, in
-turn: its worker process killed with SIGKILL, the worker sent SIGTERM (serve starts another), serve itself
-killed with SIGKILL, serve sent SIGTERM (each of the last two followed by a new serve). The stops go on while
+turn: killed with SIGKILL, sent SIGTERM (each followed by a new serve). The questions' part is
+bench/ask_durability.py. The stops go on while
 the acked questions are being posted. Slack never retries a slash command; a person whose /ask got no 200
 asks again (a new request). After the stops the bench waits until every acked question is in the channel and
 recorded as posted (a question a stop left owed is posted by the posting tick of a later start, after a killed
@@ -34,12 +34,10 @@ next to the one named (which is only used to connect) and dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import queue
 import random
-import re
 import signal
 import socket
 import subprocess
@@ -66,7 +64,7 @@ from bench.common import wait_healthy  # noqa: E402
 from bot.playground.emulator.fake_api import APP_ID, BOT_TOKEN, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, FakeSlackAPI  # noqa: E402
 from bot.playground.emulator.signing import SlackSender, event_envelope, slash_command_fields  # noqa: E402
 from models.inbox import Inbox  # noqa: E402
-from models.question import STATUS_POSTING, Answer, Question, Vote  # noqa: E402
+from models.question import Answer, Question, Vote  # noqa: E402
 from models.session import Store, normalize_url  # noqa: E402
 from models.workspace import ProcessedEvent  # noqa: E402
 
@@ -76,9 +74,9 @@ ASKER = "U_ASKER"
 ANSWERERS = tuple(f"U_EXPERT{i}" for i in range(5))
 VOTERS = tuple(f"U_VOTER{i}" for i in range(20))
 START_TIMEOUT = 60.0
-SIGTERM_WAIT = 90.0  # serve's own stop: 10 s for its requests, then its worker's grace and a margin (bot/front.py)
-ASK_CHANNEL = "C_ASKS"
-OWED_TIMEOUT = 600.0  # after the burst: every acked question posted by then (leases of 2 min, a tick a minute)
+SIGTERM_WAIT = (
+    60.0  # serve's own stop: one grace (20 s, bot/runtime/cli.py) for its requests and listeners, and a margin
+)
 
 
 # --- the server under test -----------------------------------------------------------------------------
@@ -143,29 +141,11 @@ class Server:
                 self.process.wait(timeout=10)
 
     def terminate(self) -> None:
-        """SIGTERM, as an orchestrator stops it: the requests under way are answered, the worker gets its grace."""
+        """SIGTERM, as an orchestrator stops it: the requests under way are answered, the listeners get the grace."""
         self.up.clear()
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=SIGTERM_WAIT)
-
-    def signal_worker(self, signum: int) -> bool:
-        """Send `signum` to serve's worker process (serve starts another when it ends); False if none runs."""
-        workers = self.worker_pids()
-        for pid in workers:
-            os.kill(pid, signum)
-        return bool(workers)
-
-    def worker_pids(self) -> list[int]:
-        if self.process is None or self.process.poll() is not None:
-            return []
-        pids = []
-        for children in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
-            try:
-                pids += [int(pid) for pid in children.read_text().split()]
-            except FileNotFoundError:  # a thread that just ended
-                continue
-        return sorted(set(pids))
 
 
 # --- Slack's side: events and their redelivery --------------------------------------------------------
@@ -474,251 +454,6 @@ def count_stored(database_url: str, deliveries: list[Delivery], kills: int, seco
     )
 
 
-# --- questions: a burst of /ask against a slow Slack while serve is stopped in four ways -----------------------
-
-
-def serve_fake_slack(response_urls: int, delay: float) -> None:
-    """Child process: the emulator, slow over chat.postMessage (half before doing it, half before answering);
-    prints its URLs, then answers each `posts` line on stdin with the posts Slack did in the channel (answered
-    or not), until stdin closes."""
-    fake = FakeSlackAPI().start()
-    fake.add_user(ASKER)
-    fake.add_channel(ASK_CHANNEL, name="asks", members=[ASKER])
-    if delay:
-        fake.respond_slowly("chat.postMessage", delay / 2)
-        fake.respond_slowly("chat.postMessage", delay / 2, after_applying=True)
-    urls = [fake.new_response_url(ASKER, ASK_CHANNEL) for _ in range(response_urls)]
-    print(json.dumps({"base_url": fake.base_url, "response_urls": urls}), flush=True)
-    for line in sys.stdin:
-        if line.strip() != "posts":
-            continue
-        with fake.lock:
-            posts = [
-                call.args.get("text", "")
-                for call in fake.calls
-                if call.method == "chat.postMessage"
-                and call.ok
-                and call.args.get("channel") == ASK_CHANNEL
-                and not call.args.get("thread_ts")
-            ]
-            violations = [str(violation) for violation in fake.violations]
-        print(json.dumps({"posts": posts, "violations": violations}), flush=True)
-    fake.stop()
-
-
-class SlowSlack:
-    """The emulator in a process of its own: it outlives every restart of serve, as Slack does."""
-
-    def __init__(self, response_urls: int, delay: float) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PEERLEARN_"))}
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve-fake-slack", str(response_urls), str(delay)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self._stdin, self._stdout = self.process.stdin, self.process.stdout
-        info = json.loads(self._stdout.readline())
-        self.base_url: str = info["base_url"]
-        self._urls: list[str] = info["response_urls"]
-        self._lock = threading.Lock()
-
-    def response_url(self) -> str:
-        with self._lock:
-            return self._urls.pop()
-
-    def posts(self) -> tuple[list[str], list[str]]:
-        """The texts of the posts Slack did in the channel, and the contract violations so far."""
-        with self._lock:
-            self._stdin.write("posts\n")
-            self._stdin.flush()
-            report = json.loads(self._stdout.readline())
-        return report["posts"], report["violations"]
-
-    def close(self) -> None:
-        self._stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-@dataclass
-class AskRequest:
-    number: int  # its marker in the question's text: R00042
-    acked: bool = False
-
-    @property
-    def marker(self) -> str:
-        return f"R{self.number:05d}"
-
-
-ASK_MARKER = re.compile(r"\bR\d{5}\b")
-
-
-def ask_burst(server: Server, slack: SlowSlack, questions: int, senders: int) -> list[AskRequest]:
-    """`questions` /ask, each asked again (a new request) until one is acked, from `senders` threads at once."""
-    sender = SlackSender(server.url + "/slack/events", SIGNING_SECRET, timeout=15)
-    requests: list[AskRequest] = []
-    numbers = itertools.count(1)
-    numbering = threading.Lock()
-
-    def ask_until_acked(_question: int) -> None:
-        for _attempt in range(200):
-            if not server.up.wait(timeout=START_TIMEOUT * 3):
-                raise RuntimeError("the server stayed down")
-            with numbering:
-                request = AskRequest(next(numbers))
-                requests.append(request)
-            fields = slash_command_fields(
-                team_id=TEAM_ID,
-                team_domain=TEAM_DOMAIN,
-                api_app_id=APP_ID,
-                channel_id=ASK_CHANNEL,
-                channel_name="asks",
-                user_id=ASKER,
-                user_name=ASKER.lower(),
-                command="/ask",
-                text=f"Durability question {request.marker}: how is nothing lost when the server stops? #durability",
-                response_url=slack.response_url(),
-                trigger_id=f"{int(time.time())}.{request.number}.{uuid.uuid4().hex}",
-            )
-            try:
-                status = sender.slash_command(fields).status
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                status = 0  # refused, or cut by a stop
-            if status == 200:
-                request.acked = True
-                return
-        raise RuntimeError("an /ask was never acknowledged")
-
-    in_threads(range(questions), ask_until_acked, senders, "asker")
-    return requests
-
-
-STOPS = ("worker SIGKILL", "worker SIGTERM", "serve SIGKILL", "serve SIGTERM")
-StopPlan = Callable[[Server, threading.Event], dict[str, int]]
-
-
-def stop_in_turn(rng: random.Random, stops: int, low: float = 2.0, high: float = 5.0) -> StopPlan:
-    """`stops` stops, every low–high seconds, taking STOPS in turn; serve is started again after its own stops
-    (it starts a new worker itself)."""
-
-    def plan(server: Server, done: threading.Event) -> dict[str, int]:
-        made = dict.fromkeys(STOPS, 0)
-        turn = 0
-        while sum(made.values()) < stops and not done.wait(rng.uniform(low, high)):
-            how = STOPS[turn % len(STOPS)]
-            turn += 1
-            if how.startswith("worker"):
-                if not server.signal_worker(signal.SIGKILL if how.endswith("SIGKILL") else signal.SIGTERM):
-                    continue  # serve is starting another one
-            elif how == "serve SIGKILL":
-                server.kill()
-                server.start()
-            else:
-                server.terminate()
-                server.start()
-            made[how] += 1
-        return made
-
-    return plan
-
-
-@dataclass
-class AskResult:
-    questions: int
-    requests: int
-    acked: int
-    posted_once: int  # acked requests whose question is in the channel exactly once
-    lost: int  # acked, never posted
-    posted_twice: int  # any request whose question is in the channel more than once
-    posted_unacked: int  # not acked (the stop cut the answer) but stored, and posted
-    still_owed: int  # questions the database still owes their channel at the end
-    stops: dict[str, int]
-    seconds: float  # the burst and the stops
-    drain_seconds: float  # from the last stop until every acked question was posted (and recorded)
-    violations: int
-    lost_markers: list[str] = field(default_factory=list)
-
-
-def measure_asks(
-    database_url: str,
-    questions: int,
-    *,
-    senders: int = 4,
-    slack_delay: float = 0.4,
-    stop_plan: StopPlan | None = None,
-    workdir: Path | None = None,
-) -> AskResult:
-    """One run: the slow Slack, a fresh serve on `database_url`, the burst with its stops, then the wait."""
-    with tempfile.TemporaryDirectory(prefix="peerlearn-durability-asks-") as scratch:
-        folder = workdir or Path(scratch)
-        slack = SlowSlack(response_urls=questions * 3 + 100, delay=slack_delay)
-        server = Server(database_url, slack.base_url, folder / "server.log")
-        try:
-            server.start()
-            done = threading.Event()
-            stops: list[dict[str, int]] = []
-            stopper = threading.Thread(target=lambda: stops.append(stop_plan(server, done)) if stop_plan else None)
-            started = time.monotonic()
-            stopper.start()
-            try:
-                requests = ask_burst(server, slack, questions, senders)
-                stopper.join()  # the stops go on while the acked questions are being posted
-            finally:
-                done.set()
-                stopper.join()
-            seconds = time.monotonic() - started
-            acked = {request.marker for request in requests if request.acked}
-            deadline = time.monotonic() + OWED_TIMEOUT
-            while True:  # until every acked question is in the channel, and recorded as posted
-                posts, violations = slack.posts()
-                posted = {marker for text in posts for marker in ASK_MARKER.findall(text)}
-                still_owed = owed_count(database_url)
-                if (acked <= posted and not still_owed) or time.monotonic() > deadline:
-                    break
-                time.sleep(2)  # the posting tick runs every minute
-            drain_seconds = time.monotonic() - started - seconds
-        finally:
-            server.stop()
-            slack.close()
-    per_marker: dict[str, int] = {}
-    for posted_text in posts:
-        for marker in ASK_MARKER.findall(posted_text):
-            per_marker[marker] = per_marker.get(marker, 0) + 1
-    lost = sorted(marker for marker in acked if marker not in per_marker)
-    return AskResult(
-        questions=questions,
-        requests=len(requests),
-        acked=len(acked),
-        posted_once=sum(1 for marker in acked if per_marker.get(marker) == 1),
-        lost=len(lost),
-        posted_twice=sum(1 for count in per_marker.values() if count > 1),
-        posted_unacked=sum(1 for marker in per_marker if marker not in acked),
-        still_owed=still_owed,
-        stops=stops[0] if stops else dict.fromkeys(STOPS, 0),
-        seconds=round(seconds, 1),
-        drain_seconds=round(drain_seconds, 1),
-        violations=len(violations),
-        lost_markers=lost[:20],
-    )
-
-
-def owed_count(database_url: str) -> int:
-    store = Store.from_url(database_url)
-    try:
-        with store.session() as session:
-            owed = select(func.count()).select_from(Question).where(Question.status == STATUS_POSTING)
-            return int(session.scalar(owed) or 0)
-    finally:
-        store.dispose()
-
-
 @contextmanager
 def scratch_database(url: str | None) -> Iterator[str]:
     """A throwaway database: a SQLite file, or a new PostgreSQL database next to the one named."""
@@ -741,9 +476,6 @@ def scratch_database(url: str | None) -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--serve-fake-slack"]:
-        serve_fake_slack(int(argv[1]), float(argv[2]))
-        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1000, help="events to deliver under kills (default 1000)")
     parser.add_argument("--asks", type=int, default=300, help="/ask questions in the burst (default 300)")
@@ -785,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{result.kills} kills, {result.seconds}s ({result.events_per_second} events/s)"
                 )
     if args.only != "events":
+        from bench.ask_durability import measure_asks, stop_in_turn
+
         with scratch_database(args.database_url) as url:
             asks_baseline = measure_asks(url, max(20, asks // 3), senders=args.senders, slack_delay=args.slack_delay)
         with scratch_database(args.database_url) as url:

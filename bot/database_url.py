@@ -4,7 +4,7 @@ says what to do.
 `check` reads the URL alone (a URL, a database PeerLearn supports, a SQLite file's folder that exists);
 `connect_once` opens one connection with the driver itself. Both raise ConfigError for what will not fix
 itself; `connect_once` raises DatabaseUnreachable when the server does not answer (refused, timed out), which
-`serve` and `work` wait out, as they wait out an outage. No SQLAlchemy here: `serve`'s front uses it too.
+`serve` and `work` wait out, as they wait out an outage. No SQLAlchemy here: checked before the models load.
 """
 
 from __future__ import annotations

@@ -379,7 +379,7 @@ def _tables(session: Session) -> list[_Table]:
 
 
 def _forget_installer(session: Session, tables: list[_Table], team_id: str, user_id: str) -> int:
-    """slack_sdk's installation rows name the installing user and may hold a user token (bot/oauth.py)."""
+    """slack_sdk's installation rows name the installing user and may hold a user token (bot/runtime/oauth.py)."""
     table = next((t.table for t in tables if t.table.name == "slack_installations"), None)
     if table is None or "user_id" not in table.c or "team_id" not in table.c:
         return 0

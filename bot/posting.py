@@ -12,7 +12,7 @@ Exactly once, with several runtimes, restarts and crashes:
   first looks for that message in the channel's history (from a little before the question was stored) and
   records it instead of posting again: a crash between Slack's answer and our write never posts it twice.
 - A post is never retried blindly (the app's slack_sdk retry handlers repeat a chat.postMessage only when
-  Slack did nothing: bot/app_factory.py). After a 5xx, Slack is done with the request: the attempt looks,
+  Slack did nothing: bot/runtime/app.py). After a 5xx, Slack is done with the request: the attempt looks,
   then posts again if it is not there. A post Slack did not answer at all (a timeout, a cut connection) may
   still be under way: the question stays owed and its lease runs out first, so that Slack has settled before
   the next attempt looks.

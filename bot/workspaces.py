@@ -10,7 +10,7 @@ A disabled workspace gets no routing, morning DMs or digests. Slack refusing a t
 token_revoked, account_inactive…) disables its workspace; the `tokens` tick (`TokenRecheck`) asks Slack
 (auth.test) whether it works again, at start and every few minutes while a workspace is disabled, and
 enables the workspace when it does: a transient refusal, a reactivated bot user, or SLACK_BOT_TOKEN replaced
-and the app restarted. With "Add to Slack" a reinstall also enables it (bot/oauth.py). Each change is logged
+and the app restarted. With "Add to Slack" a reinstall also enables it (bot/runtime/oauth.py). Each change is logged
 once, when it happens.
 """
 
@@ -144,7 +144,7 @@ def auth_test(client: WebClient, token: str) -> tuple[dict[str, Any] | None, str
 
 
 class TokenRecheck:
-    """The `tokens` tick (bot/scheduler.py): does a refused token work again?
+    """The `tokens` tick (bot/runtime/scheduler.py): does a refused token work again?
 
     Single SLACK_BOT_TOKEN: checked at the first run (at start), then while a workspace is disabled because
     Slack refused it. When it works, those workspaces are enabled again, and so is the token's own workspace

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import posting
-from bot.acks import HELP_WORDS, first_word, request_key
+from bot.asking import read_ask, request_key
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, quote_back
 from bot.messages.forms import ask_modal
@@ -22,7 +22,7 @@ from bot.qa import create_question
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code, explain
 from bot.slack_posts import tell_user
-from bot.text import InvalidQuestion, clean, command_text, validate_question
+from bot.text import command_text
 from bot.workspaces import WorkspaceClient
 from handlers import digest
 from models.question import question_id_by_request
@@ -36,20 +36,18 @@ def register(app: App, services: Services) -> None:
 
     def ack_ask(ack: Ack, command: dict[str, Any]) -> None:
         text = command_text(command)
-        word = first_word(text)
-        if word in HELP_WORDS:
+        ask = read_ask(text, settings)
+        if ask.is_help:
             ack(**help_message(ASK_USAGE).as_kwargs())
             return
-        if word == "digest" and (settings_command := digest.parse_digest_command(text)) is not None:
+        if ask.may_be_digest_settings and (settings_command := digest.parse_digest_command(text)) is not None:
             digest.ack_digest(ack, command, services, settings_command)
             return
-        if not clean(text):
+        if ask.opens_form:
             ack()  # the form opens in open_ask_form, after the ack
             return
-        try:
-            parsed = validate_question(text, settings)
-        except InvalidQuestion as problem:
-            ack(**ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
+        if ask.question is None:
+            ack(**ephemeral(str(ask.problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
             return
         try:
             with services.store.session() as session:
@@ -60,7 +58,7 @@ def register(app: App, services: Services) -> None:
                     team_id=command["team_id"],
                     channel_id=command["channel_id"],
                     asker_id=command["user_id"],
-                    parsed=parsed,
+                    parsed=ask.question,
                     request_key=request_key(command),
                     now=now,
                 )
@@ -73,12 +71,13 @@ def register(app: App, services: Services) -> None:
     def post_ask(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         """After the ack: post the question, then suggest similar answers or route it (bot/routing/)."""
         text = command_text(command)
-        if first_word(text) in HELP_WORDS:
+        ask = read_ask(text, settings)
+        if ask.is_help:
             return
-        if first_word(text) == "digest" and (settings_command := digest.parse_digest_command(text)) is not None:
+        if ask.may_be_digest_settings and (settings_command := digest.parse_digest_command(text)) is not None:
             digest.after_digest(command, client, respond, services, settings_command)
             return
-        if not clean(text):
+        if ask.opens_form:
             open_ask_form(client, command)
             return
         try:

@@ -12,8 +12,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bot import metrics
-from bot.logging_setup import request_kind
 from bot.messages.errors import DATABASE_DOWN
+from bot.runtime.logging import request_kind
 from bot.services import Services
 from bot.slack_errors import AUTH_ERRORS
 from bot.workspaces import disable_refused_workspace

@@ -18,8 +18,8 @@ from typing import Any
 
 from slack_bolt import BoltContext, BoltResponse
 
-from bot.logging_setup import log_context_middleware, request_kind
 from bot.messages.errors import UNUSABLE_COMMAND
+from bot.runtime.logging import log_context_middleware, request_kind
 
 logger = logging.getLogger("peerlearn.payloads")
 
@@ -82,7 +82,7 @@ def missing_fields(body: dict[str, Any]) -> list[str]:
 def before_authorize(context: BoltContext, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse:
     """Bolt's `before_authorize` middleware: the payload is checked before Bolt's own middleware reads it (its
     authorization step assumes an event is an object), then every log line of the request is given its
-    context (bot.logging_setup)."""
+    context (bot/runtime/logging.py)."""
     return check_payload(body, lambda: log_context_middleware(context, body, next))
 
 

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import models
-from bot.oauth import oauth_metadata
+from bot.runtime.oauth import oauth_metadata
 from models.inbox import inbox_metadata
 from models.session import normalize_url
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,10 +13,17 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.inbox_writer import create_private_file  # stdlib only (models/inbox.py uses that module too)
-
 SQLITE_TURN_WAIT = 30.0  # seconds, as busy_timeout
 _HOLDS_TURN = "peerlearn_holds_sqlite_turn"
+
+
+def create_private_file(path: str) -> None:
+    """Create the SQLite file `path` readable and writable by its owner only (0600), unless it exists already.
+    SQLite itself creates a database 0644 (less the umask): readable by every user of the machine. Its -wal and
+    -shm files take the database file's mode, so they are private too."""
+    # It exists (it keeps its mode), or cannot be created (no such folder…): then SQLite says why, as before.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def normalize_url(url: str) -> str:

@@ -19,7 +19,8 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.world import SlackWorld
-from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
+from bot.runtime.http import HttpServer
+from bot.runtime.wiring import Runtime, build_runtime, serve_in_thread
 from tests.slack.fixtures import SIGNING_SECRET
 
 GENERAL = "C_GENERAL"

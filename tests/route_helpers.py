@@ -20,7 +20,8 @@ from bot.playground.emulator.transcript import Message
 from bot.playground.emulator.workspace import BOT_USER_ID
 from bot.playground.emulator.world import SlackWorld
 from bot.routing import escalation
-from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
+from bot.runtime.http import HttpServer
+from bot.runtime.wiring import Runtime, build_runtime, serve_in_thread
 from models.expert import KnowledgeGap, RouteRequest
 from models.question import Question
 from tests.slack.fixtures import SIGNING_SECRET

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.logging_setup import LIBRARY_FLOORS, configure_logging
+from bot.runtime.logging import LIBRARY_FLOORS, configure_logging
 from tests.production_harness import GENERAL, populate, running_peerlearn
 from tests.slack.fixtures import SIGNING_SECRET
 from tests.test_oauth import CLIENT_ID, CLIENT_SECRET, KEY, install, oauth_settings

@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import inspect, select, text
 
-from bot import cli, export
+from bot import export
 from bot.clock import FrozenClock
+from bot.runtime import cli
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag

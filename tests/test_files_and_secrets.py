@@ -7,7 +7,6 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,9 @@ from cryptography.fernet import Fernet
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.inbox_writer import InboxLocation, connect, inbox_row, sqlite_insert
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.world import SlackWorld
-from bot.runtime import build_runtime, serve_in_thread
+from bot.runtime.wiring import build_runtime, serve_in_thread
 from tests.slack.fixtures import SIGNING_SECRET
 
 GENERAL = "C_GENERAL"
@@ -72,20 +70,6 @@ def test_every_sqlite_file_is_created_readable_by_its_owner_only(
     expected += [name + suffix for name in ("peerlearn.db", "peerlearn.db-inbox") for suffix in ("-wal", "-shm")]
     assert sorted(found) == sorted(expected)
     assert found == dict.fromkeys(found, "0o600")
-
-
-def test_the_fronts_inbox_file_is_created_private_too(usual_umask, tmp_path: Path):
-    """`serve`'s front may open the SQLite inbox first (bot/inbox_writer.py, without SQLAlchemy)."""
-    location = InboxLocation("sqlite", str(tmp_path / "peerlearn.db-inbox"))
-    connection = connect(location)
-    try:
-        now = datetime(2026, 11, 23, 10, tzinfo=UTC)
-        sqlite_insert(connection, [inbox_row("sqlite", "event:Ev1", "application/json", "{}", now)])
-        assert modes(tmp_path) == dict.fromkeys(
-            ["peerlearn.db-inbox", "peerlearn.db-inbox-shm", "peerlearn.db-inbox-wal"], "0o600"
-        )
-    finally:
-        connection.close()
 
 
 def test_a_file_that_exists_keeps_its_mode(usual_umask, tmp_path: Path):

@@ -3,7 +3,8 @@
 Unauthenticated requests are refused before anything but their size and signature is looked at; a signed
 request that is not something Slack sends gets a 400; a signed payload with nothing usable in it gets a
 friendly word where someone can read one. Every refusal is one log line, never a traceback, leaves nothing
-stuck, and the next request is served as usual.
+stuck, and the next request is served as usual. Clients that hold connections open (slow headers, a body held
+back) are cut off (waitress's channel_timeout, 1 s here); HEAD leaves a kept-alive connection usable.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import hmac
 import http.client
 import json
 import logging
+import socket
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -23,11 +25,11 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import func, select
 
-from bot import acks
 from bot.messages.forms import ASK_ACTION_INPUT, ASK_BLOCK_CHANNEL, ASK_BLOCK_QUESTION, ASK_MODAL
 from bot.messages.routing import ACTION_TAKE_QUESTION
 from bot.playground.emulator.signing import (
     Response,
+    SlackSender,
     block_actions_payload,
     event_envelope,
     slash_command_fields,
@@ -35,6 +37,8 @@ from bot.playground.emulator.signing import (
 )
 from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
 from bot.playground.emulator.world import SlackWorld
+from bot.runtime import http as serving
+from bot.runtime.http import HttpServer
 from models.expert import RouteRequest
 from models.question import STATUS_OPEN, Answer, Question
 from tests.route_helpers import plain
@@ -294,7 +298,7 @@ def announced_too_big(url: str) -> int:
     try:
         connection.putrequest("POST", parts.path)
         connection.putheader("Content-Type", FORM)
-        connection.putheader("Content-Length", str(acks.MAX_BODY + 1))
+        connection.putheader("Content-Length", str(serving.MAX_BODY + 1))
         connection.endheaders()
         return connection.getresponse().status
     finally:
@@ -304,16 +308,16 @@ def announced_too_big(url: str) -> int:
 def test_nothing_is_read_before_the_signature_is_checked(world, monkeypatch):
     """An unsigned megabyte of tags is refused without being parsed (it once held every ack for 32 s)."""
     read: list[int] = []
-    peek = acks.peek
+    peek = serving.peek
 
     def spy(raw: bytes, content_type: str | None) -> dict[str, Any] | None:
         read.append(len(raw))
         return peek(raw, content_type)
 
-    monkeypatch.setattr(acks, "peek", spy)
+    monkeypatch.setattr(serving, "peek", spy)
     tags = " ".join(f"#tag{i:06d}" for i in range(60_000))
     body = urlencode(command_fields(world, "Why? " + tags)).encode()
-    assert 700_000 < len(body) < acks.MAX_BODY
+    assert 700_000 < len(body) < serving.MAX_BODY
     for signing in ("missing", "forged", "stale"):
         assert world.sender.send(body, FORM, signing=signing).status == 401  # type: ignore[arg-type]
     assert read == []
@@ -321,3 +325,105 @@ def test_nothing_is_read_before_the_signature_is_checked(world, monkeypatch):
 
     world.ask("U_ASKER", "Signed, it is read #ops", GENERAL)
     assert len(read) == 1
+
+
+# --- clients that hold connections open (waitress: bot/runtime/http.server_options) ----------------------
+
+SHORT_TIMEOUT = 1.0  # channel_timeout for these tests; `serve` uses 30 s
+
+
+@pytest.fixture
+def short_timeouts(world: SlackWorld) -> Iterator[HttpServer]:
+    """The world's app on a second server whose connections time out after SHORT_TIMEOUT."""
+    server = HttpServer(world.runtime.wsgi_app, threads=2, channel_timeout=SHORT_TIMEOUT).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def closed_by_server(connection: socket.socket, within: float) -> bool:
+    """Whether the server closes `connection` within `within` seconds (whatever it answered first)."""
+    connection.settimeout(within)
+    try:
+        while connection.recv(65536):
+            pass
+        return True
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_a_client_sending_headers_slowly_is_cut_off(short_timeouts):
+    connection = socket.create_connection(("127.0.0.1", short_timeouts.port))
+    with connection:
+        connection.sendall(b"POST /slack/events HTTP/1.1\r\nHost: peerlearn\r\n")
+        started = time.monotonic()
+        cut = False
+        while not cut and time.monotonic() - started < 6 * SHORT_TIMEOUT:
+            try:
+                connection.sendall(b"X")  # a byte now and then: never idle, never done
+            except OSError:
+                cut = True
+                break
+            cut = closed_by_server(connection, 0.3)
+        assert cut, "a request that never finishes its headers holds its connection forever"
+
+
+def test_a_client_holding_back_the_end_of_its_body_is_cut_off_and_others_are_served(world, short_timeouts):
+    connections = []
+    for _ in range(3):
+        connection = socket.create_connection(("127.0.0.1", short_timeouts.port))
+        head = f"POST /slack/events HTTP/1.1\r\nHost: peerlearn\r\nContent-Length: {serving.MAX_BODY}\r\n\r\n"
+        connection.sendall(head.encode() + b"x" * (serving.MAX_BODY - 10))  # all but the last 10 bytes
+        connections.append(connection)
+    try:
+        assert not closed_by_server(connections[0], SHORT_TIMEOUT / 2), "a body of this size is allowed: it waits"
+        sender = SlackSender(f"{short_timeouts.url}/slack/events", SIGNING_SECRET)
+        helped = sender.slash_command(command_fields(world, "help"))  # meanwhile, Slack's requests are served
+        assert helped.status == 200 and "text" in json.loads(helped.body)
+        assert all(closed_by_server(connection, 5 * SHORT_TIMEOUT) for connection in connections)
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def test_headers_over_the_limit_are_refused(short_timeouts):
+    connection = http.client.HTTPConnection("127.0.0.1", short_timeouts.port, timeout=10)
+    try:
+        connection.putrequest("GET", "/healthz")
+        connection.putheader("X-Padding", "x" * (serving.MAX_HEADERS + 1))
+        connection.endheaders()
+        assert connection.getresponse().status in (400, 431)
+    finally:
+        connection.close()
+
+
+def test_head_has_no_body_and_the_kept_alive_connection_serves_the_next_request(short_timeouts):
+    connection = http.client.HTTPConnection("127.0.0.1", short_timeouts.port, timeout=10)
+    try:
+        for path in ("/slack/events", "/no/such/page", "/healthz"):
+            connection.request("HEAD", path)
+            head = connection.getresponse()
+            assert head.read() == b"", path
+            connection.request("GET", "/healthz")
+            after = connection.getresponse()
+            assert (after.status, json.loads(after.read())["status"]) == (200, "ok"), path
+    finally:
+        connection.close()
+
+
+def test_a_request_whose_client_left_before_its_body_arrived_is_neither_stored_nor_answered(world, short_timeouts):
+    body = urlencode(command_fields(world, "Half a question #ops")).encode()
+    connection = socket.create_connection(("127.0.0.1", short_timeouts.port))
+    head = (
+        f"POST /slack/events HTTP/1.1\r\nHost: peerlearn\r\nContent-Type: {FORM}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    connection.sendall(head.encode() + body[: len(body) // 2])
+    connection.close()
+    world.ask("U_ASKER", "The next one is served #ops", GENERAL)  # through the world's server, after the other
+    assert world.runtime.inbox is None or world.runtime.inbox.pending() == 0
+    with world.runtime.store.session() as session:
+        texts = session.scalars(select(Question.text)).all()
+    assert [text for text in texts if "Half a question" in text] == []

@@ -1,26 +1,16 @@
 """The inbox (models/inbox.py): events and /ask questions acknowledged before any work, handed to Bolt by a
-worker (bot/worker.py) afterwards.
+worker (bot/runtime/worker.py) afterwards.
 
-- the store itself: where it lives, one row per request key, batches taken oldest first and removed only
-  when handled (on PostgreSQL, claimed with SKIP LOCKED so that two workers never share a request);
-- the front (bot/web.py) through the real endpoint: what is queued, what still goes to Bolt at once, badly
-  signed requests, an inbox that cannot take a request;
-- the worker: an ack with something to say goes through the response_url, a redelivery is handled once;
-- the `work` verb started by `serve`'s WorkerProcesses ends by itself when its server is gone.
-
-The last section: an ack never waits for a worker (a redelivery of a request being handled; more HTTP threads
-than the workers' connection pool holds).
-
-Tests that stop the worker (`pause`) send requests while no one takes them from the inbox, which is how they
-tell a queued request (it waits) from one Bolt handles at once (it is done when the response comes back).
+The store itself: where it lives, one row per request key, batches taken oldest first and removed only when
+handled (on PostgreSQL, claimed with SKIP LOCKED so that two workers never share a request), and an ack that
+never waits for a worker (a redelivery of a request being handled; more HTTP threads than the pool holds).
+Through the HTTP endpoint and the worker: tests/test_inbox_queueing.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -30,28 +20,17 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
-from bot import inbox_writer
-from bot.front import WORKER_NICENESS
-from bot.inbox_writer import InboxLocation, InboxWriter, inbox_location
-from bot.messages.help import ASK_USAGE, help_message
-from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
-from bot.playground.emulator.signing import event_envelope, slash_command_fields
-from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
-from bot.playground.emulator.world import SlackWorld
-from bot.runtime import Runtime
-from bot.worker import InboxWorker
-from models.inbox import Inbox, InboxRequest, inbox_file, inbox_metadata, inbox_table, inbox_url
-from models.question import Answer, Question
+from bot.runtime.wiring import Runtime
+from models.inbox import Inbox, InboxLocation, InboxRequest, inbox_file, inbox_location, inbox_table, inbox_url
 from models.session import Store, create_store_engine, normalize_url
-from tests.production_harness import GENERAL, populate
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -86,75 +65,9 @@ def needs_postgresql(inbox: Inbox, why: str) -> None:
         pytest.skip(why)
 
 
-def pause(runtime: Runtime) -> None:
-    """Stop this process's inbox worker: what is queued from now on waits in the inbox."""
-    assert runtime.worker is not None
-    runtime.worker.stop()
-    runtime.worker = None  # the world no longer waits for it after each request
-
-
-def resume(runtime: Runtime) -> InboxWorker:
-    """A fresh worker, once it has handed everything waiting to Bolt."""
-    worker = runtime.start_worker()
-    assert worker is not None
-    worker.wait_idle()
-    return worker
-
-
 def count(runtime: Runtime, model: Any) -> int:
     with runtime.store.session() as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def question_texts(runtime: Runtime) -> list[str]:
-    with runtime.store.session() as session:
-        return sorted(session.scalars(select(Question.text)))
-
-
-def ack_text(response: Any) -> str:
-    payload = response.json() or {}
-    texts = [payload.get("text", "")]
-    texts += [b["text"]["text"] for b in payload.get("blocks", []) if b.get("type") == "section"]
-    return "\n".join(texts)
-
-
-def is_empty_ack(response: Any) -> bool:
-    return response.status == 200 and response.body == "" and response.headers.get("Content-Length") == "0"
-
-
-def spy_on_puts(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The keys of every request the front stores in the inbox from now on (stored as before)."""
-    assert runtime.inbox is not None
-    stored: list[str] = []
-    put = runtime.inbox.put
-
-    def recording_put(request_key: str, *args: Any) -> None:
-        stored.append(request_key)
-        put(request_key, *args)
-
-    monkeypatch.setattr(runtime.inbox, "put", recording_put)
-    return stored
-
-
-def ask_fields(fake: FakeSlackAPI, user: str, text: str, channel: str = GENERAL) -> dict[str, str]:
-    """A /ask as Slack sends it, with a response_url and a trigger_id of the emulator."""
-    return slash_command_fields(
-        team_id=TEAM_ID,
-        team_domain=TEAM_DOMAIN,
-        api_app_id=APP_ID,
-        channel_id=channel,
-        channel_name="general",
-        user_id=user,
-        user_name=fake.users[user].name,
-        command="/ask",
-        text=text,
-        response_url=fake.new_response_url(user, channel),
-        trigger_id=fake.new_trigger_id(user),
-    )
-
-
-def without_block_ids(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{key: value for key, value in block.items() if key != "block_id"} for block in blocks]
 
 
 def in_threads(count: int, work: Callable[[int], Any], timeout: float = 10.0) -> list[Any]:
@@ -189,12 +102,6 @@ def inbox(database_url: str) -> Iterator[Inbox]:
         inbox.close()
 
 
-@pytest.fixture
-def world(slack: SlackWorld) -> SlackWorld:
-    populate(slack)
-    return slack
-
-
 # --- models.inbox -----------------------------------------------------------------------------------------
 
 
@@ -214,7 +121,7 @@ def test_on_postgresql_the_inbox_is_the_database_itself(url):
         dict(given.query),
     )
     assert inbox_file(url) is None
-    # The front's writer connects with psycopg alone, to the same place.
+    # Tools (and the tests) may connect with psycopg alone, to the same place.
     location = inbox_location(url)
     assert location is not None and location.dialect == "postgresql"
     info = conninfo_to_dict(location.target)
@@ -233,26 +140,6 @@ def test_on_sqlite_the_inbox_is_a_sibling_file(tmp_path):
     assert inbox_url("sqlite:///peerlearn.db") == "sqlite:///peerlearn.db-inbox"
     assert inbox_file(f"sqlite:///{database}") == Path(f"{database}-inbox")
     assert inbox_location(f"sqlite+pysqlite:///{database}?timeout=5") == InboxLocation("sqlite", f"{database}-inbox")
-
-
-def test_the_sqlite_inbox_file_has_the_table_models_describe(tmp_path):
-    # bot/inbox_writer.py creates the file's table without SQLAlchemy; the workers query it through
-    # models/inbox.py's inbox_table: the two must not drift apart.
-    written = tmp_path / "written.db"
-    InboxWriter(InboxLocation("sqlite", str(written))).put("event:Ev1", "application/json", "{}", NOW)
-    described = create_store_engine(f"sqlite:///{tmp_path / 'described.db'}")
-    inbox_metadata.create_all(described)
-    by_writer = create_store_engine(f"sqlite:///{written}")
-    try:
-        shapes = []
-        for engine in (by_writer, described):
-            inspector = inspect(engine)
-            columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns("inbox")]
-            shapes.append((columns, inspector.get_pk_constraint("inbox"), inspector.get_unique_constraints("inbox")))
-        assert shapes[0] == shapes[1]
-    finally:
-        by_writer.dispose()
-        described.dispose()
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
@@ -303,10 +190,11 @@ def test_what_is_stored_comes_back_as_it_was_put(inbox):
         assert list(stored) == [(berlin_noon, body), (berlin_noon, "a=1")]
 
 
-def test_a_lost_postgresql_connection_fails_one_write_and_the_next_reconnects(inbox, database_url):
+def test_a_lost_postgresql_connection_fails_one_put_and_the_next_reconnects(inbox, database_url):
     needs_postgresql(inbox, "SQLite's inbox is a file: no connection to lose")
     inbox.put("event:EvBefore", "application/json", "{}", NOW)
-    writer_pid = inbox.writer._appender._connection.connection.info.backend_pid
+    with inbox.writer.connect() as conn:  # the acks' one pooled connection: no ping at checkout
+        writer_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     location = inbox_location(database_url)
     assert location is not None
     admin = psycopg.connect(location.target, autocommit=True)
@@ -314,72 +202,10 @@ def test_a_lost_postgresql_connection_fails_one_write_and_the_next_reconnects(in
         admin.execute("SELECT pg_terminate_backend(%s)", [writer_pid])
     finally:
         admin.close()
-    with pytest.raises(psycopg.OperationalError):  # the HTTP thread hands this request to Bolt at once
+    with pytest.raises(OperationalError):  # the HTTP thread hands this request to Bolt at once
         inbox.put("event:EvLost", "application/json", "{}", NOW)
     inbox.put("event:EvAfter", "application/json", "{}", NOW)
     assert keys(take(inbox, 10)) == ["event:EvBefore", "event:EvAfter"]
-
-
-def test_concurrent_puts_are_stored_together_and_a_failed_write_is_reported_to_each_of_its_requests(inbox):
-    appender = inbox.writer._appender
-    store, writes = appender._store, []
-    first_write_started, release = threading.Event(), threading.Event()
-
-    def slow_then_failing_store(rows):  # the first write waits, so that the others queue behind it
-        writes.append(len(rows))
-        if len(writes) == 1:
-            first_write_started.set()
-            release.wait(10)
-            return store(rows)
-        raise sqlite3.OperationalError("disk I/O error")
-
-    appender._store = slow_then_failing_store
-    outcomes: dict[str, str] = {}
-
-    def put(key: str) -> None:
-        try:
-            inbox.put(key, "application/json", "{}", NOW)
-            outcomes[key] = "stored"
-        except sqlite3.OperationalError:
-            outcomes[key] = "refused"
-
-    first = started(lambda: put("event:EvFirst"))
-    assert first_write_started.wait(10)
-    queued = [started(lambda n=n: put(f"event:EvQueued{n}")) for n in range(5)]
-    wait_until(lambda: len(appender._queue) == 5, 10, "queued behind the first write")
-    release.set()
-    for thread in [first, *queued]:
-        thread.join(10)
-    assert writes == [1, 5]  # the five that queued meanwhile were written together, in one transaction
-    assert outcomes == {"event:EvFirst": "stored"} | {f"event:EvQueued{n}": "refused" for n in range(5)}
-    appender._store = store
-    inbox.put("event:EvAfter", "application/json", "{}", NOW)  # the next write starts afresh
-    with inbox.batch(10) as taken:
-        assert keys(taken) == ["event:EvFirst", "event:EvAfter"]
-
-
-def test_a_put_that_gives_up_waiting_leaves_the_inbox_working(inbox, monkeypatch):
-    monkeypatch.setattr(inbox_writer, "APPEND_WAIT", 0.2)
-    appender = inbox.writer._appender
-    store = appender._store
-    writing, release = threading.Event(), threading.Event()
-
-    def slow_store(rows):
-        writing.set()
-        release.wait(10)
-        return store(rows)
-
-    appender._store = slow_store
-    first = started(lambda: inbox.put("event:EvSlow", "application/json", "{}", NOW))
-    assert writing.wait(10)
-    with pytest.raises(TimeoutError):
-        inbox.put("event:EvGaveUp", "application/json", "{}", NOW)  # the HTTP thread lets Bolt handle it
-    release.set()
-    first.join(10)
-    appender._store = store
-    inbox.put("event:EvNext", "application/json", "{}", NOW)  # the next one is stored: nobody is stuck
-    with inbox.batch(10) as taken:
-        assert keys(taken) == ["event:EvSlow", "event:EvNext"]  # the one that gave up was never written
 
 
 def test_batches_come_oldest_first_and_leave_the_inbox_once_handled(inbox):
@@ -487,230 +313,9 @@ def test_a_claim_rolled_back_is_not_seen_by_other_workers_meanwhile(inbox):
         assert keys(back) == stored[:2], "the failed claim's rows come back"
 
 
-# --- the front: what is queued and what is not ------------------------------------------------------------
+# --- acks never wait for a worker, however many HTTP threads ------------------------------------------------
 
-
-def test_an_event_and_a_question_are_acked_empty_and_handled_from_the_inbox(world, monkeypatch):
-    runtime = world.runtime
-    stored = spy_on_puts(runtime, monkeypatch)
-
-    asked = world.command("U_ASKER", "/ask", "How do I vacuum a big table? #postgres", GENERAL)
-    assert is_empty_ack(asked), (asked.status, asked.headers, asked.body)
-    posted = world.wait_post(GENERAL)
-    assert "How do I vacuum a big table?" in posted.plain
-    world.settle()
-
-    world.reply("U_EXPERT", posted, "VACUUM (VERBOSE) big_table;")
-    delivery = world.last_response
-    assert delivery is not None and is_empty_ack(delivery)
-    assert stored == [f"cmd:{asked.meta['trigger_id']}", f"event:{delivery.meta['event_id']}"]
-    assert count(runtime, Answer) == 1
-    assert runtime.inbox.pending() == 0
-
-
-def test_queued_requests_wait_for_a_worker(world):
-    runtime = world.runtime
-    question = world.ask("U_ASKER", "Who rotates the TLS certificates? #security", GENERAL)
-    pause(runtime)
-
-    asked = world.command("U_FAN", "/ask", "Where do the runbooks live? #ops", GENERAL)
-    answered = world.reply("U_EXPERT", question, "The platform team, every quarter.")
-    delivery = world.last_response
-    assert is_empty_ack(asked) and delivery is not None and is_empty_ack(delivery)
-    world.settle()
-    assert runtime.inbox.pending() == 2
-    assert question_texts(runtime) == ["Who rotates the TLS certificates?"]
-    assert count(runtime, Answer) == 0
-
-    since = world.fake.mark()
-    resume(runtime)
-    posted = world.wait_post(GENERAL, since=since)
-    assert "Where do the runbooks live?" in posted.plain
-    world.settle()
-    assert runtime.inbox.pending() == 0
-    assert question_texts(runtime) == ["Where do the runbooks live?", "Who rotates the TLS certificates?"]
-    with runtime.store.session() as session:
-        assert session.scalars(select(Answer.ts)).all() == [answered]
-
-
-def test_acks_with_something_to_say_and_interactivity_are_not_queued(world):
-    runtime = world.runtime
-    pause(runtime)
-    queued = world.command("U_ASKER", "/ask", "Who owns the CI runners? #ci", GENERAL)
-    assert is_empty_ack(queued)
-    assert runtime.inbox.pending() == 1
-
-    helped = world.command("U_ASKER", "/ask", "help", GENERAL)
-    assert helped.status == 200 and "/ask" in ack_text(helped)
-    refused = world.command("U_ASKER", "/ask", "#postgres #ops", GENERAL)
-    assert refused.status == 200 and "only found tags" in ack_text(refused)
-    taught = world.command("U_ASKER", "/teach", "help", GENERAL)
-    assert taught.status == 200 and "/teach" in ack_text(taught)
-
-    since = world.fake.mark()
-    form = world.command("U_ASKER", "/ask", "", GENERAL)
-    assert form.status == 200
-    world.fake.wait_for("views.open", since=since)
-    submitted = world.submit_view(
-        "U_ASKER", "ask_modal", {"question": "What's our on-call rotation?", "tags": "#oncall"}
-    )
-    assert submitted.status == 200 and not submitted.body.strip()
-    assert "What's our on-call rotation?" in world.wait_post(GENERAL, since=since).plain
-    world.settle()
-    assert runtime.inbox.pending() == 1, "only the question waits for a worker"
-    assert question_texts(runtime) == ["What's our on-call rotation?"]
-
-    since = world.fake.mark()
-    resume(runtime)
-    assert "Who owns the CI runners?" in world.wait_post(GENERAL, since=since).plain
-    world.settle()
-    assert runtime.inbox.pending() == 0
-    assert question_texts(runtime) == ["What's our on-call rotation?", "Who owns the CI runners?"]
-
-
-def test_badly_signed_requests_are_refused_and_never_stored(world):
-    runtime = world.runtime
-    question = world.ask("U_ASKER", "How do I read a flame graph? #perf", GENERAL)
-    pause(runtime)
-    event = {"type": "message", "user": "U_EXPERT", "text": "Widest frames first.", "channel": GENERAL}
-    event |= {"ts": world.fake.new_ts(), "thread_ts": question.ts, "channel_type": "channel"}
-    for number, signing in enumerate(("forged", "missing", "stale"), start=1):
-        envelope = event_envelope(
-            event,
-            team_id=TEAM_ID,
-            api_app_id=APP_ID,
-            event_id=f"EvForged{number}",
-            event_time=int(world.clock.now().timestamp()),
-            bot_user_id=BOT_USER_ID,
-        )
-        delivery = world.sender.event(envelope, signing=signing)
-        asked = world.sender.slash_command(ask_fields(world.fake, "U_FAN", "Sneaky question? #x"), signing=signing)
-        assert (delivery.status, asked.status) == (401, 401), signing
-        assert delivery.json() == asked.json() == {"error": "invalid request"}
-        assert runtime.inbox.pending() == 0, signing
-
-    resume(runtime)
-    world.settle()
-    assert count(runtime, Answer) == 0
-    assert question_texts(runtime) == ["How do I read a flame graph?"]
-
-
-def test_a_request_the_inbox_cannot_take_is_handled_at_once(world, monkeypatch):
-    runtime = world.runtime
-    question = world.ask("U_ASKER", "Why is the runner queue long? #ci", GENERAL)
-    pause(runtime)  # whatever is done below is done by Bolt in the request, not by a worker
-    outage: Exception
-    if runtime.inbox.dialect == "postgresql":
-        outage = psycopg.OperationalError("server closed the connection unexpectedly")
-    else:
-        outage = sqlite3.OperationalError("disk I/O error")
-    refused: list[str] = []
-
-    def failing_put(request_key: str, *_: Any) -> None:
-        refused.append(request_key)
-        raise outage
-
-    monkeypatch.setattr(runtime.inbox, "put", failing_put)
-
-    answer_ts = world.reply("U_EXPERT", question, "Two runners are offline.")
-    delivery = world.last_response
-    assert delivery is not None and delivery.status == 200
-    assert count(runtime, Answer) == 1, "stored before the ack, as without an inbox"
-
-    since = world.fake.mark()
-    asked = world.command("U_FAN", "/ask", "Are the runners back? #ci", GENERAL)
-    assert asked.status == 200 and ack_text(asked) == ""
-    assert question_texts(runtime) == ["Are the runners back?", "Why is the runner queue long?"]
-    assert "Are the runners back?" in world.wait_post(GENERAL, since=since).plain
-    world.settle()
-
-    assert refused == [f"event:{delivery.meta['event_id']}", f"cmd:{asked.meta['trigger_id']}"]
-    assert runtime.inbox.pending() == 0
-    with runtime.store.session() as session:
-        assert session.scalars(select(Answer.ts)).all() == [answer_ts]
-
-
-# --- the worker -------------------------------------------------------------------------------------------
-
-
-def test_a_queued_command_whose_ack_speaks_is_answered_through_its_response_url(world):
-    runtime = world.runtime
-    through_http = world.command("U_ASKER", "/ask", "help", GENERAL).json()
-    assert world.ephemerals("U_ASKER") == []
-
-    fields = ask_fields(world.fake, "U_ASKER", "help")
-    runtime.inbox.put(f"cmd:{fields['trigger_id']}", FORM, urlencode(fields), world.clock.now())
-    runtime.worker.wait_idle()
-    call = world.fake.wait_for("response_url")
-    assert call.target == fields["response_url"]
-    [shown] = world.ephemerals("U_ASKER")
-    assert shown["channel"] == GENERAL
-    assert shown["text"] == through_http["text"]
-    assert without_block_ids(shown["blocks"]) == through_http["blocks"], "what the ack would have shown"
-    world.settle()
-    assert world.fake.calls_to("chat.postMessage") == []
-    assert count(runtime, Question) == 0
-
-
-def test_a_redelivered_event_is_stored_once_and_handled_once(world, monkeypatch):
-    runtime = world.runtime
-    question = world.ask("U_ASKER", "How do I bisect a flaky test? #ci", GENERAL)
-    handled: list[str] = []
-    handle = InboxWorker.handle
-
-    def recording_handle(worker: InboxWorker, request: InboxRequest) -> None:
-        handled.append(request.request_key)
-        handle(worker, request)
-
-    monkeypatch.setattr(InboxWorker, "handle", recording_handle)
-    pause(runtime)
-
-    answer_ts = world.reply("U_EXPERT", question, "git bisect run with a loop around the test.")
-    first = world.last_response
-    assert first is not None
-    message = world.fake.message(GENERAL, answer_ts)
-    event = {k: message[k] for k in ("type", "user", "text", "ts", "thread_ts")} | {"channel": GENERAL}
-    for retry_num in (1, 2):
-        again = world.send_event(event, event_id=first.meta["event_id"], retry_num=retry_num)
-        assert is_empty_ack(again)
-    assert runtime.inbox.pending() == 1
-    assert count(runtime, Answer) == 0
-
-    resume(runtime)
-    world.settle()
-    assert handled == [f"event:{first.meta['event_id']}"]
-    with runtime.store.session() as session:
-        assert session.scalars(select(Answer.ts)).all() == [answer_ts]
-
-
-# --- worker processes -------------------------------------------------------------------------------------
-
-# A stand-in for `serve`: starts its inbox worker process as serve does, then waits to be killed.
-SERVER = """
-import sys
-from bot.front import WorkerProcesses
-workers = WorkerProcesses(1).start()
-print(workers.pids[0], flush=True)
-sys.stdin.readline()
-"""
-
-
-def app_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_") and k != "DATABASE_URL"}
-    return env | {"DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)} | extra
-
-
-def process_state(pid: int) -> str | None:
-    """The process's state letter (Z: ended, waiting to be reaped), None once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
-def alive(pid: int) -> bool:
-    return process_state(pid) not in (None, "Z")
+ACK_BUDGET = 1.0  # seconds: far more than an INSERT takes, far less than Slack's 3 s for the whole ack
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -719,74 +324,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"not {what} after {timeout}s")
         time.sleep(0.05)
-
-
-def test_a_worker_process_stops_by_itself_when_its_server_is_gone(fake_slack, tmp_path):
-    url = f"sqlite:///{tmp_path / 'peerlearn.db'}"
-    fake_slack.add_user("U_ASKER")
-    fake_slack.add_channel(GENERAL, name="general", members=["U_ASKER"])
-    inbox = Inbox.for_database(url)
-    assert inbox is not None
-    fields = ask_fields(fake_slack, "U_ASKER", "help")
-    inbox.put(f"cmd:{fields['trigger_id']}", FORM, urlencode(fields), NOW)
-
-    log = tmp_path / "server.log"
-    env = app_env(url, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=fake_slack.base_url)
-    with log.open("wb") as stderr:
-        server = subprocess.Popen(
-            [sys.executable, "-c", SERVER],
-            cwd=tmp_path,  # no developer's .env
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
-    worker = 0
-    try:
-        assert server.stdout is not None
-        worker = int(server.stdout.readline() or 0)
-        assert worker, log.read_text()
-        # The worker process takes what the server acknowledged into the SQLite inbox file.
-        fake_slack.wait_for("response_url", timeout=30)
-        wait_until(lambda: inbox.pending() == 0, 10, "drained")
-        help_text = help_message(ASK_USAGE).as_kwargs()["text"]
-        assert [e["text"] for e in fake_slack.ephemerals if e["user"] == "U_ASKER"] == [help_text]
-        assert os.getpriority(os.PRIO_PROCESS, worker) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
-        assert alive(worker)
-
-        server.kill()  # SIGKILL: the server has no chance to stop its workers
-        server.wait(10)
-        wait_until(lambda: not alive(worker), 30, "ended")
-        assert "the server that started this worker is gone" in log.read_text()
-    finally:
-        if worker and alive(worker):
-            os.kill(worker, signal.SIGKILL)
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        for pipe in (server.stdin, server.stdout):
-            if pipe is not None:
-                pipe.close()
-        inbox.close()
-
-
-def test_serve_refuses_several_worker_processes_on_sqlite(tmp_path):
-    env = app_env(f"sqlite:///{tmp_path / 'peerlearn.db'}", SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s")
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "serve", "--workers", "2"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2, result.stderr
-    assert "--workers 1" in result.stderr and "Traceback" not in result.stderr
-
-
-# --- acks never wait for a worker, however many HTTP threads ------------------------------------------------
-
-ACK_BUDGET = 1.0  # seconds: far more than an INSERT takes, far less than Slack's 3 s for the whole ack
 
 
 def started(work: Callable[[], Any]) -> threading.Thread:
@@ -827,9 +364,7 @@ def test_more_http_threads_than_the_pool_holds_never_starve_the_inbox(database_u
     # As Inbox.for_database builds it, except that the workers' pool gives up after 0.5 s instead of 30 s.
     url = inbox_url(database_url)
     assert url is not None
-    location = inbox_location(database_url)
-    assert location is not None
-    inbox = Inbox(create_store_engine(url, pool_timeout=0.5), InboxWriter(location))
+    inbox = Inbox(create_store_engine(url, pool_timeout=0.5))
     http_threads = 32  # `serve --threads 32`: waitress keeps its threads for the life of the server
     outcomes: list[str | None] = [None] * http_threads
     server_stops = threading.Event()
@@ -847,7 +382,7 @@ def test_more_http_threads_than_the_pool_holds_never_starve_the_inbox(database_u
         wait_until(lambda: None not in outcomes, 10, "acked")
         worker_error = ""
         try:
-            with inbox.batch(100) as taken:  # an in-process worker (`serve --workers 0`, tests)
+            with inbox.batch(100) as taken:  # an in-process worker (`serve`, tests)
                 worker_took = len(taken)
         except Exception as error:
             worker_took, worker_error = -1, error.__class__.__name__

@@ -39,7 +39,7 @@ def test_every_migration_can_be_undone_and_redone(database_url):
 
 
 def test_a_worker_migrates_in_a_child_process_and_never_loads_alembic(database_url):
-    """`serve`'s workers stay up for weeks: Alembic (11 MB imported, as much again once run) stays in the
+    """`serve` and `work` stay up for weeks: Alembic (11 MB imported, as much again once run) stays in the
     short `python app.py migrate` they start."""
     store = Store.from_url(database_url)
     try:
@@ -71,14 +71,14 @@ def test_a_failed_child_migration_says_why(tmp_path):
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_START = """
 import json, sys, urllib.request
-from bot.runtime import build_runtime, serve_in_thread
+from bot.runtime.wiring import build_runtime, serve_in_thread
 from models.migrate import upgrade_in_child
 from tests.production_harness import settings_for
 from bot.playground.emulator.fake_api import FakeSlackAPI
 
 fake = FakeSlackAPI().start()
 runtime = build_runtime(
-    settings_for(fake, sys.argv[1]), migrate=upgrade_in_child, wait_for_database=True, acks_into_inbox=False
+    settings_for(fake, sys.argv[1]), migrate=upgrade_in_child, wait_for_database=True
 )
 assert runtime.ready.wait(90), "not migrated"
 server = serve_in_thread(runtime)
@@ -93,7 +93,7 @@ fake.stop()
 
 
 def test_an_upgrade_is_one_line_and_a_new_database_says_nothing(database_url, tmp_path, caplog):
-    """Alembic's own lines are quiet (bot/logging_setup.py); upgrading a database with data says so once."""
+    """Alembic's own lines are quiet (bot/runtime/logging.py); upgrading a database with data says so once."""
     store = Store.from_url(database_url)
     fresh = Store.from_url(f"sqlite:///{tmp_path / 'fresh.db'}")
     try:

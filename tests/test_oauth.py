@@ -25,7 +25,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from bot.config import DEFAULT_BOT_SCOPES, ConfigError, Settings
-from bot.oauth import (
+from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
+from bot.runtime.oauth import (
     SEALED_PREFIX,
     InstallationStore,
     OAuthStateStore,
@@ -33,7 +34,6 @@ from bot.oauth import (
     authorization_url,
     oauth_metadata,
 )
-from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
 from models.question import Question
 from models.session import Store
 from models.workspace import Workspace
@@ -333,7 +333,7 @@ def state_rows(replica: Replica) -> int:
 def test_unsigned_install_page_views_are_bounded(fake_slack, database_url, slack_clock, monkeypatch, caplog):
     """GET /slack/install needs no signature and stores an OAuth state: at most MAX_PENDING_STATES wait at once
     (expired ones go first); beyond, a page says to try again later and nothing is stored."""
-    monkeypatch.setattr("bot.oauth.MAX_PENDING_STATES", 3, raising=False)
+    monkeypatch.setattr("bot.runtime.oauth.MAX_PENDING_STATES", 3, raising=False)
     fake_slack.add_oauth_app(CLIENT_ID, CLIENT_SECRET)
     with running_peerlearn(fake_slack, database_url, slack_clock, **oauth_settings(KEY)) as replica:
         populate(replica.world)

@@ -20,9 +20,10 @@ from sqlalchemy import select
 from sqlalchemy import text as sql
 
 from bot import metrics
-from bot.logging_setup import LIBRARY_FLOORS, RedactingFilter, build_handler, redact, summarize
 from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
 from bot.playground.emulator.signing import SlackSender
+from bot.runtime import metrics as runtime_metrics
+from bot.runtime.logging import LIBRARY_FLOORS, RedactingFilter, build_handler, redact, summarize
 from models.question import Answer, Question, Vote
 from models.workspace import ProcessedEvent
 from tests.production_harness import GENERAL, Replica, populate, running_peerlearn
@@ -145,7 +146,7 @@ def test_metrics_show_queue_depth_and_the_digest_counter_others_increment(bot):
 
 
 def test_queue_depth_counts_lazy_work_waiting_for_a_thread():
-    executor = metrics.ObservedExecutor(max_workers=1)
+    executor = runtime_metrics.ObservedExecutor(max_workers=1)
     release = threading.Event()
     try:
         running = executor.submit(release.wait)

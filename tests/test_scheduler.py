@@ -13,8 +13,8 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.digest import posting as digest_posting
 from bot.playground.emulator.fake_api import BOT_TOKEN
-from bot.runtime import build_runtime
-from bot.scheduler import Tick, build_scheduler, default_ticks, run_tick, start_scheduler, stop_scheduler
+from bot.runtime.scheduler import Tick, build_scheduler, default_ticks, run_tick, start_scheduler, stop_scheduler
+from bot.runtime.wiring import build_runtime
 
 FROZEN = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -36,7 +36,7 @@ def test_the_digest_is_a_tick_polled_every_minute():
 
 
 def test_each_tick_becomes_one_job_that_never_overlaps_itself(runtime):
-    scheduler = build_scheduler(runtime)
+    scheduler = build_scheduler(runtime.services, runtime.bolt_app.client, runtime.bot_token_for)
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert set(jobs) == {tick.name for tick in default_ticks()}
     job = jobs["digest"]
@@ -56,7 +56,13 @@ def test_a_running_scheduler_calls_its_ticks_with_the_apps_clock_until_the_runti
         called.set()
 
     assert runtime.scheduler is None  # build_runtime alone starts nothing
-    runtime.scheduler = start_scheduler(runtime, [Tick("record", record, every=timedelta(hours=1))], timedelta(0))
+    runtime.scheduler = start_scheduler(
+        runtime.services,
+        runtime.bolt_app.client,
+        runtime.bot_token_for,
+        [Tick("record", record, every=timedelta(hours=1))],
+        timedelta(0),
+    )
     assert called.wait(timeout=10)
     assert seen[0] == (runtime.services, runtime.bolt_app.client, FROZEN)
     scheduler = runtime.scheduler

@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 
-from bot.cli import build_parser
 from bot.clock import Clock
 from bot.config import SETUP_HELP, is_read, load_environment
 from bot.messages.help import ASK_USAGE
@@ -36,6 +35,7 @@ from bot.playground.emulator.signing import slash_command_fields
 from bot.playground.emulator.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, SlackError
 from bot.playground.emulator.world import SlackWorld
 from bot.playground.server import PlaygroundSlack
+from bot.runtime.cli import build_parser
 from tests.production_harness import GENERAL, populate
 
 ROOT = Path(__file__).resolve().parent.parent

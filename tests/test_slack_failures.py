@@ -17,10 +17,10 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.state import RetryState
 from sqlalchemy import select
 
-from bot.app_factory import RepeatableOnly
 from bot.messages.routing import ACTION_TAKE_QUESTION, ROUTE_TAKEN_NOTE
 from bot.playground.emulator.fake_api import Call, ConnectionCut
 from bot.playground.emulator.transcript import Message
+from bot.runtime.app import RepeatableOnly
 from models.expert import ROUTE_SENT
 from models.question import Answer, Question
 from tests.route_helpers import GENERAL, Bot, add_people, bot_maker, declare, requests_of, routing_dms

@@ -26,7 +26,7 @@ from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.signing import slash_command_fields
 from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
 from bot.playground.emulator.world import SlackWorld
-from bot.runtime import Runtime, build_runtime
+from bot.runtime.wiring import Runtime, build_runtime
 from models.question import STATUS_OPEN, STATUS_POSTING, Answer, Question
 from tests.production_harness import GENERAL, populate
 from tests.slack.fixtures import START

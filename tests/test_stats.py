@@ -40,8 +40,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from bot import cli, stats, stats_render
+from bot import stats, stats_render
 from bot.clock import FrozenClock
+from bot.runtime import cli
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person
 from models.lesson import Lesson
 from models.question import STATUS_OPEN, STATUS_POSTING, STATUS_RESOLVED, Answer, Question, QuestionTag, Vote

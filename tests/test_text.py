@@ -62,7 +62,7 @@ def _seconds(work: Callable[[], object]) -> float:
 
 
 def test_parsing_a_megabyte_of_tags_takes_linear_time():
-    """/ask text is parsed before its ack (bot/acks.py): 10 times the tags may take about 10 times as long,
+    """/ask text is parsed before its ack (bot/asking.py): 10 times the tags may take about 10 times as long,
     never 100 (a quadratic parse spent 32 s on 149 KB). The big run is stopped once it is clearly not linear."""
     small = "Why? " + " ".join(f"#tag{i:06d}" for i in range(10_000))
     large = "Why? " + " ".join(f"#tag{i:06d}" for i in range(100_000))

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
-from bot.runtime import Runtime
-from bot.scheduler import Tick, default_ticks, run_tick
+from bot.runtime.scheduler import Tick, default_ticks, run_tick
+from bot.runtime.wiring import Runtime
 from bot.workspaces import RECHECK_MINUTES
 from models.workspace import Workspace
 from tests.production_harness import Replica, populate, running_peerlearn

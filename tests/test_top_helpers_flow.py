@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from bot.cli import forget_user
 from bot.playground.emulator.fake_api import TEAM_ID
+from bot.runtime.cli import forget_user
 from bot.stats import month_of
 from models.top_helpers import top_helpers
 

@@ -29,7 +29,8 @@ from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.signing import Response, user_ref
 from bot.playground.emulator.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, Json, SlackError
 from bot.playground.emulator.world import SlackWorld
-from bot.runtime import HttpServer, Runtime, build_runtime, serve_in_thread
+from bot.runtime.http import HttpServer
+from bot.runtime.wiring import Runtime, build_runtime, serve_in_thread
 
 logger = logging.getLogger("peerlearn.playground")
 

@@ -26,8 +26,7 @@ from urllib.parse import parse_qs
 
 from bot.config import Settings
 from bot.playground.server import Playground, PlaygroundError
-from bot.runtime import HttpServer
-from bot.web import StartResponse, WSGIApp
+from bot.runtime.http import HttpServer, StartResponse, WSGIApp
 
 logger = logging.getLogger("peerlearn.playground")
 

@@ -1,6 +1,6 @@
 """OAuth stores: slack_sdk's installation, bot and OAuth state tables ("Add to Slack" for many workspaces)
 
-The tables of slack_sdk's SQLAlchemyInstallationStore and SQLAlchemyOAuthStateStore as bot/oauth.py
+The tables of slack_sdk's SQLAlchemyInstallationStore and SQLAlchemyOAuthStateStore as bot/runtime/oauth.py
 builds them (`oauth_metadata()`, compared with the database by Alembic through migrations/env.py), with
 two deliberate differences from the library's defaults, both declared there too:
 - token columns are VARCHAR(1024) instead of 200, so Fernet-encrypted tokens (PEERLEARN_ENCRYPTION_KEY)

@@ -1,7 +1,7 @@
 """inbox: Slack requests acknowledged before they are handled (PostgreSQL)
 
 `python app.py serve` stores an Events API delivery or an /ask question here and acks it at once; worker
-processes hand the stored requests to Bolt afterwards (models/inbox.py, bot/worker.py). One row per request,
+processes hand the stored requests to Bolt afterwards (models/inbox.py, bot/runtime/worker.py). One row per request,
 its raw body as Slack sent it; `request_key` ("event:<event_id>", "cmd:<trigger_id>") is unique so that a
 redelivery is stored once; `claimed_until` says until when a worker has it. Rows live for the seconds
 between the ack and a worker's turn.

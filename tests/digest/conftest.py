@@ -7,7 +7,7 @@ import pytest
 
 from bot.config import Settings
 from bot.playground.emulator.fake_api import BOT_TOKEN
-from bot.runtime import build_runtime
+from bot.runtime.wiring import build_runtime
 from tests.digest.helpers import GENERAL, PEOPLE
 
 

@@ -8,11 +8,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from bot.cli import main as cli_main
 from bot.config import Settings
 from bot.digest import posting, schedule
 from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
-from bot.runtime import build_runtime
+from bot.runtime.cli import main as cli_main
+from bot.runtime.wiring import build_runtime
 from models.digest import (
     DIGEST_CLAIMED,
     DIGEST_FAILED,

@@ -14,7 +14,7 @@ import pytest
 from bot.messages.routing import ACTION_TAKE_QUESTION
 from bot.playground.emulator.fake_api import TEAM_ID
 from bot.routing import escalation
-from bot.scheduler import default_ticks
+from bot.runtime.scheduler import default_ticks
 from models.expert import ROUTE_CANCELLED, ROUTE_SCHEDULED, ROUTE_SENT
 from models.workspace import ensure_workspace
 from tests.route_helpers import (

@@ -48,7 +48,7 @@ def fake_slack(no_slack_env: None, slack_clock: FrozenClock) -> Iterator[FakeSla
 def slack(fake_slack: FakeSlackAPI, database_url: str, slack_clock: FrozenClock) -> Iterator[SlackWorld]:
     # Imported here so the emulator's own tests run even while the bot does not import.
     from bot.config import Settings
-    from bot.runtime import build_runtime, serve_in_thread
+    from bot.runtime.wiring import build_runtime, serve_in_thread
 
     settings = Settings(
         bot_token=BOT_TOKEN,

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -23,9 +23,6 @@ from slack_sdk import WebClient
 
 from bot.services import Services
 from bot.workspaces import TokenLookup
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 logger = logging.getLogger("peerlearn.scheduler")
 
@@ -76,7 +73,11 @@ def run_tick(tick: Tick, services: Services, client: WebClient, token_for: Token
 
 
 def build_scheduler(
-    runtime: Runtime, ticks: Sequence[Tick] | None = None, start_delay: timedelta = timedelta(seconds=1)
+    services: Services,
+    client: WebClient,
+    token_for: TokenLookup | None = None,
+    ticks: Sequence[Tick] | None = None,
+    start_delay: timedelta = timedelta(seconds=1),
 ) -> BackgroundScheduler:
     """A BackgroundScheduler (not started) that runs each tick at its interval, first `start_delay` from now.
 
@@ -84,13 +85,12 @@ def build_scheduler(
     the process was busy or suspended collapse into one (`coalesce`): ticks catch up by reading the database.
     """
     scheduler = BackgroundScheduler(timezone=UTC)
-    client: WebClient = runtime.bolt_app.client
     first_run = datetime.now(UTC) + start_delay
     for tick in default_ticks() if ticks is None else ticks:
         scheduler.add_job(
             run_tick,
             IntervalTrigger(seconds=tick.every.total_seconds(), timezone=UTC),
-            args=(tick, runtime.services, client, runtime.bot_token_for),
+            args=(tick, services, client, token_for),
             id=tick.name,
             name=tick.name,
             next_run_time=first_run,  # catch up at start: e.g. a digest missed while no replica ran
@@ -103,9 +103,13 @@ def build_scheduler(
 
 
 def start_scheduler(
-    runtime: Runtime, ticks: Sequence[Tick] | None = None, start_delay: timedelta = timedelta(seconds=1)
+    services: Services,
+    client: WebClient,
+    token_for: TokenLookup | None = None,
+    ticks: Sequence[Tick] | None = None,
+    start_delay: timedelta = timedelta(seconds=1),
 ) -> BackgroundScheduler:
-    scheduler = build_scheduler(runtime, ticks, start_delay)
+    scheduler = build_scheduler(services, client, token_for, ticks, start_delay)
     scheduler.start()
     names = ", ".join(f"{job.id} every {job.trigger.interval}" for job in scheduler.get_jobs())
     logger.debug("scheduler started: %s", names or "no jobs")

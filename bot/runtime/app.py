@@ -1,6 +1,6 @@
 """Build the Bolt app: a WebClient on SLACK_API_URL with Slack's retry handlers, and every listener.
 
-With SLACK_CLIENT_ID/SLACK_CLIENT_SECRET the app serves "Add to Slack" (bot/oauth.py) and takes each
+With SLACK_CLIENT_ID/SLACK_CLIENT_SECRET the app serves "Add to Slack" (bot/runtime/oauth.py) and takes each
 workspace's token from the installation store; otherwise it uses the single SLACK_BOT_TOKEN.
 """
 
@@ -26,7 +26,9 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot.config import Settings
-from bot.metrics import ObservedExecutor, ObservedWebClient, SlackErrorObserver, observe_request_client
+from bot.metrics import ObservedWebClient, SlackErrorObserver
+from bot.runtime.metrics import ObservedExecutor, observe_request_client
+from bot.runtime.worker import lower_this_threads_priority
 from bot.services import Services
 
 LISTENER_THREADS = 5  # Bolt's default pool size for lazy listeners (the Slack calls after the ack)
@@ -118,7 +120,7 @@ def create_app(services: Services, client: WebClient | None = None) -> App:
     oauth_flow: OAuthFlow | None = None
     authorize: Callable[..., Any] | None = None  # an Authorize; Bolt's annotation is narrower than it accepts
     if settings.oauth_enabled:
-        from bot.oauth import InstallationAuthorize, InstallFlow, build_oauth_settings
+        from bot.runtime.oauth import InstallationAuthorize, InstallFlow, build_oauth_settings
 
         oauth_settings = build_oauth_settings(settings, services.store, services.clock)
         oauth_flow = InstallFlow(settings=oauth_settings, logger=logging.getLogger("peerlearn.oauth.flow"))
@@ -139,7 +141,7 @@ def create_app(services: Services, client: WebClient | None = None) -> App:
         # A payload without what the listeners need is answered first; then every log line of a request (and
         # of its lazy listeners) names its team, channel and event.
         before_authorize=before_authorize,
-        listener_executor=ObservedExecutor(max_workers=LISTENER_THREADS),
+        listener_executor=ObservedExecutor(max_workers=LISTENER_THREADS, initializer=lower_this_threads_priority),
         logger=bolt_logger(),
     )
     # Bolt builds a fresh WebClient per request; observe it too (metrics, refused tokens).

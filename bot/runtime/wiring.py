@@ -1,29 +1,26 @@
-"""Everything a running PeerLearn is made of, wired once: store, services, Bolt app, WSGI app, server."""
+"""Everything a running PeerLearn is made of, wired once: store, services, Bolt app, WSGI app, inbox worker,
+scheduler."""
 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-import waitress
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from sqlalchemy import Engine
-from waitress import wasyncore
 
-from bot.acks import MAX_BODY, Queueing, Screening, inbox_key
-from bot.app_factory import create_app
+from bot.asking import inbox_key
 from bot.clock import Clock
 from bot.config import Settings
-from bot.metrics import ObservedExecutor
-from bot.scheduler import start_scheduler, stop_scheduler
+from bot.runtime.app import create_app
+from bot.runtime.http import HttpServer, Queueing, Screening, WSGIApp, create_wsgi_app
+from bot.runtime.metrics import ObservedExecutor
+from bot.runtime.scheduler import start_scheduler, stop_scheduler
+from bot.runtime.worker import InboxWorker
 from bot.services import Services
-from bot.web import WSGIApp, create_wsgi_app
-from bot.worker import InboxWorker
 from handlers.errors import is_database_outage
 from models.inbox import Inbox
 from models.migrate import applied_revisions, upgrade_to_head
@@ -46,9 +43,9 @@ class Runtime:
     # Where the HTTP server acknowledges events and /ask questions (models/inbox.py); None for an in-memory
     # SQLite store, whose requests Bolt handles before acking.
     inbox: Inbox | None = None
-    # This process's inbox worker (bot/worker.py), when it has one: `start_worker`.
+    # This process's inbox worker (bot/runtime/worker.py), when it has one: `start_worker`.
     worker: InboxWorker | None = None
-    # Periodic jobs (bot/scheduler.py): started only by the long-running modes (run, serve), not by tests.
+    # Periodic jobs (bot/runtime/scheduler.py): started only by the long-running modes (run, serve), not by tests.
     scheduler: BackgroundScheduler | None = None
     # Set once the database is reachable and migrated; until then Slack's requests get 503 (see serve).
     ready: threading.Event = field(default_factory=threading.Event)
@@ -75,14 +72,14 @@ class Runtime:
         threading.Thread(target=wait_then_start, name="peerlearn-when-ready", daemon=True).start()
 
     def start_worker(self) -> InboxWorker | None:
-        """Handle the inbox in this process (tests, the playground, `serve --workers 0`)."""
+        """Handle the inbox in this process (`serve`, `work`, tests, the playground)."""
         if self.worker is None and self.inbox is not None:
             self.worker = new_worker(self).start()
         return self.worker
 
     def start_scheduler(self) -> BackgroundScheduler:
         if self.scheduler is None:
-            self.scheduler = start_scheduler(self)
+            self.scheduler = start_scheduler(self.services, self.bolt_app.client, self.bot_token_for)
         return self.scheduler
 
     def close(self) -> None:
@@ -102,13 +99,10 @@ def build_runtime(
     clock: Clock | None = None,
     migrate: Callable[[Engine], None] = upgrade_to_head,
     wait_for_database: bool = False,
-    acks_into_inbox: bool = True,
 ) -> Runtime:
     """`migrate` upgrades the schema (models/migrate.py: here or in a child process). `wait_for_database`:
     migrate in the background, retrying until the database answers, instead of failing at start (a replica
-    started during a database outage serves 503s, then recovers by itself). `acks_into_inbox` False: Bolt
-    handles every request it is sent (the workers behind `serve`'s front, which queues what can be queued
-    itself)."""
+    started during a database outage serves 503s, then recovers by itself)."""
     store = Store.from_url(settings.database_url)
     if not wait_for_database:
         migrate(store.engine)
@@ -118,7 +112,7 @@ def build_runtime(
     heads: set[str] = set()
     inbox = Inbox.for_database(settings.database_url)
     queueing = None
-    if inbox is not None and acks_into_inbox:
+    if inbox is not None:
         queueing = Queueing(inbox, lambda body: inbox_key(body, settings), settings.signing_secret, services.clock)
     wsgi_app = create_wsgi_app(
         bolt_app,
@@ -158,7 +152,7 @@ def new_worker(runtime: Runtime) -> InboxWorker:
     """A worker for this runtime's inbox, taking a batch only while Bolt's lazy-listener pool has room."""
     assert runtime.inbox is not None
     pool = runtime.bolt_app.listener_runner.listener_executor
-    assert isinstance(pool, ObservedExecutor)  # bot/app_factory.py gives Bolt this pool, which counts its queue
+    assert isinstance(pool, ObservedExecutor)  # bot/runtime/app.py gives Bolt this pool, which counts its queue
     return InboxWorker(runtime.inbox, runtime.bolt_app, runtime.store, has_room=lambda: pool.queued < WORKER_BACKLOG)
 
 
@@ -186,56 +180,7 @@ def migrate_when_reachable(
         return
 
 
-class HttpServer:
-    """waitress (a production WSGI server) on a thread; `port=0` picks a free port; `sockets`: serve on
-    these, already listening (the workers behind `serve`'s front)."""
-
-    def __init__(
-        self,
-        wsgi_app: WSGIApp,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        threads: int = 8,
-        sockets: list[socket.socket] | None = None,
-    ) -> None:
-        where: dict[str, Any] = {"sockets": sockets} if sockets else {"host": host, "port": port}
-        self._server = waitress.create_server(
-            wsgi_app, threads=threads, ident="PeerLearn", max_request_body_size=MAX_BODY, **where
-        )
-        self.host = host
-        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="peerlearn-http", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> HttpServer:
-        self._thread.start()
-        return self
-
-    def _serve(self) -> None:
-        # waitress's own run() loops until its sockets close; closing them from another thread races
-        # with select(). Short loop turns let stop() end the loop first, then close from this side.
-        while not self._stopping.is_set():
-            wasyncore.loop(timeout=0.05, map=self._server._map, use_poll=True, count=1)  # type: ignore[union-attr]
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=5)
-        self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
-        wasyncore.close_all(self._server._map)  # type: ignore[union-attr]
-
-
 def serve_in_thread(runtime: Runtime, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> HttpServer:
     """The HTTP server on a thread, with this process's inbox worker."""
     runtime.start_worker()
     return HttpServer(runtime.wsgi_app, host=host, port=port, threads=threads).start()
-
-
-def serve_forever(runtime: Runtime, host: str, port: int, threads: int = 8) -> None:
-    logger.info("PeerLearn serving HTTP on %s:%s (POST /slack/events, GET /healthz)", host, port)
-    waitress.serve(
-        runtime.wsgi_app, host=host, port=port, threads=threads, ident="PeerLearn", max_request_body_size=MAX_BODY
-    )

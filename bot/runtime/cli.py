@@ -7,18 +7,20 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.config import SETUP_HELP, ConfigError, Settings
-from bot.logging_setup import configure_logging
+from bot.runtime.logging import configure_logging
 
 if TYPE_CHECKING:
+    from bot.runtime.wiring import Runtime
     from models.session import Store
 
-# Each verb imports what it needs: `serve`'s front (bot/front.py) must not load Bolt, SQLAlchemy or the models.
+# Each verb imports what it needs: the admin verbs start without loading Bolt or the HTTP server.
 
 logger = logging.getLogger("peerlearn")
 
@@ -39,29 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = verbs.add_parser("serve", help="serve Slack's HTTP requests on POST /slack/events (production)")
     serve.add_argument("--host", default="0.0.0.0", help="interface to listen on (default: all)")
     serve.add_argument("--port", type=int, default=None, help="port (default: $PORT or 3000)")
-    serve.add_argument(
-        "--threads",
-        type=int,
-        default=8,
-        help="threads that forward requests to the workers (with --workers 0: HTTP threads) (default: 8)",
-    )
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="worker processes behind the HTTP front: they answer what it forwards (buttons, forms, /teach…), "
-        "do the work after the acks and run the scheduler (default: 1; 0: one process does it all; more than 1 "
-        "needs PostgreSQL)",
-    )
-    work = verbs.add_parser(
+    serve.add_argument("--threads", type=int, default=8, help="threads answering HTTP requests (default: 8)")
+    verbs.add_parser(
         "work",
-        help="handle the requests `serve` acknowledged into the inbox, and run the scheduler (with PostgreSQL, "
-        "on any machine)",
+        help="only the inbox worker and the scheduler, no HTTP: more hands for the requests `serve` acknowledged "
+        "(PostgreSQL, any machine)",
     )
-    # `serve` passes its pid: a worker whose server is gone (killed, even with SIGKILL) stops too.
-    work.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
-    # …and the socket it opened for its workers: they serve what it forwards to Bolt on it.
-    work.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     verbs.add_parser("migrate", help="upgrade the database to the latest schema and exit")
     digest = verbs.add_parser(
         "digest",
@@ -101,9 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings, args.team, args.channel, dry_run=args.dry_run, as_json=args.json, force=args.force
             )
         if verb == "serve":
-            return serve(settings, args.host, args.port or settings.port, args.threads, args.workers)
+            return serve(settings, args.host, args.port or settings.port, args.threads)
         if verb == "work":
-            return work(settings, args.parent_pid, args.listen_fd)
+            return work(settings)
         return run_socket_mode(settings)
     except ConfigError as problem:
         print(f"PeerLearn can't start: {problem}", file=sys.stderr)
@@ -142,72 +127,80 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
-def serve(settings: Settings, host: str, port: int, threads: int, workers: int = 1) -> int:
-    """The front (bot/front.py) and `workers` worker processes; with `--workers 0` (or an in-memory
-    database, which no other process can see) one process does it all."""
-    from bot.inbox_writer import inbox_location
+def serve(settings: Settings, host: str, port: int, threads: int = 8) -> int:
+    """One process per replica: Bolt under waitress (bot/runtime/http.py), the inbox worker and the scheduler
+    as threads, until SIGTERM or SIGINT. Then it stops accepting, and the requests already received and the
+    lazy listeners already started have WORKER_GRACE seconds to finish; what they leave undone stays owed
+    (the inbox; questions not yet posted, bot/posting.py) for the next start or another replica."""
+    import signal
+
+    from bot.runtime.http import HttpServer
+    from bot.runtime.wiring import build_runtime
+    from models.migrate import upgrade_in_child
 
     # "Add to Slack" (SLACK_CLIENT_ID/SECRET) takes each workspace's token from the database instead.
     settings.require("SLACK_SIGNING_SECRET", *([] if settings.oauth_enabled else ["SLACK_BOT_TOKEN"]))
-    if workers > 1 and settings.database_url.startswith("sqlite"):
-        raise ConfigError("with SQLite, one worker process handles the inbox: use --workers 1 (or PostgreSQL)")
-    if workers > 0 and inbox_location(settings.database_url) is not None:
-        from bot import front
-
-        return front.run(settings, host, port, threads, workers)
-
-    from bot.runtime import build_runtime, serve_forever
-
-    # Serve at once; until the database answers (and is migrated) Slack gets 503 and /healthz says why.
-    runtime = build_runtime(settings, wait_for_database=True)
-    runtime.when_ready(lambda: (runtime.start_worker(), runtime.start_scheduler()))
+    # Serve at once; until the database answers (and is migrated) Slack gets 503 and /healthz says why. It
+    # stays up for weeks: it migrates in a child process, and so never loads Alembic (models/migrate.py).
+    runtime = build_runtime(settings, migrate=upgrade_in_child, wait_for_database=True)
     try:
-        serve_forever(runtime, host, port, threads)
+        server = HttpServer(runtime.wsgi_app, host=host, port=port, threads=threads)
+    except OSError as problem:
+        runtime.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({problem.strerror or problem})") from None
+    runtime.when_ready(lambda: (runtime.start_worker(), runtime.start_scheduler()))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: server.stop_accepting())
+    logger.info("PeerLearn serving HTTP on %s:%s (POST /slack/events, GET /healthz)", host, server.port)
+    try:
+        server.serve()
+        deadline = time.monotonic() + WORKER_GRACE
+        logger.info("stopping: no new connections; finishing what was received")
+        if not server.drain(WORKER_GRACE):
+            logger.warning("requests still running %.0fs after the stop; leaving them", WORKER_GRACE)
+        stop_working(runtime, max(deadline - time.monotonic(), 1.0))
     finally:
+        server.stop()
         runtime.close()
     return 0
 
 
-def work(settings: Settings, parent_pid: int | None = None, listen_fd: int | None = None) -> int:
-    """An inbox worker (bot/worker.py) and the scheduler, until SIGTERM or SIGINT (or until the `serve` that
-    started it, `parent_pid`, is gone); then the current batch and the lazy listeners it started finish.
-    With `listen_fd`, also Bolt over HTTP on that socket, for the requests `serve`'s front forwards."""
+def work(settings: Settings) -> int:
+    """An inbox worker (bot/runtime/worker.py) and the scheduler, without HTTP, until SIGTERM or SIGINT; then
+    the current batch and the lazy listeners it started finish (WORKER_GRACE)."""
     import signal
-    import socket
 
-    from bot.runtime import HttpServer, build_runtime
+    from bot.runtime.wiring import build_runtime
     from models.migrate import upgrade_in_child
 
     settings.require(*([] if settings.oauth_enabled else ["SLACK_BOT_TOKEN"]))
     # A worker stays up: it migrates in a child process, and so never loads Alembic (models/migrate.py).
-    runtime = build_runtime(settings, migrate=upgrade_in_child, wait_for_database=True, acks_into_inbox=False)
+    runtime = build_runtime(settings, migrate=upgrade_in_child, wait_for_database=True)
     if runtime.inbox is None:
         raise ConfigError("the inbox needs a database file or PostgreSQL, not an in-memory SQLite database")
-    server = None
-    if listen_fd is not None:
-        server = HttpServer(runtime.wsgi_app, threads=WORKER_HTTP_THREADS, sockets=[socket.socket(fileno=listen_fd)])
-        server.start()
     runtime.when_ready(lambda: (runtime.start_worker(), runtime.start_scheduler()))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runtime.stopping.set())
     logger.info("PeerLearn worker running")
     try:
         while not runtime.stopping.wait(0.5):
-            if parent_pid is not None and os.getppid() != parent_pid:
-                logger.warning("the server that started this worker is gone; stopping")
-                break
+            pass
+        stop_working(runtime, WORKER_GRACE)
     finally:
-        if server is not None:
-            server.stop()
-        if runtime.worker is not None:
-            runtime.worker.stop()
-        finish_listeners(runtime.bolt_app.listener_runner.listener_executor, WORKER_GRACE)
         runtime.close()
     return 0
 
 
-WORKER_HTTP_THREADS = 4  # for what the front forwards: interactivity, /teach, help… (Bolt acks them)
-WORKER_GRACE = 20.0  # seconds a stopping worker gives its lazy listeners (Slack calls retried, perhaps)
+WORKER_GRACE = 20.0  # seconds a stopping process gives its requests and lazy listeners (Slack calls retried…)
+
+
+def stop_working(runtime: Runtime, grace: float) -> None:
+    """No new work: the worker finishes its batch, no post starts (bot/posting.py), and the lazy listeners
+    already started or queued have `grace` seconds."""
+    runtime.stopping.set()
+    if runtime.worker is not None:
+        runtime.worker.stop()
+    finish_listeners(runtime.bolt_app.listener_runner.listener_executor, grace)
 
 
 def finish_listeners(executor: Executor, grace: float) -> None:
@@ -226,7 +219,7 @@ def finish_listeners(executor: Executor, grace: float) -> None:
 def run_socket_mode(settings: Settings) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.runtime import build_runtime
+    from bot.runtime.wiring import build_runtime
 
     settings.require("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
     runtime = build_runtime(settings)
@@ -244,7 +237,7 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
     import json
 
     from bot.digest import content, posting
-    from bot.runtime import build_runtime
+    from bot.runtime.wiring import build_runtime
     from bot.services import Services
     from bot.slack_errors import explain
     from bot.workspaces import WorkspaceClients

@@ -1,7 +1,7 @@
 """Structured logs: one line per record (key=value or JSON) carrying the request's team, channel and event id.
 
 The request context lives in a contextvar, set by a Bolt global middleware for every request (HTTP and
-Socket Mode) and carried into lazy listeners by bot.metrics.ObservedExecutor. A redaction filter on the
+Socket Mode) and carried into lazy listeners by bot.runtime.metrics.ObservedExecutor. A redaction filter on the
 handler guarantees that no Slack token or secret, and no whole payload, reaches the output.
 """
 
@@ -222,7 +222,7 @@ LIBRARY_FLOORS = {
     # details and the other libraries' (database driver, HTTP servers, scheduler).
     "slack_sdk": logging.INFO,
     "slack_bolt": logging.INFO,
-    "peerlearn.slack_sdk": logging.INFO,  # the bot's WebClients (bot/app_factory.py)
+    "peerlearn.slack_sdk": logging.INFO,  # the bot's WebClients (bot/runtime/app.py)
     "peerlearn.bolt": logging.INFO,  # Bolt's framework logger, whose level its own loggers copy
-    "peerlearn.oauth.flow": logging.INFO,  # Bolt's OAuth flow (bot/oauth.py)
+    "peerlearn.oauth.flow": logging.INFO,  # Bolt's OAuth flow (bot/runtime/oauth.py)
 }

@@ -1,0 +1,77 @@
+"""What an /ask is: help, digest settings, the form, a question to store, or a problem to explain.
+
+Read once, here, for the /ask listener (handlers/commands.py) and for the HTTP server, which acknowledges a
+request into the inbox before any listener runs only when the listener's ack would be blank (`inbox_key`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.config import Settings
+from bot.text import InvalidQuestion, ParsedText, clean, command_text, validate_question
+
+HELP_WORDS = {"help", "?", "-h", "--help"}
+
+
+def first_word(text: str) -> str:
+    words = clean(text).split(maxsplit=1)
+    return words[0].lower() if words else ""
+
+
+def request_key(command: Mapping[str, Any]) -> str:
+    """Slash commands have no id of their own; the trigger_id is unique per invocation."""
+    return "cmd:" + (command.get("trigger_id") or f"{command.get('user_id')}:{command.get('text')}")
+
+
+@dataclass(frozen=True)
+class Ask:
+    text: str
+    word: str  # the first word, lower case
+    question: ParsedText | None = None  # a valid question (unless the text is help or digest settings)
+    problem: InvalidQuestion | None = None  # why the text is not a valid question
+
+    @property
+    def is_help(self) -> bool:
+        return self.word in HELP_WORDS
+
+    @property
+    def may_be_digest_settings(self) -> bool:
+        """`/ask digest …`: the listener reads the rest (handlers/digest.py); if it is no settings command,
+        it is a question like any other."""
+        return self.word == "digest"
+
+    @property
+    def opens_form(self) -> bool:
+        return not self.is_help and not clean(self.text)
+
+    @property
+    def acks_blank(self) -> bool:
+        """The listener's ack is empty: a question to store and post, not help, digest settings, the form
+        (its trigger_id expires in 3 s) or a problem to explain. Such a request can be acknowledged as soon
+        as it is in the inbox and handled after the ack."""
+        return self.question is not None and not self.is_help and not self.may_be_digest_settings
+
+
+def read_ask(text: str, settings: Settings) -> Ask:
+    word = first_word(text)
+    if word in HELP_WORDS or not clean(text):
+        return Ask(text, word)
+    try:
+        return Ask(text, word, question=validate_question(text, settings))
+    except InvalidQuestion as problem:
+        return Ask(text, word, problem=problem)
+
+
+def inbox_key(body: Mapping[str, Any], settings: Settings) -> str | None:
+    """The key under which a request may wait in the inbox (models/inbox.py), acknowledged before any listener
+    runs; None when its ack must come from the listener (it says something, opens a modal, …).
+
+    Events API deliveries (Slack shows nothing of an event's ack) and /ask questions (an empty ack)."""
+    if body.get("type") == "event_callback" and body.get("event_id"):
+        return f"event:{body['event_id']}"
+    if body.get("command") == "/ask" and body.get("trigger_id") and read_ask(command_text(body), settings).acks_blank:
+        return request_key(body)
+    return None
