@@ -34,6 +34,7 @@ test: $(STAMP) browser  ## lint and type-check, then every test on SQLite and Po
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 # The playground's browser test drives Debian's chromium through Playwright (never `playwright install`, which
@@ -51,6 +52,7 @@ browser:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
