@@ -365,7 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     folders = site_folders(parser, args)
     if args.database_url and normalize_url(args.database_url).startswith("sqlite") and len(folders) > 1:
         parser.error("a SQLite --database-url names one file: give one site, or leave it out")
-    report = run_sites(folders, args.database_url)
+    try:
+        report = run_sites(folders, args.database_url)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     if args.json:
         print(json.dumps(report.as_json()))
     else:

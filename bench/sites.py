@@ -178,10 +178,7 @@ def build_report(
     def figures(group: Sequence[SiteValues]) -> dict[str, object]:
         means = pooled_means(group, keys)
         intervals = paired_intervals(group, comparisons, samples=samples, seed=seed)
-        differences = {
-            name: None if means[first] is None or means[second] is None else means[first] - means[second]  # type: ignore[operator]
-            for name, (first, second) in comparisons.items()
-        }
+        differences = {name: _minus(means[first], means[second]) for name, (first, second) in comparisons.items()}
         return {key: _rounded(value, digits) for key, value in means.items()} | {
             "n": sum(site.n for site in group),
             "difference": {name: _rounded(value, digits) for name, value in differences.items()},
@@ -190,6 +187,10 @@ def build_report(
 
     per_site = {site.name: figures([site]) | dict(site.extra) for site in sites}
     return MultiSiteReport(per_site, figures(sites))
+
+
+def _minus(first: float | None, second: float | None) -> float | None:
+    return None if first is None or second is None else first - second
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
