@@ -1,6 +1,6 @@
 """Expert-routing benchmark: does PeerLearn's ranker find who gives the accepted answer?
 
-    python bench/routing.py --data ../shared/data/stackexchange-cardano [--json]
+    python bench/routing.py --data DIR [DIR ...] [--all-sites DIR] [--json]
     python bench/routing.py --data ../shared/data/stackexchange-cardano --fit   # refit the ranker's weights
 
 Works on any Stack Exchange dump folder (see bench/stackexchange.py). Protocol, a time split:
@@ -18,48 +18,19 @@ Works on any Stack Exchange dump folder (see bench/stackexchange.py). Protocol, 
   * PeerLearn runs ``bot.routing.ranker.rank_experts``, the code the bot runs, with its default parameters and
     weights. The baselines run in the same pass: popularity (answers in history) and tag-overlap (history
     answers on a question sharing a tag with the test question). Their ties break by user id.
-  * The P@1 difference to tag-overlap comes with a 95 % paired bootstrap interval (the same resampled
-    questions for both rankers), so a difference of one or two questions is not read as a result.
+  * Reported: P@1, MRR, Hit@5 and Hit@k for the k experts the bot DMs (``PEERLEARN_ROUTE_TOP_N``, its
+    default read from bot.config), per site and pooled over the sites' test questions, with 95 % paired
+    bootstrap intervals of PeerLearn's difference to each baseline (bench/sites.py), so a difference of one
+    or two questions is not read as a result.
 
-How the ranker's weights were obtained, without the tests (``--fit``): the ranker is a log-linear model
-over eight features (bot/routing/ranker.py says what they are and why). ``--fit`` computes them with
-``bot.routing.ranker.feature_vectors`` for every question of the ``rolling`` split (each question of the history
-part after its first 30 %, learning from everything before it: 258 questions on the Cardano dump, 195
-with the target among the candidates) and fits the weights by maximum likelihood of the accepted
-answerer among the candidates (conditional logit, L2 penalty, Newton's method: deterministic, so the fit
-reproduces exactly). It also reports a blocked 4-fold cross-validation over time on those questions
-(fit on three blocks, rank the fourth) next to the baselines; that is how the features and the penalty
-were chosen. On the Cardano dump it gives P@1 0.182, MRR 0.277, Hit@5 0.372 (tag-overlap 0.151 / 0.219 /
-0.275; popularity 0.132 / 0.200 / 0.260), with per-block P@1 from 0.125 to 0.266: on ~65 questions a
-block, one or two questions move P@1 by 0.03.
-
-What the history said, for the record. P@1 is flat: the previous hand-set ranker scored 0.178 on the
-rolling questions, the same two features (expertise, activity) with fitted weights 0.186 in the
-cross-validation, all eight 0.182. The extra features do improve the held-out log-likelihood (-3.38 vs
--3.49 per question; -3.41 vs -3.61 when the questions' tags are hidden, where the text feature is the only
-topical evidence), so they stay. Scratch experiments with some forty features (per-answer and
-nearest-neighbour text similarity, Naive-Bayes tag and word likelihoods, answer latency, the share of
-first answers, the asker's past answerers, recently asked questions and comments, more time scales), a
-two-stage re-ranking of the top candidates, direct P@1 coordinate search and gradient-boosted
-LambdaMART on all of them stayed between 0.14 and 0.20 there: in this dump, who is around decides most
-accepted answers, and in a quarter of the questions the target is the asker or has no earlier answer.
-Tried later (2026-11-25), one at a time on top of the eight, with the same cross-validation: answers at 3-
-and 12-hour half-lives or in the last 6 hours, having answered one of the last 5, 10 or 20 questions (a
-queue position), the order of the last answers, counts of answers to and accepted by the asker, tag
-similarity learned from who answers which tags, recent (3-day) expertise, centred 3- and 6-hour windows of
-the day, weekday versus weekend, active days in the last two weeks, a two-part model (who answers, then who
-is accepted among the answerers), more training questions, L2 penalties of 0.1 and 1: P@1 0.14 to 0.19,
-log-likelihood -3.36 to -3.40, no clear gain. One did clear it: "helper", the person whose answer the
-asker accepted most recently (P@1 0.209, MRR 0.298, log-likelihood -3.34; no block worse). Evaluated once on
-the test split it scored P@1 0.173 / MRR 0.343 / Hit@5 0.560, below the eight features' 0.187 / 0.346 /
-0.587 (13 questions instead of 14), so it was not adopted.
-
-The test split, evaluated once the weights above were frozen (Cardano dump, 75 questions, 64 with the
-target among the candidates): PeerLearn P@1 0.187 / MRR 0.346 / Hit@5 0.587, tag-overlap 0.173 / 0.257 /
-0.320, popularity 0.133 / 0.226 / 0.280; P@1 gap +0.013, 95 % interval -0.080 .. +0.107. The issue's goal
-(P@1 1.5x tag-overlap, i.e. 20 of 75 questions) is not met: 14 are, and 13 more have the target second.
-With ``--history-scope split`` (no answers after the split, so "who is around" is weeks stale) PeerLearn
-falls to 0.147 / 0.222 / 0.280 against tag-overlap's 0.173 / 0.218 / 0.253.
+How the ranker's weights were obtained, without the tests (``--fit``, one site): the ranker is a log-linear
+model over eight features (bot/routing/ranker.py says what they are and why). ``--fit`` computes them with
+``bot.routing.ranker.feature_vectors`` for every question of the ``rolling`` split (each question of the
+history part after its first 30 %, learning from everything before it) and fits the weights by maximum
+likelihood of the accepted answerer among the candidates (conditional logit, L2 penalty, Newton's method:
+deterministic, so the fit reproduces exactly). It also reports a blocked 4-fold cross-validation over time
+on those questions (fit on three blocks, rank the fourth) next to the baselines; that is how the features
+and the penalty were chosen. What that gave, and what else was tried, is in bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -67,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import sys
 from bisect import bisect_left
 from collections import Counter, defaultdict
@@ -79,7 +49,19 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` and `bot` importable from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.sites import (
+    Column,
+    MultiSiteReport,
+    SiteValues,
+    add_site_arguments,
+    build_report,
+    format_table,
+    pooled_means,
+    site_folders,
+    site_name,
+)
 from bench.stackexchange import Answer, Question, Site, load_site
+from bot.config import Settings
 from bot.routing.ranker import (
     DEFAULT_PARAMS,
     FEATURE_NAMES,
@@ -94,7 +76,8 @@ from bot.routing.ranker import (
 
 HISTORY_SHARE = 0.8
 ROLLING_START = 0.3  # the rolling validation skips the first 30 % of history: too little to learn from
-BOOTSTRAP_SAMPLES = 2000
+ROUTE_TOP_N = Settings().route_top_n  # how many experts the bot DMs by default: Hit@k is measured at this k
+RANKERS = {"": "PeerLearn", "tag_overlap_": "tag-overlap", "popularity_": "popularity"}  # JSON key prefix -> name
 FIT_L2 = 0.3  # on standardized features: the best held-out log-likelihood of 0.01, 0.1, 0.3, 1 and 3 in the CV
 CV_FOLDS = 4
 
@@ -119,6 +102,7 @@ class Metrics:
     p_at_1: float
     mrr: float
     hit_at_5: float
+    hit_at_k: float
 
 
 Ranker = Callable[[Case], list[str]]
@@ -220,13 +204,18 @@ class Benchmark:
         return [_rank_of(case.target, ranker(case)) for case in (self.cases if cases is None else cases)]
 
 
-def metrics(ranks: Sequence[int | None]) -> Metrics:
+def metrics(ranks: Sequence[int | None], k: int = ROUTE_TOP_N) -> Metrics:
     n = len(ranks) or 1
-    return Metrics(
-        p_at_1=sum(r == 1 for r in ranks) / n,
-        mrr=sum(1 / r for r in ranks if r) / n,
-        hit_at_5=sum(r is not None and r <= 5 for r in ranks) / n,
-    )
+    rows = per_question(ranks, k)
+    return Metrics(*(sum(row[i] for row in rows) / n for i in range(4)))
+
+
+def per_question(ranks: Sequence[int | None], k: int = ROUTE_TOP_N) -> list[tuple[float, float, float, float]]:
+    """Each question's (P@1, reciprocal rank, Hit@5, Hit@k) from the target's rank (None: not ranked)."""
+    return [
+        (float(r == 1), 1 / r if r else 0.0, float(r is not None and r <= 5), float(r is not None and r <= k))
+        for r in ranks
+    ]
 
 
 def _by_count(case: Case, counts: Counter[str]) -> list[str]:
@@ -241,74 +230,69 @@ def _rank_of(target: str, ranking: Sequence[str]) -> int | None:
         return None
 
 
-def paired_bootstrap(
-    first: Sequence[int | None], second: Sequence[int | None], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
-) -> tuple[float, float]:
-    """95 % percentile interval of P@1(first) - P@1(second), resampling the same questions for both."""
-    hits = [(a == 1) - (b == 1) for a, b in zip(first, second, strict=True)]
-    if not hits:
-        return (0.0, 0.0)
-    rng = random.Random(seed)
-    n = len(hits)
-    means = sorted(sum(hits[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
-    return means[int(0.025 * samples)], means[int(0.975 * samples) - 1]
+COMPARISONS = {
+    f"{measure}_vs_{baseline.rstrip('_')}": (measure, f"{baseline}{measure}")
+    for baseline in ("tag_overlap_", "popularity_")
+    for measure in ("p_at_1", "mrr", "hit_at_k", "hit_at_5")
+}
+MEASURES = (("P@1", "p_at_1"), ("MRR", "mrr"), (f"Hit@{ROUTE_TOP_N}", "hit_at_k"), ("Hit@5", "hit_at_5"))
+COLUMNS = tuple(
+    Column(f"{RANKERS[prefix][:4]} {label}", f"{prefix}{key}", 11)
+    for prefix in ("", "tag_overlap_")
+    for label, key in MEASURES
+)
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
-    """One benchmark run: each ranker's metrics on the same questions, and the P@1 gap to tag-overlap."""
-
-    split: str
-    history_scope: str
-    n_test: int
-    n_reachable: int
-    by_ranker: dict[str, Metrics]  # keyed by JSON prefix: "" (PeerLearn), "tag_overlap_", "popularity_"
-    p_at_1_gap: float  # PeerLearn minus tag-overlap
-    p_at_1_gap_ci95: tuple[float, float]
-
-    @property
-    def p_at_1_ratio(self) -> float | None:
-        baseline = self.by_ranker["tag_overlap_"].p_at_1
-        return self.by_ranker[""].p_at_1 / baseline if baseline else None
-
-    def as_json(self) -> dict[str, object]:
-        results: dict[str, object] = {}
-        for prefix, m in self.by_ranker.items():
-            results |= {f"{prefix}{name}": round(value, 3) for name, value in asdict(m).items()}
-        ratio = self.p_at_1_ratio
-        return results | {
-            "p_at_1_minus_tag_overlap": round(self.p_at_1_gap, 3),
-            "p_at_1_minus_tag_overlap_ci95": [round(bound, 3) for bound in self.p_at_1_gap_ci95],
-            "p_at_1_ratio_to_tag_overlap": None if ratio is None else round(ratio, 3),
-            "n_test": self.n_test,
-            "n_reachable": self.n_reachable,
-            "history_scope": self.history_scope,
-            "split": self.split,
-        }
-
-
-def evaluate(data: Path, *, history_scope: str = "all", split: str = "test") -> Report:
+def site_values(data: Path, *, history_scope: str = "all", split: str = "test", k: int = ROUTE_TOP_N) -> SiteValues:
+    """One site's per-question values for every ranker, and its counts."""
     bench = Benchmark(load_site(data), history_scope=history_scope, split=split)
-    ranks = {
-        "": bench.ranks(bench.peerlearn),
-        "tag_overlap_": bench.ranks(bench.tag_overlap),
-        "popularity_": bench.ranks(bench.popularity),
+    values: dict[str, list[float]] = {}
+    for prefix, ranker in (
+        ("", bench.peerlearn),
+        ("tag_overlap_", bench.tag_overlap),
+        ("popularity_", bench.popularity),
+    ):
+        rows = per_question(bench.ranks(ranker), k)
+        for index, name in enumerate(("p_at_1", "mrr", "hit_at_5", "hit_at_k")):
+            values[prefix + name] = [row[index] for row in rows]
+    counts = {"n_test": len(bench.cases), "n_reachable": sum(_is_reachable(case) for case in bench.cases)}
+    return SiteValues(site_name(data), values, counts)
+
+
+def evaluate(
+    folders: Sequence[Path], *, history_scope: str = "all", split: str = "test", k: int = ROUTE_TOP_N
+) -> MultiSiteReport:
+    """Every site's figures and the pooled ones (today's keys, with k, per_site and ci95)."""
+    sites = [site_values(folder, history_scope=history_scope, split=split, k=k) for folder in folders]
+    report = build_report(sites, COMPARISONS, digits=3)
+    for figures, group in [(report.per_site[site.name], [site]) for site in sites] + [(report.pooled, sites)]:
+        figures.update(_summary(figures, group, history_scope=history_scope, split=split, k=k))
+    return report
+
+
+def _summary(
+    figures: dict[str, object], sites: Sequence[SiteValues], *, history_scope: str, split: str, k: int
+) -> dict[str, object]:
+    """The keys the one-site benchmark always had beside the means: the P@1 gap, its interval, the counts."""
+    ours, baseline = pooled_means(sites, ["p_at_1", "tag_overlap_p_at_1"]).values()
+    differences, intervals = figures["difference"], figures["ci95"]
+    assert isinstance(differences, dict) and isinstance(intervals, dict)
+    return {
+        "p_at_1_minus_tag_overlap": differences["p_at_1_vs_tag_overlap"],
+        "p_at_1_minus_tag_overlap_ci95": intervals["p_at_1_vs_tag_overlap"],
+        "p_at_1_ratio_to_tag_overlap": round(ours / baseline, 3) if ours is not None and baseline else None,
+        "n_test": sum(int(str(site.extra["n_test"])) for site in sites),
+        "n_reachable": sum(int(str(site.extra["n_reachable"])) for site in sites),
+        "history_scope": history_scope,
+        "split": split,
+        "k": k,
     }
-    by_ranker = {prefix: metrics(ranked) for prefix, ranked in ranks.items()}
-    return Report(
-        split=split,
-        history_scope=history_scope,
-        n_test=len(bench.cases),
-        n_reachable=sum(_is_reachable(case) for case in bench.cases),
-        by_ranker=by_ranker,
-        p_at_1_gap=by_ranker[""].p_at_1 - by_ranker["tag_overlap_"].p_at_1,
-        p_at_1_gap_ci95=paired_bootstrap(ranks[""], ranks["tag_overlap_"]),
-    )
 
 
 def run(data: Path, *, history_scope: str = "all", split: str = "test") -> dict[str, object]:
-    """The ``--json`` object: p_at_1, mrr, hit_at_5, the same prefixed tag_overlap_ and popularity_, and more."""
-    return evaluate(data, history_scope=history_scope, split=split).as_json()
+    """One site's ``--json`` object: p_at_1, mrr, hit_at_5, hit_at_k, the same prefixed tag_overlap_ and
+    popularity_, the P@1 gap to tag-overlap and its interval, k, ci95, per_site, and more."""
+    return evaluate([data], history_scope=history_scope, split=split).as_json()
 
 
 def _is_reachable(case: Case) -> bool:
@@ -316,21 +300,17 @@ def _is_reachable(case: Case) -> bool:
     return case.target != case.asker and any(str(a.owner_id) == case.target for a in case.history)
 
 
-def _print_table(report: Report) -> None:
+def _print_table(report: MultiSiteReport) -> None:
+    pooled = report.pooled
     print(
-        f"expert routing on {report.n_test} {report.split} questions "
-        f"({report.n_reachable} with the target among the candidates), history scope: {report.history_scope}"
+        f"expert routing on {pooled['n_test']} {pooled['split']} questions of {len(report.per_site)} site(s) "
+        f"({pooled['n_reachable']} with the target among the candidates), history scope: "
+        f"{pooled['history_scope']}; the bot DMs k = {pooled['k']}; Peer = PeerLearn, tag- = tag-overlap"
     )
-    print(f"{'ranker':<12} {'P@1':>6} {'MRR':>6} {'Hit@5':>6}")
-    for label, prefix in (("PeerLearn", ""), ("tag-overlap", "tag_overlap_"), ("popularity", "popularity_")):
-        m = report.by_ranker[prefix]
-        print(f"{label:<12} {m.p_at_1:>6.3f} {m.mrr:>6.3f} {m.hit_at_5:>6.3f}")
-    low, high = report.p_at_1_gap_ci95
-    ratio = "n/a" if report.p_at_1_ratio is None else f"{report.p_at_1_ratio:.2f}x"
-    print(
-        f"P@1 PeerLearn - tag-overlap: {report.p_at_1_gap:+.3f} "
-        f"(95 % paired bootstrap interval {low:+.3f} .. {high:+.3f}); PeerLearn P@1 is {ratio} tag-overlap's"
-    )
+    shown = {name: pair for name, pair in COMPARISONS.items() if name.endswith("tag_overlap")}
+    print(format_table(report, COLUMNS, shown, n_label="questions"))
+    popularity = ", ".join(f"{label} {pooled[f'popularity_{key}']:.3f}" for label, key in MEASURES)
+    print(f"popularity ({'pooled' if len(report.per_site) > 1 else 'site'}): {popularity}; its intervals in --json")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -514,7 +494,7 @@ def _fit_json(result: FitResult) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder of a Stack Exchange dump (Posts.xml, ...)")
+    add_site_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument(
         "--history-scope",
@@ -532,18 +512,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fit",
         action="store_true",
-        help="fit the ranker's weights on the rolling history split (never the tests) and cross-validate them",
+        help="fit the ranker's weights on the rolling history split (never the tests) and cross-validate them "
+        "(one site)",
     )
     args = parser.parse_args(argv)
+    folders = site_folders(parser, args)
+    if args.fit and len(folders) > 1:
+        parser.error("--fit takes one site")
     try:
         if args.fit:
-            fitted = fit(args.data, history_scope=args.history_scope)
+            fitted = fit(folders[0], history_scope=args.history_scope)
             if args.json:
                 print(json.dumps(_fit_json(fitted)))
             else:
                 _print_fit(fitted)
             return 0
-        report = evaluate(args.data, history_scope=args.history_scope, split=args.split)
+        report = evaluate(folders, history_scope=args.history_scope, split=args.split)
     except FileNotFoundError as error:
         parser.error(str(error))
     if args.json:

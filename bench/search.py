@@ -1,6 +1,6 @@
-"""Search quality on a Stack Exchange dump: do similar questions find the ones people linked by hand?
+"""Search quality on Stack Exchange dumps: do similar questions find the ones people linked by hand?
 
-    python bench/search.py --data DIR [--json] [--database-url URL]
+    python bench/search.py --data DIR [DIR ...] [--all-sites DIR] [--json] [--database-url URL]
 
 The dump's questions go into a real store (migrated with the app's migrations, written through the
 models, so the search index is filled by the same triggers the bot relies on) as one workspace's
@@ -14,9 +14,13 @@ counts both ways) to another answered question. Each query is the question's tit
 Recall@3 (a linked question is among the 3 hits the asker would see) and MRR over the top 10, next to a
 plain BM25 (k1=1.2, b=0.75) over the same documents computed in the same run, plus query latency.
 
---database-url defaults to a temporary SQLite file (a SQLite URL is used as given: name a new file). With a
-PostgreSQL URL, a scratch database is created next to the one named (which is only used to connect) and
-dropped afterwards.
+Each site is measured in its own store; with several sites the table and `--json` give each site and the
+pooled figures (query-weighted), with 95 % paired bootstrap intervals of the differences to BM25 (see
+bench/sites.py). A site without PostLinks.xml has no queries and is reported with none.
+
+--database-url defaults to a temporary SQLite file per site (a SQLite URL is used as given: name a new file,
+and one site only). With a PostgreSQL URL, a scratch database per site is created next to the one named
+(which is only used to connect) and dropped afterwards.
 """
 
 from __future__ import annotations
@@ -40,6 +44,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.sites import (
+    Column,
+    MultiSiteReport,
+    SiteValues,
+    add_site_arguments,
+    build_report,
+    format_table,
+    site_folders,
+    site_name,
+)
 from bench.stackexchange import LINK_TYPE_DUPLICATE, LINK_TYPE_LINKED, Site, load_site
 from bot.search import STOPWORDS, search_similar
 from bot.text import MAX_QUESTION_CHARS
@@ -210,27 +224,17 @@ class BM25:
 
 # --- measuring ---------------------------------------------------------------------------------------
 
+COMPARISONS = {"recall_at_3_vs_bm25": ("recall_at_3", "bm25_recall_at_3"), "mrr_vs_bm25": ("mrr", "bm25_mrr")}
 
-@dataclass
-class Scores:
-    hits_at_k: int = 0
-    reciprocal_ranks: float = 0.0
-    n: int = 0
 
-    def add(self, ranking: Sequence[int], relevant: frozenset[int]) -> None:
-        self.n += 1
-        first = next((rank for rank, se_id in enumerate(ranking[:MRR_DEPTH], 1) if se_id in relevant), None)
-        if first is not None:
-            self.reciprocal_ranks += 1 / first
-            self.hits_at_k += first <= TOP_K
+def first_relevant(ranking: Sequence[int], relevant: frozenset[int]) -> int | None:
+    """The rank (from 1) of the first relevant hit within the top MRR_DEPTH, or None."""
+    return next((rank for rank, se_id in enumerate(ranking[:MRR_DEPTH], 1) if se_id in relevant), None)
 
-    @property
-    def recall_at_3(self) -> float:
-        return self.hits_at_k / self.n if self.n else 0.0
 
-    @property
-    def mrr(self) -> float:
-        return self.reciprocal_ranks / self.n if self.n else 0.0
+def query_values(rank: int | None) -> tuple[float, float]:
+    """(hit in the top TOP_K, reciprocal rank) of one query."""
+    return (1.0 if rank is not None and rank <= TOP_K else 0.0), (1 / rank if rank else 0.0)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -238,41 +242,77 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)] if ordered else 0.0
 
 
-def run(data: Path, database_url: str) -> dict[str, object]:
+def measure_site(data: Path, database_url: str) -> tuple[SiteValues, dict[str, str | int | float], list[float]]:
+    """One site's per-query values (PeerLearn and BM25) and facts, and its query latencies in ms."""
     site = load_site(data)
     documents = answered_documents(site)
     queries = link_queries(site, documents)
+    values: dict[str, list[float]] = {key: [] for key in ("recall_at_3", "mrr", "bm25_recall_at_3", "bm25_mrr")}
     store = Store.from_url(database_url)
     try:
         upgrade_to_head(store.engine)
         started = time.perf_counter()
-        store_ids = fill_store(store, site, documents)
+        store_ids = fill_store(store, site, documents) if queries else {}
         load_seconds = time.perf_counter() - started
         question_se_id = {question_id: se_id for se_id, question_id in store_ids.items()}
         bm25 = BM25(list(documents.values()))
-        ours, baseline, latencies = Scores(), Scores(), []
+        latencies = []
         for query in queries:
             started = time.perf_counter()
             ranking = peerlearn_ranking(store, query, store_ids.get(query.se_id))
             latencies.append((time.perf_counter() - started) * 1000)
-            ours.add([question_se_id[question_id] for question_id in ranking], query.relevant)
-            baseline.add(bm25.rank(" ".join([query.title, *query.tags]), query.se_id, MRR_DEPTH), query.relevant)
+            ours = query_values(
+                first_relevant([question_se_id[question_id] for question_id in ranking], query.relevant)
+            )
+            baseline = bm25.rank(" ".join([query.title, *query.tags]), query.se_id, MRR_DEPTH)
+            for key, value in zip(
+                values, (*ours, *query_values(first_relevant(baseline, query.relevant))), strict=True
+            ):
+                values[key].append(value)
         dialect = store.dialect
     finally:
         store.dispose()
-    return {
+    facts: dict[str, str | int | float] = {
         "database": dialect,
         "n_questions": len(site.questions),
         "n_documents": len(documents),
         "n_queries": len(queries),
-        "recall_at_3": round(ours.recall_at_3, 4),
-        "mrr": round(ours.mrr, 4),
-        "bm25_recall_at_3": round(baseline.recall_at_3, 4),
-        "bm25_mrr": round(baseline.mrr, 4),
-        "query_p50_ms": round(percentile(latencies, 0.5), 2),
-        "query_p95_ms": round(percentile(latencies, 0.95), 2),
+        **latency_figures(latencies),
         "load_seconds": round(load_seconds, 2),
     }
+    return SiteValues(site_name(data), values, facts), facts, latencies
+
+
+def latency_figures(latencies: Sequence[float]) -> dict[str, float]:
+    return {
+        "query_p50_ms": round(percentile(latencies, 0.5), 2),
+        "query_p95_ms": round(percentile(latencies, 0.95), 2),
+    }
+
+
+def run_sites(folders: Sequence[Path], database_url: str | None) -> MultiSiteReport:
+    """Measure every site in its own scratch database, then pool them."""
+    sites, facts, latencies = [], [], []
+    for folder in folders:
+        with scratch_database(database_url) as url:
+            site, site_facts, site_latencies = measure_site(folder, url)
+        sites.append(site)
+        facts.append(site_facts)
+        latencies += site_latencies
+    report = build_report(sites, COMPARISONS)
+    report.pooled.update(
+        {"database": facts[0]["database"]}
+        | {key: sum(int(f[key]) for f in facts) for key in ("n_questions", "n_documents", "n_queries")}
+        | latency_figures(latencies)
+        | {"load_seconds": round(sum(float(f["load_seconds"]) for f in facts), 2)}
+    )
+    return report
+
+
+def run(data: Path, database_url: str) -> dict[str, object]:
+    """One site's `--json` object (its figures, with per_site and ci95) in a given database."""
+    site, _, _ = measure_site(data, database_url)
+    return build_report([site], COMPARISONS).as_json()
 
 
 @contextmanager
@@ -294,32 +334,45 @@ def scratch_database(url: str | None) -> Iterator[str]:
         admin.dispose()
 
 
-def print_table(result: dict[str, object]) -> None:
+COLUMNS = (
+    Column("Recall@3", "recall_at_3", 10),
+    Column("MRR@10", "mrr", 10),
+    Column("BM25 R@3", "bm25_recall_at_3", 10),
+    Column("BM25 MRR", "bm25_mrr", 10),
+)
+
+
+def print_table(report: MultiSiteReport) -> None:
+    pooled = report.pooled
     print(
-        f"Similar-question search on {result['n_queries']} linked questions "
-        f"({result['n_documents']} answered of {result['n_questions']} questions, {result['database']})"
+        f"Similar-question search (PeerLearn's search_similar vs plain BM25) on {pooled['n_queries']} linked "
+        f"questions of {len(report.per_site)} site(s) ({pooled['n_documents']} answered of "
+        f"{pooled['n_questions']} questions, {pooled['database']})"
     )
-    print(f"{'ranker':<28}{'Recall@3':>10}{'MRR@10':>10}")
-    print(f"{'PeerLearn (search_similar)':<28}{result['recall_at_3']:>10.3f}{result['mrr']:>10.3f}")
-    print(f"{'plain BM25 baseline':<28}{result['bm25_recall_at_3']:>10.3f}{result['bm25_mrr']:>10.3f}")
+    print(format_table(report, COLUMNS, COMPARISONS))
     print(
-        f"query latency p50 {result['query_p50_ms']} ms, p95 {result['query_p95_ms']} ms; "
-        f"store filled in {result['load_seconds']} s"
+        f"query latency p50 {pooled['query_p50_ms']} ms, p95 {pooled['query_p95_ms']} ms; "
+        f"stores filled in {pooled['load_seconds']} s"
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, type=Path, help="folder of an unpacked Stack Exchange dump")
+    add_site_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--database-url", help="SQLite or PostgreSQL URL (default: a temporary SQLite file)")
     args = parser.parse_args(argv)
-    with scratch_database(args.database_url) as url:
-        result = run(args.data, url)
+    folders = site_folders(parser, args)
+    if args.database_url and normalize_url(args.database_url).startswith("sqlite") and len(folders) > 1:
+        parser.error("a SQLite --database-url names one file: give one site, or leave it out")
+    try:
+        report = run_sites(folders, args.database_url)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(report.as_json()))
     else:
-        print_table(result)
+        print_table(report)
     return 0
 
 

@@ -1,0 +1,213 @@
+"""bench/sites.py: choosing the sites, pooling per-query values and the paired bootstrap; and the search and
+routing benchmarks run on several sites. Pure and fast (a few seconds with the tiny dumps)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bench import routing, search
+from bench.sites import (
+    Column,
+    SiteValues,
+    build_report,
+    format_table,
+    paired_intervals,
+    pooled_means,
+    select_sites,
+    site_name,
+)
+from bot.config import Settings
+
+PAIR = {"x_vs_base": ("x", "base_x")}
+
+
+def site(name: str, ours: list[float], baseline: list[float]) -> SiteValues:
+    return SiteValues(name, {"x": ours, "base_x": baseline})
+
+
+# --- pooling and intervals ------------------------------------------------------------------------------
+
+
+def test_pooled_means_weigh_each_query_not_each_site() -> None:
+    sites = [site("small", [1.0], [0.0]), site("large", [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])]
+
+    assert pooled_means(sites, ["x", "base_x"]) == {"x": 0.25, "base_x": 0.0}
+
+
+def test_a_site_without_queries_has_no_figures_and_does_not_move_the_pool() -> None:
+    empty = site("empty", [], [])
+    full = site("full", [1.0, 0.0], [0.0, 0.0])
+
+    assert pooled_means([empty], ["x"]) == {"x": None}
+    assert paired_intervals([empty], PAIR) == {"x_vs_base": None}
+    assert pooled_means([empty, full], ["x"]) == pooled_means([full], ["x"]) == {"x": 0.5}
+    assert paired_intervals([empty, full], PAIR) == paired_intervals([full], PAIR)
+
+
+def test_the_interval_of_identical_rankers_is_zero() -> None:
+    values = [1.0, 0.0, 0.5, 0.0]
+
+    assert paired_intervals([site("a", values, values)], PAIR) == {"x_vs_base": (0.0, 0.0)}
+
+
+def test_the_interval_follows_the_paired_differences() -> None:
+    # 30 questions only the first ranker gets, 10 only the second: +0.5, standard error ~0.14.
+    one = site("one", [1.0] * 30 + [0.0] * 10, [0.0] * 30 + [1.0] * 10)
+
+    (low, high) = paired_intervals([one], PAIR)["x_vs_base"]  # type: ignore[misc]
+
+    assert 0.15 < low < 0.35 and 0.65 < high < 0.85
+
+
+def test_the_pooled_bootstrap_is_stratified_by_site() -> None:
+    # Every query of one site differs by +1, every query of the other by 0: resampling within each site keeps
+    # 10 of 40 queries at +1 in every resample, so the interval is exactly 0.25; a pooled draw would spread it.
+    sites = [site("plus", [1.0] * 10, [0.0] * 10), site("zero", [0.0] * 30, [0.0] * 30)]
+
+    assert paired_intervals(sites, PAIR) == {"x_vs_base": (0.25, 0.25)}
+
+
+def test_the_bootstrap_is_deterministic_and_seeded() -> None:
+    sites = [site("a", [1.0, 0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0, 0.0]), site("b", [0.0, 1.0], [1.0, 1.0])]
+
+    first = paired_intervals(sites, PAIR, samples=500)
+
+    assert paired_intervals(sites, PAIR, samples=500) == first
+    assert any(paired_intervals(sites, PAIR, samples=500, seed=seed) != first for seed in range(1, 5))
+
+
+def test_the_report_gives_each_site_and_the_pool_with_todays_keys_on_top() -> None:
+    a, b = site("a", [1.0, 1.0], [0.0, 1.0]), site("b", [0.0, 0.0, 1.0], [0.0, 0.0, 0.0])
+
+    several = build_report([a, b], PAIR).as_json()
+    single = build_report([a], PAIR).as_json()
+
+    assert several["x"] == 0.6 and several["base_x"] == 0.2 and several["n"] == 5
+    assert several["difference"] == {"x_vs_base": 0.4}
+    assert several["sites"] == ["a", "b"]
+    per_site = several["per_site"]
+    assert isinstance(per_site, dict) and per_site["a"]["x"] == 1.0 and per_site["b"]["x"] == pytest.approx(0.3333)
+    assert {key: single[key] for key in ("x", "base_x", "n", "difference", "ci95")} == {
+        key: per_site["a"][key] for key in ("x", "base_x", "n", "difference", "ci95")
+    }
+
+
+def test_the_table_has_a_pooled_row_only_for_several_sites() -> None:
+    a, b = site("a", [1.0], [0.0]), site("b", [0.0], [0.0])
+    columns = [Column("X", "x")]
+
+    assert "pooled" in format_table(build_report([a, b], PAIR), columns, PAIR)
+    assert "pooled" not in format_table(build_report([a], PAIR), columns, PAIR)
+
+
+# --- choosing the sites -------------------------------------------------------------------------------------
+
+
+def test_all_sites_takes_every_stackexchange_folder_once_in_order(tmp_path: Path) -> None:
+    for name in ("stackexchange-zeta", "stackexchange-alpha", "notes"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "stackexchange-file").write_text("not a folder")
+    alpha = tmp_path / "stackexchange-alpha"
+
+    chosen = select_sites([alpha], tmp_path)
+
+    assert [site_name(folder) for folder in chosen] == ["alpha", "zeta"]
+    assert site_name(tmp_path / "notes") == "notes"
+
+
+def test_no_site_or_two_sites_of_one_name_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "one" / "stackexchange-x").mkdir(parents=True)
+    (tmp_path / "two" / "stackexchange-x").mkdir(parents=True)
+
+    with pytest.raises(ValueError, match="at least one site"):
+        select_sites([])
+    with pytest.raises(ValueError, match="same site name: x"):
+        select_sites([tmp_path / "one" / "stackexchange-x", tmp_path / "two" / "stackexchange-x"])
+
+
+# --- the benchmarks on several sites --------------------------------------------------------------------------
+
+
+def write_dump(folder: Path, *, experts: tuple[int, int], linked: bool) -> Path:
+    """Twenty kafka questions, each answered (and accepted) by one of two experts; optionally linked pairs."""
+    folder.mkdir()
+    posts = ['<?xml version="1.0" encoding="utf-8"?>', "<posts>"]
+    for i in range(20):
+        asked = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=i)
+        topic = ("consumer lag", "broker disk")[i % 2]
+        posts.append(
+            f'<row Id="{100 + i}" PostTypeId="1" CreationDate="{asked:%Y-%m-%dT%H:%M:%S}" OwnerUserId="{50 + i}" '
+            f'Title="kafka {topic} {i}" Body="&lt;p&gt;{topic}&lt;/p&gt;" Tags="|kafka|" Score="1" '
+            f'AcceptedAnswerId="{200 + i}" />'
+        )
+        posts.append(
+            f'<row Id="{200 + i}" PostTypeId="2" ParentId="{100 + i}" OwnerUserId="{experts[i % 2]}" Score="2" '
+            f'CreationDate="{asked + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}" Body="{topic}: raise the partitions" />'
+        )
+    posts.append("</posts>")
+    (folder / "Posts.xml").write_text("\n".join(posts), encoding="utf-8")
+    if linked:
+        links = ['<?xml version="1.0" encoding="utf-8"?>', "<postlinks>"]
+        links += [
+            f'<row Id="{i}" CreationDate="2024-02-01T00:00:00" PostId="{100 + i}" RelatedPostId="{102 + i}" '
+            'LinkTypeId="1" />'
+            for i in range(0, 16, 4)
+        ]
+        (folder / "PostLinks.xml").write_text("\n".join([*links, "</postlinks>"]), encoding="utf-8")
+    return folder
+
+
+def test_routing_reports_each_site_the_pool_and_hit_at_the_bots_k(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=False)
+    write_dump(tmp_path / "stackexchange-two", experts=(12, 13), linked=False)
+
+    assert routing.main(["--all-sites", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    assert result["k"] == Settings().route_top_n == routing.ROUTE_TOP_N
+    assert set(result["per_site"]) == {"one", "two"} and result["sites"] == ["one", "two"]
+    assert result["n_test"] == sum(site["n_test"] for site in result["per_site"].values()) == 8
+    for key in ("hit_at_k", "tag_overlap_hit_at_k", "p_at_1", "mrr", "hit_at_5"):
+        assert 0.0 <= result[key] <= 1.0
+    assert result["hit_at_k"] == 1.0  # two experts, both answered before every test question
+    low, high = result["ci95"]["hit_at_k_vs_tag_overlap"]
+    assert low <= result["difference"]["hit_at_k_vs_tag_overlap"] <= high
+    assert result["p_at_1_minus_tag_overlap_ci95"] == result["ci95"]["p_at_1_vs_tag_overlap"]
+
+
+def test_routing_fits_on_one_site_only(tmp_path: Path) -> None:
+    one = write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=False)
+    two = write_dump(tmp_path / "stackexchange-two", experts=(12, 13), linked=False)
+
+    with pytest.raises(SystemExit):
+        routing.main(["--data", str(one), str(two), "--fit"])
+
+
+def test_search_pools_the_sites_with_queries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_dump(tmp_path / "stackexchange-linked", experts=(10, 11), linked=True)
+    write_dump(tmp_path / "stackexchange-unlinked", experts=(12, 13), linked=False)
+
+    assert search.main(["--all-sites", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    linked, unlinked = result["per_site"]["linked"], result["per_site"]["unlinked"]
+    assert linked["n_queries"] == 8 and unlinked["n_queries"] == 0 and unlinked["recall_at_3"] is None
+    assert result["n_queries"] == result["n"] == 8
+    assert {key: result[key] for key in ("recall_at_3", "mrr", "bm25_mrr")} == {
+        key: linked[key] for key in ("recall_at_3", "mrr", "bm25_mrr")
+    }
+    assert set(result["ci95"]) == {"recall_at_3_vs_bm25", "mrr_vs_bm25"}
+
+
+def test_search_takes_one_sqlite_file_for_one_site_only(tmp_path: Path) -> None:
+    one = write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=True)
+    two = write_dump(tmp_path / "stackexchange-two", experts=(12, 13), linked=True)
+
+    with pytest.raises(SystemExit):
+        search.main(["--data", str(one), "--data", str(two), "--database-url", f"sqlite:///{tmp_path / 'x.db'}"])
