@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, text
 
-from bench.common import (
+from bench.harness import (
     ROOT,
     Corpus,
     base_parser,

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, text
 
-from bench.common import (
+from bench.harness import (
     EPOCH,
     base_parser,
     copy_lines,

@@ -60,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.common import wait_healthy  # noqa: E402
+from bench.harness import wait_healthy  # noqa: E402
 from bot.playground.emulator.fake_api import APP_ID, BOT_TOKEN, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, FakeSlackAPI  # noqa: E402
 from bot.playground.emulator.signing import SlackSender, event_envelope, slash_command_fields  # noqa: E402
 from models.inbox import Inbox  # noqa: E402

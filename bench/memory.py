@@ -40,7 +40,7 @@ from bench.ack_latency import (
     start_peerlearn,
     wait_until_settled,
 )
-from bench.common import Corpus, base_parser, emit, load_average, postgres_reachable, scratch_database
+from bench.harness import Corpus, base_parser, emit, load_average, postgres_reachable, scratch_database
 from bench.slack_load import Workload, send
 from bot.runtime.http import MAX_BODY
 

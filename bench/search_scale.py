@@ -3,7 +3,7 @@
     python bench/search_scale.py [--quick] [--json] [--questions N] [--queries N] [--database sqlite|postgresql|both]
 
 A store per database (a temporary SQLite file; a scratch PostgreSQL database, dropped afterwards) is
-migrated with the app's migrations and filled with a seeded synthetic corpus (bench/common.py: Zipf-distributed
+migrated with the app's migrations and filled with a seeded synthetic corpus (bench/harness.py: Zipf-distributed
 made-up words, topics, tags) in bulk (see `fill`: the search documents are built by migration 0002's triggers on
 SQLite and by its backfill statement on PostgreSQL). 20 channels, one in twenty private.
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, text
 
-from bench.common import (
+from bench.harness import (
     ROOT,
     Corpus,
     at,

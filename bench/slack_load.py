@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from bench.common import Corpus, percentile
+from bench.harness import Corpus, percentile
 
 SIGNING_SECRET = "ack-latency-bench-secret"
 TEAM_ID, TEAM_DOMAIN, APP_ID, BOT_USER_ID = "T0001", "peerlearn-test", "A0001", "UBOT"

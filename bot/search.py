@@ -16,11 +16,11 @@ typed reaches the query syntax of either engine, so quotes, NEAR, `*`, `-` or pa
 The engine's relevance is then boosted by how many of the asker's tags the document carries, and the
 privacy rule (a private channel's items are found only from that channel) is applied in SQL.
 
-Cost (issue 7, bench/search_scale.py). Both engines score every document the match expression matches,
-then LIMIT; with ~100k documents an OR over common words matches most of them (~150 ms on SQLite, ~600 ms
-on PostgreSQL). So the match expression is pruned by document frequency first: the query's terms, rarest
-first, go into the OR while the documents they match add up to at most SCORING_BUDGET; the very common
-words left out (they weigh little: BM25's inverse document frequency) then match nothing by themselves.
+Cost (bench/search_scale.py; figures in bench/RESULTS.md). Both engines score every document the match
+expression matches, then LIMIT; with ~100k documents an OR over common words matches most of them. So the
+match expression is pruned by document frequency first: the query's terms, rarest first, go into the OR while
+the documents they match add up to at most SCORING_BUDGET; the very common words left out (they weigh little:
+BM25's inverse document frequency) then match nothing by themselves.
 When the terms match few documents in all (any workspace of a few thousand items), nothing is left out
 and the ranking is exactly the exhaustive one. When even the rarest term is too common, the documents
 having the two rarest terms together are ranked (AND), or, if fewer than asked for, those of the rarest.

@@ -1,10 +1,10 @@
 """Run Alembic programmatically: the app upgrades to head at start; /healthz checks that the database still
 has what it upgraded to.
 
-Alembic (with Mako) costs a process 11 MB resident to import and as much again once it has run the
-migrations, so it is imported only by the functions that migrate. `serve`'s worker processes, which stay
-up, migrate in a `python app.py migrate` process of their own (`upgrade_in_child`) and check the schema
-with plain SQL (`applied_revisions`): they never load it.
+Alembic (with Mako) is heavy to import and heavier once it has run the migrations (bench/RESULTS.md, memory),
+so it is imported only by the functions that migrate. `serve` and `work`, which stay up, migrate in a
+`python app.py migrate` process of their own (`upgrade_in_child`) and check the schema with plain SQL
+(`applied_revisions`): they never load it.
 """
 
 from __future__ import annotations
