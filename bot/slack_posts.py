@@ -20,19 +20,9 @@ logger = logging.getLogger("peerlearn.slack")
 
 
 def tell_user(client: WebClient, *, channel_id: str | None, user_id: str, text: str) -> None:
-    """An ephemeral note in the channel, or a DM when the channel won't take it."""
-    message = ephemeral(text)
-    if channel_id:
-        try:
-            client.chat_postEphemeral(channel=channel_id, user=user_id, **message.as_kwargs())
-            return
-        except SLACK_FAILURES as exc:
-            logger.info("ephemeral to %s in %s failed (%s); sending a DM", user_id, channel_id, error_code(exc))
-    try:
-        dm = client.conversations_open(users=user_id)["channel"]["id"]
-        client.chat_postMessage(channel=dm, **message.as_kwargs())
-    except SLACK_FAILURES as exc:
-        logger.warning("could not reach %s at all: %s", user_id, error_code(exc))
+    """An ephemeral note in the channel, or a DM when the channel won't take it (routing's `tell`, from a
+    listener whose client already acts for the workspace)."""
+    delivery.tell(WorkspaceClient(client), channel_id=channel_id, user_id=user_id, message=ephemeral(text))
 
 
 def post_in_channel(client: WebClient, channel_id: str, message: Message) -> tuple[str, bool]:

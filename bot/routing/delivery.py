@@ -58,13 +58,15 @@ def permalink(slack: WorkspaceClient, channel_id: str, message_ts: str | None) -
         return None
 
 
-def tell(slack: WorkspaceClient, *, channel_id: str, user_id: str, message: Message) -> bool:
-    """An ephemeral note in the channel, or a DM when the channel won't take it; False when neither worked."""
-    try:
-        slack.client.chat_postEphemeral(channel=channel_id, user=user_id, **message.as_kwargs(), **slack.auth)
-        return True
-    except SLACK_FAILURES as exc:
-        logger.info("ephemeral to %s in %s failed (%s); sending a DM", user_id, channel_id, error_code(exc))
+def tell(slack: WorkspaceClient, *, channel_id: str | None, user_id: str, message: Message) -> bool:
+    """An ephemeral note in the channel, or a DM when the channel won't take it (or there is none); False when
+    neither worked."""
+    if channel_id:
+        try:
+            slack.client.chat_postEphemeral(channel=channel_id, user=user_id, **message.as_kwargs(), **slack.auth)
+            return True
+        except SLACK_FAILURES as exc:
+            logger.info("ephemeral to %s in %s failed (%s); sending a DM", user_id, channel_id, error_code(exc))
     try:
         dm = slack.client.conversations_open(users=user_id, **slack.auth)["channel"]["id"]
         slack.client.chat_postMessage(channel=dm, **message.as_kwargs(), **slack.auth)
