@@ -40,13 +40,12 @@ from bot.messages.suggestions import (
     RESOLVED_BY_EARLIER_NOTE,
     RESOLVED_OR_GONE_NOTE,
 )
-from bot.routing import buttons, escalation, evidence
+from bot.routing import buttons, escalation
 from bot.routing.buttons import ButtonOutcome
 from bot.services import Services
 from bot.slack_posts import redraw_question, tell_user
 from bot.workspaces import WorkspaceClient
 from models.base import parse_row_id
-from models.question import Question
 
 logger = logging.getLogger("peerlearn.actions")
 
@@ -127,20 +126,6 @@ def from_home(body: dict[str, Any]) -> bool:
     return (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "home"
 
 
-def readable_question(client: WebClient, services: Services, team_id: str, user_id: str, value: str) -> bool:
-    """Whether the button's question (if it names one) is in a channel the person may read (bot.routing.evidence's
-    membership rule); a question that names nothing is left to the click's own handling."""
-    question_id = question_id_of(value)
-    if question_id is None:
-        return True
-    with services.store.session() as session:
-        question = session.get(Question, question_id)
-        if question is None or question.team_id != team_id:
-            return True
-        channel_id, private = question.channel_id, question.channel_private
-    return evidence.reads_channel(WorkspaceClient(client), user_id, channel_id, private)
-
-
 def register(app: App, services: Services) -> None:
     def store_take(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
@@ -149,7 +134,9 @@ def register(app: App, services: Services) -> None:
         member, before anything is stored (nobody else's DM is cancelled, nothing is posted there)."""
         value, user_id = str(action.get("value") or ""), body["user"]["id"]
         try:
-            allowed = readable_question(client, services, context.team_id or "", user_id, value)
+            allowed = buttons.may_read_question(
+                WorkspaceClient(client), services, context.team_id or "", user_id, parse_row_id(value)
+            )
         except SQLAlchemyError:
             allowed = True  # the click's own handling meets the outage and says so
         if not allowed:

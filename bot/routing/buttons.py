@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot.messages.routing import on_it_message
 from bot.routing.delivery import redraw_dm, send_due_dms
 from bot.routing.escalation import LEVEL_NEW, already_involved, cancel_pending, plan_question, record_dms
-from bot.routing.evidence import earlier_item, load_question
+from bot.routing.evidence import earlier_item, load_question, reads_channel
 from bot.search import KIND_LESSON, KIND_QUESTION
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
@@ -252,3 +252,19 @@ def route_replacement(slack: WorkspaceClient, services: Services, question_id: i
     logger.info("question %s: asked %s instead", question_id, ", ".join(asked) or "nobody")
     send_due_dms(lambda _team: slack, services, now, question_id=question_id)
     return asked
+
+
+def may_read_question(
+    slack: WorkspaceClient, services: Services, team_id: str, user_id: str, question_id: int | None
+) -> bool:
+    """Whether a button's question (if it names one) is in a channel the person may read (evidence's
+    membership rule); a question that names nothing, or no question of this workspace, is left to the click's
+    own handling."""
+    if question_id is None:
+        return True
+    with services.store.session() as session:
+        question = session.get(Question, question_id)
+        if question is None or question.team_id != team_id:
+            return True
+        channel_id, private = question.channel_id, question.channel_private
+    return reads_channel(slack, user_id, channel_id, private)
