@@ -31,12 +31,12 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.messages.blocks import ephemeral
-from bot.messages.errors import quote_back
+from bot.messages.errors import explain, quote_back
 from bot.messages.questions import question_message
 from bot.qa import record_posted, record_unposted
 from bot.routing import delivery, escalation, suggestions
 from bot.services import Services
-from bot.slack_errors import SLACK_FAILURES, error_code, explain, may_have_happened
+from bot.slack_errors import SLACK_FAILURES, error_code, may_have_happened
 from bot.workspaces import TokenLookup, WorkspaceClient, WorkspaceClients
 from models.question import Question, claim_posting, owed_questions, release_posting
 

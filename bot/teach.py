@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.experts import TeachIntent, create_lesson, pause, resume
-from bot.messages.errors import quote_back
+from bot.messages.errors import explain, quote_back
 from bot.messages.teach import (
     NOT_PAUSED,
     RESUMED,
@@ -24,7 +24,7 @@ from bot.messages.teach import (
     topics_text,
 )
 from bot.services import Services
-from bot.slack_errors import SLACK_FAILURES, error_code, explain
+from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.slack_posts import post_in_channel
 from bot.text import MAX_TOPICS
 from models.expert import declare_topics, declared_topics, ensure_person, remove_topics

@@ -15,12 +15,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import posting
 from bot.asking import read_ask, request_key
 from bot.messages.blocks import ephemeral
-from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, quote_back
+from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, explain, quote_back
 from bot.messages.forms import ask_modal
 from bot.messages.help import ASK_USAGE, help_message
 from bot.qa import create_question
 from bot.services import Services
-from bot.slack_errors import SLACK_FAILURES, error_code, explain
+from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.slack_posts import tell_user
 from bot.text import command_text
 from bot.workspaces import WorkspaceClient

@@ -12,11 +12,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.experts import InvalidTeach, parse_teach
 from bot.home import publish_home
 from bot.messages.blocks import ephemeral
-from bot.messages.errors import DATABASE_DOWN, quote_back
+from bot.messages.errors import DATABASE_DOWN, explain, quote_back
 from bot.messages.forms import ASK_ACTION_INPUT, TEACH_BLOCK_TOPICS, TEACH_MODAL, field_errors, teach_modal
 from bot.messages.help import TEACH_USAGE, help_message
 from bot.services import Services
-from bot.slack_errors import SLACK_FAILURES, error_code, explain
+from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.slack_posts import tell_user
 from bot.teach import apply_intent, publish_lesson, replace_topics
 from bot.text import MAX_TOPICS, command_text, not_tags_error, parse_tag_field, too_many_topics

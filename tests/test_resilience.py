@@ -19,11 +19,10 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from bench.durability import kill_after_acks, measure
-from bot.messages.errors import DATABASE_DOWN
+from bot.messages.errors import DATABASE_DOWN, explain
 from bot.playground.emulator.fake_api import BOT_TOKEN, TEAM_ID
 from bot.playground.emulator.world import SlackWorld
 from bot.runtime.wiring import build_runtime, serve_in_thread
-from bot.slack_errors import explain
 from models.migrate import upgrade_to_head
 from models.question import Answer, Question
 from models.session import normalize_url

@@ -237,9 +237,9 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
     import json
 
     from bot.digest import content, posting
+    from bot.messages.errors import explain
     from bot.runtime.wiring import build_runtime
     from bot.services import Services
-    from bot.slack_errors import explain
     from bot.workspaces import WorkspaceClients
     from models.migrate import upgrade_to_head
     from models.session import Store
