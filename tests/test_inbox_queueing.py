@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.playground.emulator.fake_api import FakeSlackAPI
-from bot.playground.emulator.signing import event_envelope, slash_command_fields
-from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
+from bot.playground.emulator.signing import event_envelope
+from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_ID
 from bot.playground.emulator.world import SlackWorld
 from bot.runtime.wiring import Runtime
 from bot.runtime.worker import InboxWorker
@@ -99,19 +99,7 @@ def spy_on_puts(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def ask_fields(fake: FakeSlackAPI, user: str, text: str, channel: str = GENERAL) -> dict[str, str]:
     """A /ask as Slack sends it, with a response_url and a trigger_id of the emulator."""
-    return slash_command_fields(
-        team_id=TEAM_ID,
-        team_domain=TEAM_DOMAIN,
-        api_app_id=APP_ID,
-        channel_id=channel,
-        channel_name="general",
-        user_id=user,
-        user_name=fake.users[user].name,
-        command="/ask",
-        text=text,
-        response_url=fake.new_response_url(user, channel),
-        trigger_id=fake.new_trigger_id(user),
-    )
+    return fake.command_fields(user, text, channel, channel_name="general")
 
 
 def without_block_ids(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:

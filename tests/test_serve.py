@@ -34,8 +34,8 @@ from sqlalchemy import select
 from bot.clock import Clock
 from bot.messages.help import ASK_USAGE, help_message
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
-from bot.playground.emulator.signing import Response, SlackSender, event_envelope, slash_command_fields
-from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
+from bot.playground.emulator.signing import Response, SlackSender, event_envelope
+from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_ID
 from bot.runtime.http import MAX_BODY
 from models.inbox import Inbox, InboxLocation, inbox_location
 from models.question import Answer, Question
@@ -136,19 +136,7 @@ def served(fake_slack: FakeSlackAPI, database_url: str, tmp_path: Path) -> Itera
 
 
 def ask(fake: FakeSlackAPI, served: Served, text: str, **signing: Any) -> Response:
-    fields = slash_command_fields(
-        team_id=TEAM_ID,
-        team_domain=TEAM_DOMAIN,
-        api_app_id=APP_ID,
-        channel_id=GENERAL,
-        channel_name="general",
-        user_id="U_ASKER",
-        user_name=fake.users["U_ASKER"].name,
-        command="/ask",
-        text=text,
-        response_url=fake.new_response_url("U_ASKER", GENERAL),
-        trigger_id=fake.new_trigger_id("U_ASKER"),
-    )
+    fields = fake.command_fields("U_ASKER", text, GENERAL, channel_name="general")
     return served.sender.slash_command(fields, **signing)
 
 
@@ -337,19 +325,7 @@ def test_work_handles_what_was_acked_into_the_inbox_and_stops_on_sigterm(fake_sl
     """`work`: an inbox worker and the scheduler without HTTP (more hands for the `serve` replicas)."""
     fake_slack.add_user("U_ASKER")
     fake_slack.add_channel(GENERAL, name="general", members=["U_ASKER"])
-    fields = slash_command_fields(
-        team_id=TEAM_ID,
-        team_domain=TEAM_DOMAIN,
-        api_app_id=APP_ID,
-        channel_id=GENERAL,
-        channel_name="general",
-        user_id="U_ASKER",
-        user_name=fake_slack.users["U_ASKER"].name,
-        command="/ask",
-        text="help",
-        response_url=fake_slack.new_response_url("U_ASKER", GENERAL),
-        trigger_id=fake_slack.new_trigger_id("U_ASKER"),
-    )
+    fields = fake_slack.command_fields("U_ASKER", "help", GENERAL, channel_name="general")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_") and k != "DATABASE_URL"}
     env |= {"DATABASE_URL": database_url, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": fake_slack.base_url}
     log = tmp_path / "work.log"

@@ -31,8 +31,7 @@ from bot.clock import Clock
 from bot.config import SETUP_HELP, is_read, load_environment
 from bot.messages.help import ASK_USAGE
 from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
-from bot.playground.emulator.signing import slash_command_fields
-from bot.playground.emulator.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, SlackError
+from bot.playground.emulator.workspace import SlackError
 from bot.playground.emulator.world import SlackWorld
 from bot.playground.server import PlaygroundSlack
 from bot.runtime.cli import build_parser
@@ -222,19 +221,7 @@ def test_serve_answers_commands_with_the_example_env_filled_in(tmp_path, workspa
 
 def slash_command(text: str, fake: FakeSlackAPI) -> dict[str, str]:
     """/ask `text` from Ana in #general, as Slack sends it (over HTTP, or as a Socket Mode envelope's payload)."""
-    return slash_command_fields(
-        team_id=TEAM_ID,
-        team_domain=TEAM_DOMAIN,
-        api_app_id=APP_ID,
-        channel_id=GENERAL,
-        channel_name="general",
-        user_id="U_ASKER",
-        user_name=fake.users["U_ASKER"].name,
-        command="/ask",
-        text=text,
-        response_url=fake.new_response_url("U_ASKER", GENERAL),
-        trigger_id=fake.new_trigger_id("U_ASKER"),
-    )
+    return fake.command_fields("U_ASKER", text, GENERAL, channel_name="general")
 
 
 def test_make_run_connects_in_socket_mode_and_answers_commands_with_the_example_env_filled_in(

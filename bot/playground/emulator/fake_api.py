@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from bot.playground.emulator.contract import Problem
+from bot.playground.emulator.signing import slash_command_fields
 from bot.playground.emulator.socket_mode import SocketModeServer
 from bot.playground.emulator.web_methods import WebMethods
 from bot.playground.emulator.workspace import (
@@ -208,6 +209,25 @@ class FakeSlackAPI(WebMethods):
         with self.lock:
             self.response_urls[url_id] = ResponseUrl(user=user_id, channel=channel_id, **origin)
         return f"{self.url}/response/{url_id}"
+
+    def command_fields(
+        self, user_id: str, text: str, channel_id: str, *, channel_name: str, command: str = "/ask"
+    ) -> dict[str, str]:
+        """A slash command from `user_id` in `channel_id`, as Slack sends it: with a response_url and a
+        trigger_id of this fake."""
+        return slash_command_fields(
+            team_id=TEAM_ID,
+            team_domain=TEAM_DOMAIN,
+            api_app_id=APP_ID,
+            channel_id=channel_id,
+            channel_name=channel_name,
+            user_id=user_id,
+            user_name=self.users[user_id].name,
+            command=command,
+            text=text,
+            response_url=self.new_response_url(user_id, channel_id),
+            trigger_id=self.new_trigger_id(user_id),
+        )
 
     # --- failure injection --------------------------------------------------------------------------
 

@@ -28,7 +28,6 @@ from bot.playground.emulator.signing import (
     SlackSender,
     block_actions_payload,
     event_envelope,
-    slash_command_fields,
     user_ref,
     view_submission_payload,
 )
@@ -128,21 +127,8 @@ class SlackWorld:
         `response.meta` has the `response_url` and `trigger_id` Slack sent with it."""
         where = self._channel_for(user, channel)
         channel_name = "directmessage" if where.is_im else "privategroup" if where.is_private else where.name
-        response_url = self.fake.new_response_url(user, where.id)
-        trigger_id = self.fake.new_trigger_id(user)
-        fields = slash_command_fields(
-            team_id=TEAM_ID,
-            team_domain=TEAM_DOMAIN,
-            api_app_id=APP_ID,
-            channel_id=where.id,
-            channel_name=channel_name,
-            user_id=user,
-            user_name=self.fake.users[user].name,
-            command=command,
-            text=text,
-            response_url=response_url,
-            trigger_id=trigger_id,
-        )
+        fields = self.fake.command_fields(user, text, where.id, channel_name=channel_name, command=command)
+        response_url, trigger_id = fields["response_url"], fields["trigger_id"]
         response = self.sender.slash_command(fields)
         self._handed_to_bolt()
         response.meta.update(response_url=response_url, trigger_id=trigger_id)
