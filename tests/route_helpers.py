@@ -143,22 +143,19 @@ def buttons(message: Message | dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def block_texts(node: Any) -> list[str]:
+    """Every text in Block Kit blocks (or any part of them), in order."""
+    if isinstance(node, dict):
+        own = [node["text"]] if isinstance(node.get("text"), str) else []
+        return own + [text for value in node.values() for text in block_texts(value)]
+    if isinstance(node, list):
+        return [text for item in node for text in block_texts(item)]
+    return []
+
+
 def plain(payload: dict[str, Any]) -> str:
     """An ephemeral's (or any payload's) fallback text and every text in its blocks."""
-    found = [payload.get("text", "")]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(payload.get("blocks"))
-    return "\n".join(found)
+    return "\n".join([payload.get("text", ""), *block_texts(payload.get("blocks"))])
 
 
 def thread(world: SlackWorld, question: Message) -> list[Message]:

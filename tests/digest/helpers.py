@@ -13,6 +13,7 @@ from bot.playground.emulator.fake_api import TEAM_ID
 from models.digest import DigestRun, DigestSubscription
 from models.question import STATUS_OPEN, STATUS_RESOLVED, VOTE_ACCEPT, VOTE_HELPFUL, Answer, Question, QuestionTag, Vote
 from models.workspace import ensure_workspace
+from tests import route_helpers
 from tests.slack.fixtures import START
 
 GENERAL = "C_GENERAL"
@@ -47,20 +48,7 @@ def digest_posts(fake, channel: str | None = None, since: int = 0):
 
 def plain(call) -> str:
     """A posted message's fallback text and block texts, one per line."""
-    found = [call.args.get("text", "")]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(call.args.get("blocks"))
-    return "\n".join(found)
+    return route_helpers.plain(call.args)
 
 
 def digest_runs_metric(status: str) -> float:

@@ -37,6 +37,7 @@ from models.digest import (
     OpenQuestion,
     SharedLesson,
 )
+from tests.route_helpers import block_texts
 
 UNTIL = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # Monday 09:00 in Berlin
 SINCE = UNTIL - timedelta(days=7)
@@ -46,20 +47,7 @@ BASE = "https://acme.slack.com/"
 
 def texts(message) -> str:
     """Every text in the message's blocks, one per line."""
-    found: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(message.blocks)
-    return "\n".join(found)
+    return "\n".join(block_texts(message.blocks))
 
 
 def week(**parts) -> DigestData:
