@@ -1,4 +1,4 @@
-"""What an /ask is: help, digest settings, the form, a question to store, or a problem to explain.
+"""What an /ask is: help, digest settings, a search, the form, a question to store, or a problem to explain.
 
 Read once, here, for the /ask listener (handlers/commands.py) and for the HTTP server, which acknowledges a
 request into the inbox before any listener runs only when the listener's ack would be blank (`inbox_key`).
@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.text import InvalidQuestion, ParsedText, clean, command_text, validate_question
 
 HELP_WORDS = {"help", "?", "-h", "--help"}
+SEARCH_WORD = "search"  # `/ask search <terms>`
 
 
 def first_word(text: str) -> str:
@@ -44,20 +45,34 @@ class Ask:
         return self.word == "digest"
 
     @property
+    def is_search(self) -> bool:
+        """`/ask search <terms>`: earlier answers, shown to the person only (no question is stored)."""
+        return self.word == SEARCH_WORD
+
+    @property
+    def search_terms(self) -> str:
+        """What to look for: the words after `search` (empty: the person is told how to search)."""
+        words = clean(self.text).split(maxsplit=1)
+        return clean(words[1]) if self.is_search and len(words) > 1 else ""
+
+    @property
     def opens_form(self) -> bool:
         return not self.is_help and not clean(self.text)
 
     @property
     def acks_blank(self) -> bool:
-        """The listener's ack is empty: a question to store and post, not help, digest settings, the form
-        (its trigger_id expires in 3 s) or a problem to explain. Such a request can be acknowledged as soon
-        as it is in the inbox and handled after the ack."""
+        """The listener's ack is empty: a question to store and post, or a search to answer (its reply comes
+        through the response_url), not help, digest settings, the form (its trigger_id expires in 3 s), how to
+        search or a problem to explain. Such a request can be acknowledged as soon as it is in the inbox and
+        handled after the ack."""
+        if self.is_search:
+            return bool(self.search_terms)
         return self.question is not None and not self.is_help and not self.may_be_digest_settings
 
 
 def read_ask(text: str, settings: Settings) -> Ask:
     word = first_word(text)
-    if word in HELP_WORDS or not clean(text):
+    if word in HELP_WORDS or word == SEARCH_WORD or not clean(text):
         return Ask(text, word)
     try:
         return Ask(text, word, question=validate_question(text, settings))

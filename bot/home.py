@@ -27,6 +27,7 @@ from bot.messages.home import (
     home_view,
     unknown_choice,
 )
+from bot.messages.search import Searched
 from bot.routing import evidence
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
@@ -106,6 +107,7 @@ def gather_home(
     notice: str | None = None,
     *,
     readable_private: Collection[str],
+    search: Searched | None = None,
 ) -> HomeData:
     """Everything the tab shows, read in the caller's session: questions from public channels and from the
     private channels in `readable_private`, those Slack says the person is a member of. The analytics section
@@ -132,6 +134,7 @@ def gather_home(
         preferences=preferences_of(person, settings),
         admin=admin,
         notice=notice,
+        search=search,
     )
 
 
@@ -142,9 +145,17 @@ def gather_home(
 Change = Callable[[Session, str, str, str, Services], str | None]
 
 
-def publish_home(client: WebClient, services: Services, team_id: str, user_id: str, notice: str | None = None) -> None:
+def publish_home(
+    client: WebClient,
+    services: Services,
+    team_id: str,
+    user_id: str,
+    notice: str | None = None,
+    search: Searched | None = None,
+) -> None:
     """Build the person's tab from the store and publish it (call after the ack: it calls Slack). Questions from
-    a private channel are listed only once Slack said the person is a member of it."""
+    a private channel are listed only once Slack said the person is a member of it. `search`: the results of
+    the search the person just ran from the tab, shown at its top until it is published again."""
     now = services.clock.now()
     try:
         with services.store.session() as session:
@@ -152,7 +163,9 @@ def publish_home(client: WebClient, services: Services, team_id: str, user_id: s
         slack = WorkspaceClient(client)
         readable = {channel for channel in private if evidence.reads_channel(slack, user_id, channel, private=True)}
         with services.store.session() as session:
-            data = gather_home(session, services.settings, team_id, user_id, now, notice, readable_private=readable)
+            data = gather_home(
+                session, services.settings, team_id, user_id, now, notice, readable_private=readable, search=search
+            )
     except SQLAlchemyError:
         logger.exception("could not read App Home data for %s", user_id)
         return

@@ -1,5 +1,6 @@
-"""Buttons: "I'll take it" / "Not me" (routing DMs, ephemerals and the App Home share them) and the
-similar-answers suggestions ("This answers it" / "Still need help").
+"""Buttons: "I'll take it" / "Not me" (routing DMs, ephemerals and the App Home share them), the
+similar-answers suggestions ("This answers it" / "Still need help") and "Ask it as a question" under a
+/ask search reply.
 
 The main function stores what the click changes (bot/routing/buttons.py, database only) and acks; the Slack side
 (thread note, DM or Home redrawn, the next expert asked, the question redrawn) runs after the ack, reading
@@ -19,6 +20,7 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot import posting, searching
 from bot.home import publish_home
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import DATABASE_DOWN
@@ -31,6 +33,7 @@ from bot.messages.routing import (
     ROUTE_TAKEN_NOTE,
     UNREADABLE_NOTE,
 )
+from bot.messages.search import ACTION_ASK_SEARCHED, ASKED_NOTE, parse_ask_value
 from bot.messages.suggestions import (
     ACTION_SIMILAR_ANSWERS_IT,
     ACTION_SIMILAR_STILL_NEED_HELP,
@@ -40,12 +43,16 @@ from bot.messages.suggestions import (
     RESOLVED_BY_EARLIER_NOTE,
     RESOLVED_OR_GONE_NOTE,
 )
+from bot.qa import create_question
 from bot.routing import buttons, escalation
 from bot.routing.buttons import ButtonOutcome
 from bot.services import Services
 from bot.slack_posts import redraw_question, tell_user
+from bot.text import InvalidQuestion, validate_question
 from bot.workspaces import WorkspaceClient
 from models.base import parse_row_id
+from models.question import question_id_by_request
+from models.workspace import ensure_workspace
 
 logger = logging.getLogger("peerlearn.actions")
 
@@ -244,10 +251,69 @@ def register(app: App, services: Services) -> None:
     after_answers_it = after(finish_answers_it, RESOLVE_NOTES[buttons.CLOSED], gone_replaces_ephemeral=False)
     after_still_need_help = after(finish_still_need_help, HELP_NOTES[buttons.CLOSED], gone_replaces_ephemeral=False)
 
+    def store_searched_question(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
+        """ "Ask it as a question" under a /ask search reply: the terms stored as `/ask <terms>` stores them, in
+        the channel of the search, once per search however often the button is clicked."""
+        searched = parse_ask_value(str(action.get("value") or ""))
+        channel_id = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        if searched is None or not channel_id:
+            logger.info("a click on %s carried an unknown value or no channel", ACTION_ASK_SEARCHED)
+            ack()
+            return
+        request, terms = searched
+        try:
+            parsed = validate_question(terms, services.settings)
+        except InvalidQuestion as problem:
+            context[FAILED] = str(problem)
+            ack()
+            return
+        team_id = context.team_id or ""
+        try:
+            with services.store.session() as session:
+                ensure_workspace(session, team_id, now())
+                create_question(
+                    session,
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    asker_id=body["user"]["id"],
+                    parsed=parsed,
+                    request_key=searching.question_request_key(request),
+                    now=now(),
+                )
+        except SQLAlchemyError:
+            logger.exception("could not store a question from a search by %s", body["user"]["id"])
+            context[FAILED] = DATABASE_DOWN
+        ack()
+
+    def post_searched_question(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+        """Post it as /ask posts (suggestions, then routing); the search reply says it was asked."""
+        if failed := context.get(FAILED):
+            respond(replace_original=False, response_type="ephemeral", **ephemeral(failed).as_kwargs())
+            return
+        searched = parse_ask_value(str((body.get("actions") or [{}])[0].get("value") or ""))
+        if searched is None:
+            return
+        team_id = context.team_id or ""
+        try:
+            with services.store.session() as session:
+                question_id = question_id_by_request(session, team_id, searching.question_request_key(searched[0]))
+        except SQLAlchemyError:
+            logger.exception("could not load the question just stored; the posting tick will post it")
+            return
+        if question_id is None:
+            return
+        respond(replace_original=True, response_type="ephemeral", **ephemeral(ASKED_NOTE).as_kwargs())
+
+        def notify(note: str) -> None:
+            respond(replace_original=False, response_type="ephemeral", text=note)
+
+        posting.publish_and_suggest(WorkspaceClient(client), services, question_id, notify=notify)
+
     app.action(ACTION_TAKE_QUESTION)(ack=store_take, lazy=[after_take])
     app.action(ACTION_DECLINE_QUESTION)(ack=stored(decline), lazy=[after_decline])
     app.action(ACTION_SIMILAR_ANSWERS_IT)(ack=stored(answers_it), lazy=[after_answers_it])
     app.action(ACTION_SIMILAR_STILL_NEED_HELP)(ack=stored(still_need_help), lazy=[after_still_need_help])
+    app.action(ACTION_ASK_SEARCHED)(ack=store_searched_question, lazy=[post_searched_question])
 
 
 def is_ephemeral(body: dict[str, Any]) -> bool:

@@ -1,6 +1,9 @@
 """/ask. The ack step validates and stores (fast, before Slack hears back); the lazy step
-talks to Slack (posting, opening the form), after the ack. A question the lazy step could not post (its
-process stopped, Slack did not answer) stays owed and bot/posting.py's tick posts it."""
+talks to Slack (posting, opening the form, a search's reply), after the ack. A question the lazy step could not
+post (its process stopped, Slack did not answer) stays owed and bot/posting.py's tick posts it.
+
+`/ask search <terms>` stores nothing: its ack is empty (with the HTTP server, the request waits in the inbox,
+on disk, until the worker hands it to Bolt) and the lazy step answers through the command's response_url."""
 
 from __future__ import annotations
 
@@ -12,12 +15,13 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import posting
-from bot.asking import read_ask, request_key
+from bot import posting, searching
+from bot.asking import Ask, read_ask, request_key
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, explain, quote_back
 from bot.messages.forms import ask_modal
 from bot.messages.help import ASK_USAGE, help_message
+from bot.messages.search import SEARCH_DATABASE_DOWN, SEARCH_USAGE, search_results
 from bot.qa import create_question
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
@@ -42,6 +46,12 @@ def register(app: App, services: Services) -> None:
             return
         if ask.may_be_digest_settings and (settings_command := digest.parse_digest_command(text)) is not None:
             digest.ack_digest(ack, command, services, settings_command)
+            return
+        if ask.is_search:
+            if ask.search_terms:
+                ack()  # the reply comes after the ack (post_ask): its permalinks are asked of Slack
+            else:
+                ack(**help_message(SEARCH_USAGE).as_kwargs())
             return
         if ask.opens_form:
             ack()  # the form opens in open_ask_form, after the ack
@@ -77,6 +87,10 @@ def register(app: App, services: Services) -> None:
         if ask.may_be_digest_settings and (settings_command := digest.parse_digest_command(text)) is not None:
             digest.after_digest(command, client, respond, services, settings_command)
             return
+        if ask.is_search:
+            if ask.search_terms:
+                answer_search(ask, command, client, respond)
+            return
         if ask.opens_form:
             open_ask_form(client, command)
             return
@@ -93,6 +107,22 @@ def register(app: App, services: Services) -> None:
         slack = WorkspaceClient(client)
         if question_id is not None:
             posting.publish_and_suggest(slack, services, question_id, notify=notify)
+
+    def answer_search(ask: Ask, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        """The best matching answered questions and lessons, to the person only (the command's response_url)."""
+        try:
+            searched = searching.search_answers(
+                WorkspaceClient(client),
+                services,
+                team_id=command["team_id"],
+                terms=ask.search_terms,
+                viewer_channel_id=command.get("channel_id"),
+            )
+        except SQLAlchemyError:
+            logger.exception("could not search for %s", command.get("user_id"))
+            respond(text=SEARCH_DATABASE_DOWN)
+            return
+        respond(response_type="ephemeral", **search_results(searched, request_key(command)).as_kwargs())
 
     app.command("/ask")(ack=ack_ask, lazy=[post_ask])
 

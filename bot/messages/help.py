@@ -9,6 +9,7 @@ ASK_USAGE = (
     "*Ask your colleagues with* `/ask`\n"
     "• `/ask How do I vacuum a big table? #postgres #ops` posts your question here; answers go in its thread.\n"
     "• `/ask` alone opens a form (question, tags, channel).\n"
+    "• `/ask search vacuum big table` finds answered questions and lessons (shown only to you), with links.\n"
     "• Mark the answer that solved it with :white_check_mark:; anyone can vote an answer helpful with "
     ":+1: :bulb: :pray:.\n"
     "• `/ask digest on|off|preview|at fri 16:00 Europe/Berlin` manages this channel's weekly digest.\n"
@@ -20,7 +21,8 @@ TEACH_USAGE = (
     "*Share what you know with* `/teach`\n"
     "• `/teach #postgres #kubernetes` makes you a go-to person for those topics: matching questions reach you "
     "by DM, within your working hours and a daily cap.\n"
-    "• `/teach #git Use git bisect to find the commit that broke a test` shares a lesson in this channel.\n"
+    "• `/teach #git Use git bisect to find the commit that broke a test` shares a lesson in this channel; "
+    "`/ask search` finds it later.\n"
     "• `/teach list` shows your topics, `/teach remove #x` drops one, `/teach pause 7d` and `/teach resume` "
     "take a break and come back, `/teach` alone opens a form to edit your topics."
 )

@@ -30,11 +30,12 @@ from bot.messages.blocks import (
 )
 from bot.messages.help import ASK_USAGE, TEACH_USAGE
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
+from bot.messages.search import ACTION_HOME_SEARCH, Searched, home_search_blocks
 from bot.text import escape_mrkdwn, format_tags, truncate
 from models.expert import NOTIFY_DAILY, NOTIFY_IMMEDIATE, NOTIFY_OFF
 from models.top_helpers import Helper
 
-# Action ids of the Home tab's own controls.
+# Action ids of the Home tab's own controls (and bot.messages.search.ACTION_HOME_SEARCH, the search form).
 HOME_EDIT_TOPICS = "home_edit_topics"  # opens the /teach topics form (bot.messages.forms.teach_modal)
 HOME_PAUSE = "home_pause"  # static select: value a duration (bot.experts.parse_duration)
 HOME_RESUME = "home_resume"
@@ -91,6 +92,7 @@ class HomeData:
     preferences: Preferences = field(default_factory=Preferences)
     admin: stats.Report | None = None
     notice: str | None = None  # a one-off note, e.g. why a change was not saved
+    search: Searched | None = None  # the results of the search the person just ran from the tab
 
 
 def unknown_choice(what: str, value: str) -> str:
@@ -264,6 +266,10 @@ def home_view(data: HomeData) -> Block:
     ]
     if data.notice:
         content.append(context(f":warning: {data.notice}"))
+    if data.search is not None:
+        content += [divider(), *home_search_blocks(data.search)]
+    else:
+        content.append(actions(button(":mag: Search answers", ACTION_HOME_SEARCH), block_id="home_search"))
     for part in (_my_questions, _waiting, _topics, _my_stats, _helpers, _notifications):
         content += [divider(), *part(data)]
     if data.admin is not None:

@@ -1,0 +1,66 @@
+"""A person's search (`/ask search <terms>`, the App Home's search form): the answered questions and lessons of
+the workspace that best match their words (bot.search.search_similar, the search the suggestions use), with a
+link to each, ready for bot/messages/search.py.
+
+Privacy is search_similar's own rule, the one the suggestions apply: a private channel's items are found only
+from that channel (`viewer_channel_id`: where the person ran the command, so they are in it); the App Home,
+where no channel is involved, searches public channels only.
+"""
+
+from __future__ import annotations
+
+from bot.config import Settings
+from bot.messages.search import Searched
+from bot.messages.suggestions import SimilarItem
+from bot.routing.delivery import permalink
+from bot.search import search_similar
+from bot.services import Services
+from bot.text import InvalidQuestion, parse_tagged_text, validate_question
+from bot.workspaces import WorkspaceClient
+
+SEARCH_LIMIT = 5  # results shown
+
+
+def askable(terms: str, settings: Settings) -> bool:
+    """Whether `/ask <terms>` would post the terms as a question."""
+    try:
+        validate_question(terms, settings)
+    except InvalidQuestion:
+        return False
+    return True
+
+
+def search_answers(
+    slack: WorkspaceClient, services: Services, *, team_id: str, terms: str, viewer_channel_id: str | None
+) -> Searched:
+    """The best matches for `terms` the person may read, each with its permalink (asked of Slack: call after
+    the ack). Raises SQLAlchemyError when the database does not answer."""
+    words = parse_tagged_text(terms, services.settings.tag_aliases)  # #tags weigh as tags, as in a question
+    with services.store.session() as session:
+        hits = search_similar(
+            session,
+            team_id=team_id,
+            text=words.text,
+            tags=words.tags,
+            viewer_channel_id=viewer_channel_id,
+            limit=SEARCH_LIMIT,
+        )
+    items = [
+        SimilarItem(
+            kind=hit.kind,
+            ref_id=hit.id,
+            text=hit.text,
+            author_id=hit.author_id,
+            answer_text=hit.answer_text,
+            answer_user_id=hit.answer_user_id,
+            link=permalink(slack, hit.channel_id, hit.message_ts),
+        )
+        for hit in hits
+    ]
+    return Searched(terms=terms, items=items, askable=askable(terms, services.settings))
+
+
+def question_request_key(search_request: str) -> str:
+    """The request key of the question "Ask it as a question" posts for one search (models.question's unique
+    key): clicked twice, or delivered twice, it is the same question."""
+    return ("search:" + search_request)[:255]
