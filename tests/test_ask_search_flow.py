@@ -15,6 +15,8 @@ import json
 import pytest
 from sqlalchemy import select
 
+from bot.asking import inbox_key, read_ask
+from bot.config import Settings
 from bot.messages.forms import ASK_MODAL
 from bot.messages.search import (
     ACTION_ASK_SEARCHED,
@@ -23,7 +25,11 @@ from bot.messages.search import (
     SEARCH_BLOCK_TERMS,
     SEARCH_MODAL,
     TERMS_MISSING,
+    Searched,
+    parse_ask_value,
+    search_results,
 )
+from bot.messages.suggestions import SimilarItem
 from bot.playground.emulator.transcript import as_shown
 from models.question import Question
 from tests.route_helpers import (
@@ -250,3 +256,32 @@ def test_home_search_shows_public_answers_on_the_tab_and_asks_through_the_form(b
     [posted] = world.messages(GENERAL)[posts_before:]
     assert question_of(bot.store, posted).text == "vacuum settings big table"
     assert question_of(bot.store, posted).asker_id == "U_NEW"
+
+
+# --- what waits in the inbox, and the reply's limits (pure) -------------------------------------------------
+
+
+def test_a_search_waits_in_the_inbox_like_a_question_and_how_to_search_is_said_at_once():
+    settings = Settings()
+    body = {"command": "/ask", "trigger_id": "1.2.abc", "text": "search vacuum &lt; big table"}
+    assert inbox_key(body, settings) == "cmd:1.2.abc"  # acked once stored; the reply comes from the worker
+    assert inbox_key(body | {"text": "search"}, settings) is None  # its ack says how to search
+    assert inbox_key(body | {"text": "help"}, settings) is None
+    ask = read_ask("Search   vacuum < big table", settings)
+    assert (ask.is_search, ask.search_terms, ask.question) == (True, "vacuum < big table", None)
+
+
+def test_the_reply_keeps_to_slacks_limits_and_offers_asking_only_what_ask_would_post():
+    item = SimilarItem("question", 1, "q " * 3000, "U1", "a " * 3000, "U2", "https://x/p1")
+    reply = search_results(Searched("vacuum", [item] * 50), "cmd:1")
+    assert len(reply.as_kwargs()["blocks"]) <= 50
+    assert all(len(block["text"]["text"]) <= 3000 for block in reply.blocks if block["type"] == "section")
+    assert "…" in plain(reply.as_kwargs())
+    assert parse_ask_value(buttons(reply.as_kwargs())[0][1]) == ("cmd:1", "vacuum")
+
+    too_long = search_results(Searched("word " * 500, []), "cmd:2")
+    assert buttons(too_long.as_kwargs()) == [] and "too long to ask from here" in plain(too_long.as_kwargs())
+    not_a_question = search_results(Searched("#postgres", [], askable=False), "cmd:3")
+    assert buttons(not_a_question.as_kwargs()) == []
+    for value in ("", "[]", "{}", '{"request": "cmd:1", "terms": "  "}', "not json"):
+        assert parse_ask_value(value) is None

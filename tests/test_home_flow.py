@@ -13,8 +13,11 @@ from bot import home, stats
 from bot.messages import home as home_messages
 from bot.messages.forms import TEACH_MODAL
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
+from bot.messages.search import ACTION_HOME_ASK_SEARCHED, ACTION_HOME_SEARCH, Searched
+from bot.messages.suggestions import SimilarItem
 from models.expert import ROUTE_DECLINED, ROUTE_SENT, ROUTE_TAKEN, Person, RouteRequest
 from models.question import Question
+from tests.route_helpers import block_texts
 
 GENERAL = "C_GENERAL"
 PEOPLE = ("U_ASKER", "U_EXPERT", "U_FAN", "U_ADMIN")
@@ -283,3 +286,21 @@ def test_home_view_keeps_to_100_blocks_whatever_it_is_given():
     report = stats.Report("T1", now - timedelta(days=30), now, stats.Figures(asked=120), tags=tags)
     data = home_messages.HomeData(user_id="U1", now=now, routed=lines, on_topics=lines, admin=report, notice="note")
     assert len(home_messages.home_view(data)["blocks"]) == 100
+
+
+def test_home_view_shows_a_search_at_its_top_escaped_truncated_and_within_100_blocks():
+    now = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    found = SimilarItem(
+        "question", 3, "Why <!here>? " + "z" * 5000, "U2", "Use <b> " + "w" * 5000, "U3", "https://x/p1"
+    )
+    searched = Searched("vacuum <!here>", [found] * 5)
+    lines = [home_messages.QuestionLine(f"q{i}", "C1", (), i, "U2") for i in range(80)]
+    view = home_messages.home_view(home_messages.HomeData(user_id="U1", now=now, on_topics=lines, search=searched))
+    text = "\n".join(block_texts(view))  # what Slack shows (a button's value is not shown)
+    assert len(view["blocks"]) == 100
+    assert text.index("Answered by <@U3>") < text.index("Waiting for your expertise")  # at the top
+    assert "<!here>" not in text and "<b>" not in text and "z…" in text and "w…" in text
+    assert controls(view)[ACTION_HOME_ASK_SEARCHED] == ["vacuum <!here>"]  # a value, never shown as mrkdwn
+    assert ACTION_HOME_SEARCH in controls(view)  # to search again
+    plain_home = home_messages.home_view(home_messages.HomeData(user_id="U1", now=now))
+    assert ACTION_HOME_SEARCH in controls(plain_home) and ACTION_HOME_ASK_SEARCHED not in controls(plain_home)

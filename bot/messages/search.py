@@ -39,6 +39,7 @@ SEARCH_ACTION_TERMS = "terms"
 MAX_TERMS_CHARS = 500  # the form's input; /ask search takes longer text but shows this much of it
 BUTTON_VALUE_LIMIT = 2000  # Slack's limit on a button's value
 EXCERPT_CHARS = 300
+MAX_SHOWN = 10  # results at most (a block each), so the reply keeps its button within Slack's 50 blocks
 TERMS_SHOWN_CHARS = 200
 
 SEARCH_USAGE = (
@@ -117,10 +118,10 @@ def _results(searched: Searched) -> list[Block]:
                 "question: the people who know the topic get it, and its answer will be found next time."
             ),
         ]
-    count = len(searched.items)
-    found = "1 answer" if count == 1 else f"{count} answers"
+    shown = searched.items[:MAX_SHOWN]
+    found = "1 answer" if len(shown) == 1 else f"{len(shown)} answers"
     blocks = [section(f":mag: *{found} for* “{terms}”, best first:")]
-    blocks += [section(found_text(item)) for item in searched.items]
+    blocks += [section(found_text(item)) for item in shown]
     blocks.append(context("Only answered questions and lessons are searched. None of these helps? Ask it."))
     return blocks
 
@@ -135,7 +136,7 @@ def search_results(searched: Searched, request: str) -> Message:
         )
     else:
         blocks.append(context(NOT_ASKABLE_NOTE))
-    count = len(searched.items)
+    count = min(len(searched.items), MAX_SHOWN)
     fallback = f"Search: {count} answer{'' if count == 1 else 's'} found" if count else "Search: nothing found"
     return Message(text=fallback, blocks=blocks)
 
