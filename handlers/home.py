@@ -95,16 +95,6 @@ def register(app: App, services: Services) -> None:
 
         return store
 
-    def open_topics_form(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-        user_id = body["user"]["id"]
-        with services.store.session() as session:
-            tags = declared_topics(session, context.team_id or "", user_id)
-        try:
-            client.views_open(trigger_id=body["trigger_id"], view=teach_modal(tags))
-        except SLACK_FAILURES as exc:
-            logger.warning("could not open the topics form from App Home: %s", error_code(exc))
-            home.publish_home(client, services, context.team_id or "", user_id, FORM_NOT_OPENED)
-
     def open_form(body: dict[str, Any], client: WebClient, context: BoltContext, view: dict[str, Any]) -> None:
         """Open a form from the tab (after the ack; its trigger_id lasts 3 s); the tab says so when Slack won't."""
         try:
@@ -112,6 +102,11 @@ def register(app: App, services: Services) -> None:
         except SLACK_FAILURES as exc:
             logger.warning("could not open %s from App Home: %s", view.get("callback_id"), error_code(exc))
             home.publish_home(client, services, context.team_id or "", body["user"]["id"], FORM_NOT_OPENED)
+
+    def open_topics_form(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        with services.store.session() as session:
+            tags = declared_topics(session, context.team_id or "", body["user"]["id"])
+        open_form(body, client, context, teach_modal(tags))
 
     def open_search_form(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         open_form(body, client, context, search_modal())
