@@ -137,7 +137,7 @@ def _add(session: Session, team_id: str, keys: Sequence[tuple[str, str]], change
 
 def rebuild_tag_stats(session: Session, team_id: str) -> int:
     """Count the workspace's tag statistics again from its questions and question_tags (three INSERT … SELECT
-    … GROUP BY); returns the rows written.
+    … GROUP BY); returns how many rows it has now.
 
     On PostgreSQL, question_tags is locked against writes (SHARE) until the caller commits: a question stored
     meanwhile (in any workspace) waits, then counts on top of the rebuilt rows instead of being counted twice
@@ -164,8 +164,6 @@ def rebuild_tag_stats(session: Session, team_id: str) -> int:
         .group_by(QuestionTag.team_id, QuestionTag.tag, other.tag)
     )
     columns = ["team_id", "tag", "other_tag", "questions"]
-    written = 0
     for counted in (everything, per_tag, pairs):
-        result = session.execute(insert(TagStat).from_select(columns, counted))
-        written += int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return written
+        session.execute(insert(TagStat).from_select(columns, counted))
+    return int(session.scalar(select(func.count()).where(TagStat.team_id == team_id)) or 0)
