@@ -18,10 +18,12 @@ request inserts nothing and counts nothing. `rebuild_tag_stats` counts a workspa
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import cache
 
 from sqlalchemy import Index, String, and_, delete, func, insert, literal, select, text, tuple_, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy.sql import Executable
 
 from models.base import Base
 from models.question import Question, QuestionTag
@@ -121,17 +123,21 @@ def _keys(tags: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def _add(session: Session, team_id: str, keys: Sequence[tuple[str, str]], change: int) -> None:
-    """Add `change` to these rows: one INSERT … ON CONFLICT DO UPDATE, an atomic increment on both databases."""
+    """Add `change` to these rows, in their order: INSERT … ON CONFLICT DO UPDATE, an atomic increment on both
+    databases. One statement for every row (the driver sends them together): compiled once per process, where a
+    multi-row VALUES would be compiled again for every question."""
     rows = [{"team_id": team_id, "tag": t, "other_tag": u, "questions": change} for t, u in keys]
-    dialect = session.get_bind().dialect.name
+    session.connection().execute(_upsert(session.get_bind().dialect.name), rows)
+
+
+@cache
+def _upsert(dialect: str) -> Executable:
     if dialect not in ("postgresql", "sqlite"):
         raise NotImplementedError(f"tag statistics on {dialect}")
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(TagStat).values(rows)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[TagStat.team_id, TagStat.tag, TagStat.other_tag],
-            set_={"questions": TagStat.questions + statement.excluded.questions},
-        )
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(TagStat)
+    return statement.on_conflict_do_update(
+        index_elements=[TagStat.team_id, TagStat.tag, TagStat.other_tag],
+        set_={"questions": TagStat.questions + statement.excluded.questions},
     )
 
 
