@@ -145,10 +145,12 @@ def rebuild_tag_stats(session: Session, team_id: str) -> int:
     """Count the workspace's tag statistics again from its questions and question_tags (three INSERT … SELECT
     … GROUP BY); returns how many rows it has now.
 
-    On PostgreSQL, question_tags is locked against writes (SHARE) until the caller commits: a question stored
-    meanwhile (in any workspace) waits, then counts on top of the rebuilt rows instead of being counted twice
-    or lost between the DELETE and the INSERTs. An untagged question writes only ('', ''), which the DELETE
-    holds. SQLite runs one writing transaction at a time already."""
+    On PostgreSQL, question_tags is locked against writes (SHARE: it waits for the transactions storing a
+    question, then holds new ones, in every workspace, until the caller commits; about 5 s at 1M questions):
+    a question stored meanwhile counts on top of the rebuilt rows, neither twice nor lost, and rows a writer
+    added between the DELETE and the INSERTs never collide with them. An untagged question writes only
+    ('', ''), which the DELETE holds (in a workspace that had no question at all, one stored at that moment
+    can make the rebuild fail on that row: run it again). SQLite runs one writing transaction at a time."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE question_tags IN SHARE MODE"))
     session.execute(delete(TagStat).where(TagStat.team_id == team_id).execution_options(synchronize_session=False))
