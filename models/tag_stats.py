@@ -146,7 +146,7 @@ def rebuild_tag_stats(session: Session, team_id: str) -> int:
     … GROUP BY); returns how many rows it has now.
 
     On PostgreSQL, question_tags is locked against writes (SHARE: it waits for the transactions storing a
-    question, then holds new ones, in every workspace, until the caller commits; about 5 s at 1M questions):
+    question, then holds new ones, in every workspace, until the caller commits: seconds at a million):
     a question stored meanwhile counts on top of the rebuilt rows, neither twice nor lost, and rows a writer
     added between the DELETE and the INSERTs never collide with them. An untagged question writes only
     ('', ''), which the DELETE holds (in a workspace that had no question at all, one stored at that moment
