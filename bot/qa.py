@@ -36,6 +36,7 @@ from models.question import (
     latest_accept_vote,
     thread_or_posting,
 )
+from models.tag_stats import count_question
 
 
 def create_question(
@@ -64,6 +65,7 @@ def create_question(
         again = fetch_question_by_request(session, team_id, request_key)
         assert again is not None
         return again, False
+    count_question(session, team_id, parsed.tags)  # routing's tag statistics, in step (models/tag_stats.py)
     return question, True
 
 

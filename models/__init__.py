@@ -5,6 +5,7 @@ from models.digest import DigestRun, DigestSubscription
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import Answer, Question, QuestionTag, Vote
+from models.tag_stats import TagStat
 from models.workspace import ProcessedEvent, Workspace
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Question",
     "QuestionTag",
     "RouteRequest",
+    "TagStat",
     "Vote",
     "Workspace",
 ]

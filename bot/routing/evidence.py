@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from bot.routing.planner import resolve_timezone
 from bot.routing.ranker import TAG_WORD, AnswerRecord, RankingParams, TagStats
@@ -26,6 +26,7 @@ from bot.workspaces import WorkspaceClient
 from models.expert import NOTIFY_OFF, ROUTE_SCHEDULED, Expertise, Person, RouteRequest, remember_profile
 from models.lesson import Lesson
 from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED, VOTE_HELPFUL, Answer, Question, QuestionTag, Vote
+from models.tag_stats import question_count, related_tags, tag_counts
 
 logger = logging.getLogger("peerlearn.routing")
 
@@ -301,34 +302,16 @@ def _recent_texts(session: Session, live: Any) -> dict[int, tuple[str, str]]:
 
 
 def _load_tag_stats(session: Session, team_id: str, tags: Sequence[str], text: str) -> TagStats:
-    """Tag frequencies for the question's tags, the tags asked with them, and tags its text mentions."""
-    other = aliased(QuestionTag)
-    pair_rows = session.execute(
-        select(QuestionTag.tag, other.tag, func.count())
-        .join(other, and_(other.question_id == QuestionTag.question_id, other.tag != QuestionTag.tag))
-        .where(QuestionTag.team_id == team_id, QuestionTag.tag.in_(tags))
-        .group_by(QuestionTag.tag, other.tag)
-    ).all()
-    by_tag: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for tag, related, count in pair_rows:
-        by_tag[tag].append((int(count), related))
+    """Tag frequencies for the question's tags, the tags asked with them, and tags its text mentions: read from
+    the counts kept as questions are stored (models/tag_stats.py), a few index lookups however many questions."""
     pairs: dict[tuple[str, str], int] = {}
-    for tag, counted in by_tag.items():
-        for count, related in sorted(counted, key=lambda item: (-item[0], item[1]))[:RELATED_TAGS_PER_TAG]:
-            a, b = sorted((tag, related))
-            pairs[(a, b)] = count
+    for tag, related, count in related_tags(session, team_id, tags, RELATED_TAGS_PER_TAG):
+        a, b = sorted((tag, related))
+        pairs[(a, b)] = count
     words = list(dict.fromkeys(TAG_WORD.findall(text.casefold())))[:MAX_TEXT_WORDS]
     names = set(tags) | {tag for pair in pairs for tag in pair} | set(words)
-    counts = {
-        tag: int(count)
-        for tag, count in session.execute(
-            select(QuestionTag.tag, func.count())
-            .where(QuestionTag.team_id == team_id, QuestionTag.tag.in_(sorted(names)))
-            .group_by(QuestionTag.tag)
-        )
-    }
-    total = session.scalar(select(func.count(Question.id)).where(Question.team_id == team_id)) or 0
-    return TagStats(question_count=int(total), tag_counts=counts, pair_counts=pairs)
+    counts = tag_counts(session, team_id, names)
+    return TagStats(question_count=question_count(session, team_id), tag_counts=counts, pair_counts=pairs)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from models.expert import (
 )
 from models.question import Answer, Question, QuestionTag, Vote
 from models.session import Store
+from models.tag_stats import count_question
 from models.workspace import Workspace, ensure_workspace
 from tests.route_helpers import (
     GENERAL,
@@ -477,6 +478,7 @@ def seed_experts(store, first: int, last: int) -> None:
                 )
                 s.add(question)
                 s.flush()
+                count_question(s, TEAM_ID, question.tag_names)
                 answer = Answer(
                     team_id=TEAM_ID,
                     question_id=question.id,
