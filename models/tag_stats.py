@@ -10,9 +10,10 @@ where '' (ANY_TAG) stands for "any":
             often asked with t" is one range of ix_tag_stats_related, read in order and stopped early.
 Only counts above zero have a row. A question counts whatever its status, as its question_tags rows do.
 
-Whoever inserts or deletes questions (and with them their question_tags) calls `count_question` /
-`uncount_question` in the same transaction, only once the row was really inserted or deleted: a redelivered
-request inserts nothing and counts nothing. `rebuild_tag_stats` counts a workspace again from its rows.
+Whoever inserts questions (and with them their question_tags) calls `count_question` in the same transaction,
+only once the row was really inserted: a redelivered request inserts nothing and counts nothing. Nothing deletes
+questions (forget-user anonymises them); whatever starts to must take its counts out the same way.
+`rebuild_tag_stats` counts a workspace again from its rows.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import cache
 
-from sqlalchemy import Index, String, and_, delete, func, insert, literal, select, text, tuple_, union_all
+from sqlalchemy import Index, String, and_, delete, func, insert, literal, select, text, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 from sqlalchemy.sql import Executable
@@ -100,17 +101,6 @@ def related_tags(session: Session, team_id: str, tags: Sequence[str], per_tag: i
 def count_question(session: Session, team_id: str, tags: Iterable[str]) -> None:
     """A question with these tags was inserted (in this transaction)."""
     _add(session, team_id, _keys(tags), 1)
-
-
-def uncount_question(session: Session, team_id: str, tags: Iterable[str]) -> None:
-    """A question with these tags was deleted (in this transaction)."""
-    keys = _keys(tags)
-    _add(session, team_id, keys, -1)
-    session.execute(
-        delete(TagStat)
-        .where(TagStat.team_id == team_id, tuple_(TagStat.tag, TagStat.other_tag).in_(keys), TagStat.questions <= 0)
-        .execution_options(synchronize_session=False)
-    )
 
 
 def _keys(tags: Iterable[str]) -> list[tuple[str, str]]:

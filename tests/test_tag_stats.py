@@ -26,7 +26,7 @@ from bot.routing.ranker import TAG_WORD, TagStats
 from bot.text import ParsedText
 from models.question import Question, QuestionTag
 from models.session import Store
-from models.tag_stats import TagStat, count_question, rebuild_tag_stats, uncount_question
+from models.tag_stats import TagStat, count_question, rebuild_tag_stats
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 TEAM = "T1"
@@ -158,27 +158,6 @@ def test_counts_roll_back_with_the_question(store):
         raise RuntimeError("the transaction fails after storing the question")
     with store.session() as s:
         assert kept(s) == {} and s.scalar(select(func.count()).select_from(Question)) == 0
-
-
-def test_uncounting_a_deleted_question_takes_it_out_and_drops_rows_at_zero(store):
-    with store.session() as s:
-        for key, tags in (("k1", ["postgres", "ops"]), ("k2", ["postgres", "k8s"]), ("k3", ["ops"])):
-            ask(s, key, tags)
-    with store.session() as s:
-        gone = s.scalars(select(Question).where(Question.request_key == "k2")).one()
-        tags = gone.tag_names
-        s.delete(gone)  # its question_tags go with it
-        s.flush()
-        uncount_question(s, TEAM, tags)
-    with store.session() as s:
-        assert kept(s) == {
-            ("", ""): 2,
-            ("ops", ""): 2,
-            ("postgres", ""): 1,
-            ("ops", "postgres"): 1,
-            ("postgres", "ops"): 1,
-        }
-    assert in_step(store)
 
 
 def test_count_question_ignores_repeated_and_empty_tags(store):
