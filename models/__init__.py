@@ -5,6 +5,7 @@ from models.digest import DigestRun, DigestSubscription
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import Answer, Question, QuestionTag, Vote
+from models.stats_rollup import QuestionStats, stats_rollup
 from models.workspace import ProcessedEvent, Workspace
 
 __all__ = [
@@ -19,8 +20,10 @@ __all__ = [
     "Person",
     "ProcessedEvent",
     "Question",
+    "QuestionStats",
     "QuestionTag",
     "RouteRequest",
     "Vote",
     "Workspace",
+    "stats_rollup",
 ]
