@@ -148,12 +148,9 @@ def seconds_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[flo
         # Our datetimes are stored as naive UTC text, "YYYY-MM-DD HH:MM:SS.ffffff": whole seconds from
         # strftime('%s'), the fraction from the text, so the difference is exact to the microsecond (julianday's
         # doubles are not: 30 s came out as 29.99999).
-        return cast(_sqlite_seconds(later) - _sqlite_seconds(earlier), Float)
+        whole = cast(func.strftime("%s", later), Integer) - cast(func.strftime("%s", earlier), Integer)
+        return cast(whole + cast(func.substr(later, 20), Float) - cast(func.substr(earlier, 20), Float), Float)
     return cast(extract("epoch", later - earlier), Float)
-
-
-def _sqlite_seconds(moment: Any) -> ColumnElement[float]:
-    return cast(func.strftime("%s", moment), Integer) + cast(func.substr(moment, 20), Float)
 
 
 def bucket_of(seconds: float) -> int:
