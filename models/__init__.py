@@ -5,7 +5,7 @@ from models.digest import DigestRun, DigestSubscription
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import Answer, Question, QuestionTag, Vote
-from models.stats_rollup import QuestionStats, stats_rollup
+from models.stats_rollup import QuestionStats  # and its stats_rollup table
 from models.workspace import ProcessedEvent, Workspace
 
 __all__ = [
@@ -25,5 +25,4 @@ __all__ = [
     "RouteRequest",
     "Vote",
     "Workspace",
-    "stats_rollup",
 ]

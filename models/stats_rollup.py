@@ -1,5 +1,5 @@
 """The stats rollup: the analytics figures of bot/stats.py kept per workspace, per period of whole UTC days
-(the day, 7-day and 28-day periods counted from Monday 1970-01-05) and per tag ('' for every question), so
+(days, and periods of 7, 28 and 112 days counted from Monday 1970-01-05) and per tag ('' for every question), so
 that a report over a year reads about as many rows as one over a month.
 
 What one question contributes (question_stats, one row per question, what it last added to the rollup):
@@ -61,7 +61,7 @@ from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, Ques
 
 ASKED_STATUSES = (STATUS_OPEN, STATUS_RESOLVED)
 ALL_TAGS = ""  # the rollup's tag for every question of the period
-SPANS = (1, 7, 28)  # days; each divides the next, all aligned on Monday 1970-01-05
+SPANS = (1, 7, 28, 112)  # days; each divides the next, all aligned on Monday 1970-01-05
 MONDAY = 4  # 1970-01-05, as a day number (days since 1970-01-01)
 EPOCH = date(1970, 1, 1)
 
@@ -100,7 +100,7 @@ stats_rollup = Table(
     "stats_rollup",
     Base.metadata,
     Column("team_id", String(32), primary_key=True),
-    Column("span", Integer, primary_key=True),  # days: 1, 7 or 28
+    Column("span", Integer, primary_key=True),  # days: one of SPANS
     Column("first_day", Integer, primary_key=True),  # days since 1970-01-01 (UTC)
     Column("tag", String(64), primary_key=True),  # '' for every question
     *(Column(name, Integer, nullable=False, server_default="0") for name in FIGURES),
@@ -321,8 +321,8 @@ def refresh_question_stats(session: Session, question_id: int) -> bool:
 
 
 def rebuild_stats(session: Session, team_id: str) -> int:
-    """Recompute one workspace's rollup from its questions and answers, in the caller's transaction (three
-    INSERT … SELECT statements and one per longer span); returns the questions counted."""
+    """Recompute one workspace's rollup from its questions and answers, in the caller's transaction (two
+    INSERT … SELECT statements, and one per longer span); returns the questions counted."""
     dialect = _dialect(session)
     session.flush()
     session.execute(delete(stats_rollup).where(stats_rollup.c.team_id == team_id))
@@ -370,7 +370,7 @@ def rebuild_stats(session: Session, team_id: str) -> int:
     ).group_by(combined.c.day, combined.c.tag)
     columns = ["team_id", "span", "first_day", "tag", *FIGURES]
     session.execute(stats_rollup.insert().from_select(columns, days))
-    for span in SPANS[1:]:
+    for shorter, span in itertools.pairwise(SPANS):  # each span from the one before: fewer rows to add up
         start = (stats_rollup.c.first_day - (stats_rollup.c.first_day - MONDAY) % span).label("start")
         longer = (
             select(
@@ -380,7 +380,7 @@ def rebuild_stats(session: Session, team_id: str) -> int:
                 stats_rollup.c.tag,
                 *(func.sum(stats_rollup.c[name]) for name in FIGURES),
             )
-            .where(stats_rollup.c.team_id == team_id, stats_rollup.c.span == 1)
+            .where(stats_rollup.c.team_id == team_id, stats_rollup.c.span == shorter)
             .group_by(start, stats_rollup.c.tag)
         )
         session.execute(stats_rollup.insert().from_select(columns, longer))

@@ -2,7 +2,7 @@
 
 - `question_stats`: what each question last contributed to the rollup (asked, answered, accepted, and the
   histogram buckets of its seconds to first answer and to the accepted answer), by the UTC day it was created;
-- `stats_rollup`: per (team, span of 1, 7 or 28 days counted from Monday 1970-01-05, first day, tag or '' for
+- `stats_rollup`: per (team, span of 1, 7, 28 or 112 days counted from Monday 1970-01-05, first day, tag or '' for
   every question) the counts and two histograms of 64 buckets (first_00 … first_63, accepted_00 … accepted_63).
 
 The upgrade fills both from the existing questions and answers, so that stats do not start empty. It is a
@@ -14,6 +14,7 @@ Revises: 0001
 Create Date: 2026-12-10 09:00:00.000000
 """
 
+import itertools
 import sqlite3
 from collections.abc import Sequence
 
@@ -32,7 +33,7 @@ BOUNDS = tuple(round(LOWEST * (HIGHEST / LOWEST) ** (k / (BUCKETS - 2))) for k i
 FIRST = tuple(f"first_{k:02d}" for k in range(BUCKETS))
 ACCEPTED = tuple(f"accepted_{k:02d}" for k in range(BUCKETS))
 FIGURES = ("asked", "answered", "accepted", *FIRST, *ACCEPTED)
-SPANS = (1, 7, 28)
+SPANS = (1, 7, 28, 112)
 MONDAY = 4
 
 questions = sa.table(
@@ -196,7 +197,7 @@ def _fill(stored: sa.Table, rollup: sa.Table) -> None:
     ).group_by(combined.c.team_id, combined.c.day, combined.c.tag)
     columns = ["team_id", "span", "first_day", "tag", *FIGURES]
     op.execute(rollup.insert().from_select(columns, days))
-    for span in SPANS[1:]:
+    for shorter, span in itertools.pairwise(SPANS):
         start = (rollup.c.first_day - (rollup.c.first_day - MONDAY) % span).label("start")
         longer = (
             sa.select(
@@ -206,7 +207,7 @@ def _fill(stored: sa.Table, rollup: sa.Table) -> None:
                 rollup.c.tag,
                 *(sa.func.sum(rollup.c[name]) for name in FIGURES),
             )
-            .where(rollup.c.span == 1)
+            .where(rollup.c.span == shorter)
             .group_by(rollup.c.team_id, start, rollup.c.tag)
         )
         op.execute(rollup.insert().from_select(columns, longer))
