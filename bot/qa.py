@@ -36,6 +36,7 @@ from models.question import (
     latest_accept_vote,
     thread_or_posting,
 )
+from models.stats_rollup import refresh_question_stats
 from models.tag_stats import count_question
 
 
@@ -102,6 +103,7 @@ def record_posted(session: Session, question_id: int, *, message_ts: str, channe
         in_thread = EarlyReply.thread_ts == message_ts
         session.execute(delete(EarlyReply).where(*in_channel, in_thread).execution_options(synchronize_session=False))
         forget_early_replies(session, question.team_id, question.channel_id)
+    refresh_question_stats(session, question.id)
     return question
 
 
@@ -165,7 +167,10 @@ def record_reply(
         text=text,
         created_at=now,
     )
-    return answer if insert_once(session, answer) else None
+    if not insert_once(session, answer):
+        return None
+    refresh_question_stats(session, question.id)
+    return answer
 
 
 def edit_reply(session: Session, *, team_id: str, channel_id: str, ts: str, text: str, now: datetime) -> bool:
@@ -197,9 +202,11 @@ def delete_reply(session: Session, *, team_id: str, channel_id: str, ts: str, no
     answer.deleted_at = now
     question = session.get(Question, answer.question_id)
     if question is None or question.accepted_answer_id != answer.id:
+        refresh_question_stats(session, answer.question_id)  # it may have been the first answer
         return None
     session.flush()
     _reaccept_or_reopen(session, question)
+    refresh_question_stats(session, question.id)
     return question.id
 
 
@@ -287,6 +294,7 @@ def apply_reaction(
             return IGNORED
         if kind == VOTE_ACCEPT and question is not None and answer is not None:
             _accept(question, answer, now)
+            refresh_question_stats(session, question.id)
             return ReactionOutcome(ReactionEffect.ACCEPTED, question.id)
         return ReactionOutcome(ReactionEffect.VOTED, question.id if question else None)
 
@@ -306,6 +314,7 @@ def apply_reaction(
     was_the_accepted_answer = question is not None and answer is not None and question.accepted_answer_id == answer.id
     if existing.kind == VOTE_ACCEPT and was_the_accepted_answer and question is not None:
         _reaccept_or_reopen(session, question)
+        refresh_question_stats(session, question.id)
         return ReactionOutcome(ReactionEffect.UNACCEPTED, question.id)
     return ReactionOutcome(ReactionEffect.UNVOTED, question.id if question else None)
 

@@ -21,13 +21,18 @@ Definitions (one workspace, questions created in the window [since, until)):
 - *weekly trend*: the same figures per UTC week (Monday to Sunday) overlapping the window.
 - *top helpers* (App Home, "this month"; the weekly digest): models/top_helpers.py, one query and one rule for both.
 
-Medians: PostgreSQL computes them with percentile_cont(0.5), an ordered-set aggregate (one sort per group).
-SQLite has no percentile aggregate, but window functions: number each group's values with ROW_NUMBER()
-ordered by value, count them with COUNT() OVER the group, and average the one or two rows in the middle
-((n+1)/2 and (n+2)/2 in integer division). Both give the middle value, or the mean of the two middle values
-for an even count; the same hand-checked tests run on both. Every figure is a GROUP BY over indexed rows,
-computed in one statement per report (the per-question facts are a materialized CTE read by the three
-groupings); Python only merges per-tag results and formats.
+Where the figures come from: build_report reads the stats rollup (models/stats_rollup.py) for the window's
+whole UTC days and the questions themselves only for the hours before its first midnight and after its last,
+so a report over a year costs about what one over a month does. Counts are exact; medians are read from the
+rollup's histograms, within the bound models/stats_rollup.py documents (at most 30 s, or ~24 %).
+
+build_report_exact computes every figure from the questions and answers of the window, medians exact: the
+reference the rollup is tested against and the benchmark's baseline. PostgreSQL computes its medians with
+percentile_cont(0.5), an ordered-set aggregate (one sort per group). SQLite has no percentile aggregate, but
+window functions: number each group's values with ROW_NUMBER() ordered by value, count them with COUNT() OVER
+the group, and average the one or two rows in the middle ((n+1)/2 and (n+2)/2 in integer division). Both give
+the middle value, or the mean of the two middle values for an even count. The per-question facts are a
+materialized CTE read by the three groupings.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, String, and_, case, cast, extract, func, literal, null, or_, select, text, union_all
+from sqlalchemy import Date, String, and_, case, cast, func, literal, null, or_, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -54,6 +59,7 @@ from models.question import (
     QuestionTag,
     Vote,
 )
+from models.stats_rollup import Tally, median_of, seconds_between, window_tallies
 
 ASKED_STATUSES = (STATUS_OPEN, STATUS_RESOLVED)
 OVERLOAD_PER_EXPERT_WEEK = 5  # questions one available expert can be expected to take per week
@@ -148,14 +154,6 @@ class PersonStats:
 
 
 # --- dialect helpers --------------------------------------------------------------------------------
-
-
-def seconds_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[float]:
-    """`later - earlier` in seconds, as the database computes it (NULL when either is NULL)."""
-    if dialect == "sqlite":
-        # Our datetimes are stored as naive UTC text; julianday() parses it (microsecond precision kept).
-        return cast((func.julianday(later) - func.julianday(earlier)) * 86400.0, Float)
-    return cast(extract("epoch", later - earlier), Float)
 
 
 def week_start(moment: Any, dialect: str) -> ColumnElement[Any]:
@@ -366,13 +364,60 @@ def weeks_between(since: datetime, until: datetime) -> list[date]:
 
 
 def build_report(session: Session, team_id: str, since: datetime, until: datetime, now: datetime) -> Report:
-    """Everything the stats verb and the admin section of App Home show, in two aggregate queries."""
-    figures = _figures(session, _facts(session, team_id, since, until))
-    overall = figures.get((GROUP_ALL, None), Figures())
-    per_tag = {key: value for (kind, key), value in figures.items() if kind == GROUP_TAG}
-    per_week = {key: value for (kind, key), value in figures.items() if kind == GROUP_WEEK}
-    experts = experts_per_tag(session, team_id, now)
+    """Everything the stats verb and the admin section of App Home show: the window's whole days from the
+    stats rollup, its partial days from the questions, the experts per tag in one more query."""
+    tallies = window_tallies(session, team_id, since, until)
+    return _compose(
+        session,
+        team_id,
+        since,
+        until,
+        now,
+        _from_tally(tallies.overall),
+        {tag: _from_tally(tally) for tag, tally in tallies.tags.items() if tally.asked},
+        {monday: _from_tally(tally) for monday, tally in tallies.weeks.items() if tally.asked},
+    )
 
+
+def build_report_exact(session: Session, team_id: str, since: datetime, until: datetime, now: datetime) -> Report:
+    """The same report computed from every question and answer of the window, medians exact (the reference
+    for build_report in tests, and the benchmark's baseline); its cost grows with the window."""
+    figures = _figures(session, _facts(session, team_id, since, until))
+    return _compose(
+        session,
+        team_id,
+        since,
+        until,
+        now,
+        figures.get((GROUP_ALL, None), Figures()),
+        {key: value for (kind, key), value in figures.items() if kind == GROUP_TAG},
+        {key: value for (kind, key), value in figures.items() if kind == GROUP_WEEK},
+    )
+
+
+def _from_tally(tally: Tally) -> Figures:
+    if not tally.asked:
+        return Figures()
+    return Figures(
+        asked=tally.asked,
+        answered=tally.answered,
+        accepted=tally.accepted,
+        median_first_answer=median_of(tally.first),
+        median_accepted=median_of(tally.accepted_in),
+    )
+
+
+def _compose(
+    session: Session,
+    team_id: str,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    overall: Figures,
+    per_tag: dict[str, Figures],
+    per_week: dict[date, Figures],
+) -> Report:
+    experts = experts_per_tag(session, team_id, now)
     tags = [
         TagFigures(tag, per_tag.get(tag, Figures()), *experts.get(tag, (0, 0)))
         for tag in sorted(set(per_tag) | set(experts))

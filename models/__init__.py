@@ -5,6 +5,7 @@ from models.digest import DigestRun, DigestSubscription
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import Answer, Question, QuestionTag, Vote
+from models.stats_rollup import QuestionStats  # and its stats_rollup table
 from models.tag_stats import TagStat
 from models.workspace import ProcessedEvent, Workspace
 
@@ -20,6 +21,7 @@ __all__ = [
     "Person",
     "ProcessedEvent",
     "Question",
+    "QuestionStats",
     "QuestionTag",
     "RouteRequest",
     "TagStat",

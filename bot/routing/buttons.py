@@ -25,6 +25,7 @@ from bot.workspaces import WorkspaceClient
 from models.base import insert_once, parse_row_id
 from models.expert import ROUTE_DECLINED, ROUTE_SCHEDULED, ROUTE_SENT, ROUTE_TAKEN, RouteRequest
 from models.question import RESOLUTION_SIMILAR, STATUS_OPEN, STATUS_RESOLVED, Question
+from models.stats_rollup import refresh_question_stats
 
 logger = logging.getLogger("peerlearn.routing")
 
@@ -184,6 +185,7 @@ def resolve_with_earlier(
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]
         cancel_pending(session, question_id)
+        refresh_question_stats(session, question_id)
         return ButtonOutcome(RESOLVED, question_id)
     question = _open_question(session, team_id, question_id)
     if question is None:
