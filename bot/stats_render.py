@@ -15,15 +15,15 @@ from bot.stats import Figures, Report
 
 
 def duration_text(seconds: float | None) -> str:
-    """45s, 12m 30s, 25m, 3h 05m, 2d 4h; an em dash when there is nothing to measure."""
+    """45s, 12m, 3h 05m, 2d 4h; an em dash when there is nothing to measure. Medians come from the stats
+    rollup's histograms (models/stats_rollup.py: within a bucket's width of the truth), so above a minute the
+    seconds are left out rather than shown more precisely than they are known."""
     if seconds is None:
         return "—"
-    total = int(seconds + 0.5)
-    if total < 60:
-        return f"{total}s"
-    if total < 3600:
-        minutes, rest = divmod(total, 60)
-        return f"{minutes}m {rest:02d}s" if rest else f"{minutes}m"
+    if seconds < 59.5:
+        return f"{int(seconds + 0.5)}s"
+    if seconds < 3600 - 30:
+        return f"{int(seconds / 60 + 0.5)}m"
     hours, minutes = divmod(int(seconds / 60 + 0.5), 60)
     if hours < 24:
         return f"{hours}h {minutes:02d}m"

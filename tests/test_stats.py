@@ -348,12 +348,14 @@ def test_parse_since_and_durations():
     for bad in ("soon", "0d", "2027-01-01", "-3d"):
         with pytest.raises(ValueError):
             stats.parse_since(bad, now)
-    durations = (None, 42, 12.5 * MIN, 25 * MIN, 3 * 3600 + 5 * MIN, 2 * 86400 + 4 * 3600)
+    durations = (None, 42, 59.6, 12.4 * MIN, 25 * MIN, 59.6 * MIN, 3 * 3600 + 5 * MIN, 2 * 86400 + 4 * 3600)
     assert [stats_render.duration_text(s) for s in durations] == [
         "—",
         "42s",
-        "12m 30s",
+        "1m",
+        "12m",
         "25m",
+        "1h 00m",
         "3h 05m",
         "2d 4h",
     ]
