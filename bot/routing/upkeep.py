@@ -35,7 +35,7 @@ def refresh_people(session: Session, team_id: str, user_ids: Iterable[str | None
     if not people:
         return
     session.flush()  # the change being made is part of what is read
-    _lock(session, team_id, people)
+    lock_people(session, team_id, people)
     records = answer_records(session, _live(team_id, Answer.user_id.in_(people)))
     _write(session, team_id, {user_id: standing_of(records.get(user_id, ())) for user_id in people})
 
@@ -145,7 +145,7 @@ def answer_records(
 # --- writing ------------------------------------------------------------------------------------------------
 
 
-def _lock(session: Session, team_id: str, people: Sequence[str]) -> None:
+def lock_people(session: Session, team_id: str, people: Sequence[str]) -> None:
     """Make sure each person's row exists, then lock the rows in user order (see the module docstring)."""
     rows = [{"team_id": team_id, "user_id": user_id, "as_of": RANK_EPOCH} for user_id in people]
     dialect = session.get_bind().dialect.name
