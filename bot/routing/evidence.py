@@ -34,6 +34,9 @@ from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED, Answer, Questio
 logger = logging.getLogger("peerlearn.routing")
 
 MAX_LEARNED_CANDIDATES = 50  # per question tag: people known from their answers, the most expert on it first
+# People per recent-answers query: SQLite allows 500 terms in a UNION (SQLITE_MAX_COMPOUND_SELECT); more than
+# 200 candidates (10 tags x 50, plus declared experts) is rare.
+RECENT_PER_QUERY = 200
 RELATED_TAGS_PER_TAG = 10  # co-asked tags loaded per question tag (the ranker uses the top few)
 MAX_TEXT_WORDS = 200  # words of the question looked up as tags it mentions
 RECENT_LOAD = timedelta(days=7)  # equal candidates: who had fewer DMs in this window goes first
@@ -297,18 +300,25 @@ def _load_standing(
 def _recent_records(session: Session, team_id: str, user_ids: Sequence[str]) -> dict[str, list[AnswerRecord]]:
     """Each candidate's `text_records` most recent live answers, with their question's text and tags: what
     the ranker's text and hour features describe a person by. A LIMIT per person over
-    ix_answers_team_user_created, in one query (two with the tags), however long their history."""
+    ix_answers_team_user_created (their ids: one query per RECENT_PER_QUERY people), then those answers, their
+    questions and tags by id (upkeep.answer_records), however long their history."""
     limit = RankingParams().text_records
-    per_person = [
-        select(Answer.id)
-        .where(Answer.team_id == team_id, Answer.user_id == user_id, Answer.deleted_at.is_(None))
-        .order_by(Answer.created_at.desc(), Answer.id.desc())
-        .limit(limit)
-        .subquery()
-        for user_id in user_ids
-    ]
-    recent = union_all(*(select(ids.c.id) for ids in per_person)).subquery()
-    return answer_records(session, Answer.id.in_(select(recent.c.id)), with_texts=True)
+    records: dict[str, list[AnswerRecord]] = {}
+    for start in range(0, len(user_ids), RECENT_PER_QUERY):
+        per_person = [
+            select(Answer.id)
+            .where(Answer.team_id == team_id, Answer.user_id == user_id, Answer.deleted_at.is_(None))
+            .order_by(Answer.created_at.desc(), Answer.id.desc())
+            .limit(limit)
+            .subquery()
+            for user_id in user_ids[start : start + RECENT_PER_QUERY]
+        ]
+        # The ids first: given as a list, the records' queries are primary-key lookups (as a subquery,
+        # PostgreSQL planned a scan of the answers and of the question tags: 150 ms at 100k questions).
+        ids = list(session.scalars(union_all(*(select(ids.c.id) for ids in per_person))))
+        if ids:
+            records.update(answer_records(session, Answer.id.in_(ids), with_texts=True))
+    return records
 
 
 def _load_tag_stats(session: Session, team_id: str, tags: Sequence[str], text: str) -> TagStats:
