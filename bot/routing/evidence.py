@@ -14,14 +14,15 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, select, union_all
+from sqlalchemy import Select, String, and_, column, func, select, true, union_all, values
 from sqlalchemy.orm import Session, aliased
 
 from bot.routing.planner import resolve_timezone
 from bot.routing.ranker import TAG_WORD, AnswerRecord, Candidate, RankingParams, TagStats
 from bot.routing.standing import RANK_EPOCH, Standing, TagStanding
-from bot.routing.upkeep import answer_records
+from bot.routing.upkeep import LOOKUP_CHUNK, answer_records, ids_in
 from bot.search import KIND_LESSON, KIND_QUESTION
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
@@ -34,9 +35,7 @@ from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED, Answer, Questio
 logger = logging.getLogger("peerlearn.routing")
 
 MAX_LEARNED_CANDIDATES = 50  # per question tag: people known from their answers, the most expert on it first
-# People per recent-answers query: SQLite allows 500 terms in a UNION (SQLITE_MAX_COMPOUND_SELECT); more than
-# 200 candidates (10 tags x 50, plus declared experts) is rare.
-RECENT_PER_QUERY = 200
+RECENT_PER_QUERY = 200  # SQLite: people per UNION of their recent answers (at most 500 terms)
 RELATED_TAGS_PER_TAG = 10  # co-asked tags loaded per question tag (the ranker uses the top few)
 MAX_TEXT_WORDS = 200  # words of the question looked up as tags it mentions
 RECENT_LOAD = timedelta(days=7)  # equal candidates: who had fewer DMs in this window goes first
@@ -299,26 +298,39 @@ def _load_standing(
 
 def _recent_records(session: Session, team_id: str, user_ids: Sequence[str]) -> dict[str, list[AnswerRecord]]:
     """Each candidate's `text_records` most recent live answers, with their question's text and tags: what
-    the ranker's text and hour features describe a person by. A LIMIT per person over
-    ix_answers_team_user_created (their ids: one query per RECENT_PER_QUERY people), then those answers, their
-    questions and tags by id (upkeep.answer_records), however long their history."""
-    limit = RankingParams().text_records
-    records: dict[str, list[AnswerRecord]] = {}
-    for start in range(0, len(user_ids), RECENT_PER_QUERY):
-        per_person = [
+    the ranker's text and hour features describe a person by. Their ids first (`_recent_answer_ids`), then
+    those answers, their questions and tags by id (upkeep.answer_records), however long their history."""
+    ids = _recent_answer_ids(session, team_id, user_ids, RankingParams().text_records)
+    records: dict[str, list[AnswerRecord]] = defaultdict(list)
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids_in(session, Answer.id, ids[start : start + LOOKUP_CHUNK])
+        for user_id, theirs in answer_records(session, chunk, with_texts=True).items():
+            records[user_id] += theirs
+    return {user_id: sorted(theirs, key=lambda r: r.answered_at) for user_id, theirs in records.items()}
+
+
+def _recent_answer_ids(session: Session, team_id: str, user_ids: Sequence[str], limit: int) -> list[int]:
+    """A LIMIT per person over ix_answers_team_user_created. PostgreSQL: one LATERAL join over the list of
+    people (one plan). SQLite, which has no LATERAL: a UNION of one LIMITed select per person, RECENT_PER_QUERY
+    people per query (SQLite allows 500 terms in a UNION)."""
+
+    def recent_of(user_id: Any) -> Select[Any]:
+        return (
             select(Answer.id)
             .where(Answer.team_id == team_id, Answer.user_id == user_id, Answer.deleted_at.is_(None))
             .order_by(Answer.created_at.desc(), Answer.id.desc())
             .limit(limit)
-            .subquery()
-            for user_id in user_ids[start : start + RECENT_PER_QUERY]
-        ]
-        # The ids first: given as a list, the records' queries are primary-key lookups (as a subquery,
-        # PostgreSQL planned a scan of the answers and of the question tags: 150 ms at 100k questions).
-        ids = list(session.scalars(union_all(*(select(ids.c.id) for ids in per_person))))
-        if ids:
-            records.update(answer_records(session, Answer.id.in_(ids), with_texts=True))
-    return records
+        )
+
+    if session.get_bind().dialect.name == "postgresql":
+        people = values(column("user_id", String), name="candidates").data([(u,) for u in user_ids])
+        recent = recent_of(people.c.user_id).lateral("recent")
+        return list(session.scalars(select(recent.c.id).select_from(people).join(recent, true())))
+    ids: list[int] = []
+    for start in range(0, len(user_ids), RECENT_PER_QUERY):
+        per_person = [recent_of(user_id).subquery() for user_id in user_ids[start : start + RECENT_PER_QUERY]]
+        ids += session.scalars(union_all(*(select(each.c.id) for each in per_person)))
+    return ids
 
 
 def _load_tag_stats(session: Session, team_id: str, tags: Sequence[str], text: str) -> TagStats:
