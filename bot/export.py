@@ -23,7 +23,8 @@ Forget-user (`python app.py forget-user --team T --user U`), in one transaction 
   REDACTED_TEXT (tags stay: they are topics, not personal data). The search index follows by itself.
 - votes U cast are deleted; votes others cast on U's answers and lessons stay, credited to FORGOTTEN_USER_ID
   (rankings leave that id out).
-- U's declared topics (expertise), routing requests sent to U and U's profile and preferences (people)
+- U's declared topics (expertise), routing requests sent to U, U's routing evidence (recomputed for those
+  U's deleted votes counted for) and U's profile and preferences (people)
   are deleted; a digest subscription U set up stays, with FORGOTTEN_USER_ID as its creator; if U installed
   the app, the installation keeps working, with FORGOTTEN_USER_ID as installer and U's user token removed.
 - mentions of U in anyone's text (`<@U>`, `<@U|name>`, in every text column of every table) become
@@ -54,6 +55,7 @@ import sqlalchemy as sa
 from sqlalchemy import delete, inspect, select, update
 from sqlalchemy.orm import Session
 
+from bot.routing.upkeep import forget_person, helpful_voted_authors, refresh_people
 from models.base import Base
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
@@ -291,6 +293,7 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
         )
     ]
     anonymous = {"text": REDACTED_TEXT}
+    voted_on = helpful_voted_authors(session, team_id, user_id)  # their votes' deletion changes these people
     changed["votes cast (deleted)"] = _count(
         session, delete(Vote).where(Vote.team_id == team_id, Vote.voter_id == user_id)
     )
@@ -322,6 +325,8 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
     changed["routing requests (deleted)"] = _count(
         session, delete(RouteRequest).where(RouteRequest.team_id == team_id, RouteRequest.expert_id == user_id)
     )
+    changed["routing evidence (deleted)"] = forget_person(session, team_id, user_id)
+    refresh_people(session, team_id, voted_on - {user_id})
     changed["profile and preferences (deleted)"] = _count(
         session, delete(Person).where(Person.team_id == team_id, Person.user_id == user_id)
     )

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from bot.config import Settings
+from bot.routing.upkeep import refresh_people
 from bot.text import ParsedText
 from models.base import insert_if_new, insert_once
 from models.lesson import Lesson
@@ -99,6 +100,7 @@ def record_posted(session: Session, question_id: int, *, message_ts: str, channe
                 text=reply.text,
                 created_at=reply.created_at,
             )
+    refresh_people(session, question.team_id, [r.user_id for r in early if r.thread_ts == message_ts])
     if early:
         in_thread = EarlyReply.thread_ts == message_ts
         session.execute(delete(EarlyReply).where(*in_channel, in_thread).execution_options(synchronize_session=False))
@@ -170,6 +172,7 @@ def record_reply(
     if not insert_once(session, answer):
         return None
     refresh_question_stats(session, question.id)
+    refresh_people(session, team_id, [user_id])
     return answer
 
 
@@ -203,10 +206,12 @@ def delete_reply(session: Session, *, team_id: str, channel_id: str, ts: str, no
     question = session.get(Question, answer.question_id)
     if question is None or question.accepted_answer_id != answer.id:
         refresh_question_stats(session, answer.question_id)  # it may have been the first answer
+        refresh_people(session, team_id, [answer.user_id])
         return None
     session.flush()
     _reaccept_or_reopen(session, question)
     refresh_question_stats(session, question.id)
+    refresh_people(session, team_id, [answer.user_id, _accepted_author(session, question)])
     return question.id
 
 
@@ -293,9 +298,12 @@ def apply_reaction(
         if not insert_once(session, vote):
             return IGNORED
         if kind == VOTE_ACCEPT and question is not None and answer is not None:
+            moved_from = _accepted_author(session, question)
             _accept(question, answer, now)
             refresh_question_stats(session, question.id)
+            refresh_people(session, team_id, [author_id, moved_from])
             return ReactionOutcome(ReactionEffect.ACCEPTED, question.id)
+        refresh_people(session, team_id, [author_id] if answer else [])
         return ReactionOutcome(ReactionEffect.VOTED, question.id if question else None)
 
     existing = session.scalar(
@@ -315,7 +323,9 @@ def apply_reaction(
     if existing.kind == VOTE_ACCEPT and was_the_accepted_answer and question is not None:
         _reaccept_or_reopen(session, question)
         refresh_question_stats(session, question.id)
+        refresh_people(session, team_id, [author_id, _accepted_author(session, question)])
         return ReactionOutcome(ReactionEffect.UNACCEPTED, question.id)
+    refresh_people(session, team_id, [author_id] if answer else [])
     return ReactionOutcome(ReactionEffect.UNVOTED, question.id if question else None)
 
 
@@ -324,6 +334,13 @@ def _accept(question: Question, answer: Answer, now: datetime) -> None:
     question.status = STATUS_RESOLVED
     question.resolved_at = question.resolved_at or now
     question.next_escalation_at = None
+
+
+def _accepted_author(session: Session, question: Question) -> str | None:
+    """Who wrote the question's accepted answer (None: none): whose routing evidence an accept changes."""
+    if question.accepted_answer_id is None:
+        return None
+    return session.scalar(select(Answer.user_id).where(Answer.id == question.accepted_answer_id))
 
 
 def _reaccept_or_reopen(session: Session, question: Question) -> None:

@@ -2,6 +2,7 @@
 
 from models.base import Base
 from models.digest import DigestRun, DigestSubscription
+from models.evidence import PersonEvidence, TagEvidence
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import Answer, Question, QuestionTag, Vote
@@ -19,11 +20,13 @@ __all__ = [
     "Lesson",
     "LessonTag",
     "Person",
+    "PersonEvidence",
     "ProcessedEvent",
     "Question",
     "QuestionStats",
     "QuestionTag",
     "RouteRequest",
+    "TagEvidence",
     "TagStat",
     "Vote",
     "Workspace",

@@ -105,7 +105,8 @@ class Answer(Base):
     __tablename__ = "answers"
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "ts"),
-        Index("ix_answers_team_user", "team_id", "user_id"),
+        # One person's answers, newest first: routing's recent answers per candidate, evidence upkeep (0010).
+        Index("ix_answers_team_user_created", "team_id", "user_id", "created_at"),
         # Live answers of a question in time order: its first answer is one index-only lookup (stats, 0005).
         Index(
             "ix_answers_question_live",

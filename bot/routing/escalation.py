@@ -68,7 +68,7 @@ from bot.routing.planner import (
     resolve_timezone,
     spread_ties,
 )
-from bot.routing.ranker import Candidate, rank_experts
+from bot.routing.ranker import rank_experts
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.workspaces import TokenLookup, WorkspaceClient, WorkspaceClients
@@ -147,10 +147,8 @@ def plan_question(
             # What Slack said is trusted while fresh; a stale "deactivated" is asked again if they would be DMed.
             known = person is not None and (user_id in asked_slack or not needs_profile(person, now, max_age))
             candidates.append(
-                Candidate(
-                    user_id=user_id,
-                    declared_tags=frozenset(evidence.declared.get(user_id, ())),
-                    history=tuple(evidence.history.get(user_id, ())),
+                evidence.candidate(
+                    user_id,
                     is_bot=bool(known and person and person.is_bot),
                     is_paused=bool(person and person.is_paused(now)),
                     is_deactivated=bool(known and person and person.deleted),

@@ -1,7 +1,9 @@
 """What PeerLearn knows about a question and the people who might answer it, for the ranker.
 
-A few aggregate queries (declared topics; answers with their accepted flag and helpful-vote counts; tag
-frequencies; recent DM load), never one query per person; what `users.info` said about people, asked again
+A few queries (declared topics; the people with the most expertise on each tag and their folded evidence,
+person_evidence and tag_evidence, kept by bot/routing/upkeep.py; their recent answers; tag frequencies; recent
+DM load), never one query per person, each reading rows in proportion to the candidates, not to the tags'
+history; what `users.info` said about people, asked again
 only for those about to be DMed and only when older than PEERLEARN_PROFILE_MAX_AGE_HOURS; who may read a
 private channel; what resolved a question ("This answers it")."""
 
@@ -14,24 +16,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Select, String, and_, column, func, select, true, union_all, values
 from sqlalchemy.orm import Session
 
 from bot.routing.planner import resolve_timezone
-from bot.routing.ranker import TAG_WORD, AnswerRecord, RankingParams, TagStats
+from bot.routing.ranker import TAG_WORD, AnswerRecord, Candidate, RankingParams, TagStats
+from bot.routing.standing import RANK_EPOCH, Standing, TagStanding
+from bot.routing.upkeep import LOOKUP_CHUNK, answer_records, ids_in
 from bot.search import KIND_LESSON, KIND_QUESTION
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.workspaces import WorkspaceClient
+from models.evidence import PersonEvidence, TagEvidence
 from models.expert import NOTIFY_OFF, ROUTE_SCHEDULED, Expertise, Person, RouteRequest, remember_profile
 from models.lesson import Lesson
-from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED, VOTE_HELPFUL, Answer, Question, QuestionTag, Vote
+from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED, Answer, Question
 from models.tag_stats import question_count, related_tags, tag_counts
 
 logger = logging.getLogger("peerlearn.routing")
 
-HISTORY_WINDOW = timedelta(days=365)  # older answers weigh < 1/16 at the ranker's 90-day half-life
-MAX_LEARNED_CANDIDATES = 50  # people known only from their answers, the most active on the tags first
+MAX_LEARNED_CANDIDATES = 50  # per question tag: people known from their answers, the most expert on it first
+RECENT_PER_QUERY = 200  # SQLite: people per UNION of their recent answers (at most 500 terms)
 RELATED_TAGS_PER_TAG = 10  # co-asked tags loaded per question tag (the ranker uses the top few)
 MAX_TEXT_WORDS = 200  # words of the question looked up as tags it mentions
 RECENT_LOAD = timedelta(days=7)  # equal candidates: who had fewer DMs in this window goes first
@@ -176,24 +181,35 @@ class Evidence:
     """What the ranker needs about the people who might know a question's tags."""
 
     declared: dict[str, set[str]]  # user -> the question's tags they declared
-    history: dict[str, list[AnswerRecord]]  # user -> their answers in HISTORY_WINDOW
+    standing: dict[str, Standing]  # user -> their answers, folded (the tags the question's weights need)
+    history: dict[str, list[AnswerRecord]]  # user -> their most recent answers (text and hour), oldest first
     people: dict[str, PersonFacts]
     tag_stats: TagStats
-    coverage: dict[str, set[str]]  # tag -> everyone who declared it or answered on it
+    # tag -> who declared it or answered on it: everyone excluded (the asker) who did, everyone who declared
+    # it, and the MAX_LEARNED_CANDIDATES others who answered most on it (enough to tell whether anyone did).
+    coverage: dict[str, set[str]]
 
     @property
     def user_ids(self) -> set[str]:
-        return set(self.declared) | set(self.history)
+        return set(self.declared) | set(self.standing)
 
-
-def _accepted(answer: type[Answer] = Answer) -> Any:
-    return case((Question.accepted_answer_id == answer.id, 1), else_=0)
+    def candidate(self, user_id: str, **flags: bool) -> Candidate:
+        """The ranker's view of one of them (flags: is_bot, is_paused, is_deactivated)."""
+        return Candidate(
+            user_id=user_id,
+            declared_tags=frozenset(self.declared.get(user_id, ())),
+            history=tuple(self.history.get(user_id, ())),
+            standing=self.standing.get(user_id) or Standing(as_of=RANK_EPOCH),
+            **flags,
+        )
 
 
 def load_evidence(
     session: Session, team_id: str, tags: Sequence[str], text: str, now: datetime, exclude: Collection[str] = ()
 ) -> Evidence:
-    since = now - HISTORY_WINDOW
+    """Declared experts and the people with the most expertise on each tag (top MAX_LEARNED_CANDIDATES by
+    tag_evidence.rank_key, an index range scan per tag), their standing and recent answers: the rows read
+    grow with the candidates, not with the tags' history."""
     declared: dict[str, set[str]] = defaultdict(set)
     coverage: dict[str, set[str]] = defaultdict(set)
     for user_id, tag in session.execute(
@@ -201,104 +217,121 @@ def load_evidence(
     ):
         declared[user_id].add(tag)
         coverage[tag].add(user_id)
-
-    # Who answered on these tags, and how much (one GROUP BY): the most active become candidates.
-    weight: dict[str, float] = defaultdict(float)
-    for user_id, tag, answers, accepted in session.execute(
-        select(Answer.user_id, QuestionTag.tag, func.count(Answer.id), func.sum(_accepted()))
-        .join(QuestionTag, QuestionTag.question_id == Answer.question_id)
-        .join(Question, Question.id == Answer.question_id)
-        .where(
-            QuestionTag.team_id == team_id,
-            QuestionTag.tag.in_(tags),
-            Answer.deleted_at.is_(None),
-            Answer.created_at >= since,
-        )
-        .group_by(Answer.user_id, QuestionTag.tag)
-    ):
+    excluded = sorted(set(exclude))
+    learned: set[str] = set()
+    for user_id, tag in _top_on_tags(session, team_id, tags, excluded):
+        learned.add(user_id)
         coverage[tag].add(user_id)
-        weight[user_id] += answers + (accepted or 0)
-    learned = sorted((u for u in weight if u not in exclude and u not in declared), key=lambda u: (-weight[u], u))
-    user_ids = sorted(({u for u in declared if u not in exclude}) | set(learned[:MAX_LEARNED_CANDIDATES]))
-
-    history = _load_history(session, team_id, user_ids, since) if user_ids else {}
-    people = (
-        {
-            person.user_id: PersonFacts.of(person)
-            for person in session.scalars(select(Person).where(Person.team_id == team_id, Person.user_id.in_(user_ids)))
-        }
-        if user_ids
-        else {}
-    )
+    if excluded:  # whether the asker (or anyone excluded) answered on the tags: their own rows
+        for user_id, tag in session.execute(
+            select(TagEvidence.user_id, TagEvidence.tag).where(
+                TagEvidence.team_id == team_id, TagEvidence.user_id.in_(excluded), TagEvidence.tag.in_(tags)
+            )
+        ):
+            coverage[tag].add(user_id)
+    user_ids = sorted(({u for u in declared if u not in exclude}) | learned)
+    if not user_ids:
+        return Evidence({}, {}, {}, {}, TagStats(question_count=0), dict(coverage))
+    # Tag frequencies only weigh candidates against each other: none, nothing to weigh (three queries saved).
+    tag_stats = _load_tag_stats(session, team_id, tags, text)
+    people = {
+        person.user_id: PersonFacts.of(person)
+        for person in session.scalars(select(Person).where(Person.team_id == team_id, Person.user_id.in_(user_ids)))
+    }
     return Evidence(
         declared={u: declared[u] for u in user_ids if u in declared},
-        history={u: history.get(u, []) for u in user_ids},
+        # The question's tags and every tag its weights may use (related, mentioned): those tag_stats counts.
+        standing=_load_standing(session, team_id, user_ids, set(tags) | set(tag_stats.tag_counts)),
+        history=_recent_records(session, team_id, user_ids),
         people=people,
-        # Tag frequencies only weigh candidates against each other: none, nothing to weigh (three queries saved).
-        tag_stats=_load_tag_stats(session, team_id, tags, text) if user_ids else TagStats(question_count=0),
+        tag_stats=tag_stats,
         coverage=dict(coverage),
     )
 
 
-def _load_history(
-    session: Session, team_id: str, user_ids: Sequence[str], since: datetime
-) -> dict[str, list[AnswerRecord]]:
-    """Every answer of these people since `since`: its question's tags, accepted or not, helpful votes."""
-    live = and_(
-        Answer.team_id == team_id,
-        Answer.user_id.in_(user_ids),
-        Answer.deleted_at.is_(None),
-        Answer.created_at >= since,
-    )
-    rows = session.execute(
-        select(Answer.id, Answer.user_id, Answer.question_id, Answer.created_at, _accepted(), func.count(Vote.id))
-        .join(Question, Question.id == Answer.question_id)
-        .outerjoin(Vote, and_(Vote.answer_id == Answer.id, Vote.kind == VOTE_HELPFUL))
-        .where(live)
-        .group_by(Answer.id, Answer.user_id, Answer.question_id, Answer.created_at, Question.accepted_answer_id)
-    ).all()
-    tags_of: dict[int, set[str]] = defaultdict(set)
-    answered = select(Answer.question_id).where(live).scalar_subquery()
-    for question_id, tag in session.execute(
-        select(QuestionTag.question_id, QuestionTag.tag).where(QuestionTag.question_id.in_(answered))
-    ):
-        tags_of[question_id].add(tag)
-    texts = _recent_texts(session, live)
-    history: dict[str, list[AnswerRecord]] = defaultdict(list)
-    for answer_id, user_id, question_id, created_at, accepted, votes in rows:
-        question_text, answer_text = texts.get(answer_id, ("", ""))
-        history[user_id].append(
-            AnswerRecord(
-                tags=frozenset(tags_of.get(question_id, ())),
-                answered_at=created_at,
-                accepted=bool(accepted),
-                helpful_votes=int(votes or 0),
-                question_text=question_text,
-                answer_text=answer_text,
-            )
-        )
-    return history
-
-
-def _recent_texts(session: Session, live: Any) -> dict[int, tuple[str, str]]:
-    """The texts of each person's most recent answers (and of the questions they answered): what the
-    ranker's text feature describes a person by. One windowed query, however many people."""
-    recent = (
-        select(
-            Answer.id.label("answer_id"),
-            Answer.question_id.label("question_id"),
-            Answer.text.label("answer_text"),
-            func.row_number().over(partition_by=Answer.user_id, order_by=Answer.created_at.desc()).label("n"),
-        )
-        .where(live)
+def _top_on_tags(session: Session, team_id: str, tags: Sequence[str], exclude: Sequence[str]) -> list[tuple[str, str]]:
+    """(user, tag): the MAX_LEARNED_CANDIDATES people with the most expertise on each tag, not excluded. One
+    query: a LIMIT per tag over ix_tag_evidence_team_tag_rank."""
+    if not tags:
+        return []
+    per_tag = [
+        select(TagEvidence.user_id, TagEvidence.tag)
+        .where(TagEvidence.team_id == team_id, TagEvidence.tag == tag, TagEvidence.user_id.not_in(exclude))
+        .order_by(TagEvidence.rank_key.desc(), TagEvidence.user_id)
+        .limit(MAX_LEARNED_CANDIDATES)
         .subquery()
-    )
-    rows = session.execute(
-        select(recent.c.answer_id, Question.text, recent.c.answer_text)
-        .join(Question, Question.id == recent.c.question_id)
-        .where(recent.c.n <= RankingParams().text_records)
-    )
-    return {answer_id: (question_text or "", answer_text or "") for answer_id, question_text, answer_text in rows}
+        for tag in sorted(set(tags))
+    ]
+    query = union_all(*(select(top.c.user_id, top.c.tag) for top in per_tag))
+    return [(user_id, tag) for user_id, tag in session.execute(query)]
+
+
+def _load_standing(
+    session: Session, team_id: str, user_ids: Sequence[str], tags: Collection[str]
+) -> dict[str, Standing]:
+    """Each candidate's person_evidence row and their tag_evidence rows on `tags` (rows a refresh wrote
+    together, so they share one as_of)."""
+    on_tags: dict[str, dict[str, TagStanding]] = defaultdict(dict)
+    if tags:
+        for row in session.execute(
+            select(TagEvidence).where(
+                TagEvidence.team_id == team_id, TagEvidence.user_id.in_(user_ids), TagEvidence.tag.in_(sorted(tags))
+            )
+        ).scalars():
+            on_tags[row.user_id][row.tag] = TagStanding(row.answers, row.accepted, row.helpful_votes, row.expertise)
+    return {
+        row.user_id: Standing(
+            as_of=row.as_of,
+            answers=row.answers,
+            helpful_votes=row.helpful_votes,
+            accepted=row.accepted,
+            last_answered_at=row.last_answered_at,
+            activity=row.activity,
+            engagement=row.engagement,
+            accepted_recent=row.accepted_recent,
+            tags=on_tags.get(row.user_id, {}),
+        )
+        for row in session.execute(
+            select(PersonEvidence).where(PersonEvidence.team_id == team_id, PersonEvidence.user_id.in_(user_ids))
+        ).scalars()
+    }
+
+
+def _recent_records(session: Session, team_id: str, user_ids: Sequence[str]) -> dict[str, list[AnswerRecord]]:
+    """Each candidate's `text_records` most recent live answers, with their question's text and tags: what
+    the ranker's text and hour features describe a person by. Their ids first (`_recent_answer_ids`), then
+    those answers, their questions and tags by id (upkeep.answer_records), however long their history."""
+    ids = _recent_answer_ids(session, team_id, user_ids, RankingParams().text_records)
+    records: dict[str, list[AnswerRecord]] = defaultdict(list)
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids_in(session, Answer.id, ids[start : start + LOOKUP_CHUNK])
+        for user_id, theirs in answer_records(session, chunk, with_texts=True).items():
+            records[user_id] += theirs
+    return {user_id: sorted(theirs, key=lambda r: r.answered_at) for user_id, theirs in records.items()}
+
+
+def _recent_answer_ids(session: Session, team_id: str, user_ids: Sequence[str], limit: int) -> list[int]:
+    """A LIMIT per person over ix_answers_team_user_created. PostgreSQL: one LATERAL join over the list of
+    people (one plan). SQLite, which has no LATERAL: a UNION of one LIMITed select per person, RECENT_PER_QUERY
+    people per query (SQLite allows 500 terms in a UNION)."""
+
+    def recent_of(user_id: Any) -> Select[Any]:
+        return (
+            select(Answer.id)
+            .where(Answer.team_id == team_id, Answer.user_id == user_id, Answer.deleted_at.is_(None))
+            .order_by(Answer.created_at.desc(), Answer.id.desc())
+            .limit(limit)
+        )
+
+    if session.get_bind().dialect.name == "postgresql":
+        people = values(column("user_id", String), name="candidates").data([(u,) for u in user_ids])
+        recent = recent_of(people.c.user_id).lateral("recent")
+        return list(session.scalars(select(recent.c.id).select_from(people).join(recent, true())))
+    ids: list[int] = []
+    for start in range(0, len(user_ids), RECENT_PER_QUERY):
+        per_person = [recent_of(user_id).subquery() for user_id in user_ids[start : start + RECENT_PER_QUERY]]
+        ids += session.scalars(union_all(*(select(each.c.id) for each in per_person)))
+    return ids
 
 
 def _load_tag_stats(session: Session, team_id: str, tags: Sequence[str], text: str) -> TagStats:

@@ -4,9 +4,12 @@ Pure code: no database, no Slack. The caller loads the evidence below from its t
 
 What the database supplies, per candidate (``Candidate``):
   * ``declared_tags``: the tags from the user's ``/teach #tag`` declarations;
-  * ``history``: one ``AnswerRecord`` per past answer: the answered question's tags, when it was answered,
-    whether it was accepted, how many helpful votes it got and, optionally, the answered question's text
-    and the answer's own text (one row of answers JOIN questions: see ``AnswerRecord``);
+  * ``standing``: their answers folded into per-person and per-(person, tag) sums (bot/routing/standing.py;
+    the tables person_evidence and tag_evidence keep them up to date);
+  * ``history``: their most recent answers (at most ``text_records``), one ``AnswerRecord`` each: the answered
+    question's tags, when it was answered, whether it was accepted, its helpful votes and, optionally, the
+    answered question's text and the answer's own text. Without a ``standing``, ``history`` is taken as every
+    answer and folded here (``standing_of``): tests and the benchmark may pass either;
   * ``is_bot`` / ``is_paused`` / ``is_deactivated``: such users are never routed to.
 Optionally ``TagStats`` (questions per tag and per pair of tags: two GROUP BYs) for tag specificity and
 related tags; without it the ranker counts tags over the candidates' own answers. For planning: each
@@ -33,8 +36,8 @@ eight features of the evidence, each with a reason to predict it:
   question has no tags.
 * **votes** (mean helpful votes per answer) and **accepted** (accepted answers, 60-day half-life):
   answers that people found good.
-* **hour**: the share of the person's answers given in the hours of the day that start now (UTC), so
-  someone who usually answers in the evening ranks higher in the evening.
+* **hour**: the share of the person's most recent ``text_records`` answers given in the hours of the day that
+  start now (UTC), so someone who usually answers in the evening ranks higher in the evening.
 
 The weights (``LEARNED_WEIGHTS``) were fitted, not tuned by hand: by maximum likelihood with an L2 penalty
 on the history part of the Stack Exchange time split, never on its test questions; reproduce them with
@@ -46,9 +49,9 @@ the rule left P@1 unchanged and cost 0.005 of MRR and 0.015 of Hit@5). Those wit
 question on a brand-new tag can reach an active helper, and ``ScoredExpert.expertise == 0`` lets the
 caller filter them. Ties break on expertise, then user id, so the order never depends on the input order.
 
-Cost: one pass over every candidate's history, plus the texts of at most ``text_records`` answers per
-candidate, tokenized once per process (cached) and then only looked up for the question's words (figures in
-bench/RESULTS.md, routing's reads).
+Cost: per candidate, their standing's sums for the question's tags, plus the texts of at most
+``text_records`` answers, tokenized once per process (cached) and then only looked up for the question's
+words (figures in bench/RESULTS.md, routing's reads).
 """
 
 from __future__ import annotations
@@ -62,33 +65,18 @@ from dataclasses import astuple, dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 
-_SECONDS_PER_DAY = 86_400.0
-
+from bot.routing.standing import (
+    AnswerRecord,
+    EvidenceParams,
+    Standing,
+    age_days,
+    normalize_tags,
+    standing_of,
+)
 
 # --------------------------------------------------------------------------------------------------
 # Evidence and results
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerRecord:
-    """One past answer by a candidate. Tags are normalized (lower case, no '#') on creation.
-
-    ``question_text`` (the answered question's text) and ``answer_text`` (the answer's own text) are
-    optional: without them the text feature is 0 for everyone and the other features rank alone.
-    """
-
-    tags: frozenset[str]
-    answered_at: datetime  # naive values are taken as UTC (SQLite returns them naive)
-    accepted: bool = False
-    helpful_votes: int = 0
-    question_text: str = ""
-    answer_text: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "tags", normalize_tags(self.tags))
-        if self.answered_at.tzinfo is None:
-            object.__setattr__(self, "answered_at", self.answered_at.replace(tzinfo=UTC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +85,11 @@ class Candidate:
 
     user_id: str
     declared_tags: frozenset[str] = frozenset()
-    history: tuple[AnswerRecord, ...] = ()
+    history: tuple[AnswerRecord, ...] = ()  # with a standing: the recent answers; without: every answer
     is_bot: bool = False
     is_paused: bool = False
     is_deactivated: bool = False
+    standing: Standing | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "declared_tags", normalize_tags(self.declared_tags))
@@ -206,6 +195,18 @@ class RankingParams:
     hour_window_hours: float = 6.0  # half the accepted answers come within ~6 hours of the question
     weights: FeatureWeights = LEARNED_WEIGHTS
 
+    @property
+    def evidence(self) -> EvidenceParams:
+        """The parameters that shape a standing's sums (a stored standing was folded with the defaults)."""
+        return EvidenceParams(
+            expertise_half_life_days=self.expertise_half_life_days,
+            accepted_bonus=self.accepted_bonus,
+            helpful_vote_weight=self.helpful_vote_weight,
+            activity_half_life_days=self.activity_half_life_days,
+            engagement_half_life_days=self.engagement_half_life_days,
+            accepted_half_life_days=self.accepted_half_life_days,
+        )
+
 
 DEFAULT_PARAMS = RankingParams()
 
@@ -259,15 +260,6 @@ def feature_vectors(
     """
     assessed = _assess_all(question_tags, candidates, now, question_text, exclude, tag_stats, params)
     return {a.user_id: a.features for a in assessed}
-
-
-def normalize_tags(tags: Iterable[str]) -> frozenset[str]:
-    """``{"#Postgres", "sql "}`` -> ``{"postgres", "sql"}``, so evidence and questions match."""
-    return frozenset(n for n in (_normalize_tag(t) for t in tags) if n)
-
-
-def _normalize_tag(tag: str) -> str:
-    return tag.strip().lstrip("#").casefold()
 
 
 def _assess_all(
@@ -363,7 +355,7 @@ def _text_similarity(question_text: str, eligible: Sequence[Candidate], records_
     for candidate in eligible:
         matched: Counter[str] = Counter()
         length = 0
-        for record in sorted(candidate.history, key=lambda r: r.answered_at, reverse=True)[:records_per_person]:
+        for record in recent_records(candidate, records_per_person):
             terms, words = _record_terms(record.question_text, record.answer_text)
             if not words:
                 continue
@@ -414,10 +406,8 @@ class _Assessment:
     score: float = 0.0
     last_answer: datetime | None = None
     declared: list[str] = field(default_factory=list)
-    accepted_on: Counter[str] = field(default_factory=Counter)
-    answered_on: Counter[str] = field(default_factory=Counter)
-    accepted_count: int = 0
-    other_count: int = 0
+    accepted_on: Counter[str] = field(default_factory=Counter)  # tag -> accepted answers on it
+    answered_on: Counter[str] = field(default_factory=Counter)  # tag -> other answers on it
 
     def sort_key(self) -> tuple[bool, float, float, str]:
         return (self.expertise <= 0.0, -self.score, -self.expertise, self.user_id)
@@ -426,14 +416,14 @@ class _Assessment:
         return ScoredExpert(self.user_id, self.score, self.reason(now), self.expertise, self.activity)
 
     def reason(self, now: datetime) -> str:
+        """Counted per tag: an answer on #a and #b counts once on each ("2 accepted answers on #a, 1 on #b")."""
         parts = []
         if self.declared:
             parts.append("declared " + _hashtags(self.declared))
-        if self.accepted_count:
-            parts.append(_plural(self.accepted_count, "accepted answer") + " on " + _top_tags(self.accepted_on))
-        if self.other_count:
-            label = "other answer" if self.accepted_count else "answer"
-            parts.append(_plural(self.other_count, label) + " on " + _top_tags(self.answered_on))
+        if self.accepted_on:
+            parts.append(_per_tag(self.accepted_on, "accepted answer"))
+        if self.answered_on:
+            parts.append(_per_tag(self.answered_on, "other answer" if self.accepted_on else "answer"))
         if not parts:
             parts.append("no history on these tags")
         if self.last_answer is not None:
@@ -444,47 +434,58 @@ class _Assessment:
 def _assess(
     candidate: Candidate, weights: Mapping[str, float], now: datetime, similarity: float, params: RankingParams
 ) -> _Assessment:
+    evidence = params.evidence
+    standing = candidate.standing or standing_of(candidate.history, params=evidence)
     total_weight = sum(weights.values())
     result = _Assessment(candidate.user_id)
     result.declared = sorted(candidate.declared_tags & weights.keys())
     if total_weight > 0:
         declared_share = sum(weights[tag] for tag in result.declared) / total_weight
         result.expertise = params.declared_weight * declared_share
-    engagement = accepted = 0.0
-    votes = in_window = 0
-    hour_now = _hour_of_day(now)
-    for record in candidate.history:
-        age = _age_days(now, record.answered_at)
-        result.activity += _decay(age, params.activity_half_life_days)
-        engagement += _decay(age, params.engagement_half_life_days)
-        if record.accepted:
-            accepted += _decay(age, params.accepted_half_life_days)
-        votes += max(record.helpful_votes, 0)  # downvotes are not negative expertise
-        in_window += (_hour_of_day(record.answered_at) - hour_now) % 24.0 < params.hour_window_hours
-        if result.last_answer is None or record.answered_at > result.last_answer:
-            result.last_answer = record.answered_at
-        matched = record.tags & weights.keys()
-        if matched and total_weight > 0:
-            share = sum(weights[tag] for tag in matched) / total_weight
-            value = _answer_value(record, params)
-            result.expertise += _decay(age, params.expertise_half_life_days) * value * share
-            _count_for_reason(result, record, matched)
-    answers = len(candidate.history)
+        # sum over answers of decay * value * (matched tags' weight / W) = sum over tags of w_t / W * E_t
+        for tag, weight in weights.items():
+            on_tag = standing.tags.get(tag)
+            if on_tag is None or on_tag.answers <= 0:
+                continue
+            result.expertise += (
+                weight / total_weight * standing.decayed(on_tag.expertise, params.expertise_half_life_days, now)
+            )
+            if on_tag.accepted:
+                result.accepted_on[tag] = on_tag.accepted
+            if on_tag.answers > on_tag.accepted:
+                result.answered_on[tag] = on_tag.answers - on_tag.accepted
+    result.activity = standing.decayed(standing.activity, params.activity_half_life_days, now)
+    engagement = standing.decayed(standing.engagement, params.engagement_half_life_days, now)
+    accepted = standing.decayed(standing.accepted_recent, params.accepted_half_life_days, now)
+    result.last_answer = standing.last_answered_at
+    answers = standing.answers
     silence = params.silence_cap_days
     if result.last_answer is not None:
-        silence = min(_age_days(now, result.last_answer), silence)
-    window_share = params.hour_window_hours / 24.0
+        silence = min(age_days(now, result.last_answer), silence)
     result.features = (
         math.log(params.expertise_prior + result.expertise),
         math.log(params.activity_floor + result.activity),
         math.log(params.activity_floor + engagement),
         math.log(silence + 0.01),
         similarity,
-        math.log1p(votes / answers) if answers else 0.0,
+        math.log1p(standing.helpful_votes / answers) if answers else 0.0,
         math.log(params.accepted_floor + accepted),
-        math.log((in_window + window_share) / (answers + 1)),  # smoothed toward the window's share of a day
+        _hour_feature(recent_records(candidate, params.text_records), now, params.hour_window_hours),
     )
     return result
+
+
+def recent_records(candidate: Candidate, limit: int) -> list[AnswerRecord]:
+    """The candidate's ``limit`` most recent answers, newest first: what text and hour describe them by."""
+    return sorted(candidate.history, key=lambda r: r.answered_at, reverse=True)[:limit]
+
+
+def _hour_feature(recent: Sequence[AnswerRecord], now: datetime, window_hours: float) -> float:
+    """log of the share of these answers given in the ``window_hours`` of the day that start now (UTC),
+    smoothed toward the window's share of a day."""
+    hour_now = _hour_of_day(now)
+    in_window = sum((_hour_of_day(r.answered_at) - hour_now) % 24.0 < window_hours for r in recent)
+    return math.log((in_window + window_hours / 24.0) / (len(recent) + 1))
 
 
 def _hour_of_day(moment: datetime) -> float:
@@ -492,41 +493,20 @@ def _hour_of_day(moment: datetime) -> float:
     return utc.hour + utc.minute / 60.0
 
 
-def _answer_value(record: AnswerRecord, params: RankingParams) -> float:
-    votes = max(record.helpful_votes, 0)  # downvotes are not negative expertise
-    return 1.0 + params.accepted_bonus * record.accepted + params.helpful_vote_weight * math.log1p(votes)
-
-
-def _count_for_reason(result: _Assessment, record: AnswerRecord, matched: frozenset[str]) -> None:
-    if record.accepted:
-        result.accepted_count += 1
-        result.accepted_on.update(matched)
-    else:
-        result.other_count += 1
-        result.answered_on.update(matched)
-
-
 def require_aware(moment: datetime) -> None:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("routing needs an aware datetime (use bot.clock.Clock.now())")
-
-
-def _decay(age_days: float, half_life_days: float) -> float:
-    return 0.5 ** (age_days / half_life_days)
-
-
-def _age_days(now: datetime, moment: datetime) -> float:
-    # Evidence from the future (clock skew) counts as brand new, not as more than brand new.
-    return max((now - moment).total_seconds() / _SECONDS_PER_DAY, 0.0)
 
 
 def _hashtags(tags: Iterable[str]) -> str:
     return ", ".join("#" + tag for tag in tags)
 
 
-def _top_tags(counts: Counter[str], limit: int = 3) -> str:
-    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return _hashtags(tag for tag, _ in ordered[:limit])
+def _per_tag(counts: Counter[str], noun: str, limit: int = 3) -> str:
+    """``{"postgres": 2, "sql": 1}`` -> "2 accepted answers on #postgres, 1 on #sql" (the most first)."""
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    (first, count), rest = ordered[0], ordered[1:]
+    return ", ".join([f"{_plural(count, noun)} on #{first}", *(f"{n} on #{tag}" for tag, n in rest)])
 
 
 def _plural(count: int, noun: str) -> str:
@@ -534,7 +514,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _recency_phrase(now: datetime, last: datetime) -> str:
-    days = int(_age_days(now, last))
+    days = int(age_days(now, last))
     if days == 0:
         return "answered in the last 24 h"
     return f"last answered {_plural(days, 'day')} ago"

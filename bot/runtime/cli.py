@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -290,9 +290,9 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
     return 1
 
 
-# --- data verbs: stats, export, forget-user (bot/stats.py, bot/export.py) ------------------------------
+# --- data verbs: stats, export, forget-user, rebuild-evidence (bot/stats.py, bot/export.py, bot/routing/upkeep.py)
 
-DATA_VERBS = ("stats", "export", "forget-user")
+DATA_VERBS = ("stats", "export", "forget-user", "rebuild-evidence")
 
 
 def add_data_verbs(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -326,6 +326,13 @@ def add_data_verbs(verbs: argparse._SubParsersAction) -> None:  # type: ignore[t
     forget.add_argument("--team", required=True, help="workspace (team) id, e.g. T0123")
     forget.add_argument("--user", required=True, help="Slack user id, e.g. U0123ABCD")
     forget.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    rebuild = verbs.add_parser(
+        "rebuild-evidence",
+        help="recompute routing's evidence (who answered what) from the answers, e.g. after upgrading",
+        description="Recomputes person_evidence and tag_evidence from every live answer, in batches of people; "
+        "routing keeps working meanwhile. See bot/routing/upkeep.py.",
+    )
+    rebuild.add_argument("--team", help="workspace (team) id, e.g. T0123 (default: every workspace)")
 
 
 def run_data_verb(settings: Settings, args: argparse.Namespace) -> int:
@@ -350,6 +357,8 @@ def run_data_verb(settings: Settings, args: argparse.Namespace) -> int:
             return print_stats(store, [args.team] if args.team else teams, args.since, args.format, now)
         if args.verb == "export":
             return export_workspace(store, args.team, args.format, args.output, now)
+        if args.verb == "rebuild-evidence":
+            return rebuild_evidence(store, [args.team] if args.team else teams)
         return forget_user(store, args.team, args.user, dry_run=args.dry_run)
     finally:
         store.dispose()
@@ -394,6 +403,19 @@ def export_workspace(store: Store, team_id: str, fmt: str, output: str | None, n
             output = str(target)
     summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
     print(f"Exported {team_id}: {summary}" + (f" to {output}" if output else ""), file=sys.stderr)
+    return 0
+
+
+def rebuild_evidence(store: Store, teams: Sequence[str]) -> int:
+    from bot.routing.upkeep import rebuild
+
+    def progress(team_id: str) -> Callable[[int, int], None]:
+        return lambda done, total: print(f"{team_id}: {done}/{total} people", flush=True)
+
+    for team_id in teams:
+        with store.session() as session:
+            people = rebuild(session, team_id, progress(team_id))
+        print(f"Rebuilt routing evidence of {team_id}: {people} people with answers.")
     return 0
 
 

@@ -18,6 +18,7 @@ from bot.routing.buttons import OWN, take_question
 from bot.routing.evidence import DMLoad, Evidence, PersonFacts, load_dm_load, load_evidence
 from bot.routing.planner import Availability
 from bot.routing.ranker import ScoredExpert
+from bot.routing.upkeep import rebuild
 from models.expert import (
     NOTIFY_DAILY,
     NOTIFY_OFF,
@@ -506,6 +507,8 @@ def seed_experts(store, first: int, last: int) -> None:
                             created_at=START,
                         )
                     )
+    with store.session() as s:  # the rows were written directly, not through the upkeep
+        rebuild(s, TEAM_ID)
 
 
 def evidence_statements(store, now) -> tuple[int, Evidence]:
@@ -538,10 +541,15 @@ def test_the_evidence_takes_the_same_few_queries_for_3_or_30_people(database_url
         stats = evidence.tag_stats
         assert (stats.question_count, stats.tag_counts["postgres"], stats.pair_counts[("ops", "postgres")]) == (9, 9, 9)
 
+        standing = evidence.standing["U_SEED0"]  # kept by the upkeep (here: the rebuild after seeding)
+        assert (standing.answers, standing.accepted, standing.helpful_votes) == (3, 1, 1)
+        assert (standing.tags["postgres"].answers, standing.tags["ops"].accepted) == (3, 1)
+
         seed_experts(store, 3, 30)
         queries_for_30, evidence = evidence_statements(store, START)
         assert len(evidence.user_ids) == 30
-        # declared, learned, history (+ tags, + recent texts), people, tags (3), load (3)
-        assert queries_for_3 == queries_for_30 == 12
+        # declared, learned (+ the excluded's own rows), people, standing (person + tag rows), recent answers
+        # (ids, rows, their questions, their tags), tags (3), load (3)
+        assert queries_for_3 == queries_for_30 == 16
     finally:
         store.dispose()

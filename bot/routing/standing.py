@@ -1,0 +1,179 @@
+"""A person's standing: their answers folded into a few per-person and per-(person, tag) aggregates.
+
+Pure code. The ranker's features that grow with a person's history are all sums over their answers, so they
+are kept as sums (``Standing``) instead of being recomputed from every answer for every question:
+
+* per person: answers, helpful votes (downvotes count 0), accepted answers, the last answer's time, and three
+  decayed sums (answers at a 2-day and a 30-day half-life, accepted answers at a 60-day one);
+* per (person, tag): answers and accepted answers on that tag, their helpful votes, and the 90-day decayed sum
+  of the answers' values (``answer_value``): the ranker's expertise on a question is a weighted sum of these
+  (``sum over tags t of w_t / W * E_t``), so it needs one number per tag, not the answers.
+
+A decayed sum is kept as its value at ``as_of`` and read as ``value * 0.5 ** ((now - as_of) / half life)``:
+exact, whatever ``now``, and nothing overflows. ``standing_of`` is the one fold from answers to a standing:
+the benchmark, the upkeep after each change and the rebuild all call it, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+SECONDS_PER_DAY = 86_400.0
+# rank_key's epoch: any fixed moment would do; only differences of as_of matter.
+RANK_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+_SMALLEST = 1e-300  # log2 of a decayed sum that underflowed (centuries old): still orders below everything
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceParams:
+    """What shapes the stored sums; ``RankingParams`` carries the same values (``ranker.RankingParams.evidence``)."""
+
+    expertise_half_life_days: float = 90.0
+    accepted_bonus: float = 1.0  # an accepted answer counts as 1 + this
+    helpful_vote_weight: float = 0.5  # times log(1 + votes): the first votes say the most
+    activity_half_life_days: float = 2.0
+    engagement_half_life_days: float = 30.0
+    accepted_half_life_days: float = 60.0
+
+
+DEFAULT_EVIDENCE = EvidenceParams()
+
+
+def normalize_tags(tags: Iterable[str]) -> frozenset[str]:
+    """``{"#Postgres", "sql "}`` -> ``{"postgres", "sql"}``, so evidence and questions match."""
+    return frozenset(n for n in (_normalize_tag(t) for t in tags) if n)
+
+
+def _normalize_tag(tag: str) -> str:
+    return tag.strip().lstrip("#").casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRecord:
+    """One past answer by a candidate. Tags are normalized (lower case, no '#') on creation.
+
+    ``question_text`` (the answered question's text) and ``answer_text`` (the answer's own text) are
+    optional: without them the text feature is 0 for everyone and the other features rank alone.
+    """
+
+    tags: frozenset[str]
+    answered_at: datetime  # naive values are taken as UTC (SQLite returns them naive)
+    accepted: bool = False
+    helpful_votes: int = 0
+    question_text: str = ""
+    answer_text: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        if self.answered_at.tzinfo is None:
+            object.__setattr__(self, "answered_at", self.answered_at.replace(tzinfo=UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class TagStanding:
+    """A person's answers on one tag. ``expertise`` is the 90-day decayed sum of their values at ``as_of``."""
+
+    answers: int = 0
+    accepted: int = 0
+    helpful_votes: int = 0
+    expertise: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A person's answers, folded (see the module docstring). The decayed sums are their values at ``as_of``.
+
+    ``tags`` may hold only some of the person's tags (those a question needs): a missing tag reads as none.
+    """
+
+    as_of: datetime
+    answers: int = 0
+    helpful_votes: int = 0
+    accepted: int = 0
+    last_answered_at: datetime | None = None
+    activity: float = 0.0  # answers at activity_half_life_days
+    engagement: float = 0.0  # answers at engagement_half_life_days
+    accepted_recent: float = 0.0  # accepted answers at accepted_half_life_days
+    tags: Mapping[str, TagStanding] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "as_of", aware(self.as_of))
+        if self.last_answered_at is not None:
+            object.__setattr__(self, "last_answered_at", aware(self.last_answered_at))
+
+    def decayed(self, value: float, half_life_days: float, now: datetime) -> float:
+        """A sum kept at ``as_of``, read at ``now``. A standing from the future (clock skew) reads as of now."""
+        return value * decay(age_days(now, self.as_of), half_life_days)
+
+    def rank_key(self, tag: str, params: EvidenceParams = DEFAULT_EVIDENCE) -> float:
+        """Orders people by expertise on ``tag`` whatever their ``as_of``: log2 of the sum brought to a fixed
+        epoch (``log2(E) + (as_of - epoch) / half life``), which keeps the order of the sums at any moment."""
+        expertise = self.tags[tag].expertise if tag in self.tags else 0.0
+        elapsed = (self.as_of - RANK_EPOCH).total_seconds() / SECONDS_PER_DAY
+        return math.log2(max(expertise, _SMALLEST)) + elapsed / params.expertise_half_life_days
+
+
+def standing_of(
+    records: Iterable[AnswerRecord], as_of: datetime | None = None, params: EvidenceParams = DEFAULT_EVIDENCE
+) -> Standing:
+    """Fold one person's answers. ``as_of`` defaults to their latest answer (then every answer is in the
+    past of it and the fold does not depend on when it runs); answers after ``as_of`` count as brand new."""
+    ordered = sorted(records, key=lambda r: r.answered_at)
+    if as_of is None:
+        as_of = ordered[-1].answered_at if ordered else RANK_EPOCH
+    as_of = aware(as_of)
+    activity = engagement = accepted_recent = 0.0
+    votes = accepted = 0
+    last: datetime | None = None
+    per_tag: dict[str, list[float]] = {}  # tag -> [answers, accepted, votes, expertise]
+    for record in ordered:
+        age = age_days(as_of, record.answered_at)
+        activity += decay(age, params.activity_half_life_days)
+        engagement += decay(age, params.engagement_half_life_days)
+        if record.accepted:
+            accepted += 1
+            accepted_recent += decay(age, params.accepted_half_life_days)
+        helpful = max(record.helpful_votes, 0)  # downvotes are not negative expertise
+        votes += helpful
+        if last is None or record.answered_at > last:
+            last = record.answered_at
+        value = decay(age, params.expertise_half_life_days) * answer_value(record.accepted, helpful, params)
+        for tag in record.tags:
+            sums = per_tag.setdefault(tag, [0, 0, 0, 0.0])
+            sums[0] += 1
+            sums[1] += record.accepted
+            sums[2] += helpful
+            sums[3] += value
+    return Standing(
+        as_of=as_of,
+        answers=len(ordered),
+        helpful_votes=votes,
+        accepted=accepted,
+        last_answered_at=last,
+        activity=activity,
+        engagement=engagement,
+        accepted_recent=accepted_recent,
+        tags={tag: TagStanding(int(s[0]), int(s[1]), int(s[2]), s[3]) for tag, s in per_tag.items()},
+    )
+
+
+def answer_value(accepted: bool, helpful_votes: int, params: EvidenceParams = DEFAULT_EVIDENCE) -> float:
+    """What one answer adds to expertise before decay: more when accepted or voted helpful."""
+    return 1.0 + params.accepted_bonus * accepted + params.helpful_vote_weight * math.log1p(max(helpful_votes, 0))
+
+
+def decay(age_days: float, half_life_days: float) -> float:
+    return 0.5 ** (age_days / half_life_days)
+
+
+def age_days(now: datetime, moment: datetime) -> float:
+    # Evidence from the future (clock skew) counts as brand new, not as more than brand new.
+    return max((now - moment).total_seconds() / SECONDS_PER_DAY, 0.0)
+
+
+def aware(moment: datetime) -> datetime:
+    """Naive datetimes (SQLite returns them naive) are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -1,0 +1,123 @@
+"""The fold (bot/routing/standing.py): ranking from a person's standing gives the features the ranker computed
+from every answer before the standing existed (the reference loop below is that code), on random histories."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.routing.ranker import DEFAULT_PARAMS, FEATURE_NAMES, Candidate, TagStats, feature_vectors, rank_experts
+from bot.routing.standing import AnswerRecord, Standing, TagStanding, age_days, decay, standing_of
+
+NOW = datetime(2026, 12, 8, 14, 30, tzinfo=UTC)
+TAGS = ["postgres", "sql", "ops", "kafka", "css", "python"]
+
+
+def reference_features(records, declared, weights, now, params=DEFAULT_PARAMS) -> tuple[float, ...]:
+    """The ranker's per-answer loop as it was before the standing (hour and text left out)."""
+    total = sum(weights.values())
+    expertise = params.declared_weight * sum(weights[t] for t in declared & weights.keys()) / total
+    activity = engagement = accepted = 0.0
+    votes = 0
+    last = None
+    for r in records:
+        age = age_days(now, r.answered_at)
+        activity += decay(age, params.activity_half_life_days)
+        engagement += decay(age, params.engagement_half_life_days)
+        if r.accepted:
+            accepted += decay(age, params.accepted_half_life_days)
+        votes += max(r.helpful_votes, 0)
+        last = r.answered_at if last is None or r.answered_at > last else last
+        matched = r.tags & weights.keys()
+        if matched:
+            share = sum(weights[t] for t in matched) / total
+            value = (
+                1.0
+                + params.accepted_bonus * r.accepted
+                + params.helpful_vote_weight * math.log1p(max(r.helpful_votes, 0))
+            )
+            expertise += decay(age, params.expertise_half_life_days) * value * share
+    silence = params.silence_cap_days if last is None else min(age_days(now, last), params.silence_cap_days)
+    return (
+        math.log(params.expertise_prior + expertise),
+        math.log(params.activity_floor + activity),
+        math.log(params.activity_floor + engagement),
+        math.log(silence + 0.01),
+        math.log1p(votes / len(records)) if records else 0.0,
+        math.log(params.accepted_floor + accepted),
+    )
+
+
+def random_history(rng: random.Random, n: int) -> list[AnswerRecord]:
+    return [
+        AnswerRecord(
+            frozenset(rng.sample(TAGS, rng.randint(0, 3))),
+            NOW - timedelta(days=rng.uniform(0, 900)),
+            accepted=rng.random() < 0.3,
+            helpful_votes=rng.choice([-1, 0, 0, 1, 2, 7]),
+        )
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_standing_gives_the_features_of_every_answer_on_random_histories(seed):
+    rng = random.Random(seed)
+    people = {f"U{i}": random_history(rng, rng.randint(0, 80)) for i in range(8)}
+    declared = {u: frozenset(rng.sample(TAGS, rng.randint(0, 1))) for u in people}
+    stats = TagStats.from_tag_sets([rng.sample(TAGS, rng.randint(1, 3)) for _ in range(200)])
+    question_tags = rng.sample(TAGS, rng.randint(1, 2))
+    text = "my " + " ".join(rng.sample(TAGS, 1)) + " question"
+    # Folded as the upkeep does (as of the last answer), read back a while later; and folded as of now.
+    as_of_last = [Candidate(u, declared[u], tuple(h[-30:]), standing=standing_of(h)) for u, h in people.items()]
+    as_of_now = [Candidate(u, declared[u], tuple(h), standing=standing_of(h, NOW)) for u, h in people.items()]
+    later = NOW + timedelta(days=rng.uniform(0, 40))
+    hour, text_feature = FEATURE_NAMES.index("hour"), FEATURE_NAMES.index("text")
+    for candidates, now in ((as_of_last, later), (as_of_now, NOW)):
+        got = feature_vectors(question_tags, candidates, now, question_text=text, tag_stats=stats)
+        weights = _weights(question_tags, text, stats)
+        for user_id, history in people.items():
+            expected = reference_features(history, declared[user_id], weights, now)
+            features = [f for i, f in enumerate(got[user_id]) if i not in (hour, text_feature)]
+            assert features == pytest.approx(expected, rel=1e-9, abs=1e-12), user_id
+
+
+def _weights(question_tags, text, stats):
+    from bot.routing.ranker import _query_tag_weights
+
+    return _query_tag_weights(question_tags, text, stats, DEFAULT_PARAMS)
+
+
+def test_rank_key_orders_people_as_their_expertise_now_whatever_their_as_of():
+    rng = random.Random(7)
+    standings = [standing_of(random_history(rng, rng.randint(1, 40))) for _ in range(30)]
+    standings = [s for s in standings if "postgres" in s.tags]
+    by_key = sorted(standings, key=lambda s: s.rank_key("postgres"))
+    by_now = sorted(standings, key=lambda s: s.decayed(s.tags["postgres"].expertise, 90.0, NOW))
+    assert by_key == by_now and len(by_key) > 5
+
+
+def test_a_decayed_sum_reads_the_same_from_any_as_of():
+    history = random_history(random.Random(3), 50)
+    early, late = standing_of(history), standing_of(history, NOW + timedelta(days=10))
+    later = NOW + timedelta(days=30)
+    for half_life, a, b in ((2.0, early.activity, late.activity), (30.0, early.engagement, late.engagement)):
+        assert early.decayed(a, half_life, later) == pytest.approx(late.decayed(b, half_life, later), rel=1e-12)
+
+
+def test_reasons_count_per_tag_and_say_so():
+    standing = Standing(
+        as_of=NOW,
+        answers=6,
+        accepted=3,
+        last_answered_at=NOW - timedelta(days=2),
+        tags={"postgres": TagStanding(4, 2), "sql": TagStanding(3, 1), "css": TagStanding(5, 5)},
+    )
+    ranked = rank_experts(["postgres", "sql"], [Candidate("U1", standing=standing)], NOW)
+    # An answer on #postgres and #sql counts on each: the reason never adds them up.
+    assert ranked[0].reason == (
+        "2 accepted answers on #postgres, 1 on #sql; 2 other answers on #postgres, 2 on #sql; last answered 2 days ago"
+    )
