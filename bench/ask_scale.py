@@ -28,8 +28,8 @@ Statements per ask vary with what routing finds, not with size: the experts it p
 claim, a conversations.open and a write; one in a zone where it is not working time is scheduled instead)
 and the topics nobody knows (a knowledge gap row each). The table gives the median and the maximum.
 
-For the largest size, the statements that cost the most per /ask (time and calls per ask, next to the
-smallest size's time): what grows. Warm-up asks first (not measured). --quick: 10k and 100k on both
+For the largest size, the statements that cost the most per /ask, in each window (time and calls per ask,
+next to the smallest size's time): what grows. Warm-up asks first (not measured). --quick: 10k and 100k on both
 databases, 40 asks per size (the full run: 10k/100k/1M on PostgreSQL, 10k/100k on SQLite, 100 asks).
 """
 
@@ -73,7 +73,7 @@ from bot.playground.emulator.fake_api import BOT_TOKEN, Call, FakeSlackAPI
 from bot.playground.emulator.world import SlackWorld
 from bot.runtime.wiring import build_runtime, serve_in_thread
 from models.migrate import upgrade_to_head
-from models.session import Store
+from models.session import Store, normalize_url
 
 SIGNING_SECRET = "ask-scale-bench-secret"
 SIZES = {"postgresql": [10_000, 100_000, 1_000_000], "sqlite": [10_000, 100_000]}
@@ -82,7 +82,8 @@ WARMUP = 8
 COMMON_TAGS = 30  # the most common tags (Zipf ranks) the topical asks are drawn from
 RARE_FROM = 200  # tags of this Zipf rank and below are rare
 KIND_SHARES = (("topic", 0.7), ("single_tag", 0.15), ("rare_tag", 0.15))
-TOP_STATEMENTS = 8
+TOP_STATEMENTS = 6
+PHASES = ("ask", "route")
 SETTLE_TIMEOUT = 120.0
 
 
@@ -93,7 +94,7 @@ def derive_tables(url: str) -> None:
     """What a store that has been running holds besides its rows, built after a bulk load: the planner's
     statistics (VACUUM ANALYZE on PostgreSQL, ANALYZE on SQLite), as autovacuum would have them. Tables
     that PeerLearn maintains from its rows (per-person or per-tag figures) are rebuilt here too."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    engine = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
@@ -300,7 +301,8 @@ def is_routing_dm(call: Call) -> bool:
 @dataclass
 class SizeRun:
     figures: dict[str, Any]
-    statements: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # Per phase ("ask", "route"): statement key -> (executions, seconds) over the measured asks.
+    statements: dict[str, dict[str, tuple[int, float]]] = field(default_factory=dict)
 
 
 def emulated_slack() -> FakeSlackAPI:
@@ -344,10 +346,10 @@ def measure_ask(
     log: StatementLog,
     dispatched: DispatchTimes,
     ask: Ask,
-    executed: list[Executed],
+    executed: dict[str, list[Executed]],
 ) -> AskSample:
     """One /ask (and, when similar answers were shown, its "Still need help"), sent and waited for; the
-    statements of both windows are added to `executed`."""
+    statements of each window are added to `executed` ("ask", "route")."""
     mark, first = fake.mark(), len(dispatched.starts)
     response = world.command(ask.user, "/ask", ask.text, ask.channel)
     if response.status != 200:
@@ -359,6 +361,8 @@ def measure_ask(
         raise RuntimeError(f"the bot said nothing in Slack about {ask.text!r}")
     ask_ms = (max(call.at for call in calls) - started) * 1000
     window = log.since(started)
+    executed.setdefault("ask", []).extend(window)
+    statements = len(window)
     suggested = any(offers_help_button(call) for call in calls)
     route_ms = 0.0
     if suggested:
@@ -368,10 +372,11 @@ def measure_ask(
         clicked = dispatched.starts[first]
         route_calls = fake.calls[mark:]
         route_ms = (max(call.at for call in route_calls) - clicked) * 1000 if route_calls else 0.0
-        window += log.since(clicked)
+        window = log.since(clicked)
+        executed.setdefault("route", []).extend(window)
+        statements += len(window)
         calls += route_calls
-    executed.extend(window)
-    return AskSample(ask.kind, ask_ms, route_ms, len(window), suggested, sum(map(is_routing_dm, calls)))
+    return AskSample(ask.kind, ask_ms, route_ms, statements, suggested, sum(map(is_routing_dm, calls)))
 
 
 def run_size(dialect: str, size: int, pg_url: str, asks: int, start: datetime) -> SizeRun:
@@ -393,10 +398,10 @@ def run_size(dialect: str, size: int, pg_url: str, asks: int, start: datetime) -
             log = StatementLog(runtime.store.engine)
             dispatched = DispatchTimes(runtime.bolt_app)
             for ask in plan[:WARMUP]:
-                measure_ask(world, fake, log, dispatched, ask, [])
-            executed: list[Executed] = []
+                measure_ask(world, fake, log, dispatched, ask, {})
+            executed: dict[str, list[Executed]] = {"ask": [], "route": []}
             samples = [measure_ask(world, fake, log, dispatched, ask, executed) for ask in plan[WARMUP:]]
-            statements = by_statement(executed)
+            statements = {phase: by_statement(records) for phase, records in executed.items()}
     figures = {"load_seconds": round(loaded, 1), "derive_seconds": round(derived, 1), **summarize(samples)}
     progress(
         f"{dialect} {size}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, "
@@ -435,9 +440,13 @@ def database_result(runs: dict[int, SizeRun]) -> dict[str, Any]:
         "ratio_p95": ratio(figures),
         "ratio_p50": ratio(figures, "p50_ms"),
         "statements_same": len({figures[size]["statements_per_ask"] for size in runs}) == 1,
-        "top_statements": top_statements(
-            {size: run.statements for size, run in runs.items()}, {size: figures[size]["asks"] for size in runs}
-        ),
+        "top_statements": {
+            phase: top_statements(
+                {size: run.statements.get(phase, {}) for size, run in runs.items()},
+                {size: figures[size]["asks"] for size in runs},
+            )
+            for phase in PHASES
+        },
     }
 
 
@@ -468,12 +477,15 @@ def table(result: dict[str, Any]) -> str:
             f"(p50 {result[dialect]['ratio_p50']}x); statements per /ask the same at every size: "
             f"{result[dialect]['statements_same']}"
         )
-        lines.append(f"  top statements per /ask at {max(sizes)} (ms/ask, at {min(sizes)}, calls/ask):")
-        for row in result[dialect]["top_statements"]:
+        for phase in PHASES:
             lines.append(
-                f"  {row['ms_per_ask']:>8.2f} {row['ms_per_ask_smallest']:>8.2f} {row['calls_per_ask']:>5}  "
-                f"{row['statement'][:110]}"
+                f"  top statements of the {phase} per /ask at {max(sizes)} (ms/ask, at {min(sizes)}, calls/ask):"
             )
+            for row in result[dialect]["top_statements"][phase]:
+                lines.append(
+                    f"  {row['ms_per_ask']:>8.2f} {row['ms_per_ask_smallest']:>8.2f} {row['calls_per_ask']:>5}  "
+                    f"{row['statement'][:110]}"
+                )
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, text
 
 from bench.harness import ROOT, Corpus, copy_rows
 from bot.playground.emulator.workspace import TEAM_ID  # the workspace the Slack emulator plays
+from models.session import normalize_url
 
 PEOPLE = 5_000
 CHANNELS = [f"C{n:03d}" for n in range(50)]
@@ -258,7 +259,7 @@ class Writer:
     transaction on SQLite (foreign-key checks off; migration 0002's triggers index what goes in)."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        url = normalize_url(url)
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         if self.dialect == "postgresql":
             replica = {"options": "-c session_replication_role=replica"}
@@ -350,7 +351,7 @@ def _index_and_number_postgresql(url: str) -> None:
     assert spec is not None and spec.loader is not None
     search_index = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(search_index)
-    engine = create_engine(url)
+    engine = create_engine(normalize_url(url))
     try:
         with engine.begin() as conn:
             for template in (search_index._QUESTION_DOCUMENT, search_index._LESSON_DOCUMENT):
