@@ -25,8 +25,9 @@ tag. Per /ask, measured:
   `before_cursor_execute`; the asks run one at a time, so each window holds only that ask's work). The
   inbox's own reads and writes (models/inbox.py: engines of their own) are not counted.
 Statements per ask vary with what routing finds, not with size: the experts it plans (each DM sent now is a
-claim, a conversations.open and a write; one in a zone where it is not working time is scheduled instead)
-and the topics nobody knows (a knowledge gap row each). The table gives the median and the maximum.
+claim and a write; one in a zone where it is not working time is scheduled instead) and the topics nobody
+knows (a knowledge gap row each; one ask in ten has a tag nobody used before). The table gives the median
+and the maximum; the JSON also the median by DMs sent.
 
 For the largest size, the statements that cost the most per /ask, in each window (time and calls per ask,
 next to the smallest size's time): what grows. Warm-up asks first (not measured). --quick: 10k and 100k on both
@@ -81,7 +82,9 @@ ASKS, ASKS_QUICK = 100, 40
 WARMUP = 8
 COMMON_TAGS = 30  # the most common tags (Zipf ranks) the topical asks are drawn from
 RARE_FROM = 200  # tags of this Zipf rank and below are rare
-KIND_SHARES = (("topic", 0.7), ("single_tag", 0.15), ("rare_tag", 0.15))
+# What people ask about: a common topic (its tags), one common tag, a rare tag, a tag nobody used before (a
+# knowledge gap: nobody to DM about it).
+KIND_SHARES = (("topic", 0.6), ("single_tag", 0.15), ("rare_tag", 0.15), ("new_tag", 0.1))
 TOP_STATEMENTS = 6
 PHASES = ("ask", "route")
 SETTLE_TIMEOUT = 120.0
@@ -92,12 +95,19 @@ SETTLE_TIMEOUT = 120.0
 
 def derive_tables(url: str) -> None:
     """What a store that has been running holds besides its rows, built after a bulk load: the planner's
-    statistics (VACUUM ANALYZE on PostgreSQL, ANALYZE on SQLite), as autovacuum would have them. Tables
-    that PeerLearn maintains from its rows (per-person or per-tag figures) are rebuilt here too."""
+    statistics (VACUUM ANALYZE on PostgreSQL, ANALYZE on SQLite), as autovacuum would have them, and on
+    SQLite a checkpointed write-ahead log. Tables that PeerLearn maintains from its rows (per-person or
+    per-tag figures) are to be rebuilt here too."""
     engine = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("VACUUM ANALYZE"))
+            else:
+                conn.execute(text("ANALYZE"))
+                # The load's one big transaction left its pages in the write-ahead log; a running store's
+                # checkpoints keep it short.
+                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     finally:
         engine.dispose()
 
@@ -180,7 +190,7 @@ class DispatchTimes:
 
 @dataclass(frozen=True, slots=True)
 class AskSample:
-    kind: str  # "topic", "single_tag" or "rare_tag"
+    kind: str  # "topic", "single_tag", "rare_tag" or "new_tag" (KIND_SHARES)
     ask_ms: float  # taking the /ask to suggestions shown (or DMs planned, when nothing similar was found)
     route_ms: float  # taking "Still need help" to DMs planned; 0 when the ask routed at once
     statements: int
@@ -264,7 +274,8 @@ class Ask:
 
 
 def make_asks(corpus: Corpus, count: int, rng: random.Random) -> list[Ask]:
-    """Questions as people ask them: of a common topic with its tags, with one common tag, or a rare tag."""
+    """Questions as people ask them: of a common topic with its tags, with one common tag, a rare tag, or a tag
+    nobody used before."""
     common = set(corpus.tags[:COMMON_TAGS])
     topical = [number for number, (_, tags) in enumerate(corpus.topics) if tags and tags[0] in common]
     rare = corpus.tags[RARE_FROM:]
@@ -280,6 +291,7 @@ def make_asks(corpus: Corpus, count: int, rng: random.Random) -> list[Ask]:
             "topic": list(corpus.topics[topic][1]),
             "single_tag": [rng.choice(corpus.tags[:COMMON_TAGS])],
             "rare_tag": [rng.choice(rare)],
+            "new_tag": [f"unheard{rng.randrange(10**6)}"],
         }[kind]
         words = corpus.sentence(rng.randint(6, 14), topic)
         text = f"{words.capitalize()}? " + " ".join(f"#{tag}" for tag in tags)

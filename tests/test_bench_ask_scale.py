@@ -111,17 +111,19 @@ def test_the_history_ends_on_the_tuesday_noon_before_today() -> None:
     assert history_end(datetime(2026, 12, 1, 18, tzinfo=UTC)) == datetime(2026, 11, 24, 12, tzinfo=UTC)  # a Tuesday
 
 
-def test_asks_carry_common_topic_tags_single_tags_or_rare_tags() -> None:
+def test_asks_carry_common_topic_tags_single_tags_rare_tags_or_new_tags() -> None:
     corpus = Corpus(seed=7, vocabulary=2_000, tags=300, topics=400)
 
     asks = make_asks(corpus, 200, random.Random(1))
 
-    assert {ask.kind for ask in asks} == {"topic", "single_tag", "rare_tag"}
+    assert {ask.kind for ask in asks} == {"topic", "single_tag", "rare_tag", "new_tag"}
     for ask in asks:
         tags = [word[1:] for word in ask.text.split() if word.startswith("#")]
         assert tags
         if ask.kind == "rare_tag":
             assert tags[0] in corpus.tags[200:]
+        elif ask.kind == "new_tag":
+            assert tags[0] not in corpus.tags
         else:
             assert tags[0] in corpus.tags[:30]
         assert not history.is_private(ask.channel)
