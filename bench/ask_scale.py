@@ -9,9 +9,9 @@ PEERLEARN_BENCH_PG_URL, dropped afterwards) is migrated and filled with a compan
 past routing DMs, lessons, declared topics, tags Zipf-distributed), then `derive_tables` (what a running
 store would have derived from it: today the planner's statistics only).
 
-Then PeerLearn runs as `serve` runs it (bot/runtime/wiring.py in this process: the HTTP server, its inbox
-worker working, Bolt's lazy listeners) against the Slack emulator (bot/playground/emulator), on a clock that
-starts at a Tuesday 12:00 UTC, the end of the history. Signed /ask commands go over HTTP, one at a time, from
+Then PeerLearn runs as `serve` runs it (bot/runtime/wiring.py in a process of its own per size, started
+fresh: the HTTP server, its inbox worker working, Bolt's lazy listeners) against the Slack emulator
+(bot/playground/emulator), on a clock that starts at a Tuesday 12:00 UTC, the end of the history. Signed /ask commands go over HTTP, one at a time, from
 askers in public channels: most with the tags of a common topic, some with one common tag, some with a rare
 tag. Per /ask, measured:
 - ask: from Bolt taking the request off the inbox (the worker's dispatch) to the last Slack call of its work:
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import random
 import re
 import statistics
@@ -46,6 +47,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -393,6 +395,7 @@ def measure_ask(
 
 
 def run_size(dialect: str, size: int, pg_url: str, asks: int, start: datetime) -> SizeRun:
+    logging.getLogger("peerlearn").setLevel(logging.ERROR)  # e.g. no permalink for history the emulator lacks
     corpus = Corpus(seed=CORPUS_SEED)
     with scratch_database(dialect, pg_url) as url:
         store = Store.from_url(url)
@@ -424,6 +427,13 @@ def run_size(dialect: str, size: int, pg_url: str, asks: int, start: datetime) -
     return SizeRun(figures, statements)
 
 
+def run_size_apart(dialect: str, size: int, pg_url: str, asks: int, start: datetime) -> SizeRun:
+    """run_size in a process of its own, as a freshly started server: nothing the previous size left in the
+    process's caches (bot/search.py keeps each query term's lexemes) makes this size's asks cheaper."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as process:
+        return process.submit(run_size, dialect, size, pg_url, asks, start).result()
+
+
 # --- the run -------------------------------------------------------------------------------------------------
 
 
@@ -438,7 +448,7 @@ def run(databases: Sequence[str], sizes: dict[str, list[int]], pg_url: str, asks
         "load_average_1m": load_average(),
     }
     for dialect in databases:
-        runs = {size: run_size(dialect, size, pg_url, asks, start) for size in sizes[dialect]}
+        runs = {size: run_size_apart(dialect, size, pg_url, asks, start) for size in sizes[dialect]}
         result[dialect] = database_result(runs)
     result["load_average_1m_after"] = load_average()
     return result
@@ -517,7 +527,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sizes = {dialect: [10_000, 100_000] if args.quick else SIZES[dialect] for dialect in databases}
     asks = args.asks or (ASKS_QUICK if args.quick else ASKS)
-    logging.getLogger("peerlearn").setLevel(logging.ERROR)  # e.g. no permalink for history the emulator lacks
     emit(run(databases, sizes, args.pg_url, asks, args.quick), args.json, table)
     return 0
 
