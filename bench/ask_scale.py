@@ -11,9 +11,10 @@ store would have derived from it: today the planner's statistics only).
 
 Then PeerLearn runs as `serve` runs it (bot/runtime/wiring.py in a process of its own per size, started
 fresh: the HTTP server, its inbox worker working, Bolt's lazy listeners) against the Slack emulator
-(bot/playground/emulator), on a clock that starts at a Tuesday 12:00 UTC, the end of the history. Signed /ask commands go over HTTP, one at a time, from
-askers in public channels: most with the tags of a common topic, some with one common tag, some with a rare
-tag. Per /ask, measured:
+(bot/playground/emulator), on a clock that starts at a Tuesday 12:00 UTC, the end of the history. Signed
+/ask commands go over HTTP, one at a time, from askers in public channels: most with the tags of a common
+topic, some with one common tag, a rare tag or a tag nobody used before (KIND_SHARES); the same asks at
+every size. Per /ask, measured:
 - ask: from Bolt taking the request off the inbox (the worker's dispatch) to the last Slack call of its work:
   the similar answers shown to the asker (chat.postEphemeral), or, when nothing similar was found, the
   routing DMs sent and the asker told (route_now);
