@@ -81,14 +81,41 @@ def rebuild(session: Session, team_id: str, progress: Callable[[int, int], None]
         if progress is not None:
             progress(min(start + REBUILD_BATCH, len(authors)), len(authors))
     # People who have rows but no live answer any more (rows written before a change that skipped upkeep).
+    known = set(authors)
     stale = sorted(set(session.scalars(select(PersonEvidence.user_id).where(PersonEvidence.team_id == team_id))))
-    stale = [user_id for user_id in stale if user_id not in set(authors)]
+    stale = [user_id for user_id in stale if user_id not in known]
     for start in range(0, len(stale), REBUILD_BATCH):
         refresh_people(session, team_id, stale[start : start + REBUILD_BATCH])
     for model in (TagEvidence, PersonEvidence):  # and the forgotten placeholder never has any
         session.execute(delete(model).where(model.team_id == team_id, model.user_id == FORGOTTEN_USER_ID))
     session.commit()
     return len(authors)
+
+
+def fill_missing(session: Session) -> int:
+    """Compute the evidence of everyone, in every workspace, who has live answers but no person_evidence row:
+    after the upgrade to migration 0010 (whose tables start empty) that is everyone; after a fill that was
+    stopped half way, the rest. Batches of REBUILD_BATCH people, each committed. Returns the people filled."""
+    missing = (
+        select(Answer.team_id, Answer.user_id)
+        .where(
+            Answer.deleted_at.is_(None),
+            Answer.user_id != FORGOTTEN_USER_ID,
+            ~select(PersonEvidence.user_id)
+            .where(PersonEvidence.team_id == Answer.team_id, PersonEvidence.user_id == Answer.user_id)
+            .exists(),
+        )
+        .distinct()
+    )
+    by_team: dict[str, list[str]] = defaultdict(list)
+    for team_id, user_id in session.execute(missing):
+        by_team[team_id].append(user_id)
+    for team_id, people in sorted(by_team.items()):
+        people.sort()
+        for start in range(0, len(people), REBUILD_BATCH):
+            refresh_people(session, team_id, people[start : start + REBUILD_BATCH])
+            session.commit()
+    return sum(len(people) for people in by_team.values())
 
 
 # --- reading answers as the ranker sees them ----------------------------------------------------------------

@@ -328,9 +328,11 @@ def add_data_verbs(verbs: argparse._SubParsersAction) -> None:  # type: ignore[t
     forget.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
     rebuild = verbs.add_parser(
         "rebuild-evidence",
-        help="recompute routing's evidence (who answered what) from the answers, e.g. after upgrading",
-        description="Recomputes person_evidence and tag_evidence from every live answer, in batches of people; "
-        "routing keeps working meanwhile. See bot/routing/upkeep.py.",
+        help="recompute what PeerLearn keeps up to date (routing's evidence, tag statistics, the stats rollup) "
+        "from the questions and answers: for audits, or after a change that skipped the upkeep",
+        description="Recomputes person_evidence and tag_evidence from every live answer, in batches of people "
+        "(routing keeps working meanwhile; bot/routing/upkeep.py), then tag_stats and the stats rollup "
+        "(models/tag_stats.py, models/stats_rollup.py).",
     )
     rebuild.add_argument("--team", help="workspace (team) id, e.g. T0123 (default: every workspace)")
 
@@ -407,7 +409,11 @@ def export_workspace(store: Store, team_id: str, fmt: str, output: str | None, n
 
 
 def rebuild_evidence(store: Store, teams: Sequence[str]) -> int:
+    """Everything PeerLearn keeps up to date from the questions and answers, computed again: routing's evidence
+    (bot/routing/upkeep.py), its tag statistics (models/tag_stats.py) and the stats rollup (models/stats_rollup.py)."""
     from bot.routing.upkeep import rebuild
+    from models.stats_rollup import rebuild_stats
+    from models.tag_stats import rebuild_tag_stats
 
     def progress(team_id: str) -> Callable[[int, int], None]:
         return lambda done, total: print(f"{team_id}: {done}/{total} people", flush=True)
@@ -416,6 +422,11 @@ def rebuild_evidence(store: Store, teams: Sequence[str]) -> int:
         with store.session() as session:
             people = rebuild(session, team_id, progress(team_id))
         print(f"Rebuilt routing evidence of {team_id}: {people} people with answers.")
+        with store.session() as session:
+            tag_rows = rebuild_tag_stats(session, team_id)
+        with store.session() as session:
+            questions = rebuild_stats(session, team_id)
+        print(f"Rebuilt tag statistics of {team_id} ({tag_rows} rows) and its stats rollup ({questions} questions).")
     return 0
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from bot.asking import inbox_key
 from bot.clock import Clock
 from bot.config import Settings
+from bot.routing import upkeep
 from bot.runtime.app import create_app
 from bot.runtime.http import HttpServer, Queueing, Screening, WSGIApp, create_wsgi_app
 from bot.runtime.metrics import ObservedExecutor
@@ -143,9 +144,24 @@ def build_runtime(
 
 
 def mark_ready(runtime: Runtime) -> None:
-    """The database is migrated: remember to which revisions, then let requests in."""
+    """The database is migrated: remember to which revisions, let requests in, then compute the routing
+    evidence of anyone who has answers but none yet (after an upgrade: everyone; bot/routing/upkeep.py)."""
     runtime.heads.update(applied_revisions(runtime.store.engine))
     runtime.ready.set()
+    fill_missing_evidence(runtime.store)
+
+
+def fill_missing_evidence(store: Store) -> None:
+    """Routing works meanwhile (with what is filled so far); a failure is logged, and the next start (or
+    `app.py rebuild-evidence`) finishes the job."""
+    try:
+        with store.session() as session:
+            filled = upkeep.fill_missing(session)
+    except Exception:
+        logger.exception("computing routing evidence from past answers failed; `app.py rebuild-evidence` does it")
+        return
+    if filled:
+        logger.info("computed the routing evidence of %d people from their past answers", filled)
 
 
 def new_worker(runtime: Runtime) -> InboxWorker:

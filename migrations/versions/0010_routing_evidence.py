@@ -10,8 +10,9 @@ recomputed for the people a change touches in the transaction of the change (bot
 `ix_answers_team_user_created` (team_id, user_id, created_at) replaces `ix_answers_team_user` (team_id,
 user_id), which it covers: a candidate's most recent answers are a short index scan.
 
-The tables start empty: on a database with answers, run `python app.py rebuild-evidence` once after this
-upgrade (routing knows people only from their /teach declarations until then).
+The tables start empty: the evidence is a Python fold (bot/routing/standing.py), computed by the first start
+after this upgrade (bot/runtime/wiring.py fill_missing_evidence, in batches, with requests already served;
+routing knows people only from their /teach declarations until it reaches them).
 
 Revision ID: 0010
 Revises: 0001

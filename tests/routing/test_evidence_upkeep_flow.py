@@ -16,7 +16,7 @@ from bot.playground.emulator.fake_api import TEAM_ID
 from bot.routing.evidence import load_evidence
 from bot.routing.standing import standing_of
 from bot.routing.upkeep import answer_records, person_row, tag_rows_of
-from bot.runtime import cli
+from bot.runtime import cli, wiring
 from models.evidence import PersonEvidence, TagEvidence
 from models.expert import FORGOTTEN_USER_ID
 from models.question import Answer
@@ -174,7 +174,30 @@ def test_rebuild_evidence_recomputes_what_the_upkeep_keeps(bot, database_url, mo
     assert cli.main(["rebuild-evidence"]) == 0
     out = capsys.readouterr().out
     assert f"{TEAM_ID}: 2/2 people" in out and f"Rebuilt routing evidence of {TEAM_ID}: 2 people" in out
+    assert f"Rebuilt tag statistics of {TEAM_ID} (" in out and "stats rollup (2 questions)" in out
     assert same(kept(store), expected) and counts(kept(store), ("U_BRUNO", "postgres")) == (1, 1, 1)
 
     assert cli.main(["rebuild-evidence", "--team", "T_NOBODY"]) == 1
     assert "No workspace T_NOBODY" in capsys.readouterr().err
+
+
+def test_a_start_computes_the_evidence_an_upgrade_or_a_stopped_fill_left_out(bot):
+    world = bot.world
+    question = world.ask("U_ANA", "Why is my index not used? #postgres", GENERAL)
+    reply = world.reply("U_BRUNO", question, "Run ANALYZE first.")
+    world.react("U_ANA", ACCEPT, GENERAL, reply)
+    other = world.ask("U_BRUNO", "How do I tune autovacuum? #postgres #ops", GENERAL)
+    world.reply("U_MAYA", other, "Lower the scale factor on big tables.")
+    expected = check(bot)
+    store = bot.runtime.services.store
+    with store.session() as s:  # as migration 0010 leaves it: answers, and no evidence yet
+        s.query(TagEvidence).delete()
+        s.query(PersonEvidence).delete()
+    wiring.fill_missing_evidence(store)
+    assert same(kept(store), expected)
+
+    with store.session() as s:  # a fill stopped after some people: the next start computes the rest
+        s.query(TagEvidence).filter(TagEvidence.user_id == "U_MAYA").delete()
+        s.query(PersonEvidence).filter(PersonEvidence.user_id == "U_MAYA").delete()
+    wiring.fill_missing_evidence(store)
+    assert same(kept(store), expected) and counts(kept(store), ("U_MAYA", "ops")) == (1, 0, 0)
