@@ -75,9 +75,12 @@ from bot.config import Settings
 from bot.messages.suggestions import ACTION_SIMILAR_STILL_NEED_HELP
 from bot.playground.emulator.fake_api import BOT_TOKEN, Call, FakeSlackAPI
 from bot.playground.emulator.world import SlackWorld
+from bot.routing.upkeep import rebuild
 from bot.runtime.wiring import build_runtime, serve_in_thread
 from models.migrate import upgrade_to_head
 from models.session import Store, normalize_url
+from models.stats_rollup import rebuild_stats
+from models.tag_stats import rebuild_tag_stats
 
 SIGNING_SECRET = "ask-scale-bench-secret"
 SIZES = {"postgresql": [10_000, 100_000, 1_000_000], "sqlite": [10_000, 100_000]}
@@ -98,10 +101,23 @@ CORPUS_SEED, ASKS_SEED = 7, 1
 
 
 def derive_tables(url: str) -> None:
-    """What a store that has been running holds besides its rows, built after a bulk load: the planner's
-    statistics (VACUUM ANALYZE on PostgreSQL, ANALYZE on SQLite), as autovacuum would have them, and on
-    SQLite a checkpointed write-ahead log. Tables that PeerLearn maintains from its rows (per-person or
-    per-tag figures) are to be rebuilt here too."""
+    """What a store that has been running holds besides its rows, built after a bulk load: the tables PeerLearn
+    keeps up to date from its rows (routing's evidence, tag statistics, the stats rollup: what `app.py
+    rebuild-evidence` computes), then the planner's statistics (VACUUM ANALYZE on PostgreSQL, ANALYZE on
+    SQLite), as autovacuum would have them, and on SQLite a checkpointed write-ahead log."""
+    store = Store.from_url(url)
+    try:
+        with store.engine.connect() as conn:
+            teams = sorted(team for (team,) in conn.execute(text("SELECT DISTINCT team_id FROM questions")))
+        for team_id in teams:
+            with store.session() as session:
+                rebuild(session, team_id)
+            with store.session() as session:
+                rebuild_tag_stats(session, team_id)
+            with store.session() as session:
+                rebuild_stats(session, team_id)
+    finally:
+        store.dispose()
     engine = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
