@@ -101,10 +101,11 @@ CORPUS_SEED, ASKS_SEED = 7, 1
 
 
 def derive_tables(url: str) -> None:
-    """What a store that has been running holds besides its rows, built after a bulk load: the tables PeerLearn
-    keeps up to date from its rows (routing's evidence, tag statistics, the stats rollup: what `app.py
-    rebuild-evidence` computes), then the planner's statistics (VACUUM ANALYZE on PostgreSQL, ANALYZE on
-    SQLite), as autovacuum would have them, and on SQLite a checkpointed write-ahead log."""
+    """What a store that has been running holds besides its rows, built after a bulk load: the planner's
+    statistics (VACUUM ANALYZE on PostgreSQL, ANALYZE on SQLite), as autovacuum would have them; the tables
+    PeerLearn keeps up to date from its rows (routing's evidence, tag statistics, the stats rollup: what `app.py
+    rebuild-evidence` computes), and the statistics again for those; on SQLite a checkpointed write-ahead log."""
+    analyze(url)
     store = Store.from_url(url)
     try:
         with store.engine.connect() as conn:
@@ -118,6 +119,10 @@ def derive_tables(url: str) -> None:
                 rebuild_stats(session, team_id)
     finally:
         store.dispose()
+    analyze(url)
+
+
+def analyze(url: str) -> None:
     engine = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
