@@ -27,7 +27,8 @@ having the two rarest terms together are ranked (AND), or, if fewer than asked f
 Document frequencies: SQLite counts each term's matches in FTS5, capped at the budget (cheap: the capped
 count reads no more than that many doclist entries, and ranks nothing); PostgreSQL reads its own
 statistics of the tsvector column (pg_stats.most_common_elems, kept by ANALYZE/autovacuum, cached here
-for STATS_TTL seconds): a lexeme not among the most common counts as rare. On PostgreSQL the pruned
+for STATS_TTL seconds): a lexeme not among the most common counts as half the least common one, as
+PostgreSQL's planner assumes. On PostgreSQL the pruned
 expression only chooses the documents; each is ranked with every term (ts_rank is per document), so
 its scores are the exhaustive ones. `exhaustive=True` skips pruning (the reference in the benchmark).
 """
@@ -185,17 +186,20 @@ class _LexemeStatistics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._documents: dict[str, tuple[float, dict[str, float]]] = {}
+        self._documents: dict[str, tuple[float, tuple[dict[str, float], float]]] = {}
         self._lexemes: dict[str, tuple[str, ...]] = {}
 
     def frequencies(self, session: Session, terms: Sequence[str]) -> list[float]:
-        common = self._common(session)
+        common, other = self._common(session)
         if not common:  # never analysed (a new or small store): nothing is known to be common
             return [0.0] * len(terms)
         lexemes = self._lexemes_of(session, terms)
-        return [max((common.get(lexeme, 0.0) for lexeme in lexemes[term]), default=0.0) for term in terms]
+        return [max((common.get(lexeme, other) for lexeme in lexemes[term]), default=0.0) for term in terms]
 
-    def _common(self, session: Session) -> dict[str, float]:
+    def _common(self, session: Session) -> tuple[dict[str, float], float]:
+        """The common lexemes' document counts, and the count to assume for any other lexeme: half the least
+        common one's, as PostgreSQL's own planner assumes (tsquery selectivity). Counting the others as 0 let a
+        query of "rare" words match thousands of documents once a workspace had a million (bench/ask_scale.py)."""
         key = session.get_bind().engine.url.render_as_string(hide_password=True)
         now = time.monotonic()
         with self._lock:
@@ -204,12 +208,16 @@ class _LexemeStatistics:
             return cached[1]
         row = session.execute(sql(_PG_LEXEME_STATS)).first()
         common: dict[str, float] = {}
+        other = 0.0
         if row is not None and row.elems and row.freqs and row.reltuples and row.reltuples > 0:
-            # most_common_elem_freqs carries three summary numbers after one frequency per element.
+            # most_common_elem_freqs carries three summary numbers after one frequency per element: the least
+            # and the greatest of those frequencies, and the share of empty values.
             common = {elem: freq * row.reltuples for elem, freq in zip(row.elems, row.freqs, strict=False)}
+            if len(row.freqs) > len(row.elems):
+                other = row.freqs[len(row.elems)] * row.reltuples / 2
         with self._lock:
-            self._documents[key] = (now + STATS_TTL, common)
-        return common
+            self._documents[key] = (now + STATS_TTL, (common, other))
+        return common, other
 
     def _lexemes_of(self, session: Session, terms: Sequence[str]) -> dict[str, tuple[str, ...]]:
         with self._lock:

@@ -470,3 +470,24 @@ def test_pruning_keeps_privacy_and_exclusion(store, small_budget):
     assert (KIND_QUESTION, secret) not in ids(
         search(store, "salary bands", viewer="C_HR", limit=10, exclude_question_id=secret)
     )
+
+
+def test_postgres_counts_a_word_outside_its_statistics_as_half_the_least_common_one(store):
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite counts each term's matches itself")
+    for n in range(12):
+        answered(store, f"Error number {n} when I deploy", f"Retry {n}")
+    analysed(store)
+    with store.session() as session:
+        error, unseen = bot.search._postgres_frequencies(session, ["error", "zanzibar"])
+        least = session.execute(
+            text(
+                "SELECT s.most_common_elem_freqs[array_length(s.most_common_elems, 1) + 1] * c.reltuples "
+                "FROM pg_stats s JOIN pg_class c ON c.oid = to_regclass('search_documents') "
+                "WHERE s.tablename = 'search_documents' AND s.attname = 'tsv'"
+            )
+        ).scalar_one()
+    assert error == pytest.approx(12, rel=0.01)  # in every document: among the common lexemes
+    # A word PostgreSQL's sample did not keep is not assumed to match nothing: with a million documents that
+    # let a "rare" word match thousands.
+    assert 0 < unseen == pytest.approx(least / 2)
