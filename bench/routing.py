@@ -14,7 +14,8 @@ Works on any Stack Exchange dump folder (see bench/stackexchange.py). Protocol, 
     state of an answer posted before the test question. Each answer record carries the answered question's
     title and body and the answer's body, as the bot's database supplies them. A candidate is built as the
     bot builds one: their answers folded into a standing (``bot.routing.standing.standing_of``, the fold the
-    bot's evidence tables keep) and their most recent ``text_records`` answers (text and hour features).
+    bot's evidence tables keep), which holds the text profile of their most recent ``text_records`` answers
+    (text and hour features).
   * Tag statistics (IDF, related tags) come from the questions created before the test question.
   * Candidates are everyone with an answer in that history; a target without one is a miss for all.
   * PeerLearn runs ``bot.routing.ranker.rank_experts``, the code the bot runs, with its default parameters and
@@ -168,13 +169,12 @@ class Benchmark:
 
     def candidates(self, case: Case) -> list[Candidate]:
         """As the bot builds them: each person's answers folded into a standing (the same fold as the
-        upkeep's, as of the question), and their most recent ``text_records`` answers."""
+        upkeep's, as of the question, with the text profile of their most recent answers)."""
         by_user: dict[str, list[AnswerRecord]] = defaultdict(list)
         for answer in case.history:  # oldest first
             by_user[str(answer.owner_id)].append(self.records[answer.id])
-        recent = DEFAULT_PARAMS.text_records
         return [
-            Candidate(user_id, history=tuple(records[-recent:]), standing=standing_of(records, case.question.created))
+            Candidate(user_id, standing=standing_of(records, case.question.created))
             for user_id, records in by_user.items()
         ]
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
 
 
 class PersonEvidence(Base):
-    """One person's answers, folded. The decayed sums are their values at `as_of` (the person's last answer).
+    """One person's answers, folded. The decayed sums are their values at `as_of` (the person's last answer);
+    `text_profile` folds their most recent answers' texts and times of day.
 
     The row is also the lock that serializes two recomputes of the same person (SELECT … FOR UPDATE)."""
 
@@ -32,6 +33,9 @@ class PersonEvidence(Base):
     engagement: Mapped[float] = mapped_column(default=0.0)  # answers, 30-day half-life
     accepted_recent: Mapped[float] = mapped_column(default=0.0)  # accepted answers, 60-day half-life
     as_of: Mapped[datetime]
+    # The text and hour features' input, from the person's 30 most recent answers: TextProfile.to_json
+    # (bot/routing/standing.py). NULL until the first refresh.
+    text_profile: Mapped[str | None] = mapped_column(Text)
 
 
 class TagEvidence(Base):

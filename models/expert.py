@@ -62,7 +62,7 @@ class RouteRequest(Base):
     __table_args__ = (
         UniqueConstraint("question_id", "expert_id"),
         Index("ix_route_requests_due", "status", "send_at"),
-        Index("ix_route_requests_team_expert_sent", "team_id", "expert_id", "sent_at"),
+        Index("ix_route_requests_team_expert_sent_send", "team_id", "expert_id", "sent_at", "send_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

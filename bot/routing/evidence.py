@@ -1,9 +1,9 @@
 """What PeerLearn knows about a question and the people who might answer it, for the ranker.
 
 A few queries (declared topics; the people with the most expertise on each tag and their folded evidence,
-person_evidence and tag_evidence, kept by bot/routing/upkeep.py; their recent answers; tag frequencies; recent
-DM load), never one query per person, each reading rows in proportion to the candidates, not to the tags'
-history; what `users.info` said about people, asked again
+person_evidence (with their text profile) and tag_evidence, kept by bot/routing/upkeep.py; tag frequencies;
+recent DM load), never one query per person, each reading rows in proportion to the candidates, not to the
+tags' history (no answer, question text or tag is read); what `users.info` said about people, asked again
 only for those about to be DMed and only when older than PEERLEARN_PROFILE_MAX_AGE_HOURS; who may read a
 private channel; what resolved a question ("This answers it")."""
 
@@ -14,15 +14,13 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Select, String, and_, column, func, select, true, union_all, values
+from sqlalchemy import and_, func, select, union_all
 from sqlalchemy.orm import Session
 
 from bot.routing.planner import resolve_timezone
-from bot.routing.ranker import TAG_WORD, AnswerRecord, Candidate, RankingParams, TagStats
-from bot.routing.standing import RANK_EPOCH, Standing, TagStanding
-from bot.routing.upkeep import LOOKUP_CHUNK, answer_records, ids_in
+from bot.routing.ranker import TAG_WORD, Candidate, TagStats
+from bot.routing.standing import RANK_EPOCH, Standing, TagStanding, TextProfile
 from bot.search import KIND_LESSON, KIND_QUESTION
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
@@ -30,13 +28,12 @@ from bot.workspaces import WorkspaceClient
 from models.evidence import PersonEvidence, TagEvidence
 from models.expert import NOTIFY_OFF, ROUTE_SCHEDULED, Expertise, Person, RouteRequest, remember_profile
 from models.lesson import Lesson
-from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED, Answer, Question
+from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED, Question
 from models.tag_stats import question_count, related_tags, tag_counts
 
 logger = logging.getLogger("peerlearn.routing")
 
 MAX_LEARNED_CANDIDATES = 50  # per question tag: people known from their answers, the most expert on it first
-RECENT_PER_QUERY = 200  # SQLite: people per UNION of their recent answers (at most 500 terms)
 RELATED_TAGS_PER_TAG = 10  # co-asked tags loaded per question tag (the ranker uses the top few)
 MAX_TEXT_WORDS = 200  # words of the question looked up as tags it mentions
 RECENT_LOAD = timedelta(days=7)  # equal candidates: who had fewer DMs in this window goes first
@@ -182,7 +179,6 @@ class Evidence:
 
     declared: dict[str, set[str]]  # user -> the question's tags they declared
     standing: dict[str, Standing]  # user -> their answers, folded (the tags the question's weights need)
-    history: dict[str, list[AnswerRecord]]  # user -> their most recent answers (text and hour), oldest first
     people: dict[str, PersonFacts]
     tag_stats: TagStats
     # tag -> who declared it or answered on it: everyone excluded (the asker) who did, everyone who declared
@@ -198,8 +194,8 @@ class Evidence:
         return Candidate(
             user_id=user_id,
             declared_tags=frozenset(self.declared.get(user_id, ())),
-            history=tuple(self.history.get(user_id, ())),
-            standing=self.standing.get(user_id) or Standing(as_of=RANK_EPOCH),
+            history=(),  # the standing holds all the ranker reads
+            standing=self.standing.get(user_id) or Standing(as_of=RANK_EPOCH, profile=TextProfile()),
             **flags,
         )
 
@@ -208,8 +204,8 @@ def load_evidence(
     session: Session, team_id: str, tags: Sequence[str], text: str, now: datetime, exclude: Collection[str] = ()
 ) -> Evidence:
     """Declared experts and the people with the most expertise on each tag (top MAX_LEARNED_CANDIDATES by
-    tag_evidence.rank_key, an index range scan per tag), their standing and recent answers: the rows read
-    grow with the candidates, not with the tags' history."""
+    tag_evidence.rank_key, an index range scan per tag) and their standing: the rows read grow with the
+    candidates, not with the tags' history."""
     declared: dict[str, set[str]] = defaultdict(set)
     coverage: dict[str, set[str]] = defaultdict(set)
     for user_id, tag in session.execute(
@@ -231,7 +227,7 @@ def load_evidence(
             coverage[tag].add(user_id)
     user_ids = sorted(({u for u in declared if u not in exclude}) | learned)
     if not user_ids:
-        return Evidence({}, {}, {}, {}, TagStats(question_count=0), dict(coverage))
+        return Evidence({}, {}, {}, TagStats(question_count=0), dict(coverage))
     # Tag frequencies only weigh candidates against each other: none, nothing to weigh (three queries saved).
     tag_stats = _load_tag_stats(session, team_id, tags, text)
     people = {
@@ -242,7 +238,6 @@ def load_evidence(
         declared={u: declared[u] for u in user_ids if u in declared},
         # The question's tags and every tag its weights may use (related, mentioned): those tag_stats counts.
         standing=_load_standing(session, team_id, user_ids, set(tags) | set(tag_stats.tag_counts)),
-        history=_recent_records(session, team_id, user_ids),
         people=people,
         tag_stats=tag_stats,
         coverage=dict(coverage),
@@ -269,8 +264,8 @@ def _top_on_tags(session: Session, team_id: str, tags: Sequence[str], exclude: S
 def _load_standing(
     session: Session, team_id: str, user_ids: Sequence[str], tags: Collection[str]
 ) -> dict[str, Standing]:
-    """Each candidate's person_evidence row and their tag_evidence rows on `tags` (rows a refresh wrote
-    together, so they share one as_of)."""
+    """Each candidate's person_evidence row (with its text profile) and their tag_evidence rows on `tags` (rows
+    a refresh wrote together, so they share one as_of)."""
     on_tags: dict[str, dict[str, TagStanding]] = defaultdict(dict)
     if tags:
         for row in session.execute(
@@ -290,48 +285,12 @@ def _load_standing(
             engagement=row.engagement,
             accepted_recent=row.accepted_recent,
             tags=on_tags.get(row.user_id, {}),
+            profile=TextProfile.from_json(row.text_profile) if row.text_profile else TextProfile(),
         )
         for row in session.execute(
             select(PersonEvidence).where(PersonEvidence.team_id == team_id, PersonEvidence.user_id.in_(user_ids))
         ).scalars()
     }
-
-
-def _recent_records(session: Session, team_id: str, user_ids: Sequence[str]) -> dict[str, list[AnswerRecord]]:
-    """Each candidate's `text_records` most recent live answers, with their question's text and tags: what
-    the ranker's text and hour features describe a person by. Their ids first (`_recent_answer_ids`), then
-    those answers, their questions and tags by id (upkeep.answer_records), however long their history."""
-    ids = _recent_answer_ids(session, team_id, user_ids, RankingParams().text_records)
-    records: dict[str, list[AnswerRecord]] = defaultdict(list)
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        chunk = ids_in(session, Answer.id, ids[start : start + LOOKUP_CHUNK])
-        for user_id, theirs in answer_records(session, chunk, with_texts=True).items():
-            records[user_id] += theirs
-    return {user_id: sorted(theirs, key=lambda r: r.answered_at) for user_id, theirs in records.items()}
-
-
-def _recent_answer_ids(session: Session, team_id: str, user_ids: Sequence[str], limit: int) -> list[int]:
-    """A LIMIT per person over ix_answers_team_user_created. PostgreSQL: one LATERAL join over the list of
-    people (one plan). SQLite, which has no LATERAL: a UNION of one LIMITed select per person, RECENT_PER_QUERY
-    people per query (SQLite allows 500 terms in a UNION)."""
-
-    def recent_of(user_id: Any) -> Select[Any]:
-        return (
-            select(Answer.id)
-            .where(Answer.team_id == team_id, Answer.user_id == user_id, Answer.deleted_at.is_(None))
-            .order_by(Answer.created_at.desc(), Answer.id.desc())
-            .limit(limit)
-        )
-
-    if session.get_bind().dialect.name == "postgresql":
-        people = values(column("user_id", String), name="candidates").data([(u,) for u in user_ids])
-        recent = recent_of(people.c.user_id).lateral("recent")
-        return list(session.scalars(select(recent.c.id).select_from(people).join(recent, true())))
-    ids: list[int] = []
-    for start in range(0, len(user_ids), RECENT_PER_QUERY):
-        per_person = [recent_of(user_id).subquery() for user_id in user_ids[start : start + RECENT_PER_QUERY]]
-        ids += session.scalars(union_all(*(select(each.c.id) for each in per_person)))
-    return ids
 
 
 def _load_tag_stats(session: Session, team_id: str, tags: Sequence[str], text: str) -> TagStats:
@@ -369,9 +328,12 @@ class DMLoad:
 
 
 def load_dm_load(session: Session, team_id: str, user_ids: Sequence[str], now: datetime) -> DMLoad:
+    """Each condition an index range over ix_route_requests_team_expert_sent_send (team, expert, sent_at,
+    send_at): the rows read are the candidates' DMs of the last days, not every DM they ever got."""
     if not user_ids:
         return DMLoad({}, {}, {})
     mine = and_(RouteRequest.team_id == team_id, RouteRequest.expert_id.in_(user_ids))
+    unsent = RouteRequest.sent_at.is_(None)
     sent: dict[str, list[datetime]] = defaultdict(list)
     for user_id, sent_at in session.execute(
         select(RouteRequest.expert_id, RouteRequest.sent_at).where(
@@ -383,18 +345,26 @@ def load_dm_load(session: Session, team_id: str, user_ids: Sequence[str], now: d
     pending = {
         user_id: int(count)
         for user_id, count in session.execute(
+            # A scheduled DM has not been sent (delivery sets sent_at as it marks it sent): `unsent` narrows
+            # the scan to the index's NULL range.
             select(RouteRequest.expert_id, func.count())
-            .where(mine, RouteRequest.status == ROUTE_SCHEDULED)
+            .where(mine, unsent, RouteRequest.status == ROUTE_SCHEDULED)
             .group_by(RouteRequest.expert_id)
         )
     }
-    when = func.coalesce(RouteRequest.sent_at, RouteRequest.send_at)
+    # When a DM counts: when it was sent, or, not sent yet, when it is due (coalesce(sent_at, send_at)), as
+    # two ranges an index serves (a coalesce in the condition would read all of the candidates' DMs).
+    since = now - RECENT_LOAD
+    windows = union_all(
+        select(RouteRequest.expert_id, RouteRequest.sent_at.label("at")).where(mine, RouteRequest.sent_at >= since),
+        select(RouteRequest.expert_id, RouteRequest.send_at.label("at")).where(
+            mine, unsent, RouteRequest.send_at >= since
+        ),
+    ).subquery()
     recent = {
         user_id: (int(count), last)
         for user_id, count, last in session.execute(
-            select(RouteRequest.expert_id, func.count(), func.max(when))
-            .where(mine, when >= now - RECENT_LOAD)
-            .group_by(RouteRequest.expert_id)
+            select(windows.c.expert_id, func.count(), func.max(windows.c.at)).group_by(windows.c.expert_id)
         )
     }
     return DMLoad(dict(sent), pending, recent)

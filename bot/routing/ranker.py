@@ -4,12 +4,14 @@ Pure code: no database, no Slack. The caller loads the evidence below from its t
 
 What the database supplies, per candidate (``Candidate``):
   * ``declared_tags``: the tags from the user's ``/teach #tag`` declarations;
-  * ``standing``: their answers folded into per-person and per-(person, tag) sums (bot/routing/standing.py;
-    the tables person_evidence and tag_evidence keep them up to date);
-  * ``history``: their most recent answers (at most ``text_records``), one ``AnswerRecord`` each: the answered
-    question's tags, when it was answered, whether it was accepted, its helpful votes and, optionally, the
-    answered question's text and the answer's own text. Without a ``standing``, ``history`` is taken as every
-    answer and folded here (``standing_of``): tests and the benchmark may pass either;
+  * ``standing``: their answers folded into per-person and per-(person, tag) sums, and their most recent
+    ``text_records`` answers into a text profile (``TextProfile``: what the text and hour features read) (bot/
+    routing/standing.py; the tables person_evidence and tag_evidence keep them up to date);
+  * ``history``: their answers, one ``AnswerRecord`` each: the answered question's tags, when it was answered,
+    whether it was accepted, its helpful votes and, optionally, the answered question's text and the answer's
+    own text. Without a ``standing``, ``history`` is taken as every answer and folded here (``standing_of``);
+    without a standing's profile, its most recent ``text_records`` are (``text_profile``): tests may pass
+    either;
   * ``is_bot`` / ``is_paused`` / ``is_deactivated``: such users are never routed to.
 Optionally ``TagStats`` (questions per tag and per pair of tags: two GROUP BYs) for tag specificity and
 related tags; without it the ranker counts tags over the candidates' own answers. For planning: each
@@ -49,29 +51,29 @@ the rule left P@1 unchanged and cost 0.005 of MRR and 0.015 of Hit@5). Those wit
 question on a brand-new tag can reach an active helper, and ``ScoredExpert.expertise == 0`` lets the
 caller filter them. Ties break on expertise, then user id, so the order never depends on the input order.
 
-Cost: per candidate, their standing's sums for the question's tags, plus the texts of at most
-``text_records`` answers, tokenized once per process (cached) and then only looked up for the question's
-words (figures in bench/RESULTS.md, routing's reads).
+Cost: per candidate, their standing's sums for the question's tags and its text profile, in which only the
+question's words are looked up (figures in bench/RESULTS.md, routing's reads).
 """
 
 from __future__ import annotations
 
 import math
 import re
-import sys
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field, fields
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from bot.routing.standing import (
     AnswerRecord,
     EvidenceParams,
     Standing,
+    TextProfile,
     age_days,
     normalize_tags,
     standing_of,
+    text_profile,
+    text_terms,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -85,7 +87,7 @@ class Candidate:
 
     user_id: str
     declared_tags: frozenset[str] = frozenset()
-    history: tuple[AnswerRecord, ...] = ()  # with a standing: the recent answers; without: every answer
+    history: tuple[AnswerRecord, ...] = ()  # every answer; read only for what the standing lacks
     is_bot: bool = False
     is_paused: bool = False
     is_deactivated: bool = False
@@ -205,6 +207,7 @@ class RankingParams:
             activity_half_life_days=self.activity_half_life_days,
             engagement_half_life_days=self.engagement_half_life_days,
             accepted_half_life_days=self.accepted_half_life_days,
+            text_records=self.text_records,
         )
 
 
@@ -276,8 +279,17 @@ def _assess_all(
     if tag_stats is None:
         tag_stats = TagStats.from_tag_sets(record.tags for c in eligible for record in c.history)
     weights = _query_tag_weights(question_tags, question_text, tag_stats, params)
-    similarity = _text_similarity(question_text, eligible, params.text_records)
-    return [_assess(c, weights, now, similarity.get(c.user_id, 0.0), params) for c in eligible]
+    evidence = params.evidence
+    standings = [c.standing or standing_of(c.history, params=evidence) for c in eligible]
+    profiles = [
+        standing.profile if standing.profile is not None else text_profile(candidate.history, params.text_records)
+        for candidate, standing in zip(eligible, standings, strict=True)
+    ]
+    similarity = _text_similarity(question_text, eligible, profiles)
+    return [
+        _assess(c, standing, profile, weights, now, similarity.get(c.user_id, 0.0), params)
+        for c, standing, profile in zip(eligible, standings, profiles, strict=True)
+    ]
 
 
 def _eligible(candidates: Iterable[Candidate], exclude: Collection[str]) -> list[Candidate]:
@@ -316,57 +328,37 @@ def _query_tag_weights(
 
 # --- text similarity ---------------------------------------------------------------------------------
 
-_WORD = re.compile(r"[a-z0-9][a-z0-9_.-]*[a-z0-9]")  # two characters or more: "utxo", "cardano-cli", "v1.2"
-_STOP_WORD_LIST = """about after again all also am an and any are as at be because been before being but by can could
-    did do does doing done each even for from get got had has have having he her here him his how however if in
-    into is it its just know like make me more most my need no not now of on one only or other our out over
-    please same see should so some still such than thanks that the their them then there these they this
-    those through to too trying try under up use used using very want was way we well were what when where
-    which while who why will with would you your"""
-_STOP_WORDS = frozenset(_STOP_WORD_LIST.split())
 _BM25_K1 = 1.2  # the usual BM25 constants: term-count saturation and length normalization
 _BM25_B = 0.75
 
 
-@lru_cache(maxsize=1024)
-def _terms(text: str) -> dict[str, int]:
-    """Word counts of a text, stop words dropped. Cached: the same texts come back in every ranking.
-
-    The dict is shared by every caller that passes the same text: read it, never change it.
-    """
-    # Interned: the cached records share one copy of each word.
-    return dict(Counter(sys.intern(w) for w in _WORD.findall(text.casefold()) if w not in _STOP_WORDS))
-
-
-def _text_similarity(question_text: str, eligible: Sequence[Candidate], records_per_person: int) -> dict[str, float]:
+def _text_similarity(
+    question_text: str, eligible: Sequence[Candidate], profiles: Sequence[TextProfile]
+) -> dict[str, float]:
     """BM25 of the question's words against each person's recent texts, scaled to 0..1.
 
-    A person's text is their ``records_per_person`` most recent answers with the questions they answered,
-    taken as one document. Document frequencies count those same answer records, so no corpus statistics
-    are needed, and only the question's own words are looked up: the cost grows with the number of
-    records, not with their length. 1.0 would be a person whose text is full of every question word.
+    A person's text is their ``text_records`` most recent answers with the questions they answered (their
+    ``TextProfile``), taken as one document. Document frequencies count those same answer records, so no
+    corpus statistics are needed, and only the question's own words are looked up in each profile.
+    1.0 would be a person whose text is full of every question word.
     """
-    query = _terms(question_text).keys()
-    if not query or records_per_person <= 0:
+    query = list(text_terms(question_text))
+    if not query:
         return {}
-    profiles: dict[str, tuple[Counter[str], int]] = {}
+    matches: dict[str, tuple[dict[str, int], int]] = {}
     document_frequency: Counter[str] = Counter()
     documents = 0
-    for candidate in eligible:
-        matched: Counter[str] = Counter()
-        length = 0
-        for record in recent_records(candidate, records_per_person):
-            terms, words = _record_terms(record.question_text, record.answer_text)
-            if not words:
-                continue
-            documents += 1
-            length += words
-            hits = terms.keys() & query
-            document_frequency.update(hits)
-            for term in hits:
-                matched[term] += terms[term]
-        if length:
-            profiles[candidate.user_id] = (matched, length)
+    for candidate, profile in zip(eligible, profiles, strict=True):
+        if not profile.words:
+            continue
+        documents += profile.documents
+        matched: dict[str, int] = {}
+        for term in query:
+            entry = profile.terms.get(term)
+            if entry is not None:
+                matched[term] = entry[0]
+                document_frequency[term] += entry[1]
+        matches[candidate.user_id] = (matched, profile.words)
     known = [term for term in query if term in document_frequency]
     if not known:
         return {}
@@ -377,21 +369,13 @@ def _text_similarity(question_text: str, eligible: Sequence[Candidate], records_
 
     weights = {term: idf(term) for term in known}
     best = sum(weights.values()) * (_BM25_K1 + 1.0)
-    average_length = sum(length for _, length in profiles.values()) / len(profiles)
+    average_length = sum(length for _, length in matches.values()) / len(matches)
     similarity = {}
-    for user_id, (matched, length) in profiles.items():
+    for user_id, (matched, length) in matches.items():
         saturation = _BM25_K1 * (1.0 - _BM25_B + _BM25_B * length / average_length)
         score = sum(weights[t] * c * (_BM25_K1 + 1.0) / (c + saturation) for t, c in matched.items())
         similarity[user_id] = score / best
     return similarity
-
-
-@lru_cache(maxsize=16_384)  # 300 candidates x 30 records fit; ~2 kB each for chat-sized texts
-def _record_terms(question_text: str, answer_text: str) -> tuple[dict[str, int], int]:
-    """Word counts of an answer record (its question's text and its own) and their total. Cached, read-only."""
-    terms = Counter(_terms(question_text))
-    terms.update(_terms(answer_text))
-    return dict(terms), terms.total()
 
 
 # --- one candidate -----------------------------------------------------------------------------------
@@ -432,10 +416,14 @@ class _Assessment:
 
 
 def _assess(
-    candidate: Candidate, weights: Mapping[str, float], now: datetime, similarity: float, params: RankingParams
+    candidate: Candidate,
+    standing: Standing,
+    profile: TextProfile,
+    weights: Mapping[str, float],
+    now: datetime,
+    similarity: float,
+    params: RankingParams,
 ) -> _Assessment:
-    evidence = params.evidence
-    standing = candidate.standing or standing_of(candidate.history, params=evidence)
     total_weight = sum(weights.values())
     result = _Assessment(candidate.user_id)
     result.declared = sorted(candidate.declared_tags & weights.keys())
@@ -470,22 +458,18 @@ def _assess(
         similarity,
         math.log1p(standing.helpful_votes / answers) if answers else 0.0,
         math.log(params.accepted_floor + accepted),
-        _hour_feature(recent_records(candidate, params.text_records), now, params.hour_window_hours),
+        _hour_feature(profile, now, params.hour_window_hours),
     )
     return result
 
 
-def recent_records(candidate: Candidate, limit: int) -> list[AnswerRecord]:
-    """The candidate's ``limit`` most recent answers, newest first: what text and hour describe them by."""
-    return sorted(candidate.history, key=lambda r: r.answered_at, reverse=True)[:limit]
-
-
-def _hour_feature(recent: Sequence[AnswerRecord], now: datetime, window_hours: float) -> float:
-    """log of the share of these answers given in the ``window_hours`` of the day that start now (UTC),
+def _hour_feature(profile: TextProfile, now: datetime, window_hours: float) -> float:
+    """log of the share of the profile's answers given in the ``window_hours`` of the day that start now (UTC),
     smoothed toward the window's share of a day."""
     hour_now = _hour_of_day(now)
-    in_window = sum((_hour_of_day(r.answered_at) - hour_now) % 24.0 < window_hours for r in recent)
-    return math.log((in_window + window_hours / 24.0) / (len(recent) + 1))
+    hours = profile.hours()
+    in_window = sum((hour - hour_now) % 24.0 < window_hours for hour in hours)
+    return math.log((in_window + window_hours / 24.0) / (len(hours) + 1))
 
 
 def _hour_of_day(moment: datetime) -> float:

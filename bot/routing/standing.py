@@ -12,14 +12,24 @@ are kept as sums (``Standing``) instead of being recomputed from every answer fo
 A decayed sum is kept as its value at ``as_of`` and read as ``value * 0.5 ** ((now - as_of) / half life)``:
 exact, whatever ``now``, and nothing overflows. ``standing_of`` is the one fold from answers to a standing:
 the benchmark, the upkeep after each change and the rebuild all call it, so they cannot disagree.
+
+The text and hour features read a person's ``text_records`` most recent answers, not sums over all of them:
+``text_profile`` folds those into what the two features need (``TextProfile``: per word, its count and the
+records it occurs in; the records with words and their total words; each answer's minute of the day), so
+ranking reads no answer, question text or tag.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 SECONDS_PER_DAY = 86_400.0
 # rank_key's epoch: any fixed moment would do; only differences of as_of matter.
@@ -37,6 +47,7 @@ class EvidenceParams:
     activity_half_life_days: float = 2.0
     engagement_half_life_days: float = 30.0
     accepted_half_life_days: float = 60.0
+    text_records: int = 30  # the most recent answers whose texts (and hours) describe a person
 
 
 DEFAULT_EVIDENCE = EvidenceParams()
@@ -98,6 +109,7 @@ class Standing:
     engagement: float = 0.0  # answers at engagement_half_life_days
     accepted_recent: float = 0.0  # accepted answers at accepted_half_life_days
     tags: Mapping[str, TagStanding] = field(default_factory=dict)
+    profile: TextProfile | None = None  # None: not known (the ranker reads the candidate's history instead)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", aware(self.as_of))
@@ -119,8 +131,9 @@ class Standing:
 def standing_of(
     records: Iterable[AnswerRecord], as_of: datetime | None = None, params: EvidenceParams = DEFAULT_EVIDENCE
 ) -> Standing:
-    """Fold one person's answers. ``as_of`` defaults to their latest answer (then every answer is in the
-    past of it and the fold does not depend on when it runs); answers after ``as_of`` count as brand new."""
+    """Fold one person's answers (and their ``text_records`` most recent into its ``profile``). ``as_of``
+    defaults to their latest answer (then every answer is in the past of it and the fold does not depend on
+    when it runs); answers after ``as_of`` count as brand new."""
     ordered = sorted(records, key=lambda r: r.answered_at)
     if as_of is None:
         as_of = ordered[-1].answered_at if ordered else RANK_EPOCH
@@ -157,7 +170,99 @@ def standing_of(
         engagement=engagement,
         accepted_recent=accepted_recent,
         tags={tag: TagStanding(int(s[0]), int(s[1]), int(s[2]), s[3]) for tag, s in per_tag.items()},
+        profile=text_profile(ordered, params.text_records),
     )
+
+
+# --- the text profile --------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9_.-]*[a-z0-9]")  # two characters or more: "utxo", "cardano-cli", "v1.2"
+_STOP_WORD_LIST = """about after again all also am an and any are as at be because been before being but by can could
+    did do does doing done each even for from get got had has have having he her here him his how however if in
+    into is it its just know like make me more most my need no not now of on one only or other our out over
+    please same see should so some still such than thanks that the their them then there these they this
+    those through to too trying try under up use used using very want was way we well were what when where
+    which while who why will with would you your"""
+_STOP_WORDS = frozenset(_STOP_WORD_LIST.split())
+
+
+@lru_cache(maxsize=1024)
+def text_terms(text: str) -> dict[str, int]:
+    """Word counts of a text, stop words dropped. Cached: the same texts come back in every ranking.
+
+    The dict is shared by every caller that passes the same text: read it, never change it.
+    """
+    # Interned: the cached records share one copy of each word.
+    return dict(Counter(sys.intern(w) for w in _WORD.findall(text.casefold()) if w not in _STOP_WORDS))
+
+
+@lru_cache(maxsize=16_384)  # 300 candidates x 30 records fit; ~2 kB each for chat-sized texts
+def record_terms(question_text: str, answer_text: str) -> tuple[dict[str, int], int]:
+    """Word counts of an answer record (its question's text and its own) and their total. Cached, read-only."""
+    terms = Counter(text_terms(question_text))
+    terms.update(text_terms(answer_text))
+    return dict(terms), terms.total()
+
+
+@dataclass(frozen=True, slots=True)
+class TextProfile:
+    """A person's ``text_records`` most recent answers, each with the question it answered, as the text and hour
+    features read them (``text_profile``).
+
+    ``terms``: each word of those records (stop words dropped) -> [its count over them, the records it occurs
+    in]; ``documents``: the records with any word; ``words``: their total words; ``minutes``: each answer's
+    minute of the day (UTC), oldest first.
+    """
+
+    terms: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    documents: int = 0
+    words: int = 0
+    minutes: tuple[int, ...] = ()
+
+    def to_json(self) -> str:
+        """Compact JSON (person_evidence.text_profile); ``from_json`` reads it back."""
+        body = {"d": self.documents, "w": self.words, "m": list(self.minutes), "t": self.terms}
+        return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TextProfile:
+        body = json.loads(text)
+        return cls(terms=body["t"], documents=body["d"], words=body["w"], minutes=tuple(body["m"]))
+
+    def hours(self) -> list[float]:
+        """Each answer's hour of the day (UTC), with its minutes as a fraction."""
+        return [minute // 60 + (minute % 60) / 60.0 for minute in self.minutes]
+
+
+def text_profile(records: Iterable[AnswerRecord], limit: int = DEFAULT_EVIDENCE.text_records) -> TextProfile:
+    """Fold a person's ``limit`` most recent answers (the last ``limit`` in time order; among answers given at
+    the same moment, the later in ``records``) into their text profile."""
+    recent = sorted(records, key=lambda r: r.answered_at)[-limit:] if limit > 0 else []
+    terms: dict[str, list[int]] = {}
+    documents = words = 0
+    for record in recent:
+        counts, total = record_terms(record.question_text, record.answer_text)
+        if not total:
+            continue
+        documents += 1
+        words += total
+        for term, count in counts.items():
+            entry = terms.get(term)
+            if entry is None:
+                terms[term] = [count, 1]
+            else:
+                entry[0] += count
+                entry[1] += 1
+    minutes = tuple(_minute_of_day(record.answered_at) for record in recent)
+    return TextProfile(terms=terms, documents=documents, words=words, minutes=minutes)
+
+
+def _minute_of_day(moment: datetime) -> int:
+    utc = moment.astimezone(UTC)
+    return utc.hour * 60 + utc.minute
+
+
+# --- small helpers ------------------------------------------------------------------------------------------
 
 
 def answer_value(accepted: bool, helpful_votes: int, params: EvidenceParams = DEFAULT_EVIDENCE) -> float:

@@ -21,11 +21,12 @@ from sqlalchemy import ColumnElement, Integer, and_, any_, bindparam, delete, fu
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.routing.standing import RANK_EPOCH, AnswerRecord, Standing, standing_of
+from bot.routing.standing import DEFAULT_EVIDENCE, RANK_EPOCH, AnswerRecord, Standing, standing_of
 from models.evidence import PersonEvidence, TagEvidence
 from models.expert import FORGOTTEN_USER_ID
 from models.question import VOTE_HELPFUL, Answer, Question, QuestionTag, Vote
 
+TEXT_RECORDS = DEFAULT_EVIDENCE.text_records  # each person's latest answers read with their texts (the profile)
 REBUILD_BATCH = 500  # people per batch (and per commit) of a rebuild
 LOOKUP_CHUNK = 5_000  # ids per IN list (SQLite allows 32,766 bound parameters)
 
@@ -37,7 +38,7 @@ def refresh_people(session: Session, team_id: str, user_ids: Iterable[str | None
         return
     session.flush()  # the change being made is part of what is read
     lock_people(session, team_id, people)
-    records = answer_records(session, _live(team_id, Answer.user_id.in_(people)))
+    records = answer_records(session, _live(team_id, Answer.user_id.in_(people)), texts_of_latest=TEXT_RECORDS)
     _write(session, team_id, {user_id: standing_of(records.get(user_id, ())) for user_id in people})
 
 
@@ -126,10 +127,11 @@ def _live(team_id: str, *conditions: ColumnElement[bool]) -> ColumnElement[bool]
 
 
 def answer_records(
-    session: Session, where: ColumnElement[bool], *, with_texts: bool = False
+    session: Session, where: ColumnElement[bool], *, texts_of_latest: int = 0
 ) -> dict[str, list[AnswerRecord]]:
-    """The answers matching `where` as AnswerRecords (their question's tags, accepted or not, helpful votes;
-    with_texts: the question's and the answer's text), per author, oldest first.
+    """The answers matching `where` as AnswerRecords (their question's tags, accepted or not, helpful votes),
+    per author, oldest first; each author's `texts_of_latest` most recent with their question's text and their
+    own (what the text profile reads), the others without.
 
     The answers, then their questions and the questions' tags by id (in chunks of LOOKUP_CHUNK ids): primary-key
     lookups, where a join let PostgreSQL hash all of the workspace's questions (80 ms at 100k questions)."""
@@ -139,40 +141,65 @@ def answer_records(
         .correlate(Answer)
         .scalar_subquery()
     )
-    columns: list[Any] = [Answer.id, Answer.user_id, Answer.question_id, Answer.created_at, votes]
-    if with_texts:
-        columns.append(Answer.text)
-    rows = session.execute(select(*columns).where(where).order_by(Answer.created_at, Answer.id)).all()
+    rows = session.execute(
+        select(Answer.id, Answer.user_id, Answer.question_id, Answer.created_at, votes)
+        .where(where)
+        .order_by(Answer.created_at, Answer.id)
+    ).all()
     question_ids = sorted({row[2] for row in rows})
     accepted_ids: set[int] = set()
-    question_texts: dict[int, str] = {}
     tags_of: dict[int, set[str]] = defaultdict(set)
     for start in range(0, len(question_ids), LOOKUP_CHUNK):
         chunk = question_ids[start : start + LOOKUP_CHUNK]
-        fields: list[Any] = [Question.id, Question.accepted_answer_id] + ([Question.text] if with_texts else [])
-        for question in session.execute(select(*fields).where(ids_in(session, Question.id, chunk))):
-            if question[1] is not None:
-                accepted_ids.add(question[1])
-            if with_texts:
-                question_texts[question[0]] = question[2] or ""
+        accepted_ids.update(
+            accepted_id
+            for accepted_id in session.scalars(
+                select(Question.accepted_answer_id).where(ids_in(session, Question.id, chunk))
+            )
+            if accepted_id is not None
+        )
         for question_id, tag in session.execute(
             select(QuestionTag.question_id, QuestionTag.tag).where(ids_in(session, QuestionTag.question_id, chunk))
         ):
             tags_of[question_id].add(tag)
+    by_author: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_author[row[1]].append(row)
+    latest = [row for theirs in by_author.values() for row in theirs[-texts_of_latest:]] if texts_of_latest > 0 else []
+    answer_texts, question_texts = _texts(session, latest)
     records: dict[str, list[AnswerRecord]] = defaultdict(list)
     for row in rows:
-        answer_id, user_id, question_id, created_at, helpful = row[:5]
+        answer_id, user_id, question_id, created_at, helpful = row
         records[user_id].append(
             AnswerRecord(
                 tags=frozenset(tags_of.get(question_id, ())),
                 answered_at=created_at,
                 accepted=answer_id in accepted_ids,
                 helpful_votes=int(helpful or 0),
-                question_text=question_texts.get(question_id, "") if with_texts else "",
-                answer_text=(row[5] or "") if with_texts else "",
+                question_text=question_texts.get(question_id, "") if answer_id in answer_texts else "",
+                answer_text=answer_texts.get(answer_id, ""),
             )
         )
     return records
+
+
+def _texts(session: Session, rows: Sequence[Any]) -> tuple[dict[int, str], dict[int, str]]:
+    """The texts of these answers (id, user, question id, …) and of their questions, by id."""
+    answer_texts: dict[int, str] = {}
+    question_texts: dict[int, str] = {}
+    answer_ids = sorted(row[0] for row in rows)
+    question_ids = sorted({row[2] for row in rows})
+    for start in range(0, len(answer_ids), LOOKUP_CHUNK):
+        chunk = answer_ids[start : start + LOOKUP_CHUNK]
+        for answer_id, text in session.execute(select(Answer.id, Answer.text).where(ids_in(session, Answer.id, chunk))):
+            answer_texts[answer_id] = text or ""
+    for start in range(0, len(question_ids), LOOKUP_CHUNK):
+        chunk = question_ids[start : start + LOOKUP_CHUNK]
+        for question_id, text in session.execute(
+            select(Question.id, Question.text).where(ids_in(session, Question.id, chunk))
+        ):
+            question_texts[question_id] = text or ""
+    return answer_texts, question_texts
 
 
 def ids_in(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
@@ -241,6 +268,7 @@ def person_row(standing: Standing) -> dict[str, Any]:
         "engagement": standing.engagement,
         "accepted_recent": standing.accepted_recent,
         "as_of": standing.as_of,
+        "text_profile": standing.profile.to_json() if standing.profile is not None else None,
     }
 
 
