@@ -14,8 +14,8 @@ from sqlalchemy import select
 from bot import export
 from bot.playground.emulator.fake_api import TEAM_ID
 from bot.routing.evidence import load_evidence
-from bot.routing.standing import standing_of
-from bot.routing.upkeep import answer_records, person_row, tag_rows_of
+from bot.routing.standing import TextProfile, standing_of
+from bot.routing.upkeep import TEXT_RECORDS, answer_records, person_row, tag_rows_of
 from bot.runtime import cli, wiring
 from models.evidence import PersonEvidence, TagEvidence
 from models.expert import FORGOTTEN_USER_ID
@@ -51,11 +51,12 @@ def kept(store) -> dict[tuple[str, ...], dict[str, Any]]:
 
 
 def rebuilt(store) -> dict[tuple[str, ...], dict[str, Any]]:
-    """What a rebuild computes from the answers now (the same fold and reads as `rebuild`, written nowhere)."""
+    """What a rebuild computes from the answers now (the same fold and reads as `rebuild`, written nowhere),
+    the text profile included."""
     rows: dict[tuple[str, ...], dict[str, Any]] = {}
     with store.session() as s:
         live = (Answer.team_id == TEAM_ID) & Answer.deleted_at.is_(None) & (Answer.user_id != FORGOTTEN_USER_ID)
-        for user_id, records in answer_records(s, live).items():
+        for user_id, records in answer_records(s, live, texts_of_latest=TEXT_RECORDS).items():
             standing = standing_of(records)
             rows[(user_id,)] = person_row(standing)
             for row in tag_rows_of(standing):
@@ -140,7 +141,12 @@ def test_the_evidence_follows_answers_accepts_votes_deletions_and_forgetting(bot
         evidence = load_evidence(s, TEAM_ID, ["postgres"], "vacuum", clock.now(), {"U_ANA"})
     assert evidence.user_ids == {"U_BRUNO"} and evidence.standing["U_BRUNO"].tags["postgres"].answers == 1
     assert evidence.coverage == {"postgres": {"U_BRUNO"}}
-    assert [r.answer_text for r in evidence.history["U_BRUNO"]] == ["pg_repack rebuilds it online."]
+    # ... and his text profile: the words of his answer and of the question it answered, and when he answered.
+    profile = evidence.standing["U_BRUNO"].profile
+    assert profile is not None and (profile.documents, len(profile.minutes)) == (1, 1)
+    assert profile.terms["pg_repack"] == [1, 1] and profile.terms["vacuum"] == [1, 1] and "how" not in profile.terms
+    assert rows[("U_BRUNO",)]["text_profile"] == profile.to_json()
+    assert TextProfile.from_json(profile.to_json()) == profile
 
     # Forget-user: Ken's votes go, so Bruno's helpful votes are recomputed; then Bruno himself is forgotten.
     world.react("U_KEN", HELPFUL, GENERAL, bruno)
