@@ -144,7 +144,7 @@ def test_the_evidence_follows_answers_accepts_votes_deletions_and_forgetting(bot
     # ... and his text profile: the words of his answer and of the question it answered, and when he answered.
     profile = evidence.standing["U_BRUNO"].profile
     assert profile is not None and (profile.documents, len(profile.minutes)) == (1, 1)
-    assert profile.terms["pg_repack"] == [1, 1] and profile.terms["vacuum"] == [1, 1] and "how" not in profile.terms
+    assert profile.terms["pg_repack"] == (1, 1) and profile.terms["vacuum"] == (1, 1) and "how" not in profile.terms
     assert rows[("U_BRUNO",)]["text_profile"] == profile.to_json()
     assert TextProfile.from_json(profile.to_json()) == profile
 

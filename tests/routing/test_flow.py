@@ -536,7 +536,7 @@ def test_the_evidence_takes_the_same_few_queries_for_3_or_30_people(database_url
         # The ranker's text and hour features describe a person by what they answered lately: their profile.
         profile = evidence.standing["U_SEED0"].profile
         assert profile is not None and (profile.documents, len(profile.minutes)) == (3, 3)
-        assert profile.terms["seed"] == [3, 3] and profile.terms["answer"] == [3, 3]
+        assert profile.terms["seed"] == (3, 3) and profile.terms["answer"] == (3, 3)
         stats = evidence.tag_stats
         assert (stats.question_count, stats.tag_counts["postgres"], stats.pair_counts[("ops", "postgres")]) == (9, 9, 9)
 

@@ -226,7 +226,21 @@ def test_a_text_profile_counts_each_word_and_the_records_it_occurs_in():
         AnswerRecord(frozenset(), NOW, question_text="kafka", answer_text="KAFKA consumer"),
     ]
     profile = text_profile(records)
-    assert profile.terms == {"kafka": [3, 2], "lag": [2, 1], "consumer": [1, 1]}
+    assert profile.terms == {"kafka": (3, 2), "lag": (2, 1), "consumer": (1, 1)}
     assert (profile.documents, profile.words) == (2, 6)  # the record of stop words only is no document
     assert profile.minutes == (11 * 60 + 20, 13 * 60 + 30, 14 * 60 + 30)  # UTC, oldest first
-    assert text_profile(records, limit=1).terms == {"kafka": [2, 1], "consumer": [1, 1]}
+    assert text_profile(records, limit=1).terms == {"kafka": (2, 1), "consumer": (1, 1)}
+
+
+def test_a_stored_profile_reads_back_the_same_terms_and_looks_up_whole_words_only():
+    records = [
+        AnswerRecord(frozenset(), NOW, question_text="lagging lag node.js", answer_text="v1.2 lag_x a-lag"),
+        AnswerRecord(frozenset(), NOW - timedelta(days=1), question_text="lag", answer_text=""),
+    ]
+    profile = text_profile(records)
+    stored = TextProfile.from_json(profile.to_json())
+    assert stored == profile and dict(stored.terms) == profile.terms and len(stored.terms) == 6
+    assert stored.terms["lag"] == (2, 2) and stored.terms["node.js"] == (1, 1) and stored.terms["a-lag"] == (1, 1)
+    for missing in ("la", "ag", "lagg", "lag,2", "lag 2", "", "g_x"):
+        assert stored.terms.get(missing) is None, missing
+    assert TextProfile.from_json(TextProfile().to_json()).terms.get("lag") is None
