@@ -208,8 +208,8 @@ def record_terms(question_text: str, answer_text: str) -> tuple[dict[str, int], 
 class PackedTerms(Mapping[str, tuple[int, int]]):
     """A text profile's terms as stored: per first letter, one string of ``" term,count,records"`` entries. A
     lookup is one substring search in its letter's string, so reading a profile costs the question's words, not
-    the profile's terms (parsing a JSON object of every term cost ~0.3 ms per Stack Exchange-sized profile,
-    for ~120 candidates per /ask; figures in bench/RESULTS.md)."""
+    the profile's terms (a JSON object of every term cost more to parse, per /ask, than all of routing's reads).
+    """
 
     __slots__ = ("by_letter",)
 

@@ -32,7 +32,8 @@ LOOKUP_CHUNK = 5_000  # ids per IN list (SQLite allows 32,766 bound parameters)
 
 
 def refresh_people(session: Session, team_id: str, user_ids: Iterable[str | None]) -> None:
-    """Recompute these people's evidence from their live answers (in the caller's transaction)."""
+    """Recompute these people's evidence from their live answers (in the caller's transaction): the sums from
+    all of them, the text profile from the TEXT_RECORDS latest, read with their texts."""
     people = sorted({u for u in user_ids if u and u != FORGOTTEN_USER_ID})  # one lock order for everyone
     if not people:
         return
