@@ -55,7 +55,7 @@ import sqlalchemy as sa
 from sqlalchemy import delete, inspect, select, update
 from sqlalchemy.orm import Session
 
-from bot.routing.upkeep import forget_person, helpful_voted_authors, refresh_people
+from bot.routing.upkeep import answerers_of, forget_person, helpful_voted_authors, profiles_naming, refresh_people
 from models.base import Base
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
@@ -294,6 +294,7 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
     ]
     anonymous = {"text": REDACTED_TEXT}
     voted_on = helpful_voted_authors(session, team_id, user_id)  # their votes' deletion changes these people
+    answered_them = answerers_of(session, team_id, user_id)  # routing's text profiles hold their questions' words
     changed["votes cast (deleted)"] = _count(
         session, delete(Vote).where(Vote.team_id == team_id, Vote.voter_id == user_id)
     )
@@ -339,6 +340,8 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
     tables = _tables(session)
     changed["installations (installer anonymised)"] = _forget_installer(session, tables, team_id, user_id)
     changed["mentions in text (replaced)"] = _replace_mentions(session, tables, team_id, user_id)
+    # Recomputed from the texts as they are now: without U's questions' words, and without mentions of U.
+    refresh_people(session, team_id, (answered_them | profiles_naming(session, team_id, user_id)) - {user_id})
     if report.total:
         _purge_fulltext_indexes(session, tables)
     places = find_user_id(session, team_id, user_id, tables)

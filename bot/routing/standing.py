@@ -233,7 +233,7 @@ class PackedTerms(Mapping[str, tuple[int, int]]):
         packed = self.by_letter.get(term[:1])
         if packed is None or " " in term or "," in term:  # no word has either (``_WORD``): they delimit entries
             return default
-        key = " " + term + ","
+        key = self.entry_start(term)
         start = packed.find(key)
         if start < 0:
             return default
@@ -241,6 +241,11 @@ class PackedTerms(Mapping[str, tuple[int, int]]):
         end = packed.find(" ", start)
         count, records = packed[start : end if end >= 0 else len(packed)].split(",")
         return int(count), int(records)
+
+    @staticmethod
+    def entry_start(term: str) -> str:
+        """What a term's entry starts with (and what no other term's entry contains)."""
+        return " " + term + ","
 
     def __iter__(self) -> Iterator[str]:
         return (entry.split(",", 1)[0] for packed in self.by_letter.values() for entry in packed.split())

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Integer, and_, any_, bindparam, delete, fu
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.routing.standing import DEFAULT_EVIDENCE, RANK_EPOCH, AnswerRecord, Standing, standing_of
+from bot.routing.standing import DEFAULT_EVIDENCE, RANK_EPOCH, AnswerRecord, PackedTerms, Standing, standing_of
 from models.evidence import PersonEvidence, TagEvidence
 from models.expert import FORGOTTEN_USER_ID
 from models.question import VOTE_HELPFUL, Answer, Question, QuestionTag, Vote
@@ -66,6 +66,30 @@ def helpful_voted_authors(session: Session, team_id: str, voter_id: str) -> set[
             .join(Vote, Vote.answer_id == Answer.id)
             .where(Vote.team_id == team_id, Vote.voter_id == voter_id, Vote.kind == VOTE_HELPFUL)
             .distinct()
+        )
+    )
+
+
+def answerers_of(session: Session, team_id: str, asker_id: str) -> set[str]:
+    """Authors of answers to this person's questions: their text profiles hold those questions' words."""
+    return set(
+        session.scalars(
+            select(Answer.user_id)
+            .join(Question, Question.id == Answer.question_id)
+            .where(Question.team_id == team_id, Question.asker_id == asker_id)
+            .distinct()
+        )
+    )
+
+
+def profiles_naming(session: Session, team_id: str, user_id: str) -> set[str]:
+    """People whose text profile holds this user's id as a word (a mention, <@U123>, is the word "u123")."""
+    word = PackedTerms.entry_start(user_id.casefold())
+    return set(
+        session.scalars(
+            select(PersonEvidence.user_id).where(
+                PersonEvidence.team_id == team_id, PersonEvidence.text_profile.contains(word, autoescape=True)
+            )
         )
     )
 

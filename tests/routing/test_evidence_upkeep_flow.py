@@ -207,3 +207,24 @@ def test_a_start_computes_the_evidence_an_upgrade_or_a_stopped_fill_left_out(bot
         s.query(PersonEvidence).filter(PersonEvidence.user_id == "U_MAYA").delete()
     wiring.fill_missing_evidence(store)
     assert same(kept(store), expected) and counts(kept(store), ("U_MAYA", "ops")) == (1, 0, 0)
+
+
+def test_forgetting_someone_takes_their_words_out_of_the_text_profiles_of_others(bot):
+    world = bot.world
+    question = world.ask("U_ANA", "Why does autovacuum stall on my partitions? #postgres", GENERAL)
+    world.reply("U_BRUNO", question, "Ask <@U_KEN>, he tuned ours.")
+    rows = check(bot)
+    profile = TextProfile.from_json(rows[("U_BRUNO",)]["text_profile"])
+    assert profile.terms.get("autovacuum") == (1, 1) and profile.terms.get("u_ken") == (1, 1)
+    store = bot.runtime.services.store
+
+    with store.session() as s:  # Ana's question is redacted: Bruno's profile no longer holds its words
+        export.forget_user(s, TEAM_ID, "U_ANA")
+    rows = check(bot)
+    profile = TextProfile.from_json(rows[("U_BRUNO",)]["text_profile"])
+    assert profile.terms.get("autovacuum") is None and profile.terms.get("tuned") == (1, 1)
+
+    with store.session() as s:  # the mention of Ken is replaced: so is the word it made in Bruno's profile
+        assert export.forget_user(s, TEAM_ID, "U_KEN").changed["mentions in text (replaced)"] == 1
+    rows = check(bot)
+    assert TextProfile.from_json(rows[("U_BRUNO",)]["text_profile"]).terms.get("u_ken") is None
