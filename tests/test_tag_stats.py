@@ -408,8 +408,10 @@ def test_asks_a_redelivered_ask_and_forget_user_keep_the_counts_routing_reads(sl
     fields = slack.fake.command_fields(
         "U_FAN", "Is c++ or node.js faster at parsing json? #c++ #node.js", GENERAL, channel_name="general"
     )
+    since = slack.fake.mark()
     assert slack.sender.slash_command(fields).status == 200
     assert slack.sender.slash_command(fields).status == 200
+    slack.wait_post(GENERAL, since=since)  # the question is posted once the worker took it (settle alone may be early)
     slack.settle()
     store = slack.runtime.store
     with store.session() as s:
