@@ -14,7 +14,8 @@ fresh: the HTTP server, its inbox worker working, Bolt's lazy listeners) against
 (bot/playground/emulator), on a clock that starts at a Tuesday 12:00 UTC, the end of the history. Signed
 /ask commands go over HTTP, one at a time, from askers in public channels: most with the tags of a common
 topic, some with one common tag, a rare tag or a tag nobody used before (KIND_SHARES); the same asks at
-every size. Per /ask, measured:
+every size, sent to each size's server in turn (every size's server runs at once, idle between its asks),
+so a machine busy with other work weighs on every size alike. Per /ask, measured:
 - ask: from Bolt taking the request off the inbox (the worker's dispatch) to the last Slack call of its work:
   the similar answers shown to the asker (chat.postEphemeral), or, when nothing similar was found, the
   routing DMs sent and the asker told (route_now);
@@ -46,12 +47,13 @@ import statistics
 import sys
 import threading
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -416,44 +418,99 @@ def measure_ask(
     return AskSample(ask.kind, ask_ms, route_ms, statements, suggested, sum(map(is_routing_dm, calls)))
 
 
-def run_size(dialect: str, size: int, pg_url: str, asks: int, start: datetime) -> SizeRun:
-    logging.getLogger("peerlearn").setLevel(logging.ERROR)  # e.g. no permalink for history the emulator lacks
-    corpus = Corpus(seed=CORPUS_SEED)
-    with scratch_database(dialect, pg_url) as url:
-        store = Store.from_url(url)
-        try:
-            upgrade_to_head(store.engine)
-        finally:
-            store.dispose()
-        began = time.perf_counter()
-        load_history(url, size, start, corpus)
-        loaded = time.perf_counter() - began
-        derive_tables(url)
-        derived = time.perf_counter() - began - loaded
-        progress(f"{dialect} {size}: loaded in {loaded:.1f}s, derived in {derived:.1f}s")
-        # The same asks at every size: the history's words and tags (the same seed), a generator of their own.
-        plan = make_asks(Corpus(seed=CORPUS_SEED), WARMUP + asks, random.Random(ASKS_SEED))
-        with running_peerlearn(url, start) as (runtime, world, fake):
-            log = StatementLog(runtime.store.engine)
-            dispatched = DispatchTimes(runtime.bolt_app)
-            for ask in plan[:WARMUP]:
-                measure_ask(world, fake, log, dispatched, ask, {})
-            executed: dict[str, list[Executed]] = {"ask": [], "route": []}
-            samples = [measure_ask(world, fake, log, dispatched, ask, executed) for ask in plan[WARMUP:]]
-            statements = {phase: by_statement(records) for phase, records in executed.items()}
-    figures = {"load_seconds": round(loaded, 1), "derive_seconds": round(derived, 1), **summarize(samples)}
-    progress(
-        f"{dialect} {size}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, "
-        f"{figures['statements_per_ask']} statements per /ask (max {figures['statements_max']})"
-    )
-    return SizeRun(figures, statements)
+def serve_size(conn: Connection, dialect: str, size: int, pg_url: str, start: datetime) -> None:
+    """A size's store and server, in a process of its own (a freshly started server: nothing another size
+    left in a process's caches, such as bot/search.py's lexemes per term, makes this size's asks cheaper).
+    Loads and derives, says ("ready", figures), then answers the parent: an Ask (measured) or ("warm", Ask)
+    gets its AskSample; "finish" gets the statements of the measured asks and ends it. Any failure is sent
+    as ("error", traceback) for the parent to raise."""
+    try:
+        logging.getLogger("peerlearn").setLevel(logging.ERROR)  # e.g. no permalink for history the emulator lacks
+        corpus = Corpus(seed=CORPUS_SEED)
+        with scratch_database(dialect, pg_url) as url:
+            store = Store.from_url(url)
+            try:
+                upgrade_to_head(store.engine)
+            finally:
+                store.dispose()
+            began = time.perf_counter()
+            load_history(url, size, start, corpus)
+            loaded = time.perf_counter() - began
+            derive_tables(url)
+            derived = time.perf_counter() - began - loaded
+            progress(f"{dialect} {size}: loaded in {loaded:.1f}s, derived in {derived:.1f}s")
+            with running_peerlearn(url, start) as (runtime, world, fake):
+                log = StatementLog(runtime.store.engine)
+                dispatched = DispatchTimes(runtime.bolt_app)
+                executed: dict[str, list[Executed]] = {"ask": [], "route": []}
+                conn.send(("ready", {"load_seconds": round(loaded, 1), "derive_seconds": round(derived, 1)}))
+                while (message := conn.recv()) != "finish":
+                    warm = isinstance(message, tuple)
+                    ask = message[1] if warm else message
+                    conn.send(measure_ask(world, fake, log, dispatched, ask, {} if warm else executed))
+                conn.send({phase: by_statement(records) for phase, records in executed.items()})
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        raise
 
 
-def run_size_apart(dialect: str, size: int, pg_url: str, asks: int, start: datetime) -> SizeRun:
-    """run_size in a process of its own, as a freshly started server: nothing the previous size left in the
-    process's caches (bot/search.py keeps each query term's lexemes) makes this size's asks cheaper."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as process:
-        return process.submit(run_size, dialect, size, pg_url, asks, start).result()
+class SizeServer:
+    """The parent's end of serve_size."""
+
+    def __init__(self, dialect: str, size: int, pg_url: str, start: datetime) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.size = size
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=serve_size, args=(child, dialect, size, pg_url, start), daemon=True)
+        self.process.start()
+        child.close()
+
+    def receive(self) -> Any:
+        reply = self.conn.recv()
+        if isinstance(reply, tuple) and reply[0] == "error":
+            raise RuntimeError(f"the {self.size} questions' server failed:\n{reply[1]}")
+        return reply
+
+    def ask(self, ask: Ask, *, measured: bool = True) -> AskSample:
+        self.conn.send(ask if measured else ("warm", ask))
+        sample: AskSample = self.receive()
+        return sample
+
+    def stop(self) -> None:
+        self.process.join(timeout=60)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def run_database(dialect: str, sizes: Sequence[int], pg_url: str, asks: int, start: datetime) -> dict[int, SizeRun]:
+    """Every size's server at once, then the same asks sent to each size in turn (the order reversed every
+    other ask): a machine busy with other work weighs on every size alike, so the ratio compares sizes, not
+    moments. Each size's asks still run one at a time, its server otherwise idle."""
+    plan = make_asks(Corpus(seed=CORPUS_SEED), WARMUP + asks, random.Random(ASKS_SEED))
+    servers = [SizeServer(dialect, size, pg_url, start) for size in sizes]
+    try:
+        prepared = {server.size: server.receive()[1] for server in servers}
+        for ask in plan[:WARMUP]:
+            for server in servers:
+                server.ask(ask, measured=False)
+        samples: dict[int, list[AskSample]] = {size: [] for size in sizes}
+        for number, ask in enumerate(plan[WARMUP:]):
+            for server in servers if number % 2 == 0 else reversed(servers):
+                samples[server.size].append(server.ask(ask))
+        runs = {}
+        for server in servers:
+            server.conn.send("finish")
+            statements = server.receive()
+            figures = {**prepared[server.size], **summarize(samples[server.size])}
+            progress(
+                f"{dialect} {server.size}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, "
+                f"{figures['statements_per_ask']} statements per /ask (max {figures['statements_max']})"
+            )
+            runs[server.size] = SizeRun(figures, statements)
+        return runs
+    finally:
+        for server in servers:
+            server.stop()
 
 
 # --- the run -------------------------------------------------------------------------------------------------
@@ -470,8 +527,7 @@ def run(databases: Sequence[str], sizes: dict[str, list[int]], pg_url: str, asks
         "load_average_1m": load_average(),
     }
     for dialect in databases:
-        runs = {size: run_size_apart(dialect, size, pg_url, asks, start) for size in sizes[dialect]}
-        result[dialect] = database_result(runs)
+        result[dialect] = database_result(run_database(dialect, sizes[dialect], pg_url, asks, start))
     result["load_average_1m_after"] = load_average()
     return result
 
