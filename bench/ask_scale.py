@@ -7,7 +7,8 @@ For each database and size, a scratch store (a temporary SQLite file, or a Postg
 PEERLEARN_BENCH_PG_URL, dropped afterwards) is migrated and filled with a company's history
 (bench/history.py: one workspace, 5,000 people, N questions over two years, 3 answers each, accepts, votes,
 past routing DMs, lessons, declared topics, tags Zipf-distributed), then `derive_tables` (what a running
-store would have derived from it: today the planner's statistics only).
+store would have derived from it: the planner's statistics, routing's evidence, tag statistics, the stats
+rollup).
 
 Then PeerLearn runs as `serve` runs it (bot/runtime/wiring.py in a process of its own per size, started
 fresh: the HTTP server, its inbox worker working, Bolt's lazy listeners) against the Slack emulator
