@@ -5,12 +5,22 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot import qa
 from bot.config import Settings
 from bot.text import ParsedText
-from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, EarlyReply, Question, Vote
+from models.question import (
+    RESOLUTION_SIMILAR,
+    STATUS_OPEN,
+    STATUS_POSTING,
+    STATUS_RESOLVED,
+    Answer,
+    EarlyReply,
+    Question,
+    Vote,
+    parse_earlier_ref,
+)
 from models.session import Store
 from models.workspace import claim_event
 
@@ -117,6 +127,36 @@ def test_removing_the_latest_accept_falls_back_to_the_previous_one(store):
     react(store, "101.2", "U_ASKER", added=False)
     assert question(store, qid).accepted_answer_id == first.id
     assert question(store, qid).status == STATUS_RESOLVED
+
+
+def test_the_knowledge_base_answered_it_is_one_rule_in_python_and_in_sql(store):
+    qid = ask(store)
+    answer = reply(store, "101.1", "U_EXPERT")
+    cases = {  # (status, accepted answer, resolution) -> answered by the earlier item?
+        (STATUS_RESOLVED, None, RESOLUTION_SIMILAR): True,
+        (STATUS_RESOLVED, answer.id, RESOLUTION_SIMILAR): False,  # an accept took over
+        (STATUS_RESOLVED, answer.id, None): False,
+        (STATUS_OPEN, None, RESOLUTION_SIMILAR): False,
+        (STATUS_OPEN, None, None): False,
+        (STATUS_POSTING, None, None): False,
+    }
+    for (status, accepted, resolution), expected in cases.items():
+        with store.session() as s:
+            row = s.get(Question, qid)
+            row.status, row.accepted_answer_id, row.resolution = status, accepted, resolution
+            row.resolution_ref = "lesson:7" if resolution else None
+        with store.session() as s:
+            row = s.get(Question, qid)
+            in_sql = s.scalar(select(Question.answered_by_earlier).where(Question.id == qid))
+            assert (row.answered_by_earlier, bool(in_sql)) == (expected, expected), (status, accepted, resolution)
+            assert row.earlier_ref == (("lesson", 7) if expected else None)
+
+
+def test_an_earlier_items_reference_reads_as_its_kind_and_id():
+    assert parse_earlier_ref("question:12") == ("question", 12)
+    assert parse_earlier_ref("lesson:3") == ("lesson", 3)
+    for wrong in (None, "", "question", "question:", "question:x", "answer:3", "lesson:-3", ":3"):
+        assert parse_earlier_ref(wrong) is None, wrong
 
 
 def test_check_mark_by_someone_else_does_not_accept(store):
