@@ -191,6 +191,37 @@ def test_deleting_the_accepted_answer_reopens_the_question(store):
     assert react(store, "101.1", "U_ASKER").effect is qa.ReactionEffect.IGNORED
 
 
+def resolved_by_a_lesson(store, qid):
+    """As "This answers it" leaves it (bot.routing.buttons.resolve_with_earlier)."""
+    with store.session() as s:
+        row = s.get(Question, qid)
+        row.status, row.resolved_at, row.resolution, row.resolution_ref = (
+            STATUS_RESOLVED,
+            NOW,
+            RESOLUTION_SIMILAR,
+            "lesson:7",
+        )
+
+
+def test_an_accept_after_this_answers_it_takes_over_and_taking_it_back_falls_back_to_the_earlier_item(store):
+    qid = ask(store)
+    resolved_by_a_lesson(store, qid)
+    answer = reply(store, "101.1", "U_EXPERT")
+    assert react(store, "101.1", "U_ASKER", at=NOW + timedelta(hours=1)).effect is qa.ReactionEffect.ACCEPTED
+    accepted = question(store, qid)
+    assert (accepted.accepted_answer_id, accepted.answered_by_earlier, accepted.resolved_at) == (answer.id, False, NOW)
+
+    assert react(store, "101.1", "U_ASKER", added=False).effect is qa.ReactionEffect.UNACCEPTED
+    back = question(store, qid)
+    assert (back.status, back.accepted_answer_id, back.resolved_at) == (STATUS_RESOLVED, None, NOW)
+    assert back.answered_by_earlier and back.earlier_ref == ("lesson", 7)
+
+    react(store, "101.1", "U_ASKER")  # accepted again, then the answer is deleted: the lesson again
+    with store.session() as s:
+        assert qa.delete_reply(s, team_id="T1", channel_id="C1", ts="101.1", now=NOW) == qid
+    assert question(store, qid).answered_by_earlier
+
+
 def test_edits_are_followed(store):
     ask(store)
     reply(store, "101.1", "U_EXPERT")
