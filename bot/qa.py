@@ -19,6 +19,7 @@ from bot.text import ParsedText
 from models.base import insert_if_new, insert_once
 from models.lesson import Lesson
 from models.question import (
+    RESOLUTION_SIMILAR,
     STATUS_OPEN,
     STATUS_POSTING,
     STATUS_RESOLVED,
@@ -344,12 +345,15 @@ def _accepted_author(session: Session, question: Question) -> str | None:
 
 
 def _reaccept_or_reopen(session: Session, question: Question) -> None:
-    """After an accepted answer lost its ✅ (or was deleted), fall back to the asker's previous accept."""
+    """After an accepted answer lost its ✅ (or was deleted), fall back to the asker's previous accept, else to
+    the earlier question or lesson they said answers it ("This answers it"); with neither, it is open again."""
     previous = latest_accept_vote(session, question, question.asker_id)
     if previous is not None and previous.answer_id is not None:
         question.accepted_answer_id = previous.answer_id
         return
     question.accepted_answer_id = None
+    if question.resolution == RESOLUTION_SIMILAR:
+        return  # still resolved: answered by the earlier item again (Question.answered_by_earlier)
     question.status = STATUS_OPEN
     question.resolved_at = None
 

@@ -14,8 +14,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    case,
     exists,
     func,
+    or_,
     select,
     tuple_,
     update,
@@ -26,6 +28,8 @@ from models.base import Base, insert_once
 from models.expert import Expertise
 from models.lesson import Lesson, LessonTag
 from models.question import (
+    EARLIER_LESSON,
+    EARLIER_QUESTION,
     STATUS_OPEN,
     STATUS_RESOLVED,
     VOTE_HELPFUL,
@@ -33,6 +37,7 @@ from models.question import (
     Question,
     QuestionTag,
     Vote,
+    parse_earlier_ref,
 )
 from models.top_helpers import Helper, top_helpers
 from models.workspace import Workspace
@@ -225,14 +230,31 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class EarlierItem:
+    """What answered a question the knowledge base answered by itself (Question.answered_by_earlier): an earlier
+    question or a lesson. Where it is and who wrote it (the earlier question's accepted answer, or the lesson)
+    only when the digest's channel may see it (its own, or a public one): else only its kind."""
+
+    kind: str  # EARLIER_QUESTION or EARLIER_LESSON
+    channel_id: str | None = None
+    message_ts: str | None = None  # the earlier question or the lesson
+    author_id: str | None = None  # who wrote the earlier question's accepted answer, or the lesson
+    answer_ts: str | None = None  # the earlier question's accepted answer, in its thread
+
+
+@dataclass(frozen=True)
 class AnsweredQuestion:
+    """A question resolved in the week: by an accepted answer (answerer_id, answer_ts), or by the knowledge
+    base (`earlier`: the earlier question or lesson the asker said answers it)."""
+
     question_id: int
     text: str
     tags: tuple[str, ...]
     message_ts: str | None
-    answerer_id: str
-    answer_ts: str
+    answerer_id: str | None
+    answer_ts: str | None
     resolved_at: datetime | None
+    earlier: EarlierItem | None = None
 
 
 @dataclass(frozen=True)
@@ -294,6 +316,7 @@ class DigestData:
     helpers: Listing[Helper]
     new_experts: Listing[NewExpert]
     gaps: Listing[Gap]
+    answered_by_earlier: int = 0  # of the answered: by the knowledge base by itself ("This answers it")
 
     @property
     def is_empty(self) -> bool:
@@ -315,8 +338,10 @@ def load_digest_data(
 ) -> DigestData:
     """Read one channel's week with a fixed number of indexed aggregate queries (no per-item queries).
 
-    Every query is pinned to (team_id, channel_id): a digest never sees another channel's content.
-    New experts are workspace-wide facts, so only those in topics this channel itself had this week are shown.
+    Every query is pinned to (team_id, channel_id): a digest never sees another channel's content, but for
+    what answered a question the knowledge base answered, which may be a public channel's earlier question or
+    lesson (never a private channel's: _earlier_items). New experts are workspace-wide facts, so only those in
+    topics this channel itself had this week are shown.
     """
     in_channel_q = and_(
         Question.team_id == team_id,
@@ -328,19 +353,34 @@ def load_digest_data(
     )
 
     total = func.count().over()
+    # Answered: resolved in the week with an accepted answer, or by the knowledge base (an earlier question
+    # or lesson the asker said answers it); the second total counts those.
+    by_earlier_total = func.count(case((Question.answered_by_earlier, 1))).over()
     answered_rows = session.execute(
-        select(Question.id, Question.text, Question.message_ts, Question.resolved_at, Answer.user_id, Answer.ts, total)
-        .join(Answer, Answer.id == Question.accepted_answer_id)
+        select(
+            Question.id,
+            Question.text,
+            Question.message_ts,
+            Question.resolved_at,
+            Answer.user_id,
+            Answer.ts,
+            case((Question.answered_by_earlier, Question.resolution_ref)),
+            by_earlier_total,
+            total,
+        )
+        .outerjoin(Answer, Answer.id == Question.accepted_answer_id)
         .where(
             Question.team_id == team_id,
             Question.channel_id == channel_id,
             Question.status == STATUS_RESOLVED,
+            or_(Answer.id.is_not(None), Question.answered_by_earlier),
             Question.resolved_at >= since,
             Question.resolved_at < until,
         )
         .order_by(Question.resolved_at, Question.id)
         .limit(limit)
     ).all()
+    earlier = _earlier_items(session, team_id, channel_id, [row[6] for row in answered_rows])
 
     replies = (
         select(func.count())
@@ -443,11 +483,14 @@ def load_digest_data(
         asked=int(asked or 0),
         answered=_listing(
             [
-                AnsweredQuestion(qid, text, question_tags.get(qid, ()), ts, answerer, answer_ts, resolved_at)
-                for qid, text, ts, resolved_at, answerer, answer_ts, _ in answered_rows
+                AnsweredQuestion(
+                    qid, text, question_tags.get(qid, ()), ts, answerer, answer_ts, resolved_at, earlier.get(ref)
+                )
+                for qid, text, ts, resolved_at, answerer, answer_ts, ref, _, _ in answered_rows
             ],
             answered_rows,
         ),
+        answered_by_earlier=int(answered_rows[0][-2]) if answered_rows else 0,
         open=_listing(
             [
                 OpenQuestion(qid, text, question_tags.get(qid, ()), ts, created_at, int(n or 0))
@@ -466,6 +509,38 @@ def load_digest_data(
         new_experts=Listing(tuple(new_experts[:limit]), len(new_experts)),
         gaps=Listing(tuple(Gap(tag, n) for tag, n in gaps[:limit]), len(gaps)),
     )
+
+
+def _earlier_items(session: Session, team_id: str, channel_id: str, refs: list[str | None]) -> dict[str, EarlierItem]:
+    """resolution_ref -> what it names, for the questions the knowledge base answered (two queries at most).
+    Where an item is and who wrote it is read only for items this channel may see: its own, or a public
+    channel's (never a private channel's, elsewhere)."""
+    wanted = {ref: parsed for ref in refs if ref and (parsed := parse_earlier_ref(ref)) is not None}
+    found = {ref: EarlierItem(kind) for ref, (kind, _) in wanted.items()}
+    ids = {kind: sorted({n for k, n in wanted.values() if k == kind}) for kind in (EARLIER_QUESTION, EARLIER_LESSON)}
+    if ids[EARLIER_QUESTION]:
+        rows = session.execute(
+            select(Question.id, Question.channel_id, Question.message_ts, Answer.user_id, Answer.ts)
+            .outerjoin(Answer, and_(Answer.id == Question.accepted_answer_id, Answer.deleted_at.is_(None)))
+            .where(
+                Question.team_id == team_id,
+                Question.id.in_(ids[EARLIER_QUESTION]),
+                or_(Question.channel_private.is_(False), Question.channel_id == channel_id),
+            )
+        )
+        for item_id, channel, ts, author, answer_ts in rows:
+            found[f"{EARLIER_QUESTION}:{item_id}"] = EarlierItem(EARLIER_QUESTION, channel, ts, author, answer_ts)
+    if ids[EARLIER_LESSON]:
+        lessons = session.execute(
+            select(Lesson.id, Lesson.channel_id, Lesson.message_ts, Lesson.author_id).where(
+                Lesson.team_id == team_id,
+                Lesson.id.in_(ids[EARLIER_LESSON]),
+                or_(Lesson.channel_private.is_(False), Lesson.channel_id == channel_id),
+            )
+        )
+        for item_id, channel, ts, author in lessons:
+            found[f"{EARLIER_LESSON}:{item_id}"] = EarlierItem(EARLIER_LESSON, channel, ts, author)
+    return found
 
 
 def _listing(items: list[T], rows: Sequence[Any]) -> Listing[T]:

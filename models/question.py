@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     delete,
     exists,
     or_,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import text as sql_text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from models.base import Base
@@ -30,6 +32,7 @@ STATUS_OPEN = "open"
 STATUS_RESOLVED = "resolved"
 STATUS_UNPOSTED = "unposted"  # Slack refused the post; the asker was told and has their text back
 RESOLUTION_SIMILAR = "similar"  # the asker said a suggested earlier question or lesson answers it
+EARLIER_QUESTION, EARLIER_LESSON = "question", "lesson"  # what resolution_ref names: "question:<id>", "lesson:<id>"
 
 
 class Question(Base):
@@ -87,6 +90,29 @@ class Question(Base):
     @property
     def tag_names(self) -> list[str]:
         return [tag.tag for tag in self.tags]
+
+    # The knowledge base answered it by itself: resolved because the asker said a suggested earlier question
+    # or lesson answers it ("This answers it"), with no accepted answer since (an accept takes over; taking it
+    # back falls back to the earlier item). It counts as answered everywhere: the stats (as every resolved
+    # question), the App Home (never listed as open) and the digests, which name what answered it. The one
+    # rule, in Python and in SQL.
+    @hybrid_property
+    def answered_by_earlier(self) -> bool:
+        return (
+            self.status == STATUS_RESOLVED and self.accepted_answer_id is None and self.resolution == RESOLUTION_SIMILAR
+        )
+
+    @answered_by_earlier.inplace.expression
+    @classmethod
+    def _answered_by_earlier_in_sql(cls) -> ColumnElement[bool]:
+        return and_(
+            cls.status == STATUS_RESOLVED, cls.accepted_answer_id.is_(None), cls.resolution == RESOLUTION_SIMILAR
+        )
+
+    @property
+    def earlier_ref(self) -> tuple[str, int] | None:
+        """(EARLIER_QUESTION or EARLIER_LESSON, its id) of what answered it, when answered_by_earlier."""
+        return parse_earlier_ref(self.resolution_ref) if self.answered_by_earlier else None
 
 
 class QuestionTag(Base):
@@ -175,6 +201,14 @@ class Vote(Base):
 
 
 # --- store functions (session first) ---------------------------------------------------------
+
+
+def parse_earlier_ref(ref: str | None) -> tuple[str, int] | None:
+    """A resolution_ref, "question:<id>" or "lesson:<id>", as (kind, id); None for anything else."""
+    kind, _, number = (ref or "").partition(":")
+    if kind not in (EARLIER_QUESTION, EARLIER_LESSON) or not number.isdigit():
+        return None
+    return kind, int(number)
 
 
 def fetch_question_by_request(session: Session, team_id: str, request_key: str) -> Question | None:

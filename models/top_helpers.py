@@ -4,6 +4,11 @@ the weekly digest, the App Home and bot/stats.py.
 The rule: votes cast in [since, until) on live (not deleted) answers, by someone other than the answer's author;
 answers the asker accepted count first, then answers someone voted helpful. A person whose data was erased
 (forget-user: FORGOTTEN_USER_ID) is not listed.
+
+A question the knowledge base answered ("This answers it": an earlier question or lesson) adds no answer and no
+vote, so it credits nobody here: the earlier answer was counted when it was accepted or voted for, and counting
+it again would rank the same help twice. The digest names whose earlier answer or lesson it was on the
+question's own line instead (bot/digest/content.py).
 """
 
 from __future__ import annotations

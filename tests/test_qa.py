@@ -5,12 +5,22 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot import qa
 from bot.config import Settings
 from bot.text import ParsedText
-from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, EarlyReply, Question, Vote
+from models.question import (
+    RESOLUTION_SIMILAR,
+    STATUS_OPEN,
+    STATUS_POSTING,
+    STATUS_RESOLVED,
+    Answer,
+    EarlyReply,
+    Question,
+    Vote,
+    parse_earlier_ref,
+)
 from models.session import Store
 from models.workspace import claim_event
 
@@ -119,6 +129,36 @@ def test_removing_the_latest_accept_falls_back_to_the_previous_one(store):
     assert question(store, qid).status == STATUS_RESOLVED
 
 
+def test_the_knowledge_base_answered_it_is_one_rule_in_python_and_in_sql(store):
+    qid = ask(store)
+    answer = reply(store, "101.1", "U_EXPERT")
+    cases = {  # (status, accepted answer, resolution) -> answered by the earlier item?
+        (STATUS_RESOLVED, None, RESOLUTION_SIMILAR): True,
+        (STATUS_RESOLVED, answer.id, RESOLUTION_SIMILAR): False,  # an accept took over
+        (STATUS_RESOLVED, answer.id, None): False,
+        (STATUS_OPEN, None, RESOLUTION_SIMILAR): False,
+        (STATUS_OPEN, None, None): False,
+        (STATUS_POSTING, None, None): False,
+    }
+    for (status, accepted, resolution), expected in cases.items():
+        with store.session() as s:
+            row = s.get(Question, qid)
+            row.status, row.accepted_answer_id, row.resolution = status, accepted, resolution
+            row.resolution_ref = "lesson:7" if resolution else None
+        with store.session() as s:
+            row = s.get(Question, qid)
+            in_sql = s.scalar(select(Question.answered_by_earlier).where(Question.id == qid))
+            assert (row.answered_by_earlier, bool(in_sql)) == (expected, expected), (status, accepted, resolution)
+            assert row.earlier_ref == (("lesson", 7) if expected else None)
+
+
+def test_an_earlier_items_reference_reads_as_its_kind_and_id():
+    assert parse_earlier_ref("question:12") == ("question", 12)
+    assert parse_earlier_ref("lesson:3") == ("lesson", 3)
+    for wrong in (None, "", "question", "question:", "question:x", "answer:3", "lesson:-3", ":3"):
+        assert parse_earlier_ref(wrong) is None, wrong
+
+
 def test_check_mark_by_someone_else_does_not_accept(store):
     qid = ask(store)
     reply(store, "101.1", "U_EXPERT")
@@ -149,6 +189,37 @@ def test_deleting_the_accepted_answer_reopens_the_question(store):
         assert qa.delete_reply(s, team_id="T1", channel_id="C1", ts="101.1", now=NOW) == qid
     assert question(store, qid).status == STATUS_OPEN
     assert react(store, "101.1", "U_ASKER").effect is qa.ReactionEffect.IGNORED
+
+
+def resolved_by_a_lesson(store, qid):
+    """As "This answers it" leaves it (bot.routing.buttons.resolve_with_earlier)."""
+    with store.session() as s:
+        row = s.get(Question, qid)
+        row.status, row.resolved_at, row.resolution, row.resolution_ref = (
+            STATUS_RESOLVED,
+            NOW,
+            RESOLUTION_SIMILAR,
+            "lesson:7",
+        )
+
+
+def test_an_accept_after_this_answers_it_takes_over_and_taking_it_back_falls_back_to_the_earlier_item(store):
+    qid = ask(store)
+    resolved_by_a_lesson(store, qid)
+    answer = reply(store, "101.1", "U_EXPERT")
+    assert react(store, "101.1", "U_ASKER", at=NOW + timedelta(hours=1)).effect is qa.ReactionEffect.ACCEPTED
+    accepted = question(store, qid)
+    assert (accepted.accepted_answer_id, accepted.answered_by_earlier, accepted.resolved_at) == (answer.id, False, NOW)
+
+    assert react(store, "101.1", "U_ASKER", added=False).effect is qa.ReactionEffect.UNACCEPTED
+    back = question(store, qid)
+    assert (back.status, back.accepted_answer_id, back.resolved_at) == (STATUS_RESOLVED, None, NOW)
+    assert back.answered_by_earlier and back.earlier_ref == ("lesson", 7)
+
+    react(store, "101.1", "U_ASKER")  # accepted again, then the answer is deleted: the lesson again
+    with store.session() as s:
+        assert qa.delete_reply(s, team_id="T1", channel_id="C1", ts="101.1", now=NOW) == qid
+    assert question(store, qid).answered_by_earlier
 
 
 def test_edits_are_followed(store):

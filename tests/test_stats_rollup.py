@@ -207,6 +207,12 @@ def test_a_conversation_keeps_the_rollup_equal_to_a_rebuild_and_the_report_to_th
     world.click("U_NEW", ACTION_SIMILAR_ANSWERS_IT, value)  # resolved by the earlier question: answered
     world.settle()
     assert question_of(store, similar).resolution == "similar"
+    later(30)
+    late = world.reply("U_CAT", similar, "Or VACUUM it in a quiet hour.")  # a first answer, accepted…
+    world.react("U_NEW", "white_check_mark", GENERAL, late)
+    world.unreact("U_NEW", "white_check_mark", GENERAL, late)  # … and taken back: answered by the earlier one again
+    world.settle()
+    assert question_of(store, similar).answered_by_earlier
 
     week = (START - timedelta(days=7), START + timedelta(days=7))
     kept = rollup_rows(store, TEAM_ID)

@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo
 
 from bot.digest.schedule import Schedule
 from bot.messages.blocks import SECTION_LIMIT, Block, Message, context, divider, header, mention, section
+from bot.messages.questions import answered_by_earlier_text, earlier_item_text
 from bot.text import escape_mrkdwn, format_tags, truncate
-from models.digest import DigestData, Listing
+from models.digest import AnsweredQuestion, DigestData, Listing
+from models.question import EARLIER_LESSON
 
 MAX_ITEMS = 10  # per section, before "…and N more"
 ITEM_CHARS = 150
@@ -80,7 +82,8 @@ def build_digest(
 ) -> Message | None:
     """The channel's week as a Block Kit message; None for an empty week when the channel wants nothing then.
 
-    Everything shown comes from `data`, which holds only this channel's content. Stays within Slack's
+    Everything shown comes from `data`, which holds only this channel's content (and, for a question the
+    knowledge base answered, what answered it when that is in a public channel). Stays within Slack's
     limits: at most ~16 blocks, each section cut to 3,000 characters with "…and N more".
     """
     channel = data.channel_id
@@ -126,11 +129,28 @@ def _answered(data: DigestData, base_url: str | None) -> Block | None:
     if not listing.items:
         return None
     lines = [
-        f"• {snippet(q.text)}{_tags(q.tags)} — answered by {mention(q.answerer_id)}"
-        + _link(base_url, data.channel_id, q.answer_ts, "see the answer", thread_ts=q.message_ts)
-        for q in listing.items
+        f"• {snippet(q.text)}{_tags(q.tags)} — {_answered_by(q, data.channel_id, base_url)}" for q in listing.items
     ]
-    return listing_section(f":white_check_mark: Answered ({listing.total})", lines, listing.more)
+    footer = answered_by_earlier_text(data.answered_by_earlier) if data.answered_by_earlier else ""
+    return listing_section(f":white_check_mark: Answered ({listing.total})", lines, listing.more, footer=footer)
+
+
+def _answered_by(q: AnsweredQuestion, channel_id: str, base_url: str | None) -> str:
+    """Who or what answered it, and a link to that answer: the accepted answer in its thread, or the earlier
+    question's accepted answer (else the question) or the lesson the asker said answers it."""
+    earlier = q.earlier
+    if earlier is None:
+        answer = f"answered by {mention(q.answerer_id)}" if q.answerer_id else "answered"
+        return answer + _link(base_url, channel_id, q.answer_ts, "see the answer", thread_ts=q.message_ts)
+    said = "answered by " + earlier_item_text(earlier.kind, earlier.author_id)
+    if earlier.channel_id is None:
+        return said
+    if earlier.answer_ts:
+        return said + _link(
+            base_url, earlier.channel_id, earlier.answer_ts, "see the answer", thread_ts=earlier.message_ts
+        )
+    label = "read it" if earlier.kind == EARLIER_LESSON else "see it"
+    return said + _link(base_url, earlier.channel_id, earlier.message_ts, label)
 
 
 def _open(data: DigestData, base_url: str | None) -> Block | None:

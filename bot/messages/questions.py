@@ -1,4 +1,4 @@
-"""A question as posted in its channel, and how its resolution is said there and in routing DMs."""
+"""A question as posted in its channel, and how its resolution is said there, in routing DMs and in digests."""
 
 from __future__ import annotations
 
@@ -40,7 +40,24 @@ def resolution_text(resolved_by: str | None, answer_link: str | None, answered_e
         link = f" · <{answer_link}|see the accepted answer>" if answer_link else ""
         return f":white_check_mark: *Resolved* — answer by {mention(resolved_by)}{link}"
     if answered_earlier:
-        what = "a lesson" if answered_earlier == "lesson" else "an earlier question"
         link = f" · <{answer_link}|see it>" if answer_link else ""
-        return f":white_check_mark: *Resolved* — answered by {what}{link}"
+        return f":white_check_mark: *Resolved* — answered by {earlier_item_text(answered_earlier)}{link}"
     return None
+
+
+def earlier_item_text(kind: str, author_id: str | None = None) -> str:
+    """What answered a question the asker said an earlier one answers ("question" or "lesson"), with who wrote
+    the earlier question's accepted answer, or the lesson, when `author_id` is given."""
+    if kind == "lesson":
+        return f"a lesson by {mention(author_id)}" if author_id else "a lesson"
+    return f"an earlier question (answer by {mention(author_id)})" if author_id else "an earlier question"
+
+
+def answered_by_earlier_text(count: int) -> str:
+    """The digest's line on the questions the knowledge base answered by itself in the week (count > 0)."""
+    questions = "1 question" if count == 1 else f"{count} questions"
+    askers = "its asker" if count == 1 else "their askers"
+    return (
+        f":books: The knowledge base answered {questions} by itself this week: {askers} found the answer in an "
+        "earlier question or lesson, and nobody had to be asked."
+    )

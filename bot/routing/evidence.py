@@ -28,7 +28,7 @@ from bot.workspaces import WorkspaceClient
 from models.evidence import PersonEvidence, TagEvidence
 from models.expert import NOTIFY_OFF, ROUTE_SCHEDULED, Expertise, Person, RouteRequest, remember_profile
 from models.lesson import Lesson
-from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED, Question
+from models.question import Question
 from models.tag_stats import question_count, related_tags, tag_counts
 
 logger = logging.getLogger("peerlearn.routing")
@@ -387,18 +387,13 @@ def load_dm_load(session: Session, team_id: str, user_ids: Sequence[str], now: d
 def earlier_answer(session: Session, question_id: int) -> tuple[str, str, str | None] | None:
     """For a question resolved with "This answers it": (kind, channel, message ts) of what answered it."""
     question = session.get(Question, question_id)
-    if (
-        question is None
-        or question.status != STATUS_RESOLVED
-        or question.accepted_answer_id is not None
-        or question.resolution != RESOLUTION_SIMILAR
-    ):
+    if question is None or not question.answered_by_earlier:
         return None
-    kind, _, ref = (question.resolution_ref or "").partition(":")
-    earlier = earlier_item(session, kind, int(ref)) if ref.isdigit() else None
-    if earlier is None:
-        return (kind or KIND_QUESTION, question.channel_id, None)
-    return (kind, earlier.channel_id, earlier.message_ts)
+    ref = question.earlier_ref
+    earlier = earlier_item(session, *ref) if ref is not None else None
+    if ref is None or earlier is None:
+        return (ref[0] if ref else KIND_QUESTION, question.channel_id, None)
+    return (ref[0], earlier.channel_id, earlier.message_ts)
 
 
 def earlier_item(session: Session, kind: str, ref_id: int) -> Question | Lesson | None:

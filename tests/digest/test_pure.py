@@ -30,6 +30,7 @@ from models.digest import (
     AnsweredQuestion,
     DigestData,
     DigestRun,
+    EarlierItem,
     Gap,
     Helper,
     Listing,
@@ -70,6 +71,11 @@ def week(**parts) -> DigestData:
 
 def answered(n: int, text: str = "How do I vacuum a big table?") -> AnsweredQuestion:
     return AnsweredQuestion(n, text, ("postgres",), f"100.{n:06d}", f"U_EXPERT{n}", f"200.{n:06d}", UNTIL)
+
+
+def answered_by_earlier(n: int, earlier: EarlierItem, text: str = "Vacuum locks our big table?") -> AnsweredQuestion:
+    """A question the asker said an earlier question or lesson answers ("This answers it")."""
+    return AnsweredQuestion(n, text, ("postgres",), f"100.{n:06d}", None, None, UNTIL, earlier)
 
 
 def still_open(n: int, days_old: int = 2, replies: int = 0) -> OpenQuestion:
@@ -264,6 +270,74 @@ def test_more_items_than_shown_say_and_n_more():
     assert "_…and 15 more_" in shown
     assert "_…and 5 more_" in shown
     assert "_…and 3 more_" in shown
+
+
+def test_questions_the_knowledge_base_answered_say_what_answered_them_and_how_many_there_were():
+    data = week(
+        asked=4,
+        answered=Listing(
+            (
+                answered(1),
+                answered_by_earlier(2, EarlierItem("question", "C_OPS", "500.000001", "U_OLDHAND", "500.000002")),
+                answered_by_earlier(3, EarlierItem("lesson", "C1", "600.000001", "U_TEACHER")),
+                answered_by_earlier(4, EarlierItem("question", "C1", "700.000001")),  # itself answered by an earlier
+                answered_by_earlier(5, EarlierItem("lesson")),  # in a private channel elsewhere, or gone
+            ),
+            6,
+        ),
+        answered_by_earlier=5,
+    )
+    message = build_digest(data, tz=BERLIN, base_url=BASE)
+    shown = texts(message)
+    # Counted as answered, every one, on top of the accepted answers.
+    assert "*4 questions* asked · *6* answered" in shown and "Answered (6)" in shown
+    assert "How do I vacuum a big table? `#postgres` — answered by <@U_EXPERT1> · <" in shown
+    # What answered each: the earlier question's accepted answer in its thread (another public channel's), who
+    # wrote it; the lesson and its author; an earlier question without an accepted answer; a private item unnamed.
+    earlier_answer = "https://acme.slack.com/archives/C_OPS/p500000002?thread_ts=500.000001&cid=C_OPS"
+    assert (
+        "• Vacuum locks our big table? `#postgres` — answered by an earlier question (answer by <@U_OLDHAND>)"
+        f" · <{earlier_answer}|see the answer>" in shown
+    )
+    lesson = "https://acme.slack.com/archives/C1/p600000001"
+    assert f"— answered by a lesson by <@U_TEACHER> · <{lesson}|read it>" in shown
+    assert "— answered by an earlier question · <https://acme.slack.com/archives/C1/p700000001|see it>" in shown
+    [answered_section] = [b["text"]["text"] for b in message.blocks if "Answered (6)" in str(b)]
+    assert answered_section.endswith("— answered by a lesson\n_…and 1 more_\n" + KNOWLEDGE_BASE_5)
+
+    one = week(asked=1, answered=Listing((answered_by_earlier(1, EarlierItem("lesson")),), 1), answered_by_earlier=1)
+    assert (
+        ":books: The knowledge base answered 1 question by itself this week: its asker found the answer in an "
+        "earlier question or lesson, and nobody had to be asked." in texts(build_digest(one, tz=BERLIN))
+    )
+    # None answered by the knowledge base: no such line.
+    none = week(asked=1, answered=Listing((answered(1),), 1))
+    assert "knowledge base" not in texts(build_digest(none, tz=BERLIN, base_url=BASE))
+
+
+KNOWLEDGE_BASE_5 = (
+    ":books: The knowledge base answered 5 questions by itself this week: their askers found the answer in an "
+    "earlier question or lesson, and nobody had to be asked."
+)
+
+
+def test_a_long_answered_list_keeps_the_knowledge_base_line_within_slacks_limit():
+    earlier = EarlierItem("question", "C_OPS", "500.000001", "U_OLDHAND", "500.000002")
+    long = "<!here> " + "very long words " * 400
+    data = week(
+        asked=10,
+        answered=Listing(tuple(answered_by_earlier(i, earlier, long) for i in range(10)), 250),
+        answered_by_earlier=250,
+    )
+    message = build_digest(data, tz=BERLIN, base_url=BASE)
+    [section] = [b["text"]["text"] for b in message.blocks if "Answered (250)" in str(b)]
+    assert len(section) <= SECTION_LIMIT
+    assert "_…and " in section and section.endswith(
+        "The knowledge base answered 250 questions by itself this week: "
+        "their askers found the answer in an earlier question or lesson, "
+        "and nobody had to be asked."
+    )
+    assert "<!here>" not in section
 
 
 def test_huge_and_hostile_text_stays_within_slacks_limits_and_pings_nobody():
