@@ -7,6 +7,8 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.workdays import MONDAY_TO_FRIDAY
+
 DEFAULT_DATABASE_URL = "sqlite:///peerlearn.db"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SETUP_HELP = "README.md, section 'Create the Slack app' (it takes five minutes)."
@@ -129,6 +131,7 @@ class Settings:
     escalation_hours: int = 4
     work_start_hour: int = 9
     work_end_hour: int = 18
+    work_days: frozenset[int] = MONDAY_TO_FRIDAY  # date.weekday() numbers (bot/workdays.py)
     # While the asker looks at similar earlier answers, routing waits this long (or until "Still need help").
     similar_grace_minutes: int = 10
     # users.info (time zone, bot, deactivated) is cached in `people` and asked again when older than this.

@@ -2,7 +2,8 @@
 
 `gather_home` reads everything the tab shows in one short session (a handful of indexed queries) into plain
 data (`HomeData`); bot/messages/home.py turns that into Block Kit and `publish_home` sends it. Each control's
-change (pause, hours, notifications) is stored before the ack; handlers/home.py wires them to the tab.
+change (pause, working hours and days, notifications) is stored before the ack; handlers/home.py wires them to
+the tab.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.config import Settings
 from bot.experts import InvalidTeach, parse_duration, pause, resume
 from bot.messages.home import (
     MAX_OPEN,
+    NO_WORK_DAYS,
     SAME_HOURS,
     HomeData,
     Preferences,
@@ -31,6 +33,7 @@ from bot.messages.search import Searched
 from bot.routing import evidence
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
+from bot.workdays import DAYS_IN_WEEK, days_as_text, days_from_text
 from bot.workspaces import WorkspaceClient
 from models.expert import (
     NOTIFY_DAILY,
@@ -59,14 +62,19 @@ ADMIN_WINDOW = timedelta(days=30)
 
 def preferences_of(person: Person | None, settings: Settings) -> Preferences:
     if person is None:
-        return Preferences(work_start_hour=settings.work_start_hour, work_end_hour=settings.work_end_hour)
+        return Preferences(
+            work_start_hour=settings.work_start_hour, work_end_hour=settings.work_end_hour, work_days=settings.work_days
+        )
     own = person.work_start_hour is not None and person.work_end_hour is not None
+    own_days = days_from_text(person.work_days)
     return Preferences(
         notify_mode=person.notify_mode if person.notify_mode in NOTIFY_MODES else NOTIFY_IMMEDIATE,
         work_start_hour=person.work_start_hour if person.work_start_hour is not None else settings.work_start_hour,
         work_end_hour=person.work_end_hour if person.work_end_hour is not None else settings.work_end_hour,
         tz=person.tz,
         own_hours=own,
+        work_days=own_days or settings.work_days,
+        own_days=own_days is not None,
     )
 
 
@@ -232,3 +240,14 @@ def set_hours(which: str) -> Change:
         return None
 
     return change
+
+
+def set_work_days(session: Session, team_id: str, user_id: str, value: str, services: Services) -> str | None:
+    """`value`: the days ticked, comma-separated date.weekday() numbers (handlers/home.py chosen_value)."""
+    ticked = [part for part in value.split(",") if part]
+    if not all(part.isascii() and part.isdigit() and int(part) < DAYS_IN_WEEK for part in ticked):
+        return unknown_choice("working day", value)
+    if not ticked:
+        return NO_WORK_DAYS
+    ensure_person(session, team_id, user_id).work_days = days_as_text(int(part) for part in ticked)
+    return None

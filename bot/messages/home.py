@@ -9,6 +9,7 @@ serves both.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from bot.messages.help import ASK_USAGE, TEACH_USAGE
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_SEARCH, Searched, home_search_blocks
 from bot.text import escape_mrkdwn, format_tags, truncate
+from bot.workdays import DAYS_IN_WEEK, MONDAY_TO_FRIDAY
 from models.expert import NOTIFY_DAILY, NOTIFY_IMMEDIATE, NOTIFY_OFF
 from models.top_helpers import Helper
 
@@ -42,6 +44,7 @@ HOME_RESUME = "home_resume"
 HOME_NOTIFY_MODE = "home_notify_mode"  # static select: NOTIFY_IMMEDIATE | NOTIFY_DAILY | NOTIFY_OFF
 HOME_WORK_START = "home_work_start"  # static select: hour 0..23
 HOME_WORK_END = "home_work_end"  # static select: hour 1..24
+HOME_WORK_DAYS = "home_work_days"  # checkboxes: the days ticked, each a date.weekday() number "0".."6"
 
 NOTIFY_CHOICES = {
     NOTIFY_IMMEDIATE: "DM me right away",
@@ -49,6 +52,7 @@ NOTIFY_CHOICES = {
     NOTIFY_OFF: "Don't DM me",
 }
 PAUSE_CHOICES = {"1d": "1 day", "7d": "1 week", "14d": "2 weeks", "30d": "30 days"}
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 MAX_OPEN = 5  # the person's own open questions listed
 MAX_ADMIN_TAGS = 8
@@ -56,6 +60,7 @@ MAX_TREND_WEEKS = 6
 QUESTION_CHARS = 300
 
 SAME_HOURS = "Working hours can't start and end at the same hour, so they were not changed."
+NO_WORK_DAYS = "Tick at least one working day (questions wait for one), so your days were not changed."
 FORM_NOT_OPENED = "Slack didn't open the form; try again."
 
 
@@ -75,6 +80,8 @@ class Preferences:
     work_end_hour: int = 18
     tz: str | None = None
     own_hours: bool = False  # False: the workspace's default hours apply
+    work_days: frozenset[int] = MONDAY_TO_FRIDAY
+    own_days: bool = False  # False: the workspace's default days apply
 
 
 @dataclass(frozen=True)
@@ -118,12 +125,37 @@ def static_select(
     return element
 
 
+def checkboxes(action_id: str, choices: dict[str, str], initial: Collection[str]) -> Block:
+    element: Block = {
+        "type": "checkboxes",
+        "action_id": action_id,
+        "options": [option(label, value) for value, label in list(choices.items())[:10]],
+    }
+    ticked = [option(label, value) for value, label in list(choices.items())[:10] if value in initial]
+    if ticked:
+        element["initial_options"] = ticked
+    return element
+
+
 def fields_section(*texts: str) -> Block:
     return {"type": "section", "fields": [mrkdwn(t) for t in texts[:10]]}
 
 
 def hour_label(hour: int) -> str:
     return "midnight" if hour in (0, 24) else f"{hour:02d}:00"
+
+
+def days_text(days: Collection[int]) -> str:
+    """The days as said: "Monday to Friday", "Sunday to Thursday", "every day", "Monday, Wednesday and Friday"."""
+    chosen = sorted(set(days))
+    if len(chosen) >= DAYS_IN_WEEK:
+        return "every day"
+    starts = [day for day in chosen if (day - 1) % DAYS_IN_WEEK not in chosen]  # each run's first day
+    if len(chosen) >= 3 and len(starts) == 1:  # one run of days, maybe over the weekend (Sunday to Thursday)
+        first = starts[0]
+        return f"{DAY_NAMES[first]} to {DAY_NAMES[(first + len(chosen) - 1) % DAYS_IN_WEEK]}"
+    names = [DAY_NAMES[day] for day in chosen]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _question_text(line: QuestionLine, with_asker: bool = False) -> str:
@@ -207,9 +239,11 @@ def _notifications(data: HomeData) -> list[Block]:
     prefs = data.preferences
     zone = prefs.tz or "UTC"
     hours = f"{hour_label(prefs.work_start_hour)}–{hour_label(prefs.work_end_hour)}"
-    note = "" if prefs.own_hours else " (the workspace's default)"
+    defaults = [what for what, own in (("hours", prefs.own_hours), ("days", prefs.own_days)) if not own]
+    note = f"\n_The {' and '.join(defaults)} are the workspace's default until you choose yours._" if defaults else ""
     starts = {str(h): hour_label(h) for h in range(24)}
     ends = {str(h): hour_label(h) for h in range(1, 25)}
+    days = {str(day): name for day, name in enumerate(DAY_NAMES)}
     return [
         header("Notifications"),
         section(
@@ -217,8 +251,9 @@ def _notifications(data: HomeData) -> list[Block]:
             accessory=static_select(HOME_NOTIFY_MODE, NOTIFY_CHOICES, prefs.notify_mode),
         ),
         section(
-            f"*Working hours*: {hours}{note}, Monday to Friday, in your time zone ({escape_mrkdwn(zone)}). "
-            "Outside them, questions wait for your morning."
+            f"*Working hours*: {hours}, {days_text(prefs.work_days)}, in your time zone ({escape_mrkdwn(zone)}). "
+            f"Outside them, questions wait until you are at work.{note}",
+            accessory=checkboxes(HOME_WORK_DAYS, days, [str(day) for day in prefs.work_days]),
         ),
         actions(
             static_select(HOME_WORK_START, starts, str(prefs.work_start_hour), placeholder="Start"),
