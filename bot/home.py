@@ -30,10 +30,12 @@ from bot.messages.home import (
     unknown_choice,
 )
 from bot.messages.search import Searched
+from bot.messages.settings import MAX_CHANGES_SHOWN, ChangeShown, SettingsShown
 from bot.routing import evidence
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.workdays import DAYS_IN_WEEK, days_as_text, days_from_text
+from bot.workspace_settings import effective_settings
 from bot.workspaces import WorkspaceClient
 from models.expert import (
     NOTIFY_DAILY,
@@ -48,6 +50,7 @@ from models.expert import (
 )
 from models.question import Question, open_questions_of
 from models.top_helpers import top_helpers
+from models.workspace_settings import recent_changes
 
 logger = logging.getLogger("peerlearn.home")
 
@@ -118,16 +121,22 @@ def gather_home(
     search: Searched | None = None,
 ) -> HomeData:
     """Everything the tab shows, read in the caller's session: questions from public channels and from the
-    private channels in `readable_private`, those Slack says the person is a member of. The analytics section
-    is only computed for people PeerLearn knows to be workspace admins or owners (`users.info`, refreshed when
-    the tab opens)."""
+    private channels in `readable_private`, those Slack says the person is a member of. The analytics and
+    workspace settings sections are only computed for people PeerLearn knows to be workspace admins or owners
+    (`users.info`, refreshed when the tab opens). `settings`: the environment's; the workspace's own apply."""
     person = session.get(Person, (team_id, user_id))
     mine, routed_questions, on_topics = _listed(session, team_id, user_id, now, readable_private)
     routed = [_line(q) for q in routed_questions]
     paused = person.paused_until if person is not None and person.paused_until and person.paused_until > now else None
-    admin = None
-    if person is not None and person.is_admin:
+    admin = shown = None
+    workspace = effective_settings(session, team_id, settings)
+    if person is not None and person.is_admin and not person.deleted:
         admin = stats.build_report(session, team_id, now - ADMIN_WINDOW, now, now)
+        changes = recent_changes(session, team_id, MAX_CHANGES_SHOWN)
+        shown = SettingsShown(
+            workspace,
+            [ChangeShown(c.user_id, c.changed_at, c.setting, c.old_value, c.new_value) for c in changes],
+        )
     return HomeData(
         user_id=user_id,
         now=now,
@@ -139,8 +148,9 @@ def gather_home(
         paused_until=paused,
         contributions=stats.person_stats(session, team_id, user_id),
         helpers=top_helpers(session, team_id, *stats.month_of(now), limit=MAX_HELPERS)[0],
-        preferences=preferences_of(person, settings),
+        preferences=preferences_of(person, workspace),
         admin=admin,
+        workspace_settings=shown,
         notice=notice,
         search=search,
     )
@@ -221,7 +231,7 @@ def set_notify_mode(session: Session, team_id: str, user_id: str, value: str, se
 def set_hours(which: str) -> Change:
     def change(session: Session, team_id: str, user_id: str, value: str, services: Services) -> str | None:
         person = ensure_person(session, team_id, user_id)
-        prefs = preferences_of(person, services.settings)
+        prefs = preferences_of(person, effective_settings(session, team_id, services.settings))
         start, end = prefs.work_start_hour, prefs.work_end_hour
         try:
             hour = int(value)

@@ -15,6 +15,7 @@ from bot.messages.forms import TEACH_MODAL
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_ASK_SEARCHED, ACTION_HOME_SEARCH, Searched
 from bot.messages.suggestions import SimilarItem
+from bot.messages.working_time import days_text
 from models.expert import ROUTE_DECLINED, ROUTE_SENT, ROUTE_TAKEN, Person, RouteRequest
 from models.question import Question
 from models.stats_rollup import BUCKETS, bucket_of, median_of
@@ -332,7 +333,7 @@ def test_home_view_escapes_and_truncates_questions():
     ],
 )
 def test_working_days_as_said(days, said):
-    assert home_messages.days_text(days) == said
+    assert days_text(days) == said
 
 
 def test_home_view_keeps_to_100_blocks_whatever_it_is_given():

@@ -24,7 +24,9 @@ TEACH_USAGE = (
     "• `/teach #git Use git bisect to find the commit that broke a test` shares a lesson in this channel; "
     "`/ask search` finds it later.\n"
     "• `/teach list` shows your topics, `/teach remove #x` drops one, `/teach pause 7d` and `/teach resume` "
-    "take a break and come back, `/teach` alone opens a form to edit your topics."
+    "take a break and come back, `/teach` alone opens a form to edit your topics.\n"
+    "• PeerLearn's App Home has your working hours and days and how questions reach you; the workspace's admins "
+    "also find its settings there (escalation period, experts per question, daily cap, default working time)."
 )
 
 

@@ -9,31 +9,31 @@ serves both.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot import stats, stats_render
 from bot.messages.blocks import (
-    BUTTON_LIMIT,
     Block,
     actions,
     button,
+    checkboxes,
     context,
     divider,
+    fields_section,
     fit_view_blocks,
     header,
     mention,
-    mrkdwn,
-    plain,
     section,
+    static_select,
 )
 from bot.messages.help import ASK_USAGE, TEACH_USAGE
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_SEARCH, Searched, home_search_blocks
+from bot.messages.settings import SettingsShown, settings_section
+from bot.messages.working_time import day_choices, days_text, hour_label, hours_text
 from bot.text import escape_mrkdwn, format_tags, truncate
-from bot.workdays import DAYS_IN_WEEK, MONDAY_TO_FRIDAY
+from bot.workdays import MONDAY_TO_FRIDAY
 from models.expert import NOTIFY_DAILY, NOTIFY_IMMEDIATE, NOTIFY_OFF
 from models.top_helpers import Helper
 
@@ -52,7 +52,6 @@ NOTIFY_CHOICES = {
     NOTIFY_OFF: "Don't DM me",
 }
 PAUSE_CHOICES = {"1d": "1 day", "7d": "1 week", "14d": "2 weeks", "30d": "30 days"}
-DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 MAX_OPEN = 5  # the person's own open questions listed
 MAX_ADMIN_TAGS = 8
@@ -98,6 +97,7 @@ class HomeData:
     helpers: list[Helper] = field(default_factory=list)
     preferences: Preferences = field(default_factory=Preferences)
     admin: stats.Report | None = None
+    workspace_settings: SettingsShown | None = None  # admins only
     notice: str | None = None  # a one-off note, e.g. why a change was not saved
     search: Searched | None = None  # the results of the search the person just ran from the tab
 
@@ -105,57 +105,6 @@ class HomeData:
 def unknown_choice(what: str, value: str) -> str:
     """The note when a control sent a value the tab never offered (`what`: "pause length", "hour"…)."""
     return f"Unknown {what} {value!r}."
-
-
-def option(label: str, value: str) -> dict[str, Any]:
-    return {"text": plain(label, BUTTON_LIMIT), "value": value[:150]}
-
-
-def static_select(
-    action_id: str, choices: dict[str, str], initial: str | None = None, placeholder: str = "Choose…"
-) -> Block:
-    element: Block = {
-        "type": "static_select",
-        "action_id": action_id,
-        "placeholder": plain(placeholder, 150),
-        "options": [option(label, value) for value, label in list(choices.items())[:100]],
-    }
-    if initial in choices:
-        element["initial_option"] = option(choices[initial], initial)  # type: ignore[index]
-    return element
-
-
-def checkboxes(action_id: str, choices: dict[str, str], initial: Collection[str]) -> Block:
-    element: Block = {
-        "type": "checkboxes",
-        "action_id": action_id,
-        "options": [option(label, value) for value, label in list(choices.items())[:10]],
-    }
-    ticked = [option(label, value) for value, label in list(choices.items())[:10] if value in initial]
-    if ticked:
-        element["initial_options"] = ticked
-    return element
-
-
-def fields_section(*texts: str) -> Block:
-    return {"type": "section", "fields": [mrkdwn(t) for t in texts[:10]]}
-
-
-def hour_label(hour: int) -> str:
-    return "midnight" if hour in (0, 24) else f"{hour:02d}:00"
-
-
-def days_text(days: Collection[int]) -> str:
-    """The days as said: "Monday to Friday", "Sunday to Thursday", "every day", "Monday, Wednesday and Friday"."""
-    chosen = sorted(set(days))
-    if len(chosen) >= DAYS_IN_WEEK:
-        return "every day"
-    starts = [day for day in chosen if (day - 1) % DAYS_IN_WEEK not in chosen]  # each run's first day
-    if len(chosen) >= 3 and len(starts) == 1:  # one run of days, maybe over the weekend (Sunday to Thursday)
-        first = starts[0]
-        return f"{DAY_NAMES[first]} to {DAY_NAMES[(first + len(chosen) - 1) % DAYS_IN_WEEK]}"
-    names = [DAY_NAMES[day] for day in chosen]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _question_text(line: QuestionLine, with_asker: bool = False) -> str:
@@ -238,12 +187,11 @@ def _helpers(data: HomeData) -> list[Block]:
 def _notifications(data: HomeData) -> list[Block]:
     prefs = data.preferences
     zone = prefs.tz or "UTC"
-    hours = f"{hour_label(prefs.work_start_hour)}–{hour_label(prefs.work_end_hour)}"
+    hours = hours_text(prefs.work_start_hour, prefs.work_end_hour)
     defaults = [what for what, own in (("hours", prefs.own_hours), ("days", prefs.own_days)) if not own]
     note = f"\n_The {' and '.join(defaults)} are the workspace's default until you choose yours._" if defaults else ""
     starts = {str(h): hour_label(h) for h in range(24)}
     ends = {str(h): hour_label(h) for h in range(1, 25)}
-    days = {str(day): name for day, name in enumerate(DAY_NAMES)}
     return [
         header("Notifications"),
         section(
@@ -253,7 +201,7 @@ def _notifications(data: HomeData) -> list[Block]:
         section(
             f"*Working hours*: {hours}, {days_text(prefs.work_days)}, in your time zone ({escape_mrkdwn(zone)}). "
             f"Outside them, questions wait until you are at work.{note}",
-            accessory=checkboxes(HOME_WORK_DAYS, days, [str(day) for day in prefs.work_days]),
+            accessory=checkboxes(HOME_WORK_DAYS, day_choices(), [str(day) for day in prefs.work_days]),
         ),
         actions(
             static_select(HOME_WORK_START, starts, str(prefs.work_start_hour), placeholder="Start"),
@@ -307,6 +255,8 @@ def home_view(data: HomeData) -> Block:
         content.append(actions(button(":mag: Search answers", ACTION_HOME_SEARCH), block_id="home_search"))
     for part in (_my_questions, _waiting, _topics, _my_stats, _helpers, _notifications):
         content += [divider(), *part(data)]
+    if data.workspace_settings is not None:
+        content += [divider(), *settings_section(data.workspace_settings)]
     if data.admin is not None:
         content += [divider(), *_admin(data.admin)]
     content += [divider(), section(ASK_USAGE), section(TEACH_USAGE)]

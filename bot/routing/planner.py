@@ -268,6 +268,6 @@ def _tied(a: ScoredExpert, b: ScoredExpert) -> bool:
     )
 
 
-def escalation_period(settings: Settings, workspace_hours: int | None) -> timedelta:
-    hours = workspace_hours if workspace_hours and workspace_hours > 0 else settings.escalation_hours
-    return timedelta(hours=hours)
+def escalation_period(settings: Settings) -> timedelta:
+    """How long a question waits for an answer before its next step (`settings`: the workspace's effective ones)."""
+    return timedelta(hours=settings.escalation_hours)
