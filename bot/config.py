@@ -7,6 +7,8 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.workdays import MONDAY_TO_FRIDAY, days_from_names
+
 DEFAULT_DATABASE_URL = "sqlite:///peerlearn.db"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SETUP_HELP = "README.md, section 'Create the Slack app' (it takes five minutes)."
@@ -87,6 +89,16 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _days(env: Mapping[str, str], name: str, default: frozenset[int]) -> frozenset[int]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return days_from_names(raw)
+    except ValueError as problem:
+        raise ConfigError(f"{name}: {problem}; write days or ranges like mon-fri or sun-thu,sat") from None
+
+
 def _fernet_keys(value: str) -> tuple[str, ...]:
     """PEERLEARN_ENCRYPTION_KEY: one Fernet key, or several comma-separated while rotating (newest first)."""
     keys = tuple(key.strip() for key in value.split(",") if key.strip())
@@ -129,6 +141,7 @@ class Settings:
     escalation_hours: int = 4
     work_start_hour: int = 9
     work_end_hour: int = 18
+    work_days: frozenset[int] = MONDAY_TO_FRIDAY  # date.weekday() numbers (bot/workdays.py)
     # While the asker looks at similar earlier answers, routing waits this long (or until "Still need help").
     similar_grace_minutes: int = 10
     # users.info (time zone, bot, deactivated) is cached in `people` and asked again when older than this.
@@ -184,6 +197,7 @@ class Settings:
             escalation_hours=_int(env, "PEERLEARN_ESCALATION_HOURS", defaults.escalation_hours, minimum=1),
             work_start_hour=_int(env, "PEERLEARN_WORK_START_HOUR", defaults.work_start_hour),
             work_end_hour=_int(env, "PEERLEARN_WORK_END_HOUR", defaults.work_end_hour),
+            work_days=_days(env, "PEERLEARN_WORK_DAYS", defaults.work_days),
             similar_grace_minutes=_int(env, "PEERLEARN_SIMILAR_GRACE_MINUTES", defaults.similar_grace_minutes),
             profile_max_age_hours=_int(
                 env, "PEERLEARN_PROFILE_MAX_AGE_HOURS", defaults.profile_max_age_hours, minimum=1

@@ -1,14 +1,16 @@
 """Data ownership: export a workspace's data, and forget a person (a right-to-erasure request).
 
 Export (`python app.py export --team T --format json|csv [--output PATH]`) writes every question, answer,
-lesson, vote and expertise record of one workspace, each with every column of its table (tags of questions
-and lessons ride along as a list), streamed in batches so a large workspace never sits in memory:
+lesson, vote and expertise record of one workspace, and its settings and the record of their changes, each
+with every column of its table (tags of questions and lessons ride along as a list), streamed in batches so a
+large workspace never sits in memory:
 
 - JSON: one object `{"format": "peerlearn-export", "version": 1, "team_id", "exported_at", "questions": [...],
-  "answers": [...], "lessons": [...], "votes": [...], "expertise": [...]}`; to stdout, or to PATH.
-- CSV: one file per kind (`questions.csv`, `answers.csv`, `lessons.csv`, `votes.csv`, `expertise.csv`), with a
-  header row of column names; in a zip archive when PATH ends in `.zip` (the default name is
-  `peerlearn-export-<team>-<date>.zip`), else in the folder PATH.
+  "answers": [...], "lessons": [...], "votes": [...], "expertise": [...], "settings": [...],
+  "settings_changes": [...]}`; to stdout, or to PATH.
+- CSV: one file per kind (`questions.csv`, `answers.csv`, `lessons.csv`, `votes.csv`, `expertise.csv`,
+  `settings.csv`, `settings_changes.csv`), with a header row of column names; in a zip archive when PATH ends
+  in `.zip` (the default name is `peerlearn-export-<team>-<date>.zip`), else in the folder PATH.
 
 Values: datetimes are ISO 8601 in UTC (`2026-11-23T10:00:00+00:00`), booleans `true`/`false`, tags a JSON
 list (CSV: separated by spaces, in the order they were written). In CSV an empty cell of a column that may be
@@ -23,6 +25,8 @@ Forget-user (`python app.py forget-user --team T --user U`), in one transaction 
   REDACTED_TEXT (tags stay: they are topics, not personal data). The search index follows by itself.
 - votes U cast are deleted; votes others cast on U's answers and lessons stay, credited to FORGOTTEN_USER_ID
   (rankings leave that id out).
+- the workspace settings U changed stay, and so does the record of their changes, with FORGOTTEN_USER_ID as
+  who changed them.
 - U's declared topics (expertise), routing requests sent to U, U's routing evidence (recomputed for those
   U's deleted votes counted for) and U's profile and preferences (people)
   are deleted; a digest subscription U set up stays, with FORGOTTEN_USER_ID as its creator; if U installed
@@ -61,6 +65,7 @@ from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import Answer, Question, QuestionTag, Vote
+from models.workspace_settings import SettingsChange, WorkspaceSetting
 
 FORMAT_NAME = "peerlearn-export"
 FORMAT_VERSION = 1
@@ -97,6 +102,8 @@ KINDS = (
     Kind("lessons", Lesson, LessonTag),
     Kind("votes", Vote),
     Kind("expertise", Expertise),
+    Kind("settings", WorkspaceSetting),
+    Kind("settings_changes", SettingsChange),
 )
 
 
@@ -336,6 +343,12 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
         update(DigestSubscription)
         .where(DigestSubscription.team_id == team_id, DigestSubscription.created_by == user_id)
         .values(created_by=FORGOTTEN_USER_ID),
+    )
+    changed["settings changes (admin anonymised)"] = _count(
+        session,
+        update(SettingsChange)
+        .where(SettingsChange.team_id == team_id, SettingsChange.user_id == user_id)
+        .values(user_id=FORGOTTEN_USER_ID),
     )
     tables = _tables(session)
     changed["installations (installer anonymised)"] = _forget_installer(session, tables, team_id, user_id)

@@ -2,7 +2,8 @@
 
 `gather_home` reads everything the tab shows in one short session (a handful of indexed queries) into plain
 data (`HomeData`); bot/messages/home.py turns that into Block Kit and `publish_home` sends it. Each control's
-change (pause, hours, notifications) is stored before the ack; handlers/home.py wires them to the tab.
+change (pause, working hours and days, notifications) is stored before the ack; handlers/home.py wires them to
+the tab.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.config import Settings
 from bot.experts import InvalidTeach, parse_duration, pause, resume
 from bot.messages.home import (
     MAX_OPEN,
+    NO_WORK_DAYS,
     SAME_HOURS,
     HomeData,
     Preferences,
@@ -28,9 +30,12 @@ from bot.messages.home import (
     unknown_choice,
 )
 from bot.messages.search import Searched
+from bot.messages.settings import MAX_CHANGES_SHOWN, ChangeShown, SettingsShown
 from bot.routing import evidence
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
+from bot.workdays import DAYS_IN_WEEK, days_as_text, days_from_text
+from bot.workspace_settings import effective_settings
 from bot.workspaces import WorkspaceClient
 from models.expert import (
     NOTIFY_DAILY,
@@ -45,6 +50,7 @@ from models.expert import (
 )
 from models.question import Question, open_questions_of
 from models.top_helpers import top_helpers
+from models.workspace_settings import recent_changes
 
 logger = logging.getLogger("peerlearn.home")
 
@@ -59,14 +65,19 @@ ADMIN_WINDOW = timedelta(days=30)
 
 def preferences_of(person: Person | None, settings: Settings) -> Preferences:
     if person is None:
-        return Preferences(work_start_hour=settings.work_start_hour, work_end_hour=settings.work_end_hour)
+        return Preferences(
+            work_start_hour=settings.work_start_hour, work_end_hour=settings.work_end_hour, work_days=settings.work_days
+        )
     own = person.work_start_hour is not None and person.work_end_hour is not None
+    own_days = days_from_text(person.work_days)
     return Preferences(
         notify_mode=person.notify_mode if person.notify_mode in NOTIFY_MODES else NOTIFY_IMMEDIATE,
         work_start_hour=person.work_start_hour if person.work_start_hour is not None else settings.work_start_hour,
         work_end_hour=person.work_end_hour if person.work_end_hour is not None else settings.work_end_hour,
         tz=person.tz,
         own_hours=own,
+        work_days=own_days or settings.work_days,
+        own_days=own_days is not None,
     )
 
 
@@ -110,16 +121,22 @@ def gather_home(
     search: Searched | None = None,
 ) -> HomeData:
     """Everything the tab shows, read in the caller's session: questions from public channels and from the
-    private channels in `readable_private`, those Slack says the person is a member of. The analytics section
-    is only computed for people PeerLearn knows to be workspace admins or owners (`users.info`, refreshed when
-    the tab opens)."""
+    private channels in `readable_private`, those Slack says the person is a member of. The analytics and
+    workspace settings sections are only computed for people PeerLearn knows to be workspace admins or owners
+    (`users.info`, refreshed when the tab opens). `settings`: the environment's; the workspace's own apply."""
     person = session.get(Person, (team_id, user_id))
     mine, routed_questions, on_topics = _listed(session, team_id, user_id, now, readable_private)
     routed = [_line(q) for q in routed_questions]
     paused = person.paused_until if person is not None and person.paused_until and person.paused_until > now else None
-    admin = None
-    if person is not None and person.is_admin:
+    admin = shown = None
+    workspace = effective_settings(session, team_id, settings)
+    if person is not None and person.is_admin and not person.deleted:
         admin = stats.build_report(session, team_id, now - ADMIN_WINDOW, now, now)
+        changes = recent_changes(session, team_id, MAX_CHANGES_SHOWN)
+        shown = SettingsShown(
+            workspace,
+            [ChangeShown(c.user_id, c.changed_at, c.setting, c.old_value, c.new_value) for c in changes],
+        )
     return HomeData(
         user_id=user_id,
         now=now,
@@ -131,8 +148,9 @@ def gather_home(
         paused_until=paused,
         contributions=stats.person_stats(session, team_id, user_id),
         helpers=top_helpers(session, team_id, *stats.month_of(now), limit=MAX_HELPERS)[0],
-        preferences=preferences_of(person, settings),
+        preferences=preferences_of(person, workspace),
         admin=admin,
+        workspace_settings=shown,
         notice=notice,
         search=search,
     )
@@ -213,7 +231,7 @@ def set_notify_mode(session: Session, team_id: str, user_id: str, value: str, se
 def set_hours(which: str) -> Change:
     def change(session: Session, team_id: str, user_id: str, value: str, services: Services) -> str | None:
         person = ensure_person(session, team_id, user_id)
-        prefs = preferences_of(person, services.settings)
+        prefs = preferences_of(person, effective_settings(session, team_id, services.settings))
         start, end = prefs.work_start_hour, prefs.work_end_hour
         try:
             hour = int(value)
@@ -232,3 +250,14 @@ def set_hours(which: str) -> Change:
         return None
 
     return change
+
+
+def set_work_days(session: Session, team_id: str, user_id: str, value: str, services: Services) -> str | None:
+    """`value`: the days ticked, comma-separated date.weekday() numbers (handlers/home.py chosen_value)."""
+    ticked = [part for part in value.split(",") if part]
+    if not all(part.isascii() and part.isdigit() and int(part) < DAYS_IN_WEEK for part in ticked):
+        return unknown_choice("working day", value)
+    if not ticked:
+        return NO_WORK_DAYS
+    ensure_person(session, team_id, user_id).work_days = days_as_text(int(part) for part in ticked)
+    return None

@@ -31,6 +31,7 @@ from bot.messages.home import (
     HOME_NOTIFY_MODE,
     HOME_PAUSE,
     HOME_RESUME,
+    HOME_WORK_DAYS,
     HOME_WORK_END,
     HOME_WORK_START,
 )
@@ -56,7 +57,10 @@ NOTICE = "peerlearn_home_notice"  # context key: a note for the re-published tab
 
 
 def chosen_value(action: dict[str, Any]) -> str:
-    """The value picked (an option's, or a button's), at most as long as Slack allows an option's."""
+    """The value picked (an option's, or a button's), at most as long as Slack allows an option's; for
+    checkboxes, the values of the options ticked, comma-separated."""
+    if "selected_options" in action:
+        return ",".join(str((option or {}).get("value") or "") for option in action["selected_options"][:10])[:150]
     return str((action.get("selected_option") or {}).get("value") or action.get("value") or "")[:150]
 
 
@@ -150,5 +154,6 @@ def register(app: App, services: Services) -> None:
         (HOME_NOTIFY_MODE, home.set_notify_mode),
         (HOME_WORK_START, home.set_hours("start")),
         (HOME_WORK_END, home.set_hours("end")),
+        (HOME_WORK_DAYS, home.set_work_days),
     ):
         app.action(action_id)(ack=on_change(change), lazy=[republish])

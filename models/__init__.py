@@ -9,6 +9,7 @@ from models.question import Answer, Question, QuestionTag, Vote
 from models.stats_rollup import QuestionStats  # and its stats_rollup table
 from models.tag_stats import TagStat
 from models.workspace import ProcessedEvent, Workspace
+from models.workspace_settings import SettingsChange, WorkspaceSetting
 
 __all__ = [
     "Answer",
@@ -26,8 +27,10 @@ __all__ = [
     "QuestionStats",
     "QuestionTag",
     "RouteRequest",
+    "SettingsChange",
     "TagEvidence",
     "TagStat",
     "Vote",
     "Workspace",
+    "WorkspaceSetting",
 ]

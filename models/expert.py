@@ -34,6 +34,9 @@ class Person(Base):
     notify_mode: Mapped[str] = mapped_column(String(16), default=NOTIFY_IMMEDIATE)
     work_start_hour: Mapped[int | None]
     work_end_hour: Mapped[int | None]
+    # The weekdays they work, as the digits of date.weekday() numbers ("01234"; bot/workdays.py); None: the
+    # workspace's default days.
+    work_days: Mapped[str | None] = mapped_column(String(7))
 
 
 class Expertise(Base):

@@ -37,7 +37,34 @@ def test_missing_tokens_are_named_with_the_fix():
     assert "README" in message and ".env" in message
 
 
-@pytest.mark.parametrize("env", [{"PORT": "abc"}, {"PEERLEARN_DAILY_DM_CAP": "0"}, {"PEERLEARN_TAG_ALIASES": "k8s"}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PORT": "abc"},
+        {"PEERLEARN_DAILY_DM_CAP": "0"},
+        {"PEERLEARN_TAG_ALIASES": "k8s"},
+        {"PEERLEARN_WORK_DAYS": "mon-fry"},
+        {"PEERLEARN_WORK_DAYS": ","},
+        {"PEERLEARN_WORK_DAYS": "m"},
+    ],
+)
 def test_malformed_values_are_refused(env):
     with pytest.raises(ConfigError):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("named", "days"),
+    [
+        ("mon-fri", {0, 1, 2, 3, 4}),
+        ("Sun-Thu", {6, 0, 1, 2, 3}),
+        ("monday, wednesday,FRIDAY", {0, 2, 4}),
+        ("fri-mon", {4, 5, 6, 0}),
+        ("sat", {5}),
+        ("mon-sun", set(range(7))),
+        ("tue-thu,sat", {1, 2, 3, 5}),
+    ],
+)
+def test_default_working_days_are_named(named, days):
+    assert Settings.from_env({"PEERLEARN_WORK_DAYS": named}).work_days == frozenset(days)
+    assert Settings.from_env({}).work_days == frozenset({0, 1, 2, 3, 4})

@@ -22,6 +22,7 @@ from models.lesson import Lesson, LessonTag
 from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, QuestionTag, Vote
 from models.session import Store
 from models.workspace import Workspace
+from models.workspace_settings import SettingsChange, WorkspaceSetting
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 GONE = "U0GONE1"  # the person who asks to be forgotten
@@ -160,6 +161,17 @@ def workspace(store):
                 RouteRequest(team_id="T1", question_id=tricky.id, expert_id=GONE, send_at=t(3), reason="postgres"),
                 RouteRequest(team_id="T1", question_id=theirs.id, expert_id="U_B", send_at=t(3), reason="ops"),
                 DigestSubscription(team_id="T1", channel_id="C1", created_by=GONE, updated_at=NOW),
+                # An admin's change of the escalation period in App Home (bot/workspace_settings.py).
+                WorkspaceSetting(team_id="T1", name="escalation_hours", value="2", changed_at=t(70)),
+                SettingsChange(
+                    team_id="T1",
+                    user_id=GONE,
+                    changed_at=t(70),
+                    setting="escalation_hours",
+                    old_value="4",
+                    new_value="2",
+                ),
+                WorkspaceSetting(team_id="T2", name="route_top_n", value="3", changed_at=t(70)),
                 # The same person in another workspace of an Enterprise Grid keeps everything there.
                 Person(team_id="T2", user_id=GONE, real_name="Gone Person"),
                 Expertise(team_id="T2", user_id=GONE, tag="postgres", declared_at=t(0)),
@@ -189,9 +201,20 @@ def _table(session, name: str) -> sa.Table | None:
     return sa.Table(name, sa.MetaData(), autoload_with=connection)
 
 
+MODELS = {
+    "questions": Question,
+    "answers": Answer,
+    "lessons": Lesson,
+    "votes": Vote,
+    "expertise": Expertise,
+    "settings": WorkspaceSetting,
+    "settings_changes": SettingsChange,
+}
+
+
 def db_rows(store: Store, team_id: str) -> dict[str, list[dict[str, Any]]]:
     """What the database holds, read independently of bot/export.py (ORM objects, tags via relationships)."""
-    models = {"questions": Question, "answers": Answer, "lessons": Lesson, "votes": Vote, "expertise": Expertise}
+    models = MODELS
     found: dict[str, list[dict[str, Any]]] = {}
     with store.session() as s:
         for name, model in models.items():
@@ -207,7 +230,7 @@ def db_rows(store: Store, team_id: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def sort_like_db(parsed: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    models = {"questions": Question, "answers": Answer, "lessons": Lesson, "votes": Vote, "expertise": Expertise}
+    models = MODELS
     return {
         name: sorted(rows, key=lambda r: [str(r[c.key]) for c in models[name].__table__.primary_key.columns])
         for name, rows in parsed.items()
@@ -220,7 +243,9 @@ def sort_like_db(parsed: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict
 def test_json_export_round_trips(run_cli, store, workspace, tmp_path):
     target = tmp_path / "t1.json"
     code, _, err = run_cli("export", "--team", "T1", "--format", "json", "--output", str(target))
-    assert code == 0 and "4 questions, 4 answers, 2 lessons, 6 votes, 2 expertise" in err
+    assert (
+        code == 0 and "4 questions, 4 answers, 2 lessons, 6 votes, 2 expertise, 1 settings, 1 settings_changes" in err
+    )
     raw = json.loads(target.read_text(encoding="utf-8"))
     assert raw["format"] == "peerlearn-export" and raw["team_id"] == "T1" and raw["exported_at"] == NOW.isoformat()
     assert {q["text"] for q in raw["questions"]} >= {'Commas, "quotes",\nnew lines, émoji 🚀 and <!here>'}
@@ -236,6 +261,8 @@ def test_json_export_to_standard_output(run_cli, store, workspace, tmp_path):
     data = json.loads(out)
     assert [q["text"] for q in data["questions"]] == ["A question in the other workspace"]
     assert data["answers"] == [] and data["votes"] == [] and len(data["expertise"]) == 1
+    assert [(row["name"], row["value"]) for row in data["settings"]] == [("route_top_n", "3")]
+    assert data["settings_changes"] == []
     target = tmp_path / "t2.json"
     target.write_text(out, encoding="utf-8")
     assert sort_like_db(export.read_export(target)) == db_rows(store, "T2")
@@ -247,7 +274,15 @@ def test_csv_export_round_trips_as_a_zip_and_as_a_folder(run_cli, store, workspa
     code, _, err = run_cli("export", "--team", "T1", "--format", "csv", "--output", str(archive))
     assert code == 0 and str(archive) in err
     with zipfile.ZipFile(archive) as z:
-        assert sorted(z.namelist()) == ["answers.csv", "expertise.csv", "lessons.csv", "questions.csv", "votes.csv"]
+        assert sorted(z.namelist()) == [
+            "answers.csv",
+            "expertise.csv",
+            "lessons.csv",
+            "questions.csv",
+            "settings.csv",
+            "settings_changes.csv",
+            "votes.csv",
+        ]
         questions = list(csv.DictReader(io.StringIO(z.read("questions.csv").decode("utf-8"), newline="")))
     assert [q["tags"] for q in questions] == ["ops", "postgres", "csv ünïcode", ""]
     assert questions[3]["message_ts"] == "" and questions[0]["channel_private"] == "true"
@@ -340,6 +375,9 @@ def test_forget_user_policy(run_cli, store, workspace):
         assert s.scalars(select(RouteRequest.expert_id)).all() == ["U_B"]
         assert s.get(Person, ("T1", GONE)) is None and s.get(Person, ("T1", "U_B")) is not None
         assert s.get(DigestSubscription, ("T1", "C1")).created_by == FORGOTTEN_USER_ID
+        [change] = s.scalars(select(SettingsChange)).all()  # what changed stays; who changed it is forgotten
+        assert (change.user_id, change.old_value, change.new_value) == (FORGOTTEN_USER_ID, "4", "2")
+        assert s.get(WorkspaceSetting, ("T1", "escalation_hours")).value == "2"
         untouched = s.scalars(select(Question).where(Question.team_id == "T1", Question.asker_id == "U_B")).one()
         assert untouched.text == 'Commas, "quotes",\nnew lines, émoji 🚀 and <!here>'
         installations = _table(s, "slack_installations")

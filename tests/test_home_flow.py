@@ -15,6 +15,7 @@ from bot.messages.forms import TEACH_MODAL
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_ASK_SEARCHED, ACTION_HOME_SEARCH, Searched
 from bot.messages.suggestions import SimilarItem
+from bot.messages.working_time import days_text
 from models.expert import ROUTE_DECLINED, ROUTE_SENT, ROUTE_TAKEN, Person, RouteRequest
 from models.question import Question
 from models.stats_rollup import BUCKETS, bucket_of, median_of
@@ -53,12 +54,15 @@ def rendered(view: dict[str, Any]) -> str:
 
 
 def controls(view: dict[str, Any]) -> dict[str, list[Any]]:
-    """action_id → the values of the buttons with that id (or a select's initial value)."""
+    """action_id → the values of the buttons with that id (or a select's initial value, or the values of the
+    checkboxes ticked)."""
     found: dict[str, list[Any]] = {}
     for block in view["blocks"]:
         for element in [*block.get("elements", []), block.get("accessory")]:
             if isinstance(element, dict) and element.get("action_id"):
                 value = element.get("value") or (element.get("initial_option") or {}).get("value")
+                if element["type"] == "checkboxes":
+                    value = [option["value"] for option in element.get("initial_options", [])]
                 found.setdefault(element["action_id"], []).append(value)
     return found
 
@@ -86,7 +90,9 @@ def test_a_newcomer_sees_their_open_questions_and_what_to_do(world):
     assert controls(view)[home_messages.HOME_WORK_START] == ["9"] and controls(view)[home_messages.HOME_WORK_END] == [
         "18"
     ]
-    assert "the workspace's default" in text
+    assert "09:00–18:00, Monday to Friday, in your time zone (UTC)" in text
+    assert "The hours and days are the workspace's default until you choose yours." in text
+    assert controls(view)[home_messages.HOME_WORK_DAYS] == [["0", "1", "2", "3", "4"]]
     # users.info told PeerLearn who they are (time zone, not an admin).
     assert world.fake.calls_to("users.info", user="U_ASKER")
     assert person(world, "U_ASKER").is_admin is False
@@ -191,7 +197,7 @@ def test_notification_preferences_are_stored_and_shown(world):
     expert = person(world, "U_EXPERT")
     assert (expert.work_start_hour, expert.work_end_hour) == (7, 18)  # the default end is now theirs too
     assert "07:00–18:00, Monday to Friday, in your time zone (Europe/Berlin)" in rendered(view)
-    assert "the workspace's default" not in rendered(view)
+    assert "The days are the workspace's default" in rendered(view)  # only the hours are theirs
 
     refused = click_home(world, "U_EXPERT", home_messages.HOME_WORK_END, "7")
     assert "can't start and end at the same hour" in rendered(refused)
@@ -203,6 +209,37 @@ def test_notification_preferences_are_stored_and_shown(world):
     assert "07:00–midnight" in rendered(view) and "same hour" not in rendered(view)
     click_home(world, "U_EXPERT", home_messages.HOME_NOTIFY_MODE, "off")
     assert person(world, "U_EXPERT").notify_mode == "off"
+
+
+def test_working_days_are_ticked_in_the_home_tab_stored_and_shown(world):
+    open_home(world, "U_EXPERT")
+    # Sunday ticked, then Friday unticked: each click sends every box ticked at that moment.
+    view = click_home(world, "U_EXPERT", home_messages.HOME_WORK_DAYS, ["0", "1", "2", "3", "4", "6"])
+    assert person(world, "U_EXPERT").work_days == "012346"
+    assert controls(view)[home_messages.HOME_WORK_DAYS] == [["0", "1", "2", "3", "4", "6"]]
+    view = click_home(world, "U_EXPERT", home_messages.HOME_WORK_DAYS, ["0", "1", "2", "3", "6"])
+    assert person(world, "U_EXPERT").work_days == "01236"
+    text = rendered(view)
+    assert "09:00–18:00, Sunday to Thursday, in your time zone (Europe/Berlin)" in text
+    assert "The hours are the workspace's default" in text
+    assert (person(world, "U_EXPERT").work_start_hour, person(world, "U_EXPERT").work_end_hour) == (None, None)
+
+    refused = click_home(world, "U_EXPERT", home_messages.HOME_WORK_DAYS, [])  # every box unticked
+    assert "Tick at least one working day" in rendered(refused)
+    assert person(world, "U_EXPERT").work_days == "01236"
+    assert controls(refused)[home_messages.HOME_WORK_DAYS] == [["0", "1", "2", "3", "6"]]  # what is stored
+
+    view = click_home(world, "U_EXPERT", home_messages.HOME_WORK_START, "8")
+    assert "08:00–18:00, Sunday to Thursday, in your time zone (Europe/Berlin)" in rendered(view)
+    assert "workspace's default" not in rendered(view)
+
+
+def test_a_forged_working_day_is_refused(world):
+    open_home(world, "U_EXPERT")
+    with world.runtime.store.session() as s:
+        assert home.set_work_days(s, "T0001", "U_EXPERT", "1,9", world.runtime.services) == "Unknown working day '1,9'."
+        assert home.set_work_days(s, "T0001", "U_EXPERT", "x", world.runtime.services) == "Unknown working day 'x'."
+    assert person(world, "U_EXPERT").work_days is None
 
 
 def test_my_contributions_and_the_top_helpers_of_the_month(world):
@@ -280,6 +317,23 @@ def test_home_view_escapes_and_truncates_questions():
     assert len(question_sections) == 2  # mine, and waiting for my expertise
     assert all(len(t) < home_messages.QUESTION_CHARS + 100 and "y…" in t for t in question_sections)
     assert controls(view)[ACTION_TAKE_QUESTION] == ["7"]
+
+
+@pytest.mark.parametrize(
+    ("days", "said"),
+    [
+        ({0, 1, 2, 3, 4}, "Monday to Friday"),
+        ({6, 0, 1, 2, 3}, "Sunday to Thursday"),
+        ({4, 5, 6, 0}, "Friday to Monday"),
+        (set(range(7)), "every day"),
+        ({0, 2, 4}, "Monday, Wednesday and Friday"),
+        ({5, 6}, "Saturday and Sunday"),
+        ({2}, "Wednesday"),
+        ({0, 1, 3, 4}, "Monday, Tuesday, Thursday and Friday"),
+    ],
+)
+def test_working_days_as_said(days, said):
+    assert days_text(days) == said
 
 
 def test_home_view_keeps_to_100_blocks_whatever_it_is_given():

@@ -31,14 +31,15 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.messages.blocks import ephemeral
 from bot.messages.forms import TEACH_MODAL
-from bot.messages.home import HOME_EDIT_TOPICS
+from bot.messages.home import HOME_EDIT_TOPICS, HOME_WORK_DAYS
 from bot.messages.routing import ROUTE_DECLINED_NOTE, ROUTE_TAKEN_NOTE, bump_message, on_it_message
 from bot.messages.routing_notes import experts_busy_text, knowledge_gap_text
+from bot.messages.settings import HOME_EDIT_SETTINGS
 from bot.messages.suggestions import SimilarItem, similar_suggestions
 from bot.playground.emulator.fake_api import BOT_TOKEN
 from bot.playground.server import Playground
 from bot.playground.web import serve
-from models.expert import Expertise
+from models.expert import Expertise, Person
 from models.question import STATUS_RESOLVED, Question
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -421,6 +422,44 @@ def test_a_button_click_reaches_the_bot_as_block_actions(playground, page):
     assert form["callback_id"] == TEACH_MODAL
     assert playground.fake.calls_to("views.open", since=since)[0].ok  # opened with the click's trigger_id
     assert "sees no element" in page.refused("/api/click", user="U_NEWYORK", action_id="no_such_button")
+
+
+def test_working_days_are_ticked_on_the_home_tab(playground, page):
+    page.post("/api/home", user="U_BERLIN")
+    home = page.until("the App Home", lambda: page.state("U_BERLIN")["home"])
+    # The page sends every box ticked, as Slack's client does: Sunday to Thursday.
+    page.post(
+        "/api/click", user="U_BERLIN", action_id=HOME_WORK_DAYS, value=["0", "1", "2", "3", "6"], view_id=home["id"]
+    )
+    page.until("the days shown", lambda: "Sunday to Thursday" in json.dumps(page.state("U_BERLIN")["home"]))
+    with playground.runtime.store.session() as session:
+        assert session.get(Person, ("T0001", "U_BERLIN")).work_days == "01236"
+    people = {p["id"]: p for p in page.state("U_BERLIN")["people"]}
+    assert people["U_BERLIN"]["working_hours"] is True  # Monday 16:00 in Berlin
+    page.post("/api/click", user="U_BERLIN", action_id=HOME_WORK_DAYS, value=["1", "2", "3"], view_id=home["id"])
+    page.until(
+        "Monday off", lambda: not {p["id"]: p for p in page.state("U_BERLIN")["people"]}["U_BERLIN"]["working_hours"]
+    )
+
+
+def test_maya_is_an_admin_and_changes_the_workspace_settings(playground, page):
+    page.post("/api/home", user="U_ASKER")
+    assert "Workspace settings" not in json.dumps(page.until("Ana's Home", lambda: page.state("U_ASKER")["home"]))
+    page.post("/api/home", user="U_NEWYORK")
+    home = page.until("Maya's Home", lambda: page.state("U_NEWYORK")["home"])
+    assert "Workspace settings" in json.dumps(home) and "Programme analytics" in json.dumps(home)
+    page.post("/api/click", user="U_NEWYORK", action_id=HOME_EDIT_SETTINGS, view_id=home["id"])
+    form = page.until("the settings form", lambda: page.state("U_NEWYORK")["modal"])
+    answer = page.post("/api/submit", user="U_NEWYORK", view_id=form["id"], values={"escalation_hours": "0"})
+    assert answer["ack"]["errors"] == {"escalation_hours": "Write a number of hours from 1 to 168."}
+    answer = page.post("/api/submit", user="U_NEWYORK", view_id=form["id"], values={"escalation_hours": "2"})
+    assert answer["ok"] and answer["ack"] is None
+    page.until(
+        "the change shown",
+        lambda: (
+            "escalation period 4 hours → 2 hours" in json.dumps(page.state("U_NEWYORK")["home"], ensure_ascii=False)
+        ),
+    )
 
 
 def test_it_checks_required_arguments_and_block_kit_with_the_contract_it_ships(no_slack_env):

@@ -7,6 +7,7 @@ post fail. Pure functions: no Slack, no database.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,41 @@ def actions(*elements: Block, block_id: str | None = None) -> Block:
     if block_id:
         block["block_id"] = block_id
     return block
+
+
+def fields_section(*texts: str) -> Block:
+    return {"type": "section", "fields": [mrkdwn(t) for t in texts[:10]]}
+
+
+def option(label: str, value: str) -> dict[str, Any]:
+    return {"text": plain(label, BUTTON_LIMIT), "value": value[:150]}
+
+
+def static_select(
+    action_id: str, choices: dict[str, str], initial: str | None = None, placeholder: str = "Choose…"
+) -> Block:
+    element: Block = {
+        "type": "static_select",
+        "action_id": action_id,
+        "placeholder": plain(placeholder, 150),
+        "options": [option(label, value) for value, label in list(choices.items())[:100]],
+    }
+    if initial in choices:
+        element["initial_option"] = option(choices[initial], initial)  # type: ignore[index]
+    return element
+
+
+def checkboxes(action_id: str, choices: dict[str, str], ticked: Collection[str]) -> Block:
+    """Checkboxes (at most 10), those whose value is in `ticked` ticked."""
+    element: Block = {
+        "type": "checkboxes",
+        "action_id": action_id,
+        "options": [option(label, value) for value, label in list(choices.items())[:10]],
+    }
+    initial = [option(label, value) for value, label in list(choices.items())[:10] if value in ticked]
+    if initial:
+        element["initial_options"] = initial
+    return element
 
 
 def fit_view_blocks(blocks: list[Block], more_text: str = "…and more") -> list[Block]:

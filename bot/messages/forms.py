@@ -89,7 +89,9 @@ def teach_modal(current_tags: list[str]) -> Block:
         "submit": plain("Save", 24),
         "close": plain("Cancel", 24),
         "blocks": [
-            section("Questions with these tags can reach you by DM, within your working hours and a daily cap."),
+            section(
+                "Questions with these tags can reach you by DM, within your working hours and days and a daily cap."
+            ),
             {
                 "type": "input",
                 "block_id": TEACH_BLOCK_TOPICS,

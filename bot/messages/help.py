@@ -20,11 +20,13 @@ ASK_USAGE = (
 TEACH_USAGE = (
     "*Share what you know with* `/teach`\n"
     "• `/teach #postgres #kubernetes` makes you a go-to person for those topics: matching questions reach you "
-    "by DM, within your working hours and a daily cap.\n"
+    "by DM, within your working hours and days (App Home) and a daily cap.\n"
     "• `/teach #git Use git bisect to find the commit that broke a test` shares a lesson in this channel; "
     "`/ask search` finds it later.\n"
     "• `/teach list` shows your topics, `/teach remove #x` drops one, `/teach pause 7d` and `/teach resume` "
-    "take a break and come back, `/teach` alone opens a form to edit your topics."
+    "take a break and come back, `/teach` alone opens a form to edit your topics.\n"
+    "• PeerLearn's App Home has your working hours and days and how questions reach you; the workspace's admins "
+    "also find its settings there (escalation period, experts per question, daily cap, default working time)."
 )
 
 

@@ -11,27 +11,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot import stats, stats_render
 from bot.messages.blocks import (
-    BUTTON_LIMIT,
     Block,
     actions,
     button,
+    checkboxes,
     context,
     divider,
+    fields_section,
     fit_view_blocks,
     header,
     mention,
-    mrkdwn,
-    plain,
     section,
+    static_select,
 )
 from bot.messages.help import ASK_USAGE, TEACH_USAGE
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_SEARCH, Searched, home_search_blocks
+from bot.messages.settings import SettingsShown, settings_section
+from bot.messages.working_time import day_choices, days_text, hour_label, hours_text
 from bot.text import escape_mrkdwn, format_tags, truncate
+from bot.workdays import MONDAY_TO_FRIDAY
 from models.expert import NOTIFY_DAILY, NOTIFY_IMMEDIATE, NOTIFY_OFF
 from models.top_helpers import Helper
 
@@ -42,6 +44,7 @@ HOME_RESUME = "home_resume"
 HOME_NOTIFY_MODE = "home_notify_mode"  # static select: NOTIFY_IMMEDIATE | NOTIFY_DAILY | NOTIFY_OFF
 HOME_WORK_START = "home_work_start"  # static select: hour 0..23
 HOME_WORK_END = "home_work_end"  # static select: hour 1..24
+HOME_WORK_DAYS = "home_work_days"  # checkboxes: the days ticked, each a date.weekday() number "0".."6"
 
 NOTIFY_CHOICES = {
     NOTIFY_IMMEDIATE: "DM me right away",
@@ -56,6 +59,7 @@ MAX_TREND_WEEKS = 6
 QUESTION_CHARS = 300
 
 SAME_HOURS = "Working hours can't start and end at the same hour, so they were not changed."
+NO_WORK_DAYS = "Tick at least one working day (questions wait for one), so your days were not changed."
 FORM_NOT_OPENED = "Slack didn't open the form; try again."
 
 
@@ -75,6 +79,8 @@ class Preferences:
     work_end_hour: int = 18
     tz: str | None = None
     own_hours: bool = False  # False: the workspace's default hours apply
+    work_days: frozenset[int] = MONDAY_TO_FRIDAY
+    own_days: bool = False  # False: the workspace's default days apply
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class HomeData:
     helpers: list[Helper] = field(default_factory=list)
     preferences: Preferences = field(default_factory=Preferences)
     admin: stats.Report | None = None
+    workspace_settings: SettingsShown | None = None  # admins only
     notice: str | None = None  # a one-off note, e.g. why a change was not saved
     search: Searched | None = None  # the results of the search the person just ran from the tab
 
@@ -98,32 +105,6 @@ class HomeData:
 def unknown_choice(what: str, value: str) -> str:
     """The note when a control sent a value the tab never offered (`what`: "pause length", "hour"…)."""
     return f"Unknown {what} {value!r}."
-
-
-def option(label: str, value: str) -> dict[str, Any]:
-    return {"text": plain(label, BUTTON_LIMIT), "value": value[:150]}
-
-
-def static_select(
-    action_id: str, choices: dict[str, str], initial: str | None = None, placeholder: str = "Choose…"
-) -> Block:
-    element: Block = {
-        "type": "static_select",
-        "action_id": action_id,
-        "placeholder": plain(placeholder, 150),
-        "options": [option(label, value) for value, label in list(choices.items())[:100]],
-    }
-    if initial in choices:
-        element["initial_option"] = option(choices[initial], initial)  # type: ignore[index]
-    return element
-
-
-def fields_section(*texts: str) -> Block:
-    return {"type": "section", "fields": [mrkdwn(t) for t in texts[:10]]}
-
-
-def hour_label(hour: int) -> str:
-    return "midnight" if hour in (0, 24) else f"{hour:02d}:00"
 
 
 def _question_text(line: QuestionLine, with_asker: bool = False) -> str:
@@ -206,8 +187,9 @@ def _helpers(data: HomeData) -> list[Block]:
 def _notifications(data: HomeData) -> list[Block]:
     prefs = data.preferences
     zone = prefs.tz or "UTC"
-    hours = f"{hour_label(prefs.work_start_hour)}–{hour_label(prefs.work_end_hour)}"
-    note = "" if prefs.own_hours else " (the workspace's default)"
+    hours = hours_text(prefs.work_start_hour, prefs.work_end_hour)
+    defaults = [what for what, own in (("hours", prefs.own_hours), ("days", prefs.own_days)) if not own]
+    note = f"\n_The {' and '.join(defaults)} are the workspace's default until you choose yours._" if defaults else ""
     starts = {str(h): hour_label(h) for h in range(24)}
     ends = {str(h): hour_label(h) for h in range(1, 25)}
     return [
@@ -217,8 +199,9 @@ def _notifications(data: HomeData) -> list[Block]:
             accessory=static_select(HOME_NOTIFY_MODE, NOTIFY_CHOICES, prefs.notify_mode),
         ),
         section(
-            f"*Working hours*: {hours}{note}, Monday to Friday, in your time zone ({escape_mrkdwn(zone)}). "
-            "Outside them, questions wait for your morning."
+            f"*Working hours*: {hours}, {days_text(prefs.work_days)}, in your time zone ({escape_mrkdwn(zone)}). "
+            f"Outside them, questions wait until you are at work.{note}",
+            accessory=checkboxes(HOME_WORK_DAYS, day_choices(), [str(day) for day in prefs.work_days]),
         ),
         actions(
             static_select(HOME_WORK_START, starts, str(prefs.work_start_hour), placeholder="Start"),
@@ -272,6 +255,8 @@ def home_view(data: HomeData) -> Block:
         content.append(actions(button(":mag: Search answers", ACTION_HOME_SEARCH), block_id="home_search"))
     for part in (_my_questions, _waiting, _topics, _my_stats, _helpers, _notifications):
         content += [divider(), *part(data)]
+    if data.workspace_settings is not None:
+        content += [divider(), *settings_section(data.workspace_settings)]
     if data.admin is not None:
         content += [divider(), *_admin(data.admin)]
     content += [divider(), section(ASK_USAGE), section(TEACH_USAGE)]

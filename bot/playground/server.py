@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from bot.clock import Clock, FrozenClock
 from bot.config import Settings
 from bot.playground.emulator.contract import Problem
@@ -29,8 +31,12 @@ from bot.playground.emulator.fake_api import BOT_TOKEN, FakeSlackAPI
 from bot.playground.emulator.signing import Response, user_ref
 from bot.playground.emulator.workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, Json, SlackError
 from bot.playground.emulator.world import SlackWorld
+from bot.routing.evidence import PersonFacts
+from bot.routing.planner import availability_of, is_within_working_hours
 from bot.runtime.http import HttpServer
 from bot.runtime.wiring import Runtime, build_runtime, serve_in_thread
+from bot.workspace_settings import effective_settings
+from models.expert import Person as StoredPerson
 
 logger = logging.getLogger("peerlearn.playground")
 
@@ -46,6 +52,7 @@ class Person:
     tz: str
     role: str
     teaches: str = ""  # what they declare with /teach when the playground starts
+    is_admin: bool = False  # a workspace admin: App Home shows them the settings and the analytics
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class Place:
 PEOPLE = (
     Person("U_ASKER", "ana", "Ana Asker", "Europe/London", "asker"),
     Person("U_BERLIN", "bruno", "Bruno Berg", "Europe/Berlin", "expert", "#postgres #kubernetes"),
-    Person("U_NEWYORK", "maya", "Maya Ortiz", "America/New_York", "expert", "#postgres #python"),
+    Person("U_NEWYORK", "maya", "Maya Ortiz", "America/New_York", "expert, admin", "#postgres #python", is_admin=True),
     Person("U_NEWCOMER", "nico", "Nico Neu", "Asia/Tokyo", "newcomer"),
 )
 EVERYONE = tuple(person.id for person in PEOPLE)
@@ -159,7 +166,9 @@ class Playground:
             self.fake, self.server.url, signing_secret, self.clock, listener_executor=executor, runtime=self.runtime
         )
         for person in PEOPLE:
-            self.world.add_user(person.id, name=person.name, real_name=person.real_name, tz=person.tz)
+            self.world.add_user(
+                person.id, name=person.name, real_name=person.real_name, tz=person.tz, is_admin=person.is_admin
+            )
         for place in PLACES:
             self.world.add_channel(place.id, name=place.name, private=place.private, members=list(place.members))
         for person in PEOPLE:
@@ -331,18 +340,18 @@ class Playground:
         me = self.person(user)
         now = self.clock.now()
         settings = self.runtime.settings
+        at_work = self._at_work(now)
         with self.fake.lock:
             dm = self.fake.im_for(user)
             places = [c for c in self.fake.channels.values() if not c.is_im and (not c.is_private or user in c.members)]
             people = []
             for person in PEOPLE:
                 local = now.astimezone(ZoneInfo(person.tz))
-                awake = settings.work_start_hour <= local.hour < settings.work_end_hour
                 people.append(
                     {
                         **dataclasses.asdict(person),
                         "local_time": local.strftime("%a %H:%M"),
-                        "working_hours": awake,
+                        "working_hours": at_work[person.id],
                         "dm_latest": self._latest(self.fake.im_for(person.id).id),
                     }
                 )
@@ -382,6 +391,21 @@ class Playground:
             return copy.deepcopy(state)  # a snapshot: the emulator keeps changing after the lock is released
 
     # --- helpers ------------------------------------------------------------------------------------
+
+    def _at_work(self, now: datetime) -> dict[str, bool]:
+        """Whether each person is within their working time, as routing sees it: their own hours and days (App
+        Home), else the workspace's default (its settings), in their time zone."""
+        with self.runtime.store.session() as session:
+            workspace = effective_settings(session, TEAM_ID, self.runtime.settings)
+            people = session.scalars(select(StoredPerson).where(StoredPerson.team_id == TEAM_ID))
+            stored = {p.user_id: PersonFacts.of(p) for p in people}
+        at_work = {}
+        for person in PEOPLE:
+            hours = availability_of(stored.get(person.id) or PersonFacts(person.id, tz=person.tz), workspace)
+            at_work[person.id] = hours is None or is_within_working_hours(
+                now, hours.tz_name, hours.start_hour, hours.end_hour, hours.work_days
+            )
+        return at_work
 
     def person(self, user_id: str) -> Person:
         person = next((p for p in PEOPLE if p.id == user_id), None)

@@ -21,6 +21,7 @@ from bot.routing.evidence import earlier_item, load_question, reads_channel
 from bot.search import KIND_LESSON, KIND_QUESTION
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
+from bot.workspace_settings import effective_settings
 from bot.workspaces import WorkspaceClient
 from models.base import insert_once, parse_row_id
 from models.expert import ROUTE_DECLINED, ROUTE_SCHEDULED, ROUTE_SENT, ROUTE_TAKEN, RouteRequest
@@ -248,7 +249,8 @@ def route_replacement(slack: WorkspaceClient, services: Services, question_id: i
         if taken:
             return []
         involved = already_involved(session, question_id)
-    plan = plan_question(slack, services, facts, now, top_n=1, exclude=involved)
+        settings = effective_settings(session, facts.team_id, services.settings)
+    plan = plan_question(slack, services, facts, now, settings=settings, top_n=1, exclude=involved)
     with services.store.session() as session:
         asked = record_dms(session, facts, plan, round_number)
     logger.info("question %s: asked %s instead", question_id, ", ".join(asked) or "nobody")

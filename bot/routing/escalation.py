@@ -71,6 +71,7 @@ from bot.routing.planner import (
 from bot.routing.ranker import rank_experts
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
+from bot.workspace_settings import effective_settings
 from bot.workspaces import TokenLookup, WorkspaceClient, WorkspaceClients
 from models.base import insert_if_new, insert_once
 from models.expert import (
@@ -112,11 +113,12 @@ def plan_question(
     facts: QuestionFacts,
     now: datetime,
     *,
+    settings: Settings,
     top_n: int,
     exclude: Collection[str],
 ) -> RoutingPlan:
-    """Rank and plan who to DM about a question, and when. Asks Slack about the planned people only."""
-    settings = services.settings
+    """Rank and plan who to DM about a question, and when, with the workspace's `settings` (its effective ones:
+    bot/workspace_settings.py). Asks Slack about the planned people only."""
     tags = list(facts.tags)
     if not tags or top_n <= 0:
         return RoutingPlan([], {})
@@ -322,10 +324,10 @@ def route_round(
         if facts is None or facts.status != STATUS_OPEN or facts.level != from_level:
             return None
         involved = already_involved(session, question_id)
-        workspace = session.get(Workspace, facts.team_id)
-        period = escalation_period(services.settings, workspace.escalation_hours if workspace else None)
+        settings = effective_settings(session, facts.team_id, services.settings)
+    period = escalation_period(settings)
     round_number = from_level + 1
-    plan = plan_question(slack, services, facts, now, top_n=services.settings.route_top_n, exclude=involved)
+    plan = plan_question(slack, services, facts, now, settings=settings, top_n=settings.route_top_n, exclude=involved)
     with services.store.session() as session:
         if not claim_step(session, question_id, from_level, now + period, due_by):
             logger.info("question %s: round %s taken by another replica", question_id, round_number)

@@ -116,6 +116,7 @@ class PersonFacts:
     work_start_hour: int | None = None
     work_end_hour: int | None = None
     profile_fetched_at: datetime | None = None
+    work_days: str | None = None  # as stored (bot/workdays.py)
 
     @classmethod
     def of(cls, person: Person) -> PersonFacts:
@@ -129,6 +130,7 @@ class PersonFacts:
             person.work_start_hour,
             person.work_end_hour,
             person.profile_fetched_at,
+            person.work_days,
         )
 
     def is_paused(self, now: datetime) -> bool:

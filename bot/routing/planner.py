@@ -1,10 +1,10 @@
-"""When to DM whom: working hours in each person's time zone, daily caps, ties spread by recent load, the
-escalation period. Pure code: no database, no Slack (bot.routing.escalation plans one question with it)."""
+"""When to DM whom: working hours and days in each person's time zone, daily caps, ties spread by recent load,
+the escalation period. Pure code: no database, no Slack (bot.routing.escalation plans one question with it)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
@@ -13,11 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config import Settings
 from bot.routing.ranker import ScoredExpert, require_aware
+from bot.workdays import DAYS_IN_WEEK, MONDAY_TO_FRIDAY, days_from_text
 
 if TYPE_CHECKING:
     from bot.routing.evidence import PersonFacts
-
-_WORKDAYS = range(0, 5)  # Monday..Friday, by the local date a shift starts on
 
 
 # --------------------------------------------------------------------------------------------------
@@ -36,36 +35,54 @@ def resolve_timezone(tz_name: str | None) -> tzinfo:
         return UTC
 
 
-def is_within_working_hours(now: datetime, tz_name: str | None, start_hour: int, end_hour: int) -> bool:
-    """Whether ``now`` falls in a local working shift: [start_hour, end_hour) on Monday to Friday.
+def is_within_working_hours(
+    now: datetime,
+    tz_name: str | None,
+    start_hour: int,
+    end_hour: int,
+    work_days: Collection[int] = MONDAY_TO_FRIDAY,
+) -> bool:
+    """Whether ``now`` falls in a local working shift: [start_hour, end_hour) on one of ``work_days``
+    (``date.weekday()`` numbers: Monday 0 … Sunday 6).
 
     A shift may run past midnight (start 22, end 6); it belongs to the weekday it starts on.
     """
     require_aware(now)
     _validate_hours(start_hour, end_hour)
-    return any(start <= now < end for start, end in _shifts(now, resolve_timezone(tz_name), start_hour, end_hour))
+    _validate_days(work_days)
+    shifts = _shifts(now, resolve_timezone(tz_name), start_hour, end_hour, work_days)
+    return any(start <= now < end for start, end in shifts)
 
 
-def next_working_start(now: datetime, tz_name: str | None, start_hour: int, end_hour: int) -> datetime:
+def next_working_start(
+    now: datetime,
+    tz_name: str | None,
+    start_hour: int,
+    end_hour: int,
+    work_days: Collection[int] = MONDAY_TO_FRIDAY,
+) -> datetime:
     """The earliest moment at or after ``now`` within working hours, as an aware UTC datetime.
 
     ``now`` itself (in UTC) when already within working hours; otherwise the next shift's start, skipping
-    weekends. DST is handled by computing each shift's wall-clock start in the user's zone.
+    the days not in ``work_days``. DST is handled by computing each shift's wall-clock start in the user's zone.
     """
     require_aware(now)
     _validate_hours(start_hour, end_hour)
-    for start, end in _shifts(now, resolve_timezone(tz_name), start_hour, end_hour):
+    _validate_days(work_days)
+    for start, end in _shifts(now, resolve_timezone(tz_name), start_hour, end_hour, work_days):
         if now < end:
             return max(start, now.astimezone(UTC))
-    raise AssertionError("a 9-day window always contains a weekday shift")  # pragma: no cover
+    raise AssertionError("a 9-day window always contains a shift of a working day")  # pragma: no cover
 
 
-def _shifts(now: datetime, zone: tzinfo, start_hour: int, end_hour: int) -> Iterator[tuple[datetime, datetime]]:
+def _shifts(
+    now: datetime, zone: tzinfo, start_hour: int, end_hour: int, work_days: Collection[int]
+) -> Iterator[tuple[datetime, datetime]]:
     """Working shifts in UTC, in order, from the one that started yesterday (local) to 8 days ahead."""
     today = now.astimezone(zone).date()
     for offset in range(-1, 9):
         day = today + timedelta(days=offset)
-        if day.weekday() not in _WORKDAYS:
+        if day.weekday() not in work_days:
             continue
         end_day = day if end_hour > start_hour else day + timedelta(days=1)
         yield _local_to_utc(day, start_hour, zone), _local_to_utc(end_day, end_hour, zone)
@@ -85,6 +102,11 @@ def _validate_hours(start_hour: int, end_hour: int) -> None:
         )
 
 
+def _validate_days(work_days: Collection[int]) -> None:
+    if not work_days or not all(0 <= day < DAYS_IN_WEEK for day in work_days):
+        raise ValueError(f"working days must be some of 0 (Monday) to 6 (Sunday); got {sorted(work_days)}")
+
+
 # --------------------------------------------------------------------------------------------------
 # Planning the DMs
 # --------------------------------------------------------------------------------------------------
@@ -95,6 +117,7 @@ class Availability:
     tz_name: str = "UTC"
     start_hour: int = 9
     end_hour: int = 18
+    work_days: frozenset[int] = MONDAY_TO_FRIDAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +177,9 @@ def _unique_experts(ranked: Sequence[ScoredExpert]) -> Iterator[ScoredExpert]:
 def _send_time(availability: Availability | None, now: datetime) -> datetime:
     if availability is None:
         return now
-    return next_working_start(now, availability.tz_name, availability.start_hour, availability.end_hour)
+    return next_working_start(
+        now, availability.tz_name, availability.start_hour, availability.end_hour, availability.work_days
+    )
 
 
 def _timing_reason(
@@ -180,33 +205,36 @@ def _valid_hours(start: int | None, end: int | None) -> bool:
 
 
 def availability_of(person: PersonFacts | None, settings: Settings) -> Availability | None:
-    """A person's working hours in their zone (their own hours, or the workspace default); None when
-    PeerLearn knows neither their zone nor hours of their own: they count as available."""
+    """A person's working time in their zone: their own hours and days, or the workspace's default for what
+    they did not set; None when PeerLearn knows neither their zone nor a working time of their own: they
+    count as available."""
     if person is None:
         return None
-    own = _valid_hours(person.work_start_hour, person.work_end_hour)
-    if not own and not person.tz:
+    own_hours = _valid_hours(person.work_start_hour, person.work_end_hour)
+    own_days = days_from_text(person.work_days)
+    if not own_hours and own_days is None and not person.tz:
         return None
-    if own:
+    if own_hours:
         start, end = person.work_start_hour, person.work_end_hour
     elif _valid_hours(settings.work_start_hour, settings.work_end_hour):
         start, end = settings.work_start_hour, settings.work_end_hour
     else:
         return None
     assert start is not None and end is not None
-    return Availability(tz_name=person.tz or "UTC", start_hour=start, end_hour=end)
+    days = own_days or settings.work_days
+    return Availability(tz_name=person.tz or "UTC", start_hour=start, end_hour=end, work_days=days)
 
 
 def next_summary_time(now: datetime, availability: Availability | None) -> datetime:
     """When a daily-summary person's next summary goes out: the start of their next working shift that
-    begins after `now` (tomorrow morning when they are at work now)."""
+    begins after `now` (their next working morning when they are at work now)."""
     hours = availability or Availability()
     moment = now
     for _ in range(100):  # a shift is at most 23 h long
-        if not is_within_working_hours(moment, hours.tz_name, hours.start_hour, hours.end_hour):
+        if not is_within_working_hours(moment, hours.tz_name, hours.start_hour, hours.end_hour, hours.work_days):
             break
         moment += timedelta(minutes=30)
-    return next_working_start(moment, hours.tz_name, hours.start_hour, hours.end_hour)
+    return next_working_start(moment, hours.tz_name, hours.start_hour, hours.end_hour, hours.work_days)
 
 
 def spread_ties(
@@ -240,6 +268,6 @@ def _tied(a: ScoredExpert, b: ScoredExpert) -> bool:
     )
 
 
-def escalation_period(settings: Settings, workspace_hours: int | None) -> timedelta:
-    hours = workspace_hours if workspace_hours and workspace_hours > 0 else settings.escalation_hours
-    return timedelta(hours=hours)
+def escalation_period(settings: Settings) -> timedelta:
+    """How long a question waits for an answer before its next step (`settings`: the workspace's effective ones)."""
+    return timedelta(hours=settings.escalation_hours)

@@ -307,7 +307,7 @@ def add_data_verbs(verbs: argparse._SubParsersAction) -> None:  # type: ignore[t
     stats.add_argument("--format", choices=("table", "csv", "json"), default="table", help="default: table")
     export = verbs.add_parser(
         "export",
-        help="export a workspace's questions, answers, lessons, votes and topics (JSON or CSV)",
+        help="export a workspace's questions, answers, lessons, votes, topics and settings (JSON or CSV)",
         description="JSON: one object with a list per kind. CSV: one file per kind, in a .zip or a folder.",
     )
     export.add_argument("--team", required=True, help="workspace (team) id, e.g. T0123")

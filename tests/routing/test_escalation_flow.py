@@ -16,7 +16,7 @@ from bot.playground.emulator.fake_api import TEAM_ID
 from bot.routing import escalation
 from bot.runtime.scheduler import default_ticks
 from models.expert import ROUTE_CANCELLED, ROUTE_SCHEDULED, ROUTE_SENT
-from models.workspace import ensure_workspace
+from models.workspace_settings import store_setting
 from tests.route_helpers import (
     GENERAL,
     add_people,
@@ -149,8 +149,8 @@ def test_escalation_survives_restarts(make_bot):
 def test_a_workspace_can_escalate_sooner(make_bot):
     bot = make_bot(route_top_n=1)
     experts(bot)
-    with bot.store.session() as s:
-        ensure_workspace(s, TEAM_ID, START).escalation_hours = 1
+    with bot.store.session() as s:  # as an admin saved it in App Home (tests/test_settings_flow.py)
+        store_setting(s, TEAM_ID, "escalation_hours", "1", START)
     question = bot.world.ask("U_ASKER", "Is pg_upgrade safe in place? #postgres #ops", GENERAL)
     assert question_of(bot.store, question).next_escalation_at == START + timedelta(hours=1)
     [step] = bot.tick(START + timedelta(hours=1)).steps

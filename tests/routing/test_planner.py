@@ -6,14 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.config import Settings
+from bot.routing.evidence import PersonFacts
 from bot.routing.planner import (
     Availability,
+    availability_of,
     is_within_working_hours,
+    next_summary_time,
     next_working_start,
     plan_routing,
     resolve_timezone,
 )
 from bot.routing.ranker import Candidate, ScoredExpert, rank_experts
+from bot.workdays import MONDAY_TO_FRIDAY, days_as_text, days_from_text
 
 # Wednesday 6 March 2024, noon UTC: winter time in Europe and (until the 10th) in the US.
 NOW = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
@@ -128,6 +133,122 @@ def test_a_full_day_shift_ends_at_midnight() -> None:
     assert not is_within_working_hours(datetime(2024, 3, 9, 0, 1, tzinfo=UTC), "UTC", 0, 24)  # Saturday
 
 
+# --- working days -----------------------------------------------------------------------------------
+
+SUNDAY_TO_THURSDAY = frozenset({6, 0, 1, 2, 3})  # date.weekday(): Monday 0 … Sunday 6
+JERUSALEM = "Asia/Jerusalem"  # UTC+2 until 29 March 2024
+
+
+@pytest.mark.parametrize(
+    ("utc_time", "expected"),
+    [
+        (datetime(2024, 3, 10, 7, 0, tzinfo=UTC), True),  # Sunday 09:00 in Jerusalem
+        (datetime(2024, 3, 10, 6, 59, tzinfo=UTC), False),  # Sunday 08:59
+        (datetime(2024, 3, 7, 14, 59, tzinfo=UTC), True),  # Thursday 16:59
+        (datetime(2024, 3, 8, 8, 0, tzinfo=UTC), False),  # Friday 10:00
+        (datetime(2024, 3, 9, 8, 0, tzinfo=UTC), False),  # Saturday 10:00
+        (datetime(2024, 3, 11, 8, 0, tzinfo=UTC), True),  # Monday 10:00
+    ],
+)
+def test_working_days_sunday_to_thursday(utc_time: datetime, expected: bool) -> None:
+    assert is_within_working_hours(utc_time, JERUSALEM, 9, 17, SUNDAY_TO_THURSDAY) is expected
+
+
+def test_next_start_after_a_thursday_is_sunday_for_a_sunday_to_thursday_week() -> None:
+    thursday_evening = datetime(2024, 3, 7, 16, 0, tzinfo=UTC)  # 18:00 in Jerusalem
+    sunday_nine = datetime(2024, 3, 10, 7, 0, tzinfo=UTC)
+
+    assert next_working_start(thursday_evening, JERUSALEM, 9, 17, SUNDAY_TO_THURSDAY) == sunday_nine
+    assert next_working_start(datetime(2024, 3, 8, 8, 0, tzinfo=UTC), JERUSALEM, 9, 17, SUNDAY_TO_THURSDAY) == (
+        sunday_nine
+    )
+    # The same Thursday evening, Monday to Friday: Friday morning.
+    assert next_working_start(thursday_evening, JERUSALEM, 9, 17) == datetime(2024, 3, 8, 7, 0, tzinfo=UTC)
+
+
+def test_a_shift_past_midnight_belongs_to_the_working_day_it_starts_on() -> None:
+    def at(day: int, hour: int) -> datetime:
+        return datetime(2024, 3, day, hour, 0, tzinfo=UTC)  # 7 March 2024 is a Thursday
+
+    night = (22, 6)
+    assert is_within_working_hours(at(7, 23), "UTC", *night, SUNDAY_TO_THURSDAY)  # Thursday night
+    assert is_within_working_hours(at(8, 5), "UTC", *night, SUNDAY_TO_THURSDAY)  # ...into Friday morning
+    assert not is_within_working_hours(at(8, 6), "UTC", *night, SUNDAY_TO_THURSDAY)
+    assert not is_within_working_hours(at(8, 23), "UTC", *night, SUNDAY_TO_THURSDAY)  # no shift starts on Friday
+    assert not is_within_working_hours(at(10, 3), "UTC", *night, SUNDAY_TO_THURSDAY)  # Saturday's: none either
+    assert is_within_working_hours(at(10, 23), "UTC", *night, SUNDAY_TO_THURSDAY)  # Sunday night
+    assert next_working_start(at(8, 6), "UTC", *night, SUNDAY_TO_THURSDAY) == at(10, 22)
+    # Saturday only: the shift runs into Sunday, and the next one is a week later.
+    saturday = frozenset({5})
+    assert is_within_working_hours(at(10, 5), "UTC", *night, saturday)
+    assert next_working_start(at(10, 6), "UTC", *night, saturday) == at(16, 22)
+
+
+def test_the_local_day_decides_not_utcs() -> None:
+    sunday_1am_utc = datetime(2024, 3, 10, 1, 0, tzinfo=UTC)  # Sunday 10:00 in Tokyo, Saturday 17:00 in Los Angeles
+    assert is_within_working_hours(sunday_1am_utc, "Asia/Tokyo", 9, 17, SUNDAY_TO_THURSDAY)
+    assert not is_within_working_hours(sunday_1am_utc, "America/Los_Angeles", 9, 18, SUNDAY_TO_THURSDAY)
+    assert is_within_working_hours(sunday_1am_utc, "America/Los_Angeles", 9, 18, frozenset({5}))  # Saturday there
+    # Monday to Friday in Tokyo: Monday 09:00 there is still Sunday in UTC.
+    saturday_noon = datetime(2024, 3, 9, 12, 0, tzinfo=UTC)
+    assert next_working_start(saturday_noon, "Asia/Tokyo", 9, 17) == datetime(2024, 3, 11, 0, 0, tzinfo=UTC)
+    # Kolkata (UTC+05:30), Sunday to Thursday: Sunday 09:00 is Sunday 03:30 UTC.
+    assert next_working_start(saturday_noon, "Asia/Kolkata", 9, 17, SUNDAY_TO_THURSDAY) == datetime(
+        2024, 3, 10, 3, 30, tzinfo=UTC
+    )
+
+
+def test_one_working_day_a_week() -> None:
+    wednesday_evening = datetime(2024, 3, 6, 18, 0, tzinfo=UTC)
+    wednesdays = frozenset({2})
+    assert next_working_start(wednesday_evening, "Europe/Paris", 9, 17, wednesdays) == datetime(
+        2024, 3, 13, 8, 0, tzinfo=UTC
+    )
+    assert next_working_start(datetime(2024, 3, 7, 8, 0, tzinfo=UTC), "UTC", 9, 17, frozenset({3})) == datetime(
+        2024, 3, 7, 9, 0, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize("days", [frozenset(), frozenset({7}), frozenset({-1, 2})])
+def test_impossible_working_days_are_refused(days: frozenset[int]) -> None:
+    with pytest.raises(ValueError, match="working days"):
+        is_within_working_hours(NOW, "UTC", 9, 17, days)
+    with pytest.raises(ValueError, match="working days"):
+        next_working_start(NOW, "UTC", 9, 17, days)
+
+
+def test_a_daily_summary_waits_for_the_next_working_day() -> None:
+    thursday_noon = datetime(2024, 3, 7, 10, 0, tzinfo=UTC)
+    hours = Availability(JERUSALEM, 9, 17, SUNDAY_TO_THURSDAY)
+    assert next_summary_time(thursday_noon, hours) == datetime(2024, 3, 10, 7, 0, tzinfo=UTC)  # Sunday 09:00
+    assert next_summary_time(thursday_noon, Availability(JERUSALEM, 9, 17)) == datetime(2024, 3, 8, 7, 0, tzinfo=UTC)
+
+
+def test_a_persons_own_days_win_over_the_workspace_default() -> None:
+    settings = Settings(work_start_hour=9, work_end_hour=18)
+    assert availability_of(PersonFacts("U", tz=JERUSALEM), settings) == Availability(JERUSALEM, 9, 18, MONDAY_TO_FRIDAY)
+    own = PersonFacts("U", tz=JERUSALEM, work_days="01236")
+    assert availability_of(own, settings) == Availability(JERUSALEM, 9, 18, SUNDAY_TO_THURSDAY)
+    both = PersonFacts("U", tz=JERUSALEM, work_start_hour=22, work_end_hour=6, work_days="5")
+    assert availability_of(both, settings) == Availability(JERUSALEM, 22, 6, frozenset({5}))
+    # Days of their own and no known zone: their days, in UTC (they are not "available at any time").
+    assert availability_of(PersonFacts("U", work_days="6"), settings) == Availability("UTC", 9, 18, frozenset({6}))
+    assert availability_of(PersonFacts("U", tz=JERUSALEM, work_days="9x"), settings) == Availability(JERUSALEM, 9, 18)
+    weekend = Settings(work_days=frozenset({5, 6}))  # the workspace default, when the person chose none
+    assert availability_of(PersonFacts("U", tz=JERUSALEM), weekend) == Availability(JERUSALEM, 9, 18, frozenset({5, 6}))
+
+
+def test_working_days_are_stored_as_weekday_digits() -> None:
+    assert days_as_text(SUNDAY_TO_THURSDAY) == "01236" and days_from_text("01236") == SUNDAY_TO_THURSDAY
+    assert days_as_text([4, 0, 4]) == "04"
+    assert days_from_text("01234") == MONDAY_TO_FRIDAY
+    for stored in (None, "", "7", "0,1", "-1", "１"):
+        assert days_from_text(stored) is None
+    for days in ([], [7], [-1]):
+        with pytest.raises(ValueError, match="working days"):
+            days_as_text(days)
+
+
 def test_availability_functions_require_an_aware_now() -> None:
     with pytest.raises(ValueError, match="aware"):
         next_working_start(datetime(2024, 3, 6, 12, 0), "UTC", 9, 17)
@@ -208,6 +329,24 @@ def test_planned_reasons_say_when_and_why() -> None:
         "reason of U2; available now",
         "reason of U1; outside working hours, DM at Thu 09:00 Asia/Tokyo",
     ]
+
+
+def test_an_expert_off_on_friday_is_scheduled_for_their_sunday() -> None:
+    friday_noon = datetime(2024, 3, 8, 10, 0, tzinfo=UTC)
+    availability = {
+        "U_SUN": Availability(JERUSALEM, 9, 17, SUNDAY_TO_THURSDAY),
+        "U_MON": Availability(JERUSALEM, 9, 17),
+    }
+
+    planned = plan_routing(
+        [expert("U_SUN"), expert("U_MON")], now=friday_noon, dm_counts_today={}, availability_by_user=availability
+    )
+
+    assert [(dm.user_id, dm.send_at) for dm in planned] == [
+        ("U_MON", friday_noon),
+        ("U_SUN", datetime(2024, 3, 10, 7, 0, tzinfo=UTC)),
+    ]
+    assert planned[1].reason == "reason of U_SUN; outside working hours, DM at Sun 09:00 Asia/Jerusalem"
 
 
 def test_plan_works_on_rank_experts_output() -> None:

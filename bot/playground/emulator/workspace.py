@@ -56,6 +56,7 @@ class User:
     is_bot: bool = False
     deleted: bool = False
     is_admin: bool = False
+    is_owner: bool = False
 
     def to_api(self, now: float) -> Json:
         """As users.info returns it; tz_offset is the zone's offset at `now` (so it follows DST)."""
@@ -72,7 +73,7 @@ class User:
             "tz_offset": int(offset.total_seconds()) if offset else 0,
             "is_bot": self.is_bot,
             "is_admin": self.is_admin,
-            "is_owner": False,
+            "is_owner": self.is_owner,
             "is_app_user": False,
             "profile": profile | ({"bot_id": BOT_ID} if self.id == BOT_USER_ID else {}),
         }
@@ -182,6 +183,7 @@ class Workspace:
         is_bot: bool = False,
         deleted: bool = False,
         is_admin: bool = False,
+        is_owner: bool = False,
     ) -> User:
         ZoneInfo(tz)  # fail here, in the test's setup, on a misspelt zone
         name = name or user_id.lower().removeprefix("u_").removeprefix("u")
@@ -193,6 +195,7 @@ class Workspace:
             is_bot=is_bot,
             deleted=deleted,
             is_admin=is_admin,
+            is_owner=is_owner,
         )
         with self.lock:
             self.users[user_id] = user

@@ -69,7 +69,7 @@ class SlackWorld:
     # --- people and places ----------------------------------------------------------------------------
 
     def add_user(self, user_id: str, **profile: Any) -> str:
-        """Profile: name, real_name, tz ("Europe/Berlin"), is_bot, deleted, is_admin."""
+        """Profile: name, real_name, tz ("Europe/Berlin"), is_bot, deleted, is_admin, is_owner."""
         return self.fake.add_user(user_id, **profile).id
 
     def add_channel(self, channel_id: str, **options: Any) -> str:

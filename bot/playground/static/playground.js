@@ -393,6 +393,16 @@ function renderElement(e, surface) {
     node.addEventListener("change", () => act(node.value));
     return node;
   }
+  if (e.type === "checkboxes") {
+    // As Slack's client: each tick or untick sends every box ticked at that moment.
+    const node = el("div", "bk-checks"), ticked = [].concat(initialOf(e) ?? []);
+    for (const o of options(e)) {
+      node.append(el("label", "", `<input type="checkbox" value="${esc(o.value)}"${ticked.includes(o.value) ? " checked" : ""}> ${emojify(esc(o.label))}`));
+    }
+    node.dataset.actionId = e.action_id;
+    node.addEventListener("change", () => act([...node.querySelectorAll("input:checked")].map((c) => c.value)));
+    return node;
+  }
   if (/select$|^overflow$|^radio_buttons$/.test(e.type) && !e.type.startsWith("multi_")) {
     const node = selectNode(e.type === "overflow" ? { ...e, placeholder: { text: "⋯" } } : e, false, initialOf(e));
     node.dataset.actionId = e.action_id;
