@@ -128,6 +128,17 @@ def database_url(
     yield _postgres.fresh()
 
 
+@pytest.fixture(autouse=True)
+def _no_vectors_from_an_earlier_test() -> Iterator[None]:
+    """Search holds each workspace's vectors in memory per database URL; tests reuse URLs (PostgreSQL's is
+    emptied between tests), so each test starts with none."""
+    from bot.search.vectors import forget_indexes
+
+    forget_indexes()
+    yield
+    forget_indexes()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _pg_skip_reason:
         terminalreporter.write_sep(

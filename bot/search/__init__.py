@@ -1,0 +1,215 @@
+"""Similar answered questions and lessons: the database's full text and sentence vectors, behind one interface.
+
+`search_similar` ranks the union of two candidate lists:
+- full text (bot/search/fulltext.py): the engine's best CANDIDATES documents for the words asked, with their
+  relevance (SQLite FTS5 bm25, PostgreSQL ts_rank);
+- vectors (bot/search/vectors.py): the CANDIDATES documents whose vectors are nearest the question's (cosine),
+  so that a question is found by meaning even when it shares no word with the asker's;
+by score = TEXT_WEIGHT x (relevance / the best relevance among the candidates) + VECTOR_WEIGHT x cosine,
+multiplied by (1 + TAG_BOOST) for each of the asker's tags the document carries. The weights are the ones
+chosen on the eight dev sites (bench/search.py, bench/RESULTS.md (6)).
+
+When the embedding model cannot run, or the workspace has no vector yet, the ranking is the full text's alone
+(as before vectors). A document still owed its vector (computed just after the change that made it) counts
+with cosine 0 until it has one.
+
+Privacy: a private channel's items are found only from that channel. Both candidate lists apply the rule
+(full text in SQL, vectors in memory), and the rows shown are read with the same rule in SQL again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam
+from sqlalchemy import text as sql
+from sqlalchemy.orm import Session
+
+from bot.search import vectors
+from bot.search.fulltext import PRIVACY, STOPWORDS, query_terms, ranked_documents
+from bot.text import normalize_tag
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "CANDIDATES",
+    "KIND_LESSON",
+    "KIND_QUESTION",
+    "STOPWORDS",
+    "SearchHit",
+    "query_terms",
+    "search_similar",
+]
+
+KIND_QUESTION = "question"
+KIND_LESSON = "lesson"
+
+MAX_LIMIT = 50
+# Candidates from each half (full text, vectors): the ranking reorders these, never reaches further down.
+CANDIDATES = 50
+TEXT_WEIGHT, VECTOR_WEIGHT = 0.3, 0.7
+# Each of the asker's tags the document also carries multiplies its score by (1 + TAG_BOOST).
+TAG_BOOST = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    kind: str  # KIND_QUESTION or KIND_LESSON
+    id: int
+    channel_id: str
+    message_ts: str | None
+    text: str
+    tags: tuple[str, ...]
+    score: float  # higher is more similar
+    author_id: str  # who asked the question or wrote the lesson
+    answer_text: str | None = None  # the accepted answer (questions only)
+    answer_user_id: str | None = None
+    answer_ts: str | None = None
+    # The cosine between the question's vector and this document's; None when vectors took no part.
+    similarity: float | None = None
+
+
+def embed_query(text: str) -> np.ndarray | None:
+    """The question's vector, or None when the embedding model cannot run here."""
+    embed = vectors.embedder_or_none()
+    return None if embed is None else embed([text])[0]
+
+
+def search_similar(
+    session: Session,
+    *,
+    team_id: str,
+    text: str,
+    tags: Sequence[str] = (),
+    viewer_channel_id: str | None,
+    limit: int = 3,
+    exclude_question_id: int | None = None,
+    exhaustive: bool = False,
+    query_vector: np.ndarray | None = None,
+    use_vectors: bool = True,
+) -> list[SearchHit]:
+    """The answered questions and lessons of this workspace most similar to `text` and `tags`, best first.
+
+    Items from a private channel are returned only when `viewer_channel_id` is that channel (pass None
+    where no channel is involved, e.g. a DM or the App Home: then only public channels are searched).
+    `query_vector`: the question's vector when the caller has it (else computed here, once);
+    `use_vectors=False`: full text alone (the benchmark's comparison).
+    """
+    limit = max(0, min(limit, MAX_LIMIT))
+    terms = query_terms(text, tags)
+    if limit == 0 or not terms:  # only stopwords (or nothing): nothing to look for
+        return []
+    lexical = ranked_documents(
+        session,
+        team_id=team_id,
+        terms=terms,
+        viewer_channel_id=viewer_channel_id,
+        candidates=max(limit, CANDIDATES),
+        enough=limit,
+        exclude_question_id=exclude_question_id,
+        exhaustive=exhaustive,
+    )
+    near: dict[int, vectors.Near] = {}
+    semantic = False
+    index = vectors.index_for(session, team_id, vectors.model_name()) if use_vectors and _embedding_possible() else None
+    if index is not None and len(index):
+        query = query_vector if query_vector is not None else embed_query(text)
+        if query is not None:
+            semantic = True
+            near = {n.document_id: n for n in index.nearest(query, max(limit, CANDIDATES) + 1, viewer_channel_id)}
+            near |= index.cosines(query, [d for d in lexical if d not in near])
+    candidates = set(lexical) | set(near)
+    if not candidates:
+        return []
+    facts = _facts(session, team_id, viewer_channel_id, exclude_question_id, sorted(candidates))
+    if index is not None and semantic:
+        _drop_stale(session, index, near, facts)
+    best = max(lexical.values(), default=0.0)
+    wanted = {tag for tag in map(normalize_tag, tags) if tag}
+    scored: list[tuple[float, str, int, int]] = []
+    for document_id, fact in facts.items():
+        text_part = lexical.get(document_id, 0.0) / best if best > 0 else 0.0
+        cosine = near[document_id].cosine if document_id in near else 0.0
+        score = TEXT_WEIGHT * text_part + VECTOR_WEIGHT * cosine if semantic else text_part
+        score *= 1.0 + TAG_BOOST * len(wanted.intersection(fact["tags"].split()))
+        scored.append((score, fact["kind"], fact["ref_id"], document_id))
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    top = scored[:limit]
+    shown = _rows(session, [document_id for *_, document_id in top])
+    hits = []
+    for score, _kind, _ref, document_id in top:
+        row = shown.get(document_id)
+        if row is None:
+            continue
+        hits.append(
+            SearchHit(
+                kind=row.kind,
+                id=row.ref_id,
+                channel_id=row.channel_id,
+                message_ts=row.message_ts,
+                text=row.title,
+                tags=tuple(row.tags.split()),
+                score=score,
+                author_id=row.author_id or "",
+                answer_text=row.answer_text,
+                answer_user_id=row.answer_user_id,
+                answer_ts=row.answer_ts,
+                similarity=near[document_id].cosine if document_id in near else (0.0 if semantic else None),
+            )
+        )
+    return hits
+
+
+def _drop_stale(
+    session: Session, index: vectors.VectorIndex, near: dict[int, vectors.Near], facts: dict[int, Any]
+) -> None:
+    """Never let a vector count that is not its document's current one: drop from `near` every cosine whose
+    vector is not the one stored now, and forget from memory those whose document has no such vector any more
+    (deleted or rebuilt; an excluded or invisible document keeps its vector)."""
+    stale = [d for d, n in near.items() if d not in facts or facts[d]["vector_seq"] != n.seq]
+    if not stale:
+        return
+    current = vectors.current_seqs(session, stale)
+    gone = [d for d in stale if current.get(d, -1) < near[d].seq]
+    if gone:
+        index.forget(gone)
+    for document_id in stale:
+        del near[document_id]
+
+
+def _embedding_possible() -> bool:
+    return vectors.embedder_or_none() is not None
+
+
+def _facts(
+    session: Session, team_id: str, viewer: str | None, exclude_question_id: int | None, ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """The candidates the viewer may see, with their kind, tags and current vector's seq (None: none yet)."""
+    exclude = "AND NOT (d.kind = 'question' AND d.ref_id = :exclude)" if exclude_question_id is not None else ""
+    statement = sql(f"""
+SELECT d.id, d.kind, d.ref_id, d.tags, v.seq AS vector_seq
+FROM search_documents d LEFT JOIN search_vectors v ON v.document_id = d.id
+WHERE d.id IN :ids AND d.team_id = :team_id AND {PRIVACY} {exclude}""").bindparams(bindparam("ids", expanding=True))
+    rows = session.execute(
+        statement, {"ids": list(ids), "team_id": team_id, "viewer": viewer, "exclude": exclude_question_id}
+    )
+    return {int(row.id): dict(row._mapping) for row in rows}
+
+
+def _rows(session: Session, ids: Sequence[int]) -> dict[int, Any]:
+    """What a hit shows, for these documents: text, tags, link, author, accepted answer."""
+    if not ids:
+        return {}
+    statement = sql("""
+SELECT d.id, d.kind, d.ref_id, d.channel_id, d.message_ts, d.title, d.tags,
+       coalesce(q.asker_id, l.author_id) AS author_id,
+       a.text AS answer_text, a.user_id AS answer_user_id, a.ts AS answer_ts
+FROM search_documents d
+LEFT JOIN questions q ON d.kind = 'question' AND q.id = d.ref_id
+LEFT JOIN answers a ON a.id = q.accepted_answer_id
+LEFT JOIN lessons l ON d.kind = 'lesson' AND l.id = d.ref_id
+WHERE d.id IN :ids""").bindparams(bindparam("ids", expanding=True))
+    return {int(row.id): row for row in session.execute(statement, {"ids": list(ids)})}
