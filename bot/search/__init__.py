@@ -39,6 +39,7 @@ __all__ = [
     "KIND_LESSON",
     "KIND_QUESTION",
     "STOPWORDS",
+    "SUGGESTION_FLOOR",
     "SearchHit",
     "query_terms",
     "search_similar",
@@ -53,6 +54,9 @@ CANDIDATES = 50
 TEXT_WEIGHT, VECTOR_WEIGHT = 0.3, 0.7
 # Each of the asker's tags the document also carries multiplies its score by (1 + TAG_BOOST).
 TAG_BOOST = 0.2
+# Suggestions after /ask show only hits scoring at least this (with vectors; chosen on the dev sites so that
+# questions from another site get something shown for fewer than 1 in 5: bench/search.py, bench/RESULTS.md).
+SUGGESTION_FLOOR = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,29 @@ def embed_query(text: str) -> np.ndarray | None:
     return None if embed is None else embed([text])[0]
 
 
+@dataclass(frozen=True, slots=True)
+class Weights:
+    text: float = TEXT_WEIGHT
+    vector: float = VECTOR_WEIGHT
+    tag_boost: float = TAG_BOOST
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A document either half found, with what its score is made of."""
+
+    document_id: int
+    kind: str
+    ref_id: int
+    text_part: float  # its full-text relevance / the best among the candidates (0: not among the full text's)
+    cosine: float | None  # None: vectors took no part in this search; 0.0: this document has no current vector
+    tag_matches: int  # the asker's tags it carries
+
+    def score(self, weights: Weights) -> float:
+        base = self.text_part if self.cosine is None else weights.text * self.text_part + weights.vector * self.cosine
+        return base * (1.0 + weights.tag_boost * self.tag_matches)
+
+
 def search_similar(
     session: Session,
     *,
@@ -99,49 +126,23 @@ def search_similar(
     `use_vectors=False`: full text alone (the benchmark's comparison).
     """
     limit = max(0, min(limit, MAX_LIMIT))
-    terms = query_terms(text, tags)
-    if limit == 0 or not terms:  # only stopwords (or nothing): nothing to look for
-        return []
-    lexical = ranked_documents(
+    found = candidates(
         session,
         team_id=team_id,
-        terms=terms,
+        text=text,
+        tags=tags,
         viewer_channel_id=viewer_channel_id,
-        candidates=max(limit, CANDIDATES),
         enough=limit,
         exclude_question_id=exclude_question_id,
         exhaustive=exhaustive,
+        query_vector=query_vector,
+        use_vectors=use_vectors,
     )
-    near: dict[int, vectors.Near] = {}
-    semantic = False
-    index = vectors.index_for(session, team_id, vectors.model_name()) if use_vectors and _embedding_possible() else None
-    if index is not None and len(index):
-        query = query_vector if query_vector is not None else embed_query(text)
-        if query is not None:
-            semantic = True
-            near = {n.document_id: n for n in index.nearest(query, max(limit, CANDIDATES) + 1, viewer_channel_id)}
-            near |= index.cosines(query, [d for d in lexical if d not in near])
-    candidates = set(lexical) | set(near)
-    if not candidates:
-        return []
-    facts = _facts(session, team_id, viewer_channel_id, exclude_question_id, sorted(candidates))
-    if index is not None and semantic:
-        _drop_stale(session, index, near, facts)
-    best = max(lexical.values(), default=0.0)
-    wanted = {tag for tag in map(normalize_tag, tags) if tag}
-    scored: list[tuple[float, str, int, int]] = []
-    for document_id, fact in facts.items():
-        text_part = lexical.get(document_id, 0.0) / best if best > 0 else 0.0
-        cosine = near[document_id].cosine if document_id in near else 0.0
-        score = TEXT_WEIGHT * text_part + VECTOR_WEIGHT * cosine if semantic else text_part
-        score *= 1.0 + TAG_BOOST * len(wanted.intersection(fact["tags"].split()))
-        scored.append((score, fact["kind"], fact["ref_id"], document_id))
-    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
-    top = scored[:limit]
-    shown = _rows(session, [document_id for *_, document_id in top])
+    top = ranked(found, Weights())[:limit]
+    shown = _rows(session, [candidate.document_id for candidate, _ in top])
     hits = []
-    for score, _kind, _ref, document_id in top:
-        row = shown.get(document_id)
+    for candidate, score in top:
+        row = shown.get(candidate.document_id)
         if row is None:
             continue
         hits.append(
@@ -157,10 +158,76 @@ def search_similar(
                 answer_text=row.answer_text,
                 answer_user_id=row.answer_user_id,
                 answer_ts=row.answer_ts,
-                similarity=near[document_id].cosine if document_id in near else (0.0 if semantic else None),
+                similarity=candidate.cosine,
             )
         )
     return hits
+
+
+def ranked(found: Sequence[Candidate], weights: Weights) -> list[tuple[Candidate, float]]:
+    """The candidates with their scores, best first (ties: questions before lessons, older first)."""
+    scored = [(candidate, candidate.score(weights)) for candidate in found]
+    scored.sort(key=lambda pair: (-pair[1], pair[0].kind, pair[0].ref_id))
+    return scored
+
+
+def candidates(
+    session: Session,
+    *,
+    team_id: str,
+    text: str,
+    tags: Sequence[str] = (),
+    viewer_channel_id: str | None,
+    enough: int = 3,
+    exclude_question_id: int | None = None,
+    exhaustive: bool = False,
+    query_vector: np.ndarray | None = None,
+    use_vectors: bool = True,
+    nearest: bool = True,
+) -> list[Candidate]:
+    """What both halves found for this question, privacy applied (see search_similar). `nearest=False`: the
+    vectors only re-score the full text's candidates (the benchmark's comparison)."""
+    terms = query_terms(text, tags)
+    if not terms:  # only stopwords (or nothing): nothing to look for
+        return []
+    lexical = ranked_documents(
+        session,
+        team_id=team_id,
+        terms=terms,
+        viewer_channel_id=viewer_channel_id,
+        candidates=max(enough, CANDIDATES),
+        enough=max(enough, 1),
+        exclude_question_id=exclude_question_id,
+        exhaustive=exhaustive,
+    )
+    near: dict[int, vectors.Near] = {}
+    semantic = False
+    index = vectors.index_for(session, team_id, vectors.model_name()) if use_vectors and _embedding_possible() else None
+    if index is not None and len(index):
+        query = query_vector if query_vector is not None else embed_query(text)
+        if query is not None:
+            semantic = True
+            if nearest:
+                near = {n.document_id: n for n in index.nearest(query, CANDIDATES + 1, viewer_channel_id)}
+            near |= index.cosines(query, [d for d in lexical if d not in near])
+    if not lexical and not near:
+        return []
+    facts = _facts(session, team_id, viewer_channel_id, exclude_question_id, sorted(set(lexical) | set(near)))
+    if index is not None and semantic:
+        _drop_stale(session, index, near, facts)
+    best = max(lexical.values(), default=0.0)
+    wanted = {tag for tag in map(normalize_tag, tags) if tag}
+    return [
+        Candidate(
+            document_id=document_id,
+            kind=fact["kind"],
+            ref_id=int(fact["ref_id"]),
+            text_part=lexical.get(document_id, 0.0) / best if best > 0 else 0.0,
+            cosine=(near[document_id].cosine if document_id in near else 0.0) if semantic else None,
+            tag_matches=len(wanted.intersection(fact["tags"].split())),
+        )
+        for document_id, fact in facts.items()
+    ]
 
 
 def _drop_stale(

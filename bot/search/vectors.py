@@ -36,6 +36,8 @@ from sqlalchemy import bindparam
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
+from bot.services import Services
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -114,17 +116,25 @@ def document_vectors(embed: Embed, documents: Sequence[Owed]) -> np.ndarray:
     return vectors / np.where(norms > 0, norms, 1.0)
 
 
-def missing(session: Session, model: str, *, limit: int, team_id: str | None = None) -> list[Owed]:
-    """Documents owed a vector of `model`, newest first."""
+def missing(
+    session: Session, model: str, *, limit: int, team_id: str | None = None, from_id: int | None = None
+) -> list[Owed]:
+    """Documents owed a vector of `model`, newest first; with `from_id`, only those whose id is at least that
+    (an index range: what was added since a look that found nothing owed)."""
     team = "AND d.team_id = :team_id" if team_id is not None else ""
+    recent = "AND d.id >= :from_id" if from_id is not None else ""
     rows = session.execute(
         sql(f"""
 SELECT d.id, d.team_id, d.title, d.body FROM search_documents d
-WHERE NOT EXISTS (SELECT 1 FROM search_vectors v WHERE v.document_id = d.id AND v.model = :model) {team}
+WHERE NOT EXISTS (SELECT 1 FROM search_vectors v WHERE v.document_id = d.id AND v.model = :model) {team} {recent}
 ORDER BY d.id DESC LIMIT :limit"""),
-        {"model": model, "limit": limit, "team_id": team_id},
+        {"model": model, "limit": limit, "team_id": team_id, "from_id": from_id},
     )
     return [Owed(int(row.id), row.team_id, row.title, row.body) for row in rows]
+
+
+def last_document_id(session: Session) -> int:
+    return int(session.execute(sql("SELECT coalesce(max(id), 0) FROM search_documents")).scalar_one())
 
 
 def count_missing(session: Session, model: str, team_id: str | None = None) -> int:
@@ -194,18 +204,20 @@ def fill_missing(
     embed: Embed,
     *,
     team_id: str | None = None,
+    from_id: int | None = None,
     batch: int = FILL_BATCH,
     limit: int | None = None,
     stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Compute and store the vectors owed (newest documents first), `batch` per transaction, until none is
-    owed, `limit` are done or `stop()`. No transaction is open while embedding. Returns how many were written;
-    `progress(written so far)` after each batch."""
+    """Compute and store the vectors owed (newest documents first; with `from_id`, of documents from that id
+    on), `batch` per transaction, until none is owed, `limit` are done or `stop()`. No transaction is open
+    while embedding. Returns how many were written; `progress(written so far)` after each batch."""
     model = model_name()
     done = 0
     while (limit is None or done < limit) and not stop():
-        owed = missing(session, model, limit=batch if limit is None else min(batch, limit - done), team_id=team_id)
+        size = batch if limit is None else min(batch, limit - done)
+        owed = missing(session, model, limit=size, team_id=team_id, from_id=from_id)
         session.rollback()  # nothing written: end the read's transaction before the slow part
         if not owed:
             break
@@ -218,6 +230,19 @@ def fill_missing(
         if written == 0:  # every one changed meanwhile: the next pass reads them again
             break
     return done
+
+
+TICK_LIMIT = 256  # vectors a scheduler tick computes at most (the rest: the next tick, or the filler)
+
+
+def tick(services: Services, client: object, now: object) -> int:
+    """The scheduler's look for owed vectors, over every document (the filler after the inbox's work looks only
+    at the newest): computes at most TICK_LIMIT. Embedding unavailable: said once, nothing done."""
+    embed = embedder_or_none()
+    if embed is None:
+        return 0
+    with services.store.session() as session:
+        return fill_missing(session, embed, limit=TICK_LIMIT, stop=services.stopping.is_set)
 
 
 def forget_all(session: Session, team_id: str | None = None) -> int:
@@ -362,7 +387,8 @@ WHERE v.team_id = :team_id AND v.seq > :seq AND v.model = :model ORDER BY v.seq"
                 return
         capacity = max(needed, capacity * 2, 1024)
         matrix = np.zeros((capacity, dimensions), dtype=np.float32)
-        matrix[: self._size] = self._matrix[: self._size]
+        if self._size:
+            matrix[: self._size] = self._matrix[: self._size]
         self._matrix = matrix
         for name, dtype in (("_ids", np.int64), ("_seqs", np.int64), ("_channels", np.int32), ("_private", bool)):
             array = np.zeros(capacity, dtype=dtype)
