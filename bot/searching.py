@@ -2,6 +2,11 @@
 the workspace that best match their words (bot.search.search_similar, the search the suggestions use), with a
 link to each, ready for bot/messages/search.py.
 
+No relevance floor here, unlike the suggestions after /ask (bot.search.above_floor): those interrupt an asker who
+did not ask for them and make routing wait for their answer, so something unrelated costs; here the person asked
+to search, sees the best matches in order with their excerpts, and judges them (a weak match beats "nothing
+found" when the words were vague).
+
 Privacy is search_similar's own rule, the one the suggestions apply: a private channel's items are found only
 from that channel (`viewer_channel_id`: where the person ran the command, so they are in it); the App Home,
 where no channel is involved, searches public channels only.

@@ -416,7 +416,8 @@ def analysed(store):
     if store.dialect == "postgresql":
         with store.engine.begin() as conn:
             conn.execute(text("ANALYZE search_documents"))
-        bot.search.fulltext._STATISTICS = bot.search.fulltext._LexemeStatistics()  # forget what an earlier test's store looked like
+        # Forget what an earlier test's store looked like.
+        bot.search.fulltext._STATISTICS = bot.search.fulltext._LexemeStatistics()
 
 
 @pytest.fixture

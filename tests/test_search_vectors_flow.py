@@ -129,8 +129,15 @@ def test_vectors_follow_edits_accepts_and_deletions_and_a_stale_one_never_counts
     [(_, body)] = documents(bot.store).values()
     assert body.startswith("Pin the base image")
 
-    # The accepted answer deleted: the question is no longer searchable, and its vector went with it.
+    # The accepted answer deleted: the earlier accept counts again, and so does a vector of its answer.
     world.delete("U_NEW", GENERAL, second)
+    world.settle()
+    assert_every_vector_current(bot.store)
+    [(_, body)] = documents(bot.store).values()
+    assert body.startswith("Clear the docker layer cache")
+
+    # That one deleted too: the question is no longer searchable, and its vector went with it.
+    world.delete("U_HELPER", GENERAL, first)
     world.settle()
     assert documents(bot.store) == {} and stored_vectors(bot.store) == {}
 

@@ -41,6 +41,7 @@ __all__ = [
     "STOPWORDS",
     "SUGGESTION_FLOOR",
     "SearchHit",
+    "above_floor",
     "query_terms",
     "search_similar",
 ]
@@ -74,6 +75,12 @@ class SearchHit:
     answer_ts: str | None = None
     # The cosine between the question's vector and this document's; None when vectors took no part.
     similarity: float | None = None
+
+
+def above_floor(hits: Sequence[SearchHit], floor: float = SUGGESTION_FLOOR) -> list[SearchHit]:
+    """The hits worth interrupting an asker with: scoring at least the floor. Without vectors (the model cannot
+    run here, or the workspace has none yet) scores are only relative, and every hit is kept, as before."""
+    return [hit for hit in hits if hit.similarity is None or hit.score >= floor]
 
 
 def embed_query(text: str) -> np.ndarray | None:
@@ -227,6 +234,7 @@ def candidates(
             tag_matches=len(wanted.intersection(fact["tags"].split())),
         )
         for document_id, fact in facts.items()
+        if document_id in lexical or document_id in near  # a stale vector's document is no candidate
     ]
 
 
