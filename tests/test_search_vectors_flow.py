@@ -285,3 +285,48 @@ def test_forget_user_redacted_text_is_embedded_again(store, run_cli):
     [(title, _)] = documents(store).values()
     [(_, after, _)] = stored_vectors(store).values()
     assert "U0GONE1" not in title and after != before
+
+
+# --- the index in memory, clustered at scale --------------------------------------------------------------
+
+
+def test_clustered_nearest_vectors_agree_with_all_compared_and_follow_changes(monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(vectors, "CLUSTERED_FROM", 2_000)
+    rng = np.random.default_rng(1)
+    topics = rng.standard_normal((40, 384)).astype(np.float32)
+    index = vectors.VectorIndex("T1", "model")
+
+    def unit(v):
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    def put(document_id, vector, channel="C1", private=False):
+        with index._lock:
+            index._put(document_id, document_id, vector, channel, private)
+
+    for document_id in range(1, 3001):
+        put(document_id, unit(topics[document_id % 40] + 0.6 * rng.standard_normal(384)))
+    queries = [unit(topics[t] + 0.6 * rng.standard_normal(384)) for t in range(40)]
+    agree = [
+        len(
+            {n.document_id for n in index.nearest(q, 50, "C1")}
+            & {n.document_id for n in index.nearest(q, 50, "C1", exact=True)}
+        )
+        for q in queries
+    ]
+    assert index._clusters is not None and sum(agree) / (50 * len(queries)) > 0.9
+
+    # Added after the clustering: always compared. Replaced: the new vector counts. Forgotten: gone. Private: hidden.
+    fresh = unit(rng.standard_normal(384))
+    put(5000, fresh)
+    put(7, -fresh)
+    put(6000, fresh * 0.99 + 0.01, channel="C_SECRET", private=True)
+    [first] = index.nearest(fresh, 1, "C1")
+    assert first.document_id == 5000
+    [opposite] = index.nearest(-fresh, 1, "C1")
+    assert opposite.document_id == 7 and opposite.cosine > 0.99
+    index.forget([5000])
+    assert 5000 not in {n.document_id for n in index.nearest(fresh, 50, "C1")}
+    assert 6000 not in {n.document_id for n in index.nearest(fresh, 3000, None)}
+    assert index.nearest(fresh, 1, "C_SECRET")[0].document_id == 6000

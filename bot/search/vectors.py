@@ -46,6 +46,14 @@ logger = logging.getLogger("peerlearn.search")
 ANSWER_WEIGHT = 0.5  # the accepted answer's part in a question's vector (the study's setting)
 FILL_BATCH = 32  # documents embedded and written per transaction
 SWEEP_SECONDS = 600.0  # how often a process compares its vectors in memory with the database's
+# Nearest vectors at scale (bench/search_scale.py): from CLUSTERED_FROM vectors on, a workspace's vectors are
+# grouped in sqrt(n) clusters (k-means, KMEANS_ROUNDS rounds on SAMPLE_PER_CLUSTER vectors per cluster) and a
+# search compares those of the PROBES clusters nearest the question; below, all of them (exact).
+CLUSTERED_FROM = 20_000
+PROBES = 32
+KMEANS_ROUNDS = 6
+SAMPLE_PER_CLUSTER = 40
+REBUILD_TAIL_SHARE = 0.2  # clusters made again once this share of the vectors came after them
 
 
 class Embed(Protocol):
@@ -282,6 +290,9 @@ class VectorIndex:
         self._channel_codes: dict[str, int] = {}
         self._last_seq = 0
         self._next_sweep = time.monotonic() + SWEEP_SECONDS
+        self._clusters: np.ndarray | None = None  # unit centroids, when the vectors are clustered
+        self._starts: np.ndarray | None = None  # cluster c is rows _starts[c] .. _starts[c + 1]
+        self._clustered = 0  # rows from here on came after the clustering (always compared)
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -307,23 +318,77 @@ WHERE v.team_id = :team_id AND v.seq > :seq AND v.model = :model ORDER BY v.seq"
                 self._sweep(session)
             return len(rows)
 
-    def nearest(self, query: np.ndarray, k: int, viewer_channel_id: str | None) -> list[Near]:
-        """The `k` documents whose vectors are closest to `query` (a unit vector) that the viewer may see."""
+    def nearest(self, query: np.ndarray, k: int, viewer_channel_id: str | None, *, exact: bool = False) -> list[Near]:
+        """The `k` documents whose vectors are closest to `query` (a unit vector) that the viewer may see. From
+        CLUSTERED_FROM vectors on, only the vectors of the PROBES clusters nearest the query are compared (and
+        every vector added since the clusters were made); `exact=True` compares them all (the benchmark's
+        reference)."""
         import numpy as np
 
+        query = np.asarray(query, dtype=np.float32)
         with self._lock:
             if self._size == 0 or k <= 0:
                 return []
-            size = self._size
-            cosines = self._matrix[:size] @ np.asarray(query, dtype=np.float32)
+            if not exact and self._size >= CLUSTERED_FROM and self._tail_share() > REBUILD_TAIL_SHARE:
+                self._cluster()
+            ranges = self._probed_rows(query) if not exact and self._clusters is not None else [(0, self._size)]
+            if not ranges:
+                return []
+            cosines = np.concatenate([self._matrix[start:end] @ query for start, end in ranges])
+            rows = np.concatenate([np.arange(start, end) for start, end in ranges])
             viewer = self._channel_codes.get(viewer_channel_id or "", -1)
-            visible = self._live[:size] & (~self._private[:size] | (self._channels[:size] == viewer))
+            visible = self._live[rows] & (~self._private[rows] | (self._channels[rows] == viewer))
             cosines = np.where(visible, cosines, -np.inf)
-            k = min(k, size)
-            top = np.argpartition(-cosines, k - 1)[:k] if k < size else np.arange(size)
+            k = min(k, len(rows))
+            top = np.argpartition(-cosines, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
             top = top[np.isfinite(cosines[top])]
             top = top[np.argsort(-cosines[top], kind="stable")]
-            return [Near(int(self._ids[i]), int(self._seqs[i]), float(cosines[i])) for i in top]
+            return [Near(int(self._ids[rows[i]]), int(self._seqs[rows[i]]), float(cosines[i])) for i in top]
+
+    # --- clusters (an inverted file): at 100k vectors, comparing every one costs more than a search may ---
+
+    def _tail_share(self) -> float:
+        """The share of the vectors added since the clusters were made (1.0: never made)."""
+        return 1.0 if self._clusters is None else (self._size - self._clustered) / max(self._size, 1)
+
+    def _probed_rows(self, query: np.ndarray) -> list[tuple[int, int]]:
+        """Row ranges to compare: the PROBES clusters nearest the query, and the rows added since."""
+        import numpy as np
+
+        assert self._clusters is not None and self._starts is not None
+        nearest = np.argsort(-(self._clusters @ query))[:PROBES]
+        ranges = [(int(self._starts[c]), int(self._starts[c + 1])) for c in sorted(nearest)]
+        ranges.append((self._clustered, self._size))
+        return [(start, end) for start, end in ranges if end > start]
+
+    def _cluster(self) -> None:
+        """k-means (a few rounds, on a sample) over the live vectors, then the rows reordered by cluster, so each
+        cluster is one slice of the matrix. Made when the vectors reach CLUSTERED_FROM, and again once a
+        REBUILD_TAIL_SHARE of them came after (seconds at 100k vectors, in the search that finds it due)."""
+        import numpy as np
+
+        self._compact()
+        size = self._size
+        matrix = self._matrix[:size]
+        count = max(1, int(np.sqrt(size)))
+        rng = np.random.default_rng(0)
+        sample = matrix[rng.choice(size, size=min(size, count * SAMPLE_PER_CLUSTER), replace=False)]
+        centroids = sample[rng.choice(len(sample), size=count, replace=False)].copy()
+        for _ in range(KMEANS_ROUNDS):
+            assigned = np.argmax(sample @ centroids.T, axis=1)
+            for cluster in range(count):
+                members = sample[assigned == cluster]
+                if len(members):
+                    centroid = members.sum(axis=0)
+                    centroids[cluster] = centroid / max(float(np.linalg.norm(centroid)), 1e-12)
+        assigned = np.concatenate(
+            [np.argmax(matrix[start : start + 8192] @ centroids.T, axis=1) for start in range(0, size, 8192)]
+        )
+        order = np.argsort(assigned, kind="stable")
+        self._reorder(order)
+        self._clusters = centroids
+        self._starts = np.searchsorted(assigned[order], np.arange(count + 1))
+        self._clustered = size
 
     def cosines(self, query: np.ndarray, document_ids: Iterable[int]) -> dict[int, Near]:
         """The cosine of each of these documents that has a vector here."""
@@ -354,6 +419,9 @@ WHERE v.team_id = :team_id AND v.seq > :seq AND v.model = :model ORDER BY v.seq"
 
     def _put(self, document_id: int, seq: int, vector: np.ndarray, channel_id: str, private: bool) -> None:
         row = self._row_of.get(document_id)
+        if row is not None and row < self._clustered:  # its cluster may not fit the new vector: add it anew
+            self._live[row] = False
+            row = None
         if row is None:
             row = self._size
             self._grow(row + 1, len(vector))
@@ -374,14 +442,7 @@ WHERE v.team_id = :team_id AND v.seq > :seq AND v.model = :model ORDER BY v.seq"
             return
         live = self._live[: self._size]
         if self._size and live.sum() < self._size * 3 // 4:  # a quarter or more is dead: compact first
-            keep = np.flatnonzero(live)
-            for name in ("_matrix", "_ids", "_seqs", "_channels", "_private", "_live"):
-                array = getattr(self, name)
-                compacted = np.zeros_like(array)
-                compacted[: len(keep)] = array[keep]
-                setattr(self, name, compacted)
-            self._size = len(keep)
-            self._row_of = {int(document_id): row for row, document_id in enumerate(self._ids[: self._size])}
+            self._compact()
             needed = self._size + 1
             if needed <= capacity:
                 return
@@ -397,6 +458,24 @@ WHERE v.team_id = :team_id AND v.seq > :seq AND v.model = :model ORDER BY v.seq"
         live = np.zeros(capacity, dtype=bool)
         live[: self._size] = self._live[: self._size]
         self._live = live
+
+    def _compact(self) -> None:
+        """Drop the dead rows (the clusters go with them: made again when due)."""
+        import numpy as np
+
+        keep = np.flatnonzero(self._live[: self._size])
+        if len(keep) < self._size:
+            self._reorder(keep)
+            self._clusters, self._starts, self._clustered = None, None, 0
+
+    def _reorder(self, rows: np.ndarray) -> None:
+        """Keep these rows, in this order, at the start of the arrays."""
+        for name in ("_matrix", "_ids", "_seqs", "_channels", "_private", "_live"):
+            array = getattr(self, name)
+            array[: len(rows)] = array[rows]
+            array[len(rows) : self._size] = 0
+        self._size = len(rows)
+        self._row_of = {int(document_id): row for row, document_id in enumerate(self._ids[: self._size])}
 
     def _sweep(self, session: Session) -> None:
         """Forget the vectors deleted in the database (documents dropped or rebuilt) when there are any."""
