@@ -44,6 +44,7 @@ __all__ = [
     "above_floor",
     "query_terms",
     "search_similar",
+    "worth_showing",
 ]
 
 KIND_QUESTION = "question"
@@ -75,12 +76,20 @@ class SearchHit:
     answer_ts: str | None = None
     # The cosine between the question's vector and this document's; None when vectors took no part.
     similarity: float | None = None
+    words_matched: bool = True  # the full text found it (it shares a word with the question)
 
 
 def above_floor(hits: Sequence[SearchHit], floor: float = SUGGESTION_FLOOR) -> list[SearchHit]:
     """The hits worth interrupting an asker with: scoring at least the floor. Without vectors (the model cannot
     run here, or the workspace has none yet) scores are only relative, and every hit is kept, as before."""
     return [hit for hit in hits if hit.similarity is None or hit.score >= floor]
+
+
+def worth_showing(hits: Sequence[SearchHit], floor: float = SUGGESTION_FLOOR) -> list[SearchHit]:
+    """What an explicit search shows: every hit that shares a word with the search (as before vectors), and the
+    ones found by meaning alone when they score at least the floor (else the nearest vectors would always show
+    something, however unrelated)."""
+    return [hit for hit in hits if hit.words_matched or hit.similarity is None or hit.score >= floor]
 
 
 def embed_query(text: str) -> np.ndarray | None:
@@ -166,6 +175,7 @@ def search_similar(
                 answer_user_id=row.answer_user_id,
                 answer_ts=row.answer_ts,
                 similarity=candidate.cosine,
+                words_matched=candidate.text_part > 0,
             )
         )
     return hits
