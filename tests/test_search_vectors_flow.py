@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from bot.messages.search import ACTION_HOME_SEARCH, SEARCH_BLOCK_TERMS, SEARCH_MODAL
 from bot.messages.suggestions import ACTION_SIMILAR_STILL_NEED_HELP
 from bot.runtime import cli
 from bot.runtime.progress import ProgressBar
@@ -20,6 +21,7 @@ from bot.search import search_similar, vectors
 from models.session import Store
 from models.workspace import Workspace
 from tests.route_helpers import GENERAL, add_people, bot_maker, buttons, plain
+from tests.test_ask_search_flow import home_view
 from tests.test_search import NOW, accept, answered, ask, lesson, reply
 
 BERLIN = "Europe/Berlin"
@@ -97,12 +99,25 @@ def test_a_question_is_found_by_meaning_when_it_shares_no_word_with_the_answered
     assert "revert the most recent git change" in shown and "git reset --soft" in shown
     assert "Vacuuming" not in shown
 
-    response = world.command("U_NEW", "/ask", "search undo my last commit", GENERAL)
+    response = world.command("U_NEW", "/ask", world.typed("search undo my last commit"), GENERAL)
     assert response.status == 200
     world.settle()
-    reply_text = plain(world.ephemerals("U_NEW")[-1])
-    assert "revert the most recent git change" in reply_text
-    assert reply_text.index("revert the most recent") < reply_text.find("Vacuuming") or "Vacuuming" not in reply_text
+    found = plain(world.ephemerals("U_NEW")[-1])
+    assert "revert the most recent git change" in found and "Vacuuming" not in found
+
+    # The App Home's search finds it the same way.
+    world.open_home("U_NEW")
+    world.settle()
+    world.click("U_NEW", ACTION_HOME_SEARCH, view_id=home_view(world, "U_NEW")["id"])
+    world.settle()
+    assert world.submit_view("U_NEW", SEARCH_MODAL, {SEARCH_BLOCK_TERMS: "undo my last commit"}).status == 200
+    world.settle()
+    assert "revert the most recent git change" in plain(home_view(world, "U_NEW"))
+
+    # Unrelated words find nothing: the nearest vectors are shown only above the floor.
+    world.command("U_NEW", "/ask", world.typed("search espresso grinder"), GENERAL)
+    world.settle()
+    assert "Nothing found" in plain(world.ephemerals("U_NEW")[-1])
 
 
 def test_vectors_follow_edits_accepts_and_deletions_and_a_stale_one_never_counts(bot):

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 # Each verb imports what it needs: the admin verbs start without loading Bolt or the HTTP server.
 
+# numpy (the embedding model, the search's vectors) computes with one BLAS thread per call unless told otherwise:
+# the app's parallelism is its requests' threads, and on a small machine BLAS threads waiting on each other made
+# a question's embedding ~4x slower (bench/RESULTS.md (6)). Set before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 logger = logging.getLogger("peerlearn")
 
 
