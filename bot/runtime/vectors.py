@@ -66,6 +66,8 @@ class VectorFiller:
                 written = vectors.fill_missing(
                     session, embed, from_id=self._from_id, limit=RUN_LIMIT, stop=self.stopping.is_set
                 )
+                if self._from_id is None:  # the first look of this process: read the vectors in now, not at a search
+                    vectors.warm_indexes(session)
         except Exception:
             logger.exception("computing search vectors failed; the next change or the vectors tick tries again")
             return 0

@@ -329,8 +329,8 @@ WHERE v.team_id = :team_id AND v.seq > :seq AND v.model = :model ORDER BY v.seq"
         with self._lock:
             if self._size == 0 or k <= 0:
                 return []
-            if not exact and self._size >= CLUSTERED_FROM and self._tail_share() > REBUILD_TAIL_SHARE:
-                self._cluster()
+            if not exact:
+                self._cluster_if_due()
             ranges = self._probed_rows(query) if not exact and self._clusters is not None else [(0, self._size)]
             if not ranges:
                 return []
@@ -345,7 +345,16 @@ WHERE v.team_id = :team_id AND v.seq > :seq AND v.model = :model ORDER BY v.seq"
             top = top[np.argsort(-cosines[top], kind="stable")]
             return [Near(int(self._ids[rows[i]]), int(self._seqs[rows[i]]), float(cosines[i])) for i in top]
 
+    def prepare(self) -> None:
+        """Make the clusters now if they are due (else the next search would)."""
+        with self._lock:
+            self._cluster_if_due()
+
     # --- clusters (an inverted file): at 100k vectors, comparing every one costs more than a search may ---
+
+    def _cluster_if_due(self) -> None:
+        if self._size >= CLUSTERED_FROM and self._tail_share() > REBUILD_TAIL_SHARE:
+            self._cluster()
 
     def _tail_share(self) -> float:
         """The share of the vectors added since the clusters were made (1.0: never made)."""
@@ -511,6 +520,19 @@ def index_for(session: Session, team_id: str, model: str) -> VectorIndex:
             index = _indexes[key] = VectorIndex(team_id, model)
     index.catch_up(session)
     return index
+
+
+def warm_indexes(session: Session) -> int:
+    """Read every workspace's vectors into this process's memory (and cluster them when due), so that the first
+    search does not wait for it. Returns the vectors held."""
+    model = model_name()
+    teams = session.execute(sql("SELECT DISTINCT team_id FROM search_vectors WHERE model = :model"), {"model": model})
+    held = 0
+    for (team_id,) in teams.all():
+        index = index_for(session, team_id, model)
+        index.prepare()
+        held += len(index)
+    return held
 
 
 def forget_indexes() -> None:
