@@ -345,3 +345,29 @@ def test_clustered_nearest_vectors_agree_with_all_compared_and_follow_changes(mo
     assert 5000 not in {n.document_id for n in index.nearest(fresh, 50, "C1")}
     assert 6000 not in {n.document_id for n in index.nearest(fresh, 3000, None)}
     assert index.nearest(fresh, 1, "C_SECRET")[0].document_id == 6000
+
+
+def test_two_replicas_computing_one_vector_leave_one_and_the_tick_fills_what_a_crash_left(store):
+    from bot.config import Settings
+    from bot.services import Services
+
+    answered(store, GIT, GIT_ANSWER)
+    embed = vectors.embedder_or_none()
+    assert embed is not None
+    model = vectors.model_name()
+    with store.session() as s:
+        [owed] = vectors.missing(s, model, limit=10)
+    computed = vectors.document_vectors(embed, [owed])
+    for _ in range(2):  # both replicas write it, one after the other
+        with store.session() as s:
+            assert vectors.store_vectors(s, model, [owed], computed) == 1
+    [(_, _, seq)] = stored_vectors(store).values()
+    assert seq == 2  # the second write replaced the first, with a newer number: every process catches up
+
+    # A crash between the change and its vector: the next tick (any replica) computes it.
+    lesson(store, "To take back the newest commit but keep its changes: git reset --soft HEAD~1")
+    services = Services(
+        settings=Settings(database_url=store.engine.url.render_as_string(hide_password=False)), store=store
+    )
+    assert vectors.tick(services, None, None) == 1
+    assert_every_vector_current(store)
