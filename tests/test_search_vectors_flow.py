@@ -371,3 +371,25 @@ def test_two_replicas_computing_one_vector_leave_one_and_the_tick_fills_what_a_c
     )
     assert vectors.tick(services, None, None) == 1
     assert_every_vector_current(store)
+
+
+def test_without_the_model_search_is_full_text_and_says_so_once(store, monkeypatch, caplog):
+    import bot.embedding
+
+    def unavailable():
+        raise bot.embedding.EmbeddingUnavailable("weights missing")
+
+    git = answered(store, GIT, GIT_ANSWER)
+    fill(store)
+    monkeypatch.setattr(bot.embedding, "embedder", unavailable)
+    monkeypatch.setattr(vectors, "_unavailable_said", type(vectors._unavailable_said)())
+    with caplog.at_level("ERROR", logger="peerlearn.search"):
+        assert search(store, UNDO) == []  # shares no word: full text finds nothing
+        [hit] = search(store, "revert git change")
+        assert hit.id == git and hit.similarity is None
+        assert (
+            vectors.tick(type("S", (), {"store": store, "stopping": type(vectors._unavailable_said)()})(), None, None)
+            == 0
+        )
+    said = [r for r in caplog.records if "semantic search is off" in r.getMessage()]
+    assert len(said) == 1 and "weights missing" in said[0].getMessage()
