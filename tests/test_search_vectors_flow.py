@@ -393,3 +393,24 @@ def test_without_the_model_search_is_full_text_and_says_so_once(store, monkeypat
         )
     said = [r for r in caplog.records if "semantic search is off" in r.getMessage()]
     assert len(said) == 1 and "weights missing" in said[0].getMessage()
+
+
+def test_the_index_compacts_its_dead_rows_and_keeps_every_live_one():
+    import numpy as np
+
+    index = vectors.VectorIndex("T1", "model")
+    rng = np.random.default_rng(2)
+    live: dict[int, np.ndarray] = {}
+    for document_id in range(1, 5001):
+        vector = rng.standard_normal(384).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        with index._lock:
+            index._put(document_id, document_id, vector, "C1", False)
+        live[document_id] = vector
+        if document_id % 3 == 0:  # edited: its old document gone
+            index.forget([document_id - 1])
+            live.pop(document_id - 1, None)
+    assert len(index) == len(live)
+    for document_id, vector in list(live.items())[::250]:
+        [near] = index.nearest(vector, 1, "C1")
+        assert near.document_id == document_id and near.cosine > 0.999

@@ -432,8 +432,8 @@ WHERE v.team_id = :team_id AND v.seq > :seq AND v.model = :model ORDER BY v.seq"
             self._live[row] = False
             row = None
         if row is None:
+            self._grow(self._size + 1, len(vector))  # may compact first: the new row's place comes after
             row = self._size
-            self._grow(row + 1, len(vector))
             self._size += 1
             self._row_of[document_id] = row
         self._matrix[row] = vector
