@@ -43,6 +43,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import pickle
 import re
 import sys
@@ -56,6 +57,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# One BLAS thread per call, as app.py runs (bot/runtime/cli.py); before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -689,15 +692,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = run_sites(folders, args.database_url, args.vector_cache)
     except FileNotFoundError as error:
         parser.error(str(error))
-    if args.fit:
-        result = fit(runs)
-        print(json.dumps(result)) if args.json else print_fit(result)
-        return 0
     report = report_of(runs, Weights(), SUGGESTION_FLOOR)
+    fitted = fit(runs) if args.fit else None
     if args.json:
-        print(json.dumps(report.as_json()))
-    else:
-        print_table(report)
+        print(json.dumps(report.as_json() | ({"fit": fitted} if fitted else {})))
+        return 0
+    print_table(report)
+    if fitted:
+        print()
+        print_fit(fitted)
     return 0
 
 

@@ -32,6 +32,7 @@ it pruned common terms).
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
 import sys
 import time
@@ -40,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# One BLAS thread per call, as app.py runs (bot/runtime/cli.py); before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from sqlalchemy import create_engine, text
 
