@@ -547,29 +547,37 @@ FLOORS = tuple(round(0.01 * step, 2) for step in range(20, 101))
 FIT_MARGIN = 0.05  # the floor keeps the training sites' false suggestion rate this far below the target
 
 
-def pooled(runs: Sequence[SiteRun], weights: Weights, floor: float, key: str) -> float:
-    values = [value for run in runs for value in site_values(run, weights, floor).values[key]]
-    return sum(values) / len(values) if values else 0.0
+def ranking_quality(runs: Sequence[SiteRun], weights: Weights) -> float:
+    """Pooled Recall@3 + MRR of the hybrid ranking with these weights (without the floor)."""
+    total, count = 0.0, 0
+    for run in runs:
+        for query, found in run.own:
+            recall, reciprocal = query_values(
+                first_relevant([i for i, _ in ranking_of(found, weights)], query.relevant)
+            )
+            total += recall + reciprocal
+            count += 1
+    return total / count if count else 0.0
 
 
-def false_rate(runs: Sequence[SiteRun], weights: Weights, floor: float) -> float:
-    shown = [
-        1.0 if (top := ranking_of(f, weights)) and top[0][1] >= floor else 0.0 for run in runs for f in run.foreign
-    ]
-    return sum(shown) / len(shown) if shown else 0.0
+def top_scores(runs: Sequence[SiteRun], weights: Weights) -> list[float]:
+    """Each foreign query's best score (-inf: nothing found)."""
+    return [top[0][1] if (top := ranking_of(f, weights)) else -math.inf for run in runs for f in run.foreign]
 
 
 def best_weights(runs: Sequence[SiteRun]) -> Weights:
     """The weights with the best pooled Recall@3 + MRR on these sites (ranking without the floor)."""
     grid = [Weights(t, round(1 - t, 1), b) for t in TEXT_WEIGHTS for b in TAG_BOOSTS]
-    return max(
-        grid, key=lambda w: (pooled(runs, w, -1e9, "recall_at_3") + pooled(runs, w, -1e9, "mrr"), -abs(w.text - 0.3))
-    )
+    return max(grid, key=lambda w: (round(ranking_quality(runs, w), 6), -abs(w.text - TEXT_WEIGHTS[3])))
 
 
 def best_floor(runs: Sequence[SiteRun], weights: Weights) -> float:
     """The lowest floor keeping the false suggestion rate on these sites at most the target less FIT_MARGIN."""
-    return next((f for f in FLOORS if false_rate(runs, weights, f) <= FALSE_SUGGESTION_TARGET - FIT_MARGIN), FLOORS[-1])
+    scores = top_scores(runs, weights)
+    for floor in FLOORS:
+        if sum(score >= floor for score in scores) <= (FALSE_SUGGESTION_TARGET - FIT_MARGIN) * len(scores):
+            return floor
+    return FLOORS[-1]
 
 
 def fit(runs: Sequence[SiteRun]) -> dict[str, object]:
