@@ -544,7 +544,7 @@ def run(data: Path, database_url: str) -> dict[str, object]:
 TEXT_WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))  # the vector's weight is 1 - the text's
 TAG_BOOSTS = (0.0, 0.1, 0.2, 0.3)
 FLOORS = tuple(round(0.01 * step, 2) for step in range(20, 101))
-FIT_MARGIN = 0.05  # the floor keeps the training sites' false suggestion rate this far below the target
+FIT_MARGIN = 0.05  # the floor keeps each training site's false suggestion rate this far below the target
 
 
 def ranking_quality(runs: Sequence[SiteRun], weights: Weights) -> float:
@@ -560,9 +560,9 @@ def ranking_quality(runs: Sequence[SiteRun], weights: Weights) -> float:
     return total / count if count else 0.0
 
 
-def top_scores(runs: Sequence[SiteRun], weights: Weights) -> list[float]:
-    """Each foreign query's best score (-inf: nothing found)."""
-    return [top[0][1] if (top := ranking_of(f, weights)) else -math.inf for run in runs for f in run.foreign]
+def top_scores(runs: Sequence[SiteRun], weights: Weights) -> list[list[float]]:
+    """Per site, each foreign query's best score (-inf: nothing found)."""
+    return [[top[0][1] if (top := ranking_of(f, weights)) else -math.inf for f in run.foreign] for run in runs]
 
 
 def best_weights(runs: Sequence[SiteRun]) -> Weights:
@@ -572,10 +572,12 @@ def best_weights(runs: Sequence[SiteRun]) -> Weights:
 
 
 def best_floor(runs: Sequence[SiteRun], weights: Weights) -> float:
-    """The lowest floor keeping the false suggestion rate on these sites at most the target less FIT_MARGIN."""
-    scores = top_scores(runs, weights)
+    """The lowest floor at which no one of these sites' stores shows something for more than the target less
+    FIT_MARGIN of another site's questions (a floor must hold on each site, not only pooled)."""
+    scores = [site for site in top_scores(runs, weights) if site]
+    limit = FALSE_SUGGESTION_TARGET - FIT_MARGIN
     for floor in FLOORS:
-        if sum(score >= floor for score in scores) <= (FALSE_SUGGESTION_TARGET - FIT_MARGIN) * len(scores):
+        if all(sum(score >= floor for score in site) <= limit * len(site) for site in scores):
             return floor
     return FLOORS[-1]
 

@@ -20,7 +20,7 @@ Privacy: a private channel's items are found only from that channel. Both candid
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam
@@ -54,8 +54,9 @@ MAX_LIMIT = 50
 # Candidates from each half (full text, vectors): the ranking reorders these, never reaches further down.
 CANDIDATES = 50
 TEXT_WEIGHT, VECTOR_WEIGHT = 0.3, 0.7
-# Each of the asker's tags the document also carries multiplies its score by (1 + TAG_BOOST).
-TAG_BOOST = 0.2
+# Each of the asker's tags the document also carries multiplies its score by (1 + TAG_BOOST) (0.1: chosen in
+# every leave-one-site-out fold, on both databases; 0.2 before vectors).
+TAG_BOOST = 0.1
 # Suggestions after /ask show only hits scoring at least this (with vectors; chosen on the dev sites so that
 # questions from another site get something shown for fewer than 1 in 5: bench/search.py, bench/RESULTS.md).
 SUGGESTION_FLOOR = 0.5
@@ -115,6 +116,7 @@ class Candidate:
     text_part: float  # its full-text relevance / the best among the candidates (0: not among the full text's)
     cosine: float | None  # None: vectors took no part in this search; 0.0: this document has no current vector
     tag_matches: int  # the asker's tags it carries
+    row: Any = field(default=None, compare=False, repr=False)  # what a hit shows (_CANDIDATE_ROWS)
 
     def score(self, weights: Weights) -> float:
         base = self.text_part if self.cosine is None else weights.text * self.text_part + weights.vector * self.cosine
@@ -155,12 +157,9 @@ def search_similar(
         use_vectors=use_vectors,
     )
     top = ranked(found, Weights())[:limit]
-    shown = _rows(session, [candidate.document_id for candidate, _ in top])
     hits = []
     for candidate, score in top:
-        row = shown.get(candidate.document_id)
-        if row is None:
-            continue
+        row = candidate.row
         hits.append(
             SearchHit(
                 kind=row.kind,
@@ -229,21 +228,25 @@ def candidates(
             near |= index.cosines(query, [d for d in lexical if d not in near])
     if not lexical and not near:
         return []
-    facts = _facts(session, team_id, viewer_channel_id, exclude_question_id, sorted(set(lexical) | set(near)))
+    rows = _candidate_rows(session, team_id, viewer_channel_id, exclude_question_id, set(lexical) | set(near))
+    for document_id in [d for d, row in rows.items() if row.excluded]:  # the asker's own question
+        del rows[document_id]
+        near.pop(document_id, None)
     if index is not None and semantic:
-        _drop_stale(session, index, near, facts)
+        _drop_stale(session, index, near, rows)
     best = max(lexical.values(), default=0.0)
     wanted = {tag for tag in map(normalize_tag, tags) if tag}
     return [
         Candidate(
             document_id=document_id,
-            kind=fact["kind"],
-            ref_id=int(fact["ref_id"]),
+            kind=row.kind,
+            ref_id=int(row.ref_id),
             text_part=lexical.get(document_id, 0.0) / best if best > 0 else 0.0,
             cosine=(near[document_id].cosine if document_id in near else 0.0) if semantic else None,
-            tag_matches=len(wanted.intersection(fact["tags"].split())),
+            tag_matches=len(wanted.intersection(row.tags.split())),
+            row=row,
         )
-        for document_id, fact in facts.items()
+        for document_id, row in rows.items()
         if document_id in lexical or document_id in near  # a stale vector's document is no candidate
     ]
 
@@ -254,7 +257,7 @@ def _drop_stale(
     """Never let a vector count that is not its document's current one: drop from `near` every cosine whose
     vector is not the one stored now, and forget from memory those whose document has no such vector any more
     (deleted or rebuilt; an excluded or invisible document keeps its vector)."""
-    stale = [d for d, n in near.items() if d not in facts or facts[d]["vector_seq"] != n.seq]
+    stale = [d for d, n in near.items() if d not in facts or facts[d].vector_seq != n.seq]
     if not stale:
         return
     current = vectors.current_seqs(session, stale)
@@ -269,32 +272,25 @@ def _embedding_possible() -> bool:
     return vectors.embedder_or_none() is not None
 
 
-def _facts(
-    session: Session, team_id: str, viewer: str | None, exclude_question_id: int | None, ids: Sequence[int]
-) -> dict[int, dict[str, Any]]:
-    """The candidates the viewer may see, with their kind, tags and current vector's seq (None: none yet)."""
-    exclude = "AND NOT (d.kind = 'question' AND d.ref_id = :exclude)" if exclude_question_id is not None else ""
-    statement = sql(f"""
-SELECT d.id, d.kind, d.ref_id, d.tags, v.seq AS vector_seq
-FROM search_documents d LEFT JOIN search_vectors v ON v.document_id = d.id
-WHERE d.id IN :ids AND d.team_id = :team_id AND {PRIVACY} {exclude}""").bindparams(bindparam("ids", expanding=True))
-    rows = session.execute(
-        statement, {"ids": list(ids), "team_id": team_id, "viewer": viewer, "exclude": exclude_question_id}
-    )
-    return {int(row.id): dict(row._mapping) for row in rows}
+def _candidate_rows(
+    session: Session, team_id: str, viewer: str | None, exclude_question_id: int | None, ids: set[int]
+) -> dict[int, Any]:
+    """The candidates the viewer may see, with what a hit shows and their current vector's seq (None: none yet);
+    `excluded`: the question being asked (its own vector found it)."""
+    statement = sql(_CANDIDATE_ROWS).bindparams(bindparam("ids", expanding=True))
+    params = {"ids": sorted(ids), "team_id": team_id, "viewer": viewer, "exclude": exclude_question_id or 0}
+    return {int(row.id): row for row in session.execute(statement, params)}
 
 
-def _rows(session: Session, ids: Sequence[int]) -> dict[int, Any]:
-    """What a hit shows, for these documents: text, tags, link, author, accepted answer."""
-    if not ids:
-        return {}
-    statement = sql("""
-SELECT d.id, d.kind, d.ref_id, d.channel_id, d.message_ts, d.title, d.tags,
+_CANDIDATE_ROWS = f"""
+SELECT d.id, d.kind, d.ref_id, d.channel_id, d.message_ts, d.title, d.tags, v.seq AS vector_seq,
+       CASE WHEN d.kind = 'question' AND d.ref_id = :exclude THEN 1 ELSE 0 END AS excluded,
        coalesce(q.asker_id, l.author_id) AS author_id,
        a.text AS answer_text, a.user_id AS answer_user_id, a.ts AS answer_ts
 FROM search_documents d
+LEFT JOIN search_vectors v ON v.document_id = d.id
 LEFT JOIN questions q ON d.kind = 'question' AND q.id = d.ref_id
 LEFT JOIN answers a ON a.id = q.accepted_answer_id
 LEFT JOIN lessons l ON d.kind = 'lesson' AND l.id = d.ref_id
-WHERE d.id IN :ids""").bindparams(bindparam("ids", expanding=True))
-    return {int(row.id): row for row in session.execute(statement, {"ids": list(ids)})}
+WHERE d.id IN :ids AND d.team_id = :team_id AND {PRIVACY}
+"""
