@@ -3,11 +3,11 @@ the workspace that best match their words (bot.search.search_similar, the search
 link to each, ready for bot/messages/search.py.
 
 Shown below the suggestions' relevance floor (bot.search.worth_showing): every match that shares a word with the
-search, as before vectors, and what is found by meaning alone above the floor. Suggestions after /ask interrupt an
-asker who did not ask for them and make routing wait for their answer, so something unrelated costs there; here
-the person asked, sees the matches in order with their excerpts and judges them, and a word they typed found
-them. A match by meaning alone below the floor is as likely unrelated (bench/RESULTS.md (6)), so it is not shown:
-"Nothing found" stays possible.
+search, as before vectors, and what is found by meaning alone from a cosine of SEARCH_SIMILARITY on. Suggestions
+after /ask interrupt an asker who did not ask for them and make routing wait for their answer, so something
+unrelated costs there; here the person asked, sees the matches in order with their excerpts and judges them, and
+a word they typed found them. A match by meaning alone shares no word to explain it, so it needs a cosine that
+says "same topic"; below, it is not shown, and "Nothing found" stays possible.
 
 Privacy is search_similar's own rule, the one the suggestions apply: a private channel's items are found only
 from that channel (`viewer_channel_id`: where the person ran the command, so they are in it); the App Home,

@@ -61,6 +61,10 @@ TAG_BOOST = 0.1
 # site's store shows something for more than 15 % of another site's questions, chosen leaving one site out
 # (0.48 in every fold; bench/search.py --fit, bench/RESULTS.md (6)); the goal is fewer than 1 in 5.
 SUGGESTION_FLOOR = 0.48
+# `/ask search` and the Home's search, which the person asked for, show a match by meaning alone (no word in
+# common) from this cosine on: about where all-MiniLM-L6-v2 puts two questions on the same topic worded apart
+# ("how do I undo my last commit" / "revert the most recent git change": 0.57; unrelated questions: below 0.1).
+SEARCH_SIMILARITY = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +91,15 @@ def above_floor(hits: Sequence[SearchHit], floor: float = SUGGESTION_FLOOR) -> l
     return [hit for hit in hits if hit.similarity is None or hit.score >= floor]
 
 
-def worth_showing(hits: Sequence[SearchHit], floor: float = SUGGESTION_FLOOR) -> list[SearchHit]:
+def worth_showing(hits: Sequence[SearchHit], similarity: float = SEARCH_SIMILARITY) -> list[SearchHit]:
     """What an explicit search shows: every hit that shares a word with the search (as before vectors), and the
-    ones found by meaning alone when they score at least the floor (else the nearest vectors would always show
-    something, however unrelated)."""
-    return [hit for hit in hits if hit.words_matched or hit.similarity is None or hit.score >= floor]
+    ones found by meaning alone whose cosine is at least `similarity` (else the nearest vectors would always
+    show something, however unrelated)."""
+    return [
+        hit
+        for hit in hits
+        if hit.words_matched or hit.similarity is None or (hit.similarity is not None and hit.similarity >= similarity)
+    ]
 
 
 def embed_query(text: str) -> np.ndarray | None:
