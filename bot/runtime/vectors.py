@@ -69,7 +69,10 @@ class VectorFiller:
                 if self._from_id is None:  # the first look of this process: read the vectors in now, not at a search
                     vectors.warm_indexes(session)
         except Exception:
-            logger.exception("computing search vectors failed; the next change or the vectors tick tries again")
+            if self.stopping.is_set():  # the process is stopping and closed the store under it: the next start
+                logger.debug("search vectors left owed at the stop", exc_info=True)
+            else:
+                logger.exception("computing search vectors failed; the next change or the vectors tick tries again")
             return 0
         if written >= RUN_LIMIT:
             self.wake()  # more owed: behind what else waits in the pool
