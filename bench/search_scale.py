@@ -7,13 +7,24 @@ migrated with the app's migrations and filled with a seeded synthetic corpus (be
 made-up words, topics, tags) in bulk (see `fill`: the search documents are built by migration 0002's triggers on
 SQLite and by its backfill statement on PostgreSQL). 20 channels, one in twenty private.
 
+Every document also gets its search vector (search_vectors, bot/search/vectors.py), so the search measured is
+the hybrid one: full text and the nearest vectors, held in memory. The vectors are not the model's: 100k
+of those would take hours to compute here (`python app.py reindex`: its rate is in bench/RESULTS.md), and what
+the vector part costs does not depend on what they hold (a product with every stored vector). Each is a
+seeded random projection of its text's words to 384 dimensions, normalised, so that a rewording lands near
+its question as a real sentence vector would; the query's vector is made the same way and given to the
+search. What the model takes to embed a question is measured apart, on the first EMBEDDED_QUERIES queries'
+texts with the real model, and reported separately ("the question's vector"). The first search of a process
+reads the workspace's vectors into memory; that load is timed apart too.
+
 Queries, as the bot runs them (one session each, the asker's tags, the asker's channel as viewer):
 half are rewordings of a stored question (some words dropped, a few added; that question should come
 back in the top 3), half are new questions drawn from the same generator. Reported per database:
 p50/p95/p99 latency, Recall@3 of the reworded question, and how often the top 3 equal those of the
-exhaustive ranking (every matching document scored), next to the baseline measured in the same run:
-the exhaustive ranking itself (`search_similar(..., exhaustive=True)`: the OR of every term, the engine
-scoring every match; what search_similar did before it pruned common terms).
+exhaustive ranking (every matching document scored), next to the full text's own ranking without vectors
+(what search_similar did before vectors) and the baseline measured in the same run: the exhaustive full-text
+ranking (`exhaustive=True`: the OR of every term, the engine scoring every match; what search_similar did before
+it pruned common terms).
 
 --quick: 20k questions and 200 queries per database (the full run: 100k and 400).
 """
@@ -21,6 +32,7 @@ scoring every match; what search_similar did before it pruned common terms).
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
 import sys
 import time
@@ -29,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# One BLAS thread per call, as app.py runs (bot/runtime/cli.py); before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from sqlalchemy import create_engine, text
 
@@ -45,7 +59,8 @@ from bench.harness import (
     progress,
     scratch_database,
 )
-from bot.search import search_similar
+from bot.search import embed_query, search_similar
+from bot.search import vectors as search_vectors
 from models.migrate import upgrade_to_head
 from models.question import STATUS_RESOLVED
 from models.session import Store
@@ -55,6 +70,9 @@ CHANNELS = [f"C{n:03d}" for n in range(20)]
 PRIVATE = {"C019"}
 GOAL_P95_MS = 20.0
 WARMUP = 20
+EMBEDDED_QUERIES = 100  # queries whose texts the real model embeds, for its time per question
+DIMENSIONS = 384
+VECTOR_SEED = 5
 
 
 def fill(store: Store, corpus: Corpus, count: int) -> list[Any]:
@@ -190,27 +208,96 @@ def make_queries(corpus: Corpus, questions: list[Any], count: int, rng: random.R
     return queries
 
 
-def run_queries(store: Store, queries: list[dict[str, Any]], exhaustive: bool) -> tuple[list[float], list[list[int]]]:
-    latencies, rankings = [], []
-    for query in queries[:WARMUP]:
+class WordProjection:
+    """A stand-in sentence vector: the sum of a seeded random unit vector per word, normalised (texts sharing
+    most words are close, as rewordings are in a real model's space)."""
+
+    def __init__(self, seed: int = VECTOR_SEED) -> None:
+        self.seed = seed
+        self.cache: dict[str, Any] = {}
+
+    def word(self, word: str) -> Any:
+        import numpy as np
+
+        vector = self.cache.get(word)
+        if vector is None:
+            rng = np.random.default_rng([self.seed, *word.encode()])
+            vector = self.cache[word] = rng.standard_normal(DIMENSIONS).astype(np.float32)
+        return vector
+
+    def __call__(self, text_: str) -> Any:
+        import numpy as np
+
+        words = text_.lower().split()
+        total = np.sum([self.word(w) for w in words], axis=0) if words else np.ones(DIMENSIONS, np.float32)
+        return (total / np.linalg.norm(total)).astype(np.float32)
+
+
+def store_vectors(store: Store, project: WordProjection) -> float:
+    """Every document's stand-in vector, written as the app writes them (seq from the counter); seconds taken."""
+    from bot.embedding import MODEL_NAME, to_bytes
+
+    started = time.perf_counter()
+    with store.engine.begin() as conn:
+        documents = conn.execute(text("SELECT id, team_id, title, body FROM search_documents ORDER BY id")).all()
+    rows = [
+        {
+            "document_id": row.id,
+            "team_id": row.team_id,
+            "model": MODEL_NAME,
+            "content_hash": search_vectors.content_hash(MODEL_NAME, row.title, row.body),
+            "vector": to_bytes(project(row.title + " " + row.body)),
+            "seq": seq,
+        }
+        for seq, row in enumerate(documents, 1)
+    ]
+    statement = text(
+        "INSERT INTO search_vectors (document_id, team_id, model, content_hash, vector, seq) "
+        "VALUES (:document_id, :team_id, :model, :content_hash, :vector, :seq)"
+    )
+    with store.engine.begin() as conn:
+        for start in range(0, len(rows), 5000):
+            conn.execute(statement, rows[start : start + 5000])
+        conn.execute(text("INSERT INTO search_vector_counter (id, value) VALUES (1, :n)"), {"n": len(rows)})
+    return time.perf_counter() - started
+
+
+def run_queries(
+    store: Store, queries: list[dict[str, Any]], *, exhaustive: bool = False, use_vectors: bool = True
+) -> tuple[list[float], list[list[int]]]:
+    def search(query: dict[str, Any]) -> list[Any]:
         with store.session() as session:
-            search_similar(
-                session, team_id=TEAM_ID, text=query["text"], tags=query["tags"], viewer_channel_id=query["viewer"]
-            )
-    for query in queries:
-        started = time.perf_counter()
-        with store.session() as session:
-            hits = search_similar(
+            return search_similar(
                 session,
                 team_id=TEAM_ID,
                 text=query["text"],
                 tags=query["tags"],
                 viewer_channel_id=query["viewer"],
                 exhaustive=exhaustive,
+                query_vector=query["vector"],
+                use_vectors=use_vectors,
             )
+
+    latencies, rankings = [], []
+    for query in queries[:WARMUP]:
+        search(query)
+    for query in queries:
+        started = time.perf_counter()
+        hits = search(query)
         latencies.append((time.perf_counter() - started) * 1000)
         rankings.append([hit.id for hit in hits])
     return latencies, rankings
+
+
+def query_embedding_ms(queries: list[dict[str, Any]]) -> list[float]:
+    """The real model's time to embed the first EMBEDDED_QUERIES queries' texts (ms each), after one warm-up."""
+    embed_query("warm up")
+    latencies = []
+    for query in queries[:EMBEDDED_QUERIES]:
+        started = time.perf_counter()
+        embed_query(query["text"])
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
 
 
 def recall_at_3(queries: list[dict[str, Any]], rankings: list[list[int]]) -> float:
@@ -228,16 +315,29 @@ def measure(dialect: str, pg_url: str, n_questions: int, n_queries: int) -> dict
             questions = fill(store, corpus, n_questions)
             load_seconds = time.perf_counter() - started
             progress(f"{dialect}: {n_questions} questions loaded in {load_seconds:.1f}s")
+            project = WordProjection()
+            vector_seconds = store_vectors(store, project)
+            progress(f"{dialect}: {n_questions} stand-in vectors stored in {vector_seconds:.1f}s")
             queries = make_queries(corpus, questions, n_queries, random.Random(11))
-            base_latency, base_rankings = run_queries(store, queries, exhaustive=True)
+            for query in queries:
+                query["vector"] = project(query["text"])
+            started = time.perf_counter()
+            with store.session() as session:
+                index = search_vectors.index_for(session, TEAM_ID, search_vectors.model_name())
+            index_seconds = time.perf_counter() - started
+            progress(f"{dialect}: {len(index)} vectors read into memory in {index_seconds:.1f}s")
+            base_latency, base_rankings = run_queries(store, queries, exhaustive=True, use_vectors=False)
             progress(f"{dialect}: baseline p50 {percentile(base_latency, 0.5):.1f} ms")
-            latency, rankings = run_queries(store, queries, exhaustive=False)
+            text_latency, text_rankings = run_queries(store, queries, use_vectors=False)
+            progress(f"{dialect}: full text alone p50 {percentile(text_latency, 0.5):.1f} ms")
+            latency, rankings = run_queries(store, queries)
             progress(f"{dialect}: search_similar p50 {percentile(latency, 0.5):.1f} ms")
+            embed_latency = query_embedding_ms(queries)
         finally:
             store.dispose()
-    same_top3 = sum(a[:3] == b[:3] for a, b in zip(rankings, base_rankings, strict=True)) / len(queries)
+    same_top3 = sum(a[:3] == b[:3] for a, b in zip(text_rankings, base_rankings, strict=True)) / len(queries)
     overlap = sum(
-        len(set(a[:3]) & set(b[:3])) / max(len(b[:3]), 1) for a, b in zip(rankings, base_rankings, strict=True)
+        len(set(a[:3]) & set(b[:3])) / max(len(b[:3]), 1) for a, b in zip(text_rankings, base_rankings, strict=True)
     )
     return {
         "questions": n_questions,
@@ -247,6 +347,15 @@ def measure(dialect: str, pg_url: str, n_questions: int, n_queries: int) -> dict
         "p95_ms": round(percentile(latency, 0.95), 2),
         "p99_ms": round(percentile(latency, 0.99), 2),
         "recall_at_3": round(recall_at_3(queries, rankings), 3),
+        "vector_seconds": round(vector_seconds, 1),
+        "index_load_seconds": round(index_seconds, 2),
+        "index_megabytes": round(len(index) * DIMENSIONS * 4 / 1e6, 1),
+        "embed_p50_ms": round(percentile(embed_latency, 0.5), 2),
+        "embed_p95_ms": round(percentile(embed_latency, 0.95), 2),
+        "fulltext_p50_ms": round(percentile(text_latency, 0.5), 2),
+        "fulltext_p95_ms": round(percentile(text_latency, 0.95), 2),
+        "fulltext_p99_ms": round(percentile(text_latency, 0.99), 2),
+        "fulltext_recall_at_3": round(recall_at_3(queries, text_rankings), 3),
         "same_top3_as_exhaustive": round(same_top3, 3),
         "top3_overlap_with_exhaustive": round(overlap / len(queries), 3),
         "baseline_p50_ms": round(percentile(base_latency, 0.5), 2),
@@ -287,16 +396,27 @@ def table(result: dict[str, Any]) -> str:
     for dialect in ("sqlite", "postgresql"):
         if f"{dialect}_p50_ms" not in result:
             continue
-        for label, prefix in (("search_similar", ""), ("baseline: exhaustive OR", "baseline_")):
+        for label, prefix in (
+            ("search_similar (hybrid)", ""),
+            ("full text alone", "fulltext_"),
+            ("baseline: exhaustive OR", "baseline_"),
+        ):
             lines.append(
                 f"{dialect:<12}{result[f'{dialect}_questions']:>10}{'':>3}{label:<26}"
                 f"{result[f'{dialect}_{prefix}p50_ms']:>8.1f}{result[f'{dialect}_{prefix}p95_ms']:>8.1f}"
                 f"{result[f'{dialect}_{prefix}p99_ms']:>8.1f}{result[f'{dialect}_{prefix}recall_at_3']:>7.3f}"
             )
         lines.append(
-            f"{'':<12}top 3 identical to the exhaustive ranking: {result[f'{dialect}_same_top3_as_exhaustive']:.1%} "
-            f"of queries (overlap {result[f'{dialect}_top3_overlap_with_exhaustive']:.1%}); "
+            f"{'':<12}full text: top 3 identical to the exhaustive ranking: "
+            f"{result[f'{dialect}_same_top3_as_exhaustive']:.1%} of queries (overlap "
+            f"{result[f'{dialect}_top3_overlap_with_exhaustive']:.1%}); "
             f"store filled in {result[f'{dialect}_load_seconds']} s"
+        )
+        lines.append(
+            f"{'':<12}vectors: {result[f'{dialect}_index_megabytes']} MB in memory, read in "
+            f"{result[f'{dialect}_index_load_seconds']} s at the first search; the question's vector (the model, "
+            f"apart from the search): p50 {result[f'{dialect}_embed_p50_ms']} ms, "
+            f"p95 {result[f'{dialect}_embed_p95_ms']} ms"
         )
     lines.append(f"goal met: {result['goal_met']} (p95 {result['p95_ms']} ms, the worse database)")
     return "\n".join(lines)

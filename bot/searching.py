@@ -2,6 +2,13 @@
 the workspace that best match their words (bot.search.search_similar, the search the suggestions use), with a
 link to each, ready for bot/messages/search.py.
 
+Shown below the suggestions' relevance floor (bot.search.worth_showing): every match that shares a word with the
+search, as before vectors, and what is found by meaning alone from a cosine of SEARCH_SIMILARITY on. Suggestions
+after /ask interrupt an asker who did not ask for them and make routing wait for their answer, so something
+unrelated costs there; here the person asked, sees the matches in order with their excerpts and judges them, and
+a word they typed found them. A match by meaning alone shares no word to explain it, so it needs a cosine that
+says "same topic"; below, it is not shown, and "Nothing found" stays possible.
+
 Privacy is search_similar's own rule, the one the suggestions apply: a private channel's items are found only
 from that channel (`viewer_channel_id`: where the person ran the command, so they are in it); the App Home,
 where no channel is involved, searches public channels only.
@@ -13,7 +20,7 @@ from bot.config import Settings
 from bot.messages.search import Searched
 from bot.messages.suggestions import SimilarItem
 from bot.routing.delivery import permalink
-from bot.search import search_similar
+from bot.search import search_similar, worth_showing
 from bot.services import Services
 from bot.text import InvalidQuestion, parse_tagged_text, validate_question
 from bot.workspaces import WorkspaceClient
@@ -37,14 +44,16 @@ def search_answers(
     the ack). Raises SQLAlchemyError when the database does not answer."""
     words = parse_tagged_text(terms, services.settings.tag_aliases)  # #tags weigh as tags, as in a question
     with services.store.session() as session:
-        hits = search_similar(
-            session,
-            team_id=team_id,
-            text=words.text,
-            tags=words.tags,
-            viewer_channel_id=viewer_channel_id,
-            limit=SEARCH_LIMIT,
-        )
+        hits = worth_showing(
+            search_similar(
+                session,
+                team_id=team_id,
+                text=words.text,
+                tags=words.tags,
+                viewer_channel_id=viewer_channel_id,
+                limit=2 * SEARCH_LIMIT,  # room for what the floor leaves out
+            )
+        )[:SEARCH_LIMIT]
     items = [
         SimilarItem(
             kind=hit.kind,

@@ -13,9 +13,9 @@ from models.session import normalize_url
 config = context.config
 # slack_sdk's OAuth stores (installations, bots, states) keep their tables on a MetaData of their own.
 target_metadata = [models.Base.metadata, oauth_metadata()]
-# The full-text index (migration 0002) lives outside the models, maintained by triggers: autogenerate
-# must not propose dropping it.
-SEARCH_INDEX_TABLES = ("search_documents", "search_fts")
+# The full-text index (migration 0002, maintained by triggers) and its vectors (0013, computed by
+# bot/search/vectors.py) live outside the models: autogenerate must not propose dropping them.
+SEARCH_INDEX_TABLES = ("search_documents", "search_fts", "search_vector")
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]

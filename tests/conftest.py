@@ -25,6 +25,9 @@ from models.session import create_store_engine, normalize_url
 
 pytest_plugins = ["tests.slack.fixtures"]
 
+# One BLAS thread per call, as `app.py` runs (bot/runtime/cli.py); set before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", "postgresql"]
 _pg_skip_reason: list[str] = []
@@ -126,6 +129,17 @@ def database_url(
     if _postgres is None:
         pytest.skip(f"PostgreSQL half skipped: {_pg_skip_reason[0]}")
     yield _postgres.fresh()
+
+
+@pytest.fixture(autouse=True)
+def _no_vectors_from_an_earlier_test() -> Iterator[None]:
+    """Search holds each workspace's vectors in memory per database URL; tests reuse URLs (PostgreSQL's is
+    emptied between tests), so each test starts with none."""
+    from bot.search.vectors import forget_indexes
+
+    forget_indexes()
+    yield
+    forget_indexes()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

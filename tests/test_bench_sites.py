@@ -21,6 +21,7 @@ from bench.sites import (
     site_name,
 )
 from bot.config import Settings
+from bot.search import SUGGESTION_FLOOR
 
 PAIR = {"x_vs_base": ("x", "base_x")}
 
@@ -202,7 +203,11 @@ def test_search_pools_the_sites_with_queries(tmp_path: Path, capsys: pytest.Capt
     assert {key: result[key] for key in ("recall_at_3", "mrr", "bm25_mrr")} == {
         key: linked[key] for key in ("recall_at_3", "mrr", "bm25_mrr")
     }
-    assert set(result["ci95"]) == {"recall_at_3_vs_bm25", "mrr_vs_bm25"}
+    assert set(result["ci95"]) == {"recall_at_3_vs_bm25", "mrr_vs_bm25", "recall_at_3_vs_fulltext", "mrr_vs_fulltext"}
+    # The other site's questions were searched in each store: how often something unrelated passes the floor.
+    assert linked["n_foreign_queries"] == unlinked["n_foreign_queries"] > 0
+    assert 0.0 <= result["false_suggestion_rate"] <= 1.0 and result["floor"] == SUGGESTION_FLOOR
+    assert result["n_vectors"] == result["n_documents"]  # every answered question got its vector
 
 
 def test_search_takes_one_sqlite_file_for_one_site_only(tmp_path: Path) -> None:

@@ -8,19 +8,11 @@ import pytest
 from alembic import command
 from sqlalchemy import select, text
 
-import bot.search
+import bot.search.fulltext
 from bot import qa
 from bot.config import Settings
-from bot.search import (
-    KIND_LESSON,
-    KIND_QUESTION,
-    MAX_TERMS,
-    fts5_query,
-    query_terms,
-    search_similar,
-    selective_terms,
-    tsquery,
-)
+from bot.search import KIND_LESSON, KIND_QUESTION, query_terms, search_similar
+from bot.search.fulltext import MAX_TERMS, fts5_query, selective_terms, tsquery
 from bot.text import ParsedText
 from models.lesson import Lesson, LessonTag
 from models.migrate import alembic_config, upgrade_to_head
@@ -319,7 +311,7 @@ def test_migration_indexes_existing_rows_and_downgrades_cleanly(store):
     config = alembic_config(store.engine)
     with store.engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, "0002@-1")  # this branch only
+        command.downgrade(config, "0002@-2")  # this branch only: 0013 (vectors), then 0002
     with store.engine.connect() as conn:
         assert "search_documents" not in _tables(conn)
     upgrade_to_head(store.engine)
@@ -424,15 +416,16 @@ def analysed(store):
     if store.dialect == "postgresql":
         with store.engine.begin() as conn:
             conn.execute(text("ANALYZE search_documents"))
-        bot.search._STATISTICS = bot.search._LexemeStatistics()  # forget what an earlier test's store looked like
+        # Forget what an earlier test's store looked like.
+        bot.search.fulltext._STATISTICS = bot.search.fulltext._LexemeStatistics()
 
 
 @pytest.fixture
 def small_budget(store, monkeypatch):
     """A budget of 2 documents: in this small store the common words are then too common to be matched."""
-    monkeypatch.setitem(bot.search.SCORING_BUDGET, store.dialect, 2)
+    monkeypatch.setitem(bot.search.fulltext.SCORING_BUDGET, store.dialect, 2)
     yield
-    bot.search._STATISTICS = bot.search._LexemeStatistics()
+    bot.search.fulltext._STATISTICS = bot.search.fulltext._LexemeStatistics()
 
 
 def test_common_words_are_left_out_of_the_match_but_rare_ones_still_find(store, small_budget):
@@ -479,7 +472,7 @@ def test_postgres_counts_a_word_outside_its_statistics_as_half_the_least_common_
         answered(store, f"Error number {n} when I deploy", f"Retry {n}")
     analysed(store)
     with store.session() as session:
-        error, unseen = bot.search._postgres_frequencies(session, ["error", "zanzibar"])
+        error, unseen = bot.search.fulltext._postgres_frequencies(session, ["error", "zanzibar"])
         least = session.execute(
             text(
                 "SELECT s.most_common_elem_freqs[array_length(s.most_common_elems, 1) + 1] * c.reltuples "

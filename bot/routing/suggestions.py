@@ -7,7 +7,7 @@ from bot.messages.suggestions import SimilarItem, similar_suggestions
 from bot.routing.delivery import permalink, tell
 from bot.routing.escalation import LEVEL_NEW, route_now
 from bot.routing.evidence import load_question
-from bot.search import search_similar
+from bot.search import above_floor, search_similar
 from bot.services import Services
 from bot.workspaces import WorkspaceClient
 from models.question import STATUS_OPEN
@@ -23,14 +23,17 @@ def suggest_or_route(slack: WorkspaceClient, services: Services, question_id: in
         facts = load_question(session, question_id)
         if facts is None or facts.status != STATUS_OPEN or facts.level != LEVEL_NEW:
             return []
-        hits = search_similar(
-            session,
-            team_id=facts.team_id,
-            text=facts.text,
-            tags=facts.tags,
-            viewer_channel_id=facts.channel_id,
-            limit=SIMILAR_LIMIT,
-            exclude_question_id=facts.id,
+        # Only what is likely to answer it: a suggestion makes routing wait for the asker (bot.search's floor).
+        hits = above_floor(
+            search_similar(
+                session,
+                team_id=facts.team_id,
+                text=facts.text,
+                tags=facts.tags,
+                viewer_channel_id=facts.channel_id,
+                limit=SIMILAR_LIMIT,
+                exclude_question_id=facts.id,
+            )
         )
     items = [
         SimilarItem(

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 # Each verb imports what it needs: the admin verbs start without loading Bolt or the HTTP server.
 
+# numpy (the embedding model, the search's vectors) computes with one BLAS thread per call unless told otherwise:
+# the app's parallelism is its requests' threads, and on a small machine BLAS threads waiting on each other made
+# a question's embedding ~4x slower (bench/RESULTS.md (6)). Set before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 logger = logging.getLogger("peerlearn")
 
 
@@ -292,7 +297,7 @@ def digest_now(settings: Settings, team_id: str, channel_id: str, *, dry_run: bo
 
 # --- data verbs: stats, export, forget-user, rebuild-evidence (bot/stats.py, bot/export.py, bot/routing/upkeep.py)
 
-DATA_VERBS = ("stats", "export", "forget-user", "rebuild-evidence")
+DATA_VERBS = ("stats", "export", "forget-user", "rebuild-evidence", "reindex")
 
 
 def add_data_verbs(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -335,6 +340,21 @@ def add_data_verbs(verbs: argparse._SubParsersAction) -> None:  # type: ignore[t
         "(models/tag_stats.py, models/stats_rollup.py).",
     )
     rebuild.add_argument("--team", help="workspace (team) id, e.g. T0123 (default: every workspace)")
+    reindex = verbs.add_parser(
+        "reindex",
+        help="compute the search vectors that are missing (semantic search), with a progress bar; stopped, "
+        "run it again and it goes on where it was",
+        description="Computes the sentence vector of every answered question and lesson that has none of the "
+        "current model, newest first, in batches, each committed (bot/search/vectors.py). The running app "
+        "does the same in the background; this does it at once.",
+    )
+    reindex.add_argument("--team", help="workspace (team) id, e.g. T0123 (default: every workspace)")
+    reindex.add_argument(
+        "--all",
+        action="store_true",
+        help="delete the vectors first and compute every one again (until it is done, search ranks the "
+        "documents without a vector lower; if stopped, `reindex` without --all finishes)",
+    )
 
 
 def run_data_verb(settings: Settings, args: argparse.Namespace) -> int:
@@ -361,6 +381,8 @@ def run_data_verb(settings: Settings, args: argparse.Namespace) -> int:
             return export_workspace(store, args.team, args.format, args.output, now)
         if args.verb == "rebuild-evidence":
             return rebuild_evidence(store, [args.team] if args.team else teams)
+        if args.verb == "reindex":
+            return reindex(store, args.team, everything=args.all)
         return forget_user(store, args.team, args.user, dry_run=args.dry_run)
     finally:
         store.dispose()
@@ -428,6 +450,34 @@ def rebuild_evidence(store: Store, teams: Sequence[str]) -> int:
             questions = rebuild_stats(session, team_id)
         print(f"Rebuilt tag statistics of {team_id} ({tag_rows} rows) and its stats rollup ({questions} questions).")
     return 0
+
+
+def reindex(store: Store, team_id: str | None, *, everything: bool) -> int:
+    """The search vectors owed (of one workspace or all), computed now with a progress bar on stderr."""
+    from bot.runtime.progress import ProgressBar
+    from bot.search import vectors
+
+    embed = vectors.embedder_or_none()
+    if embed is None:
+        print("The embedding model cannot be loaded here (see the log line above): nothing computed.", file=sys.stderr)
+        return 1
+    where = team_id or "every workspace"
+    with store.session() as session:
+        if everything:
+            dropped = vectors.forget_all(session, team_id)
+            session.commit()
+            print(f"Deleted {dropped} vectors of {where}.", file=sys.stderr)
+        owed = vectors.count_missing(session, vectors.model_name(), team_id)
+        session.rollback()
+        bar = ProgressBar(owed, "vectors")
+        written = vectors.fill_missing(session, embed, team_id=team_id, batch=REINDEX_BATCH, progress=bar.update)
+        bar.close()
+        left = vectors.count_missing(session, vectors.model_name(), team_id)
+    print(f"Computed {written} search vectors of {where} in {bar.elapsed:.1f}s; {left} still missing.")
+    return 0
+
+
+REINDEX_BATCH = 64  # documents per transaction of `reindex`
 
 
 def forget_user(store: Store, team_id: str, user_id: str, *, dry_run: bool) -> int:

@@ -64,6 +64,9 @@ class ObservedExecutor(ThreadPoolExecutor):
         self._counts_lock = threading.Lock()
         self.queued = 0
         self.running = 0
+        # Called with each task's function once it has run (bot/runtime/vectors.py: what a listener stored is
+        # embedded after it).
+        self.after_task: list[Callable[[Callable[..., Any]], None]] = []
         _executors.add(self)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -80,6 +83,8 @@ class ObservedExecutor(ThreadPoolExecutor):
             finally:
                 with self._counts_lock:
                     self.running -= 1
+                for hook in list(self.after_task):
+                    hook(fn)
 
         try:
             return super().submit(run)

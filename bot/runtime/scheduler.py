@@ -46,6 +46,7 @@ def default_ticks() -> list[Tick]:
     from bot import posting, workspaces
     from bot.digest import posting as digest_posting
     from bot.routing import escalation
+    from bot.search import vectors
 
     return [
         # Questions still owed to their channel: a listener that died, a stopped process, a Slack that was slow.
@@ -53,6 +54,8 @@ def default_ticks() -> list[Tick]:
         Tick("digest", digest_posting.tick, every=timedelta(minutes=1), per_team_tokens=True),
         # Routing after the similar-answers grace period, escalation rounds, bumps, DMs due in someone's morning.
         Tick("routing", escalation.tick, every=timedelta(minutes=1), per_team_tokens=True),
+        # Search vectors still owed (a crash or a restart before they were computed, another replica's change).
+        Tick("vectors", vectors.tick, every=timedelta(minutes=1)),
         # A token Slack refused: does it work again? (At start, then while a workspace is disabled.)
         Tick(
             "tokens",

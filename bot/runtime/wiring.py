@@ -20,6 +20,7 @@ from bot.runtime.app import create_app
 from bot.runtime.http import HttpServer, Queueing, Screening, WSGIApp, create_wsgi_app
 from bot.runtime.metrics import ObservedExecutor
 from bot.runtime.scheduler import start_scheduler, stop_scheduler
+from bot.runtime.vectors import VectorFiller
 from bot.runtime.worker import InboxWorker
 from bot.services import Services
 from handlers.errors import is_database_outage
@@ -53,6 +54,8 @@ class Runtime:
     # The revisions it was migrated to (set before `ready`): /healthz checks the database still has them.
     heads: set[str] = field(default_factory=set)
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Computes the search vectors owed after the work that made them owed (bot/runtime/vectors.py).
+    vector_filler: VectorFiller | None = None
 
     def bot_token_for(self, team_id: str) -> str | None:
         """The token to call Slack with for this workspace: its installation's ("Add to Slack") or the
@@ -134,6 +137,10 @@ def build_runtime(
         heads=heads,
         stopping=services.stopping,
     )
+    pool = bolt_app.listener_runner.listener_executor
+    runtime.vector_filler = VectorFiller(store, pool, services.stopping)
+    if isinstance(pool, ObservedExecutor):
+        pool.after_task.append(runtime.vector_filler.after_task)
     if wait_for_database:
         threading.Thread(
             target=migrate_when_reachable, args=(runtime, migrate), name="peerlearn-migrate", daemon=True
@@ -145,10 +152,13 @@ def build_runtime(
 
 def mark_ready(runtime: Runtime) -> None:
     """The database is migrated: remember to which revisions, let requests in, then compute the routing
-    evidence of anyone who has answers but none yet (after an upgrade: everyone; bot/routing/upkeep.py)."""
+    evidence of anyone who has answers but none yet (after an upgrade: everyone; bot/routing/upkeep.py), and
+    queue the search vectors owed (after the upgrade to 0013: every document's; bot/runtime/vectors.py)."""
     runtime.heads.update(applied_revisions(runtime.store.engine))
     runtime.ready.set()
     fill_missing_evidence(runtime.store)
+    if runtime.vector_filler is not None:
+        runtime.vector_filler.wake()
 
 
 def fill_missing_evidence(store: Store) -> None:
@@ -169,7 +179,14 @@ def new_worker(runtime: Runtime) -> InboxWorker:
     assert runtime.inbox is not None
     pool = runtime.bolt_app.listener_runner.listener_executor
     assert isinstance(pool, ObservedExecutor)  # bot/runtime/app.py gives Bolt this pool, which counts its queue
-    return InboxWorker(runtime.inbox, runtime.bolt_app, runtime.store, has_room=lambda: pool.queued < WORKER_BACKLOG)
+    filler = runtime.vector_filler
+    return InboxWorker(
+        runtime.inbox,
+        runtime.bolt_app,
+        runtime.store,
+        has_room=lambda: pool.queued < WORKER_BACKLOG,
+        after_batch=filler.wake if filler is not None else lambda: None,
+    )
 
 
 def migrate_when_reachable(

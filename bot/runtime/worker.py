@@ -68,12 +68,14 @@ class InboxWorker:
         *,
         has_room: Callable[[], bool] = lambda: True,
         batch: int = BATCH,
+        after_batch: Callable[[], None] = lambda: None,
     ) -> None:
         self.inbox = inbox
         self.app = app
         self.store = store
         self.has_room = has_room
         self.batch_size = batch
+        self.after_batch = after_batch  # what the stored changes make owed (search vectors) is computed then
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy = threading.Lock()  # held while a batch is being handled
@@ -119,7 +121,9 @@ class InboxWorker:
                 raise Redeliver("database unreachable")
             for request in requests:
                 self.handle(request)
-            return len(requests)
+        if requests:
+            self.after_batch()
+        return len(requests)
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Until every request stored so far has been handed to Bolt (tests; the lazy listeners it started

@@ -1,6 +1,6 @@
-"""Similar answered questions and lessons, found by the database's own full-text engine.
+"""The full-text half of the search (bot/search/__init__.py): the database's own engine's best documents.
 
-One interface, `search_similar`, over two engines:
+`ranked_documents` over two engines:
 
 - SQLite: the FTS5 table `search_fts` (porter stemming, unicode61), ranked by `bm25()` with column weights;
 - PostgreSQL: the tsvector column `search_documents.tsv` (english config) with a GIN index, ranked by
@@ -13,8 +13,7 @@ and tags) or posted lesson, kept in sync by database triggers, so every write pa
 The query is built from the asker's words: tokenised here (letters and digits only, English stopwords
 dropped, at most MAX_TERMS distinct terms), each term quoted, terms joined with OR. Nothing the user
 typed reaches the query syntax of either engine, so quotes, NEAR, `*`, `-` or parentheses are just text.
-The engine's relevance is then boosted by how many of the asker's tags the document carries, and the
-privacy rule (a private channel's items are found only from that channel) is applied in SQL.
+The privacy rule (a private channel's items are found only from that channel) is applied in SQL.
 
 Cost (bench/search_scale.py; figures in bench/RESULTS.md). Both engines score every document the match
 expression matches, then LIMIT; with ~100k documents an OR over common words matches most of them. So the
@@ -35,36 +34,24 @@ its scores are the exhaustive ones. `exhaustive=True` skips pruning (the referen
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
-from bot.text import normalize_tag
-
-KIND_QUESTION = "question"
-KIND_LESSON = "lesson"
-
 MAX_TERMS = 32  # distinct query terms; more adds cost, not relevance
 MAX_TERM_CHARS = 64
 MAX_QUERY_CHARS = 4000  # questions are at most 3,000 characters; longer input is cut before tokenising
-MAX_LIMIT = 50
-# The engine's best matches that the tag boost may reorder; the boost never reaches further down.
-CANDIDATES = 50
 
 # Relevance weights of a document's parts: the question (or lesson) text counts most, then its tags,
 # then the accepted answer, which is longer and wanders further from what was asked.
 TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 1.0, 0.8, 0.6
-# Each of the asker's tags the document also carries multiplies its relevance by (1 + TAG_BOOST).
-TAG_BOOST = 0.2
 # At most this many documents matched (and so scored) per search, by engine: what one scored document costs
 # differs (FTS5 reads a doclist; PostgreSQL fetches the row and runs ts_rank). bench/search_scale.py.
 SCORING_BUDGET = {"sqlite": 4000, "postgresql": 1000}
@@ -83,21 +70,6 @@ STOPWORDS = frozenset(_ENGLISH_STOPWORDS.split())
 
 # Letters and digits in any script (what FTS5's unicode61 tokenizer keeps); everything else separates.
 _WORD = re.compile(r"[^\W_]+")
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    kind: str  # KIND_QUESTION or KIND_LESSON
-    id: int
-    channel_id: str
-    message_ts: str | None
-    text: str
-    tags: tuple[str, ...]
-    score: float  # higher is more similar; comparable within one result list only
-    author_id: str  # who asked the question or wrote the lesson
-    answer_text: str | None = None  # the accepted answer (questions only)
-    answer_user_id: str | None = None
-    answer_ts: str | None = None
 
 
 def query_terms(text: str, tags: Sequence[str] = ()) -> list[str]:
@@ -262,45 +234,37 @@ def _planned_for_its_values(session: Session, dialect: str) -> Iterator[None]:
     session.execute(sql("RESET plan_cache_mode"))
 
 
-def search_similar(
+def ranked_documents(
     session: Session,
     *,
     team_id: str,
-    text: str,
-    tags: Sequence[str] = (),
+    terms: Sequence[str],
     viewer_channel_id: str | None,
-    limit: int = 3,
+    candidates: int,
+    enough: int,
     exclude_question_id: int | None = None,
     exhaustive: bool = False,
-) -> list[SearchHit]:
-    """The answered questions and lessons of this workspace most similar to `text` and `tags`, best first.
-
-    Items from a private channel are returned only when `viewer_channel_id` is that channel (pass None
-    where no channel is involved, e.g. a DM or the App Home: then only public channels are searched).
-    """
-    terms = query_terms(text, tags)
-    limit = max(0, min(limit, MAX_LIMIT))
-    if not terms or limit == 0:
-        return []
-    # Stored tags went through normalize_tag; anything it rejects cannot be among them.
-    tag_list = sorted({tag for tag in map(normalize_tag, tags) if tag})
+) -> dict[int, float]:
+    """The engine's best `candidates` documents for these terms (search_documents ids) with their relevance
+    (higher is better; comparable within one call only), the privacy rule applied: items from a private
+    channel only when `viewer_channel_id` is that channel. A pruned match that found fewer than `enough`
+    documents is followed by the next, broader one (see pruned_queries)."""
+    if not terms or candidates <= 0:
+        return {}
     params: dict[str, object] = {
         "team_id": team_id,
         "viewer": viewer_channel_id,
-        "limit": limit,
-        "tag_boost": TAG_BOOST,
         "exclude": exclude_question_id,
-        "candidates": max(limit, CANDIDATES),
+        "candidates": candidates,
     }
     exclude = "AND NOT (d.kind = 'question' AND d.ref_id = :exclude)" if exclude_question_id is not None else ""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         statement = _SQLITE_SEARCH.format(exclude=exclude)
-        params |= {"tags": json.dumps(tag_list)}
         or_query = fts5_query
     elif dialect == "postgresql":
         statement = _POSTGRES_SEARCH.format(exclude=exclude)
-        params |= {"rank_query": tsquery(terms), "tags": tag_list}
+        params |= {"rank_query": tsquery(terms)}
         or_query = tsquery
     else:
         raise NotImplementedError(f"no full-text search for the {dialect} database")
@@ -309,76 +273,31 @@ def search_similar(
     with _planned_for_its_values(session, dialect):
         for query in queries:
             rows = session.execute(sql(statement), params | {"query": query}).all()
-            if len(rows) >= limit:
-                break  # else the next, broader query (see pruned_queries)
-    return [
-        SearchHit(
-            kind=row.kind,
-            id=row.ref_id,
-            channel_id=row.channel_id,
-            message_ts=row.message_ts,
-            text=row.title,
-            tags=tuple(row.tags.split()),
-            score=float(row.score),
-            author_id=row.author_id or "",
-            answer_text=row.answer_text,
-            answer_user_id=row.answer_user_id,
-            answer_ts=row.answer_ts,
-        )
-        for row in rows
-    ]
+            if len(rows) >= enough:
+                break  # else the next, broader query
+    return {int(row.id): float(row.relevance) for row in rows}
 
 
-# Each engine ranks its matches and keeps the best CANDIDATES (`ranked`); the tag boost, the final LIMIT and
-# the join to authors and accepted answers then work on those few rows only, the same on both engines.
-_FINISH = """
-, scored AS (
-    SELECT r.*, r.relevance * (1.0 + :tag_boost * ({tag_overlap})) AS score
-    FROM ranked r
-    ORDER BY score DESC, r.kind, r.ref_id
-    LIMIT :limit
-)
-SELECT s.kind, s.ref_id, s.channel_id, s.message_ts, s.title, s.tags, s.score,
-       coalesce(q.asker_id, l.author_id) AS author_id,
-       a.text AS answer_text, a.user_id AS answer_user_id, a.ts AS answer_ts
-FROM scored s
-LEFT JOIN questions q ON s.kind = 'question' AND q.id = s.ref_id
-LEFT JOIN answers a ON a.id = q.accepted_answer_id
-LEFT JOIN lessons l ON s.kind = 'lesson' AND l.id = s.ref_id
-ORDER BY s.score DESC, s.kind, s.ref_id
-"""
-
-_PRIVACY = "(NOT d.channel_private OR d.channel_id = :viewer)"
+# A private channel's items are found only from that channel (the viewer's); the same rule everywhere.
+PRIVACY = "(NOT d.channel_private OR d.channel_id = :viewer)"
 
 _SQLITE_SEARCH = f"""
-WITH ranked AS (
-    SELECT d.kind, d.ref_id, d.channel_id, d.message_ts, d.title, d.tags,
-           -bm25(search_fts, {TITLE_WEIGHT}, {BODY_WEIGHT}, {TAGS_WEIGHT}) AS relevance
-    FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid
-    WHERE search_fts MATCH :query AND d.team_id = :team_id AND {_PRIVACY} {{exclude}}
-    ORDER BY relevance DESC, d.kind, d.ref_id
-    LIMIT :candidates
-)
-""" + _FINISH.format(
-    tag_overlap="SELECT count(*) FROM json_each(:tags) AS t "
-    "WHERE instr(' ' || r.tags || ' ', ' ' || t.value || ' ') > 0"
-)
+SELECT d.id, -bm25(search_fts, {TITLE_WEIGHT}, {BODY_WEIGHT}, {TAGS_WEIGHT}) AS relevance
+FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid
+WHERE search_fts MATCH :query AND d.team_id = :team_id AND {PRIVACY} {{exclude}}
+ORDER BY relevance DESC, d.kind, d.ref_id
+LIMIT :candidates
+"""
 
 # ts_rank weights are {D, C, B, A}: answer is C, tags B, text A (see migration 0002). ts_rank, not
 # ts_rank_cd: cover density rewards terms standing close together, which says little for an OR of
 # words (and measured clearly worse in bench/search.py). Normalization 1 divides by 1 + log(document
 # length), as BM25 discounts long documents.
 _POSTGRES_SEARCH = f"""
-WITH ranked AS (
-    SELECT d.kind, d.ref_id, d.channel_id, d.message_ts, d.title, d.tags,
-           ts_rank('{{{{0, {BODY_WEIGHT}, {TAGS_WEIGHT}, {TITLE_WEIGHT}}}}}'::float4[], d.tsv,
-                   to_tsquery('english', :rank_query), 1) AS relevance
-    FROM search_documents d
-    WHERE d.tsv @@ to_tsquery('english', :query) AND d.team_id = :team_id AND {_PRIVACY} {{exclude}}
-    ORDER BY relevance DESC, d.kind, d.ref_id
-    LIMIT :candidates
-)
-""" + _FINISH.format(
-    tag_overlap="SELECT count(*) FROM unnest(CAST(:tags AS text[])) AS t(tag) "
-    "WHERE strpos(' ' || r.tags || ' ', ' ' || t.tag || ' ') > 0"
-)
+SELECT d.id, ts_rank('{{{{0, {BODY_WEIGHT}, {TAGS_WEIGHT}, {TITLE_WEIGHT}}}}}'::float4[], d.tsv,
+                     to_tsquery('english', :rank_query), 1) AS relevance
+FROM search_documents d
+WHERE d.tsv @@ to_tsquery('english', :query) AND d.team_id = :team_id AND {PRIVACY} {{exclude}}
+ORDER BY relevance DESC, d.kind, d.ref_id
+LIMIT :candidates
+"""
