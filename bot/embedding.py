@@ -40,9 +40,10 @@ INSTALL_HINT = (
 )
 
 # Texts are sorted by length and embedded in batches of similar lengths (see _batches): at most this many
-# texts and this many tokens, padding included (a batch's attention scores stay a few tens of MB).
+# texts and this many tokens, padding included. Small batches keep a layer's arrays near the CPU's cache and
+# the memory a batch takes to a few MB; batches of 2,048 or 4,096 tokens were no faster (bench/RESULTS.md).
 BATCH_TEXTS = 32
-BATCH_TOKENS = 4096
+BATCH_TOKENS = 1024
 
 Array = npt.NDArray[np.float32]
 
@@ -206,8 +207,9 @@ class Embedder:
         size, inner = self.config.hidden_size, self.config.intermediate_size
 
         def tensor(name: str, *shape: int | None) -> Array:
-            """A tensor of this shape (None: any size on that axis), as float32."""
-            value = np.ascontiguousarray(weights[prefix + name], dtype=np.float32)
+            """A tensor of this shape (None: any size on that axis), as float32. Taken out of `weights`, so that
+            the file's copy of a linear map is freed once its transposed copy is made."""
+            value = np.ascontiguousarray(weights.pop(prefix + name), dtype=np.float32)
             if len(value.shape) != len(shape) or any(
                 want not in (None, got) for want, got in zip(shape, value.shape, strict=False)
             ):
