@@ -40,9 +40,10 @@ INSTALL_HINT = (
 )
 
 # Texts are sorted by length and embedded in batches of similar lengths (see _batches): at most this many
-# texts and this many tokens, padding included (a batch's attention scores stay a few tens of MB).
+# texts and this many tokens, padding included. Small batches keep a layer's arrays near the CPU's cache and
+# the memory a batch takes to a few MB; batches of 2,048 or 4,096 tokens were no faster (bench/RESULTS.md).
 BATCH_TEXTS = 32
-BATCH_TOKENS = 4096
+BATCH_TOKENS = 1024
 
 Array = npt.NDArray[np.float32]
 
@@ -190,6 +191,7 @@ class Embedder:
         the config, the tokenizer, the weights. Raises EmbeddingUnavailable."""
         weights_file = directory / "model.safetensors"
         verify_weights(weights_file)
+        _one_blas_thread()
         self.config = ModelConfig.read(directory)
         self._tokenizer = _load_tokenizer(directory / "tokenizer.json", self.config.max_tokens)
         try:
@@ -205,8 +207,9 @@ class Embedder:
         size, inner = self.config.hidden_size, self.config.intermediate_size
 
         def tensor(name: str, *shape: int | None) -> Array:
-            """A tensor of this shape (None: any size on that axis), as float32."""
-            value = np.ascontiguousarray(weights[prefix + name], dtype=np.float32)
+            """A tensor of this shape (None: any size on that axis), as float32. Taken out of `weights`, so that
+            the file's copy of a linear map is freed once its transposed copy is made."""
+            value = np.ascontiguousarray(weights.pop(prefix + name), dtype=np.float32)
             if len(value.shape) != len(shape) or any(
                 want not in (None, got) for want, got in zip(shape, value.shape, strict=False)
             ):
@@ -282,9 +285,10 @@ class Embedder:
         """BERT's encoder on one padded batch, then the masked mean of the tokens, L2-normalised."""
         config = self.config
         batch, width = ids.shape
-        heads, head_size = config.heads, config.hidden_size // config.heads
-        eps = config.layer_norm_eps
-        x = self._words[ids] + self._token_types[types] + self._positions[:width]
+        size, heads = config.hidden_size, config.heads
+        head_size, eps = size // heads, config.layer_norm_eps
+        # The tokens of the whole batch are the rows of one matrix, so each linear map is one matrix product.
+        x = (self._words[ids] + self._token_types[types] + self._positions[:width]).reshape(batch * width, size)
         x = _layer_norm(x, *self._embedding_norm, eps)
         # Padding gets the lowest float32 added to its attention scores, as transformers does: exp() makes it 0.
         mask_bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
@@ -292,15 +296,17 @@ class Embedder:
         for layer in self._layers:
             qkv = (x @ layer.qkv_w + layer.qkv_b).reshape(batch, width, 3, heads, head_size)
             q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # each (batch, heads, width, head_size)
-            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + mask_bias
+            scores = q @ k.transpose(0, 1, 3, 2)
+            scores *= scale
+            scores += mask_bias
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, width, config.hidden_size)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * width, size)
             x = _layer_norm(context @ layer.attention_out_w + layer.attention_out_b + x, *layer.attention_norm, eps)
-            hidden = _gelu(x @ layer.up_w + layer.up_b)
+            hidden = gelu(x @ layer.up_w + layer.up_b)
             x = _layer_norm(hidden @ layer.down_w + layer.down_b + x, *layer.output_norm, eps)
-        summed = np.einsum("bwh,bw->bh", x, mask)
+        summed = np.einsum("bwh,bw->bh", x.reshape(batch, width, size), mask)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
@@ -328,6 +334,16 @@ def _batches(order: list[int], lengths: list[int]) -> list[list[int]]:
     return batches
 
 
+def _one_blas_thread() -> None:
+    """Make numpy's BLAS (OpenBLAS) use one thread, in the whole process. Its default, a thread per core,
+    made embedding several times slower on a machine whose cores other work was using (bench/RESULTS.md):
+    OpenBLAS's threads wait for each other and spin while they wait. Callers that embed at once run side by
+    side instead. Nothing else in PeerLearn uses numpy."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _layer_norm(x: Array, gain: Array, bias: Array, eps: float) -> Array:
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
@@ -335,24 +351,41 @@ def _layer_norm(x: Array, gain: Array, bias: Array, eps: float) -> Array:
     return centred / np.sqrt(variance + np.float32(eps)) * gain + bias
 
 
-def _gelu(x: Array) -> Array:
-    """GELU in its exact (erf) form, as BERT's "gelu": x * (1 + erf(x / sqrt 2)) / 2."""
-    return x * (np.float32(0.5) + np.float32(0.5) * erf(x * np.float32(1.0 / math.sqrt(2.0))))
+# GELU's exact (erf) form, BERT's "gelu": x * (1 + erf(x / sqrt 2)) / 2. numpy has no erf: Abramowitz &
+# Stegun 7.1.26 gives erf(z) = 1 - P(t) exp(-z^2) for z >= 0, t = 1 / (1 + p z), within 1.5e-7. With z = |x| / sqrt 2
+# and h = P(t) exp(-x^2 / 2) / 2, GELU is x (1 - h) for x >= 0 and x h below: max(x, 0) - |x| h.
+_GELU_P = np.float32(0.3275911 / math.sqrt(2.0))
+_GELU_A = tuple(np.float32(a / 2) for a in (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429))
+_GELU_CHUNK = 32_768  # values per pass: the temporaries stay in the CPU's cache
 
 
-# numpy has no erf. Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7 in exact arithmetic, under 1e-6 in float32
-# (tests/test_embedding.py), which moves the vectors by about 1e-7.
-_ERF_P = np.float32(0.3275911)
-_ERF_A = tuple(np.float32(a) for a in (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429))
+def gelu(x: Array) -> Array:
+    """GELU (erf form), elementwise, in float32, computed in place: `x` is overwritten (when contiguous).
 
-
-def erf(x: Array) -> Array:
-    """The error function, elementwise, in float32."""
-    magnitude = np.abs(x)
-    t = np.float32(1.0) / (np.float32(1.0) + _ERF_P * magnitude)
-    a1, a2, a3, a4, a5 = _ERF_A
-    polynomial = t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))))
-    return np.copysign(np.float32(1.0) - polynomial * np.exp(-magnitude * magnitude), x)
+    It goes through `x` a chunk at a time because a layer's activations (a batch's tokens x 1,536) do not fit
+    in the CPU's cache: a dozen whole-array passes made GELU a large part of the forward pass (bench/RESULTS.md)."""
+    flat = x.reshape(-1)
+    buffers = [np.empty(min(_GELU_CHUNK, flat.size), dtype=np.float32) for _ in range(3)]
+    a1, a2, a3, a4, a5 = _GELU_A
+    for start in range(0, flat.size, _GELU_CHUNK):
+        part = flat[start : start + _GELU_CHUNK]
+        magnitude, t, h = (buffer[: part.size] for buffer in buffers)
+        np.abs(part, out=magnitude)
+        np.multiply(magnitude, _GELU_P, out=t)
+        t += np.float32(1.0)
+        np.reciprocal(t, out=t)
+        np.multiply(t, a5, out=h)  # h = P(t) / 2, by Horner's rule
+        for coefficient in (a4, a3, a2, a1):
+            h += coefficient
+            h *= t
+        np.multiply(magnitude, magnitude, out=t)  # t is free again: exp(-x^2 / 2)
+        t *= np.float32(-0.5)
+        np.exp(t, out=t)
+        h *= t
+        h *= magnitude
+        np.maximum(part, np.float32(0.0), out=part)
+        part -= h
+    return flat.reshape(x.shape)
 
 
 def _load_tokenizer(path: Path, max_tokens: int) -> Tokenizer:

