@@ -29,6 +29,7 @@ from models.capture import QuestionSource, SavedMessage, SavedThread
 from models.digest import load_digest_data
 from models.lesson import Lesson
 from tests.route_helpers import GENERAL, SECRET, add_people, bot_maker, declare, plain, question_of, routing_dms
+from tests.test_search_vectors_flow import assert_every_vector_current
 
 BERLIN = "Europe/Berlin"
 RANDOM = "C_RANDOM"  # a channel PeerLearn was never invited to
@@ -203,6 +204,7 @@ def test_saving_a_thread_makes_a_lesson_credited_linked_found_by_search_and_in_t
     told = plain(world.ephemerals("U_ANA")[-1])
     assert "Saved as a lesson" in told and "<@U_ANA>, <@U_BRUNO>, <@U_MAYA>" in told
 
+    assert_every_vector_current(bot.store)  # embedded after the ack, like any lesson
     found = search(world, "U_NEW", "rotate ingress certificate")
     assert "Lesson by <@U_ANA>" in found and "Rotating the ingress TLS certificate" in found
     assert link_to(GENERAL, root) in found
@@ -242,6 +244,7 @@ def test_saving_the_same_thread_again_updates_its_lesson_and_a_retried_submissio
     [thread] = saved(bot)
     assert thread.saved_by == "U_MAYA" and [m.ts for m in thread.messages] == [root, bruno, maya]
     assert "Updated as a lesson" in plain(world.ephemerals("U_MAYA")[-1])
+    assert_every_vector_current(bot.store)  # of the new text
 
 
 def test_a_private_channels_thread_is_saved_private_and_found_only_there(bot):
