@@ -70,10 +70,13 @@ def register(app: App, services: Services) -> None:
         try:
             info = client.conversations_info(channel=channel_id)["channel"]
             can_post = bool(info.get("is_member")) and not info.get("is_archived")
+            private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
         except SLACK_FAILURES:  # a private channel the bot is not in
-            can_post = False
+            can_post, private = False, True
         source = {"channel_id": channel_id, "ts": message.ts, "author_id": message.user_id, "permalink": permalink}
-        note = about_note(author_id=message.user_id, permalink=permalink, channel_id=channel_id, can_post=can_post)
+        note = about_note(
+            author_id=message.user_id, permalink=permalink, channel_id=channel_id, can_post=can_post, private=private
+        )
         metadata = json.dumps({"channel_id": channel_id, "source": source})
         view = ask_modal(channel_id if can_post else None, question=message.text, private_metadata=metadata, note=note)
         try:

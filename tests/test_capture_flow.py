@@ -10,13 +10,15 @@ first replies and says so.
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.capture import MAX_KEPT_REPLIES
-from bot.export import find_user_id, forget_user
+from bot.export import export_json, find_user_id, forget_user
 from bot.messages.capture import (
     ASK_ABOUT_SHORTCUT,
     SAVE_BLOCK_REPLIES,
@@ -27,9 +29,10 @@ from bot.messages.forms import ASK_BLOCK_CHANNEL, ASK_BLOCK_QUESTION, ASK_MODAL
 from bot.search import search_similar
 from models.capture import QuestionSource, SavedMessage, SavedThread
 from models.digest import load_digest_data
+from models.expert import FORGOTTEN_USER_ID
 from models.lesson import Lesson
 from tests.route_helpers import GENERAL, SECRET, add_people, bot_maker, declare, plain, question_of, routing_dms
-from tests.test_search_vectors_flow import assert_every_vector_current
+from tests.test_search_vectors_flow import assert_every_vector_current, suggested
 
 BERLIN = "Europe/Berlin"
 RANDOM = "C_RANDOM"  # a channel PeerLearn was never invited to
@@ -149,10 +152,28 @@ def test_asking_about_a_message_where_peerlearn_is_not_offers_a_channel_it_is_in
         input_element(form, ASK_BLOCK_QUESTION)["initial_value"] == "Is there a way to rerun only the failed CI jobs?"
     )
 
+    # Picked anyway, #random refuses the post: Ana is told why, with her question back.
+    world.submit_view("U_ANA", ASK_MODAL, {"channel": RANDOM})
+    world.settle()
+    told = world.messages("U_ANA")[-1].plain  # by DM: PeerLearn can't show a note in #random either
+    assert "rerun only the failed CI jobs" in told and "invite" in told.lower(), told
+
+    shortcut(world, "U_ANA", ASK_ABOUT_SHORTCUT, RANDOM, written)
     since = world.fake.mark()
     world.submit_view("U_ANA", ASK_MODAL, {"channel": GENERAL})  # the prefilled question as it is
     posted = world.wait_post(GENERAL, since=since)
     assert "rerun only the failed CI jobs" in posted.plain and "<@U_BRUNO>" in posted.plain
+
+
+def test_asking_about_a_private_message_warns_that_the_channel_picked_will_see_it(bot):
+    world = bot.world
+    world.add_channel("G_HIDDEN", name="hidden", private=True, members=["U_ANA", "U_BRUNO"], bot_member=False)
+    written = world.post("U_BRUNO", "G_HIDDEN", "Why does the nightly export time out?")
+
+    shortcut(world, "U_ANA", ASK_ABOUT_SHORTCUT, "G_HIDDEN", written)
+
+    note = modal(world, "U_ANA", ASK_MODAL)["blocks"][0]["elements"][0]["text"]
+    assert "from a private conversation" in note and "I'm not in <#G_HIDDEN>" in note
 
 
 # --- Save as knowledge ----------------------------------------------------------------------------------
@@ -263,6 +284,11 @@ def test_a_private_channels_thread_is_saved_private_and_found_only_there(bot):
     assert "payroll" not in search(world, "U_ANA", "payroll tls certificate", GENERAL).replace(
         "payroll tls certificate", ""
     )
+    # Asking about it: from another channel nothing of it is suggested; from its own channel it is.
+    world.ask("U_MAYA", "How do I rotate the payroll TLS certificate?", GENERAL)
+    assert not any("payroll TLS certificate" in text for text in suggested(world, "U_MAYA"))
+    world.ask("U_MAYA", "How do I rotate the payroll TLS certificate again?", SECRET)
+    assert any("Rotating the payroll TLS certificate" in text for text in suggested(world, "U_MAYA"))
     with bot.store.session() as s:
         for viewer in (GENERAL, None):  # suggestions in another channel, the App Home's search
             hits = search_similar(s, team_id=lesson.team_id, text="payroll tls certificate", viewer_channel_id=viewer)
@@ -271,6 +297,32 @@ def test_a_private_channels_thread_is_saved_private_and_found_only_there(bot):
             s, lesson.team_id, GENERAL, lesson.created_at - timedelta(days=1), lesson.created_at + timedelta(days=1)
         )
         assert elsewhere.lessons.total == 0
+
+
+def test_what_people_wrote_is_kept_as_written_and_never_pings_anyone(bot):
+    world = bot.world
+    root = world.post("U_ANA", GENERAL, world.typed("@here is `a < b && c > d` safe in <b>bash</b>?"))
+    world.post("U_BRUNO", GENERAL, world.typed("Quote it: [[ a < b ]] && echo yes @channel"), thread_ts=root)
+
+    shortcut(world, "U_NICO", ASK_ABOUT_SHORTCUT, GENERAL, root)
+    form = modal(world, "U_NICO", ASK_MODAL)
+    assert input_element(form, ASK_BLOCK_QUESTION)["initial_value"] == "@here is `a < b && c > d` safe in <b>bash</b>?"
+    since = world.fake.mark()
+    world.submit_view("U_NICO", ASK_MODAL, {})  # the question as prefilled
+    posted = world.wait_post(GENERAL, since=since)
+    world.settle()
+
+    shortcut(world, "U_NICO", SAVE_SHORTCUT, GENERAL, root)
+    world.submit_view("U_NICO", SAVE_MODAL, {"title": "Comparing strings in bash"})
+    world.settle()
+
+    [lesson] = lessons(bot)
+    assert "[[ a < b ]] && echo yes @channel" in lesson.text  # stored as written
+    found = search(world, "U_MAYA", "comparing strings bash")
+    assert "Comparing strings in bash" in found
+    shown = str(posted.raw["blocks"]) + str(world.ephemerals("U_MAYA")[-1]["blocks"])
+    assert "<!here>" not in shown and "<!channel>" not in shown and "&lt;b&gt;bash&lt;/b&gt;" in shown
+    assert world.fake.violations == []  # no broadcast, nothing Slack would refuse
 
 
 def test_a_thread_longer_than_the_form_offers_its_first_replies_and_says_so(bot):
@@ -311,11 +363,29 @@ def test_a_saved_thread_is_exported_and_forgetting_a_contributor_removes_their_w
     world.submit_view("U_ANA", SAVE_MODAL, {"title": "TLS rotation", SAVE_BLOCK_REPLIES: [bruno, maya]})
     world.settle()
 
+    team_id = lessons(bot)[0].team_id
     with bot.store.session() as s:
-        forget_user(s, lessons(bot)[0].team_id, "U_BRUNO")
+        out = io.StringIO()
+        counts = export_json(s, team_id, out, bot.clock.now())
+        exported = json.loads(out.getvalue())
+    assert counts["saved_threads"] == 1 and counts["saved_thread_messages"] == 3
+    assert [m["user_id"] for m in exported["saved_thread_messages"]] == ["U_ANA", "U_BRUNO", "U_MAYA"]
+    assert exported["saved_threads"][0]["saved_by"] == "U_ANA"
+
+    with bot.store.session() as s:
+        forget_user(s, team_id, "U_BRUNO")
     with bot.store.session() as s:
         lesson = s.scalars(select(Lesson)).one()
         assert "certbot" not in lesson.text and "<@U_BRUNO>" not in lesson.text
         assert "bump the kubernetes secret" in lesson.text and lesson.author_id == "U_ANA"
         assert s.scalar(select(func.count()).select_from(SavedMessage)) == 2
         assert find_user_id(s, lesson.team_id, "U_BRUNO") == []
+
+    with bot.store.session() as s:  # the person who saved it, and wrote its first message
+        forget_user(s, team_id, "U_ANA")
+    with bot.store.session() as s:
+        lesson = s.scalars(select(Lesson)).one()
+        thread = s.scalars(select(SavedThread)).one()
+        assert lesson.author_id == "U_MAYA" and thread.saved_by == FORGOTTEN_USER_ID
+        assert "rotate the TLS certificate" not in lesson.text and "bump the kubernetes secret" in lesson.text
+        assert find_user_id(s, team_id, "U_ANA") == []

@@ -26,11 +26,16 @@ READ_FAILED = "I couldn't read the thread just now. Please press Save again in a
 ALREADY_A_LESSON = "This message is a lesson PeerLearn posted: it is searchable already."
 
 
-def about_note(*, author_id: str | None, permalink: str | None, channel_id: str, can_post: bool) -> str:
+def about_note(*, author_id: str | None, permalink: str | None, channel_id: str, can_post: bool, private: bool) -> str:
     """The line at the top of the prefilled /ask form: which message it is about, and where it can go."""
     what = f"<{permalink}|this message>" if permalink else "this message"
     by = f" by {mention(author_id)}" if author_id else ""
     note = f":speech_balloon: Asking about {what}{by}. Edit the question as you like; its author is credited."
+    if private:
+        note += (
+            "\n:lock: It is from a private conversation: whoever can read the channel you pick will see your "
+            "question, so leave out what isn't meant for them."
+        )
     if not can_post:
         note += (
             f"\n:warning: I'm not in <#{channel_id}>, so I can't post there. Pick a channel I'm in below, or "
