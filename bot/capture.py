@@ -85,10 +85,11 @@ def save_thread(
     kept: Sequence[ThreadMessage],
     saved_by: str,
     permalink: str | None,
+    view_id: str,
     now: datetime,
-) -> tuple[SavedThread, bool]:
-    """Store the thread as a lesson, or update the lesson it already is; True when it is new. `kept` is never
-    empty (the thread's first message at least)."""
+) -> Saved:
+    """Store the thread as a lesson, or update the lesson it already is. `kept` is never empty (the thread's
+    first message at least). The same form submission again (Slack retried it) changes nothing."""
     authors = credited(kept)
     author = authors[0] if authors else saved_by
     text = lesson_text(title, kept)
@@ -114,6 +115,7 @@ def save_thread(
             title=title,
             permalink=permalink,
             saved_by=saved_by,
+            view_id=view_id,
             created_at=now,
             updated_at=now,
         )
@@ -124,11 +126,13 @@ def save_thread(
             existing, created = again, False
         else:
             existing = thread
+    if not created and existing.view_id == view_id:
+        return Saved(existing, created=False, repeated=True)
     if not created:
         lesson = existing.lesson
         lesson.text, lesson.author_id, lesson.channel_private = text, author, channel_private
         lesson.tags = [LessonTag(tag=tag, team_id=team_id, position=i) for i, tag in enumerate(tags)]
-        existing.title, existing.saved_by, existing.updated_at = title, saved_by, now
+        existing.title, existing.saved_by, existing.view_id, existing.updated_at = title, saved_by, view_id, now
         existing.permalink = permalink or existing.permalink
         existing.messages.clear()
         session.flush()
@@ -137,7 +141,14 @@ def save_thread(
         for i, m in enumerate(kept)
     )
     session.flush()
-    return existing, created
+    return Saved(existing, created=created, repeated=False)
+
+
+@dataclass(frozen=True)
+class Saved:
+    thread: SavedThread
+    created: bool  # a new lesson (else the thread's lesson, updated)
+    repeated: bool  # the same form submission as the last save: nothing changed
 
 
 class AlreadyALesson(Exception):

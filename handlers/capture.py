@@ -153,7 +153,7 @@ def register(app: App, services: Services) -> None:
             with services.store.session() as session:
                 now = services.clock.now()
                 ensure_workspace(session, team_id, now)
-                saved, created = save_thread(
+                saved = save_thread(
                     session,
                     team_id=team_id,
                     channel_id=channel_id,
@@ -164,16 +164,18 @@ def register(app: App, services: Services) -> None:
                     kept=kept,
                     saved_by=user_id,
                     permalink=metadata.get("permalink"),
+                    view_id=view["id"],
                     now=now,
                 )
-                context[SAVED] = saved_text(
-                    title=title,
-                    created=created,
-                    permalink=saved.permalink,
-                    authors=credited(kept),
-                    tags=tags,
-                    private=bool(metadata.get("private", True)),
-                )
+                if not saved.repeated:  # a retried submission: its note was sent already
+                    context[SAVED] = saved_text(
+                        title=title,
+                        created=saved.created,
+                        permalink=saved.thread.permalink,
+                        authors=credited(kept),
+                        tags=tags,
+                        private=bool(metadata.get("private", True)),
+                    )
         except AlreadyALesson:
             ack(**field_errors({SAVE_BLOCK_TITLE: ALREADY_A_LESSON}))
             return

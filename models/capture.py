@@ -45,6 +45,7 @@ class SavedThread(Base):
     title: Mapped[str] = mapped_column(String(150))
     permalink: Mapped[str | None] = mapped_column(String(500))
     saved_by: Mapped[str] = mapped_column(String(32))
+    view_id: Mapped[str] = mapped_column(String(64))  # the form submission that saved it last (a retry: the same)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -250,6 +250,7 @@ def test_saving_the_same_thread_again_updates_its_lesson_and_a_retried_submissio
     world.resend(world.last_payload)  # the same submission, retried
     world.settle()
     assert len(lessons(bot)) == 1 and len(saved(bot)) == 1
+    assert sum("as a lesson" in plain(e) for e in world.ephemerals("U_ANA")) == 1  # told once
 
     shortcut(world, "U_MAYA", SAVE_SHORTCUT, GENERAL, nico)
     form = modal(world, "U_MAYA", SAVE_MODAL)

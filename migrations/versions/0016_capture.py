@@ -3,7 +3,8 @@
 - `question_sources`: the message an "Ask PeerLearn about this" question is about (channel, ts, author, link),
   one per question, gone with it;
 - `saved_threads`: a thread (or a lone message) saved with "Save as knowledge": the lesson it became (unique:
-  one thread, one lesson), title, link, who saved it; one per thread (`team_id, channel_id, thread_ts`);
+  one thread, one lesson), title, link, who saved it and the form submission that did (a retried submission
+  changes nothing); one per thread (`team_id, channel_id, thread_ts`);
 - `saved_thread_messages`: the messages kept, with who wrote each (the lesson's contributors); by person
   (`ix_saved_thread_messages_team_user`, forget-user).
 
@@ -51,6 +52,7 @@ def upgrade() -> None:
         sa.Column("title", sa.String(length=150), nullable=False),
         sa.Column("permalink", sa.String(length=500), nullable=True),
         sa.Column("saved_by", sa.String(length=32), nullable=False),
+        sa.Column("view_id", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
