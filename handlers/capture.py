@@ -88,12 +88,15 @@ def register(app: App, services: Services) -> None:
         team_id = (shortcut.get("team") or {}).get("id") or ""
         channel_id = shortcut["channel"]["id"]
         thread_ts = thread_ts_of(shortcut["message"])
+        if is_direct(shortcut["channel"]):  # the manifest asks for no im/mpim history: nothing to read there
+            respond(response_type="ephemeral", text=cannot_read(channel_id, direct=True))
+            return
         try:
             thread, total_replies = read_thread(client, channel_id, thread_ts)
             info = client.conversations_info(channel=channel_id)["channel"]
         except SLACK_FAILURES as exc:
             logger.info("cannot read %s to save a thread: %s", channel_id, error_code(exc))
-            respond(response_type="ephemeral", text=cannot_read(channel_id))
+            respond(response_type="ephemeral", text=cannot_read(channel_id, direct=False))
             return
         private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
         permalink = _permalink(client, channel_id, thread_ts)
@@ -204,6 +207,13 @@ def read_thread(client: WebClient, channel_id: str, thread_ts: str) -> tuple[lis
     first = raw[0]
     replies = int(first.get("reply_count") or len(raw) - 1)
     return [as_written(m) for m in raw[: MAX_KEPT_REPLIES + 1]], replies
+
+
+def is_direct(channel: dict[str, Any]) -> bool:
+    """A direct or group message, by what a shortcut's payload says of its channel (Slack names them
+    "directmessage" and "mpdm-…"; their ids start with D)."""
+    name, channel_id = str(channel.get("name") or ""), str(channel.get("id") or "")
+    return name == "directmessage" or name.startswith("mpdm-") or channel_id.startswith("D")
 
 
 def _could_not_open(respond: Respond, exc: BaseException) -> None:

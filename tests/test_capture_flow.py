@@ -357,6 +357,18 @@ def test_a_channel_peerlearn_cannot_read_is_said_kindly_and_nothing_is_saved(bot
     assert world.fake.open_modals("U_ANA") == [] and lessons(bot) == []
 
 
+def test_a_direct_message_cannot_be_saved_and_says_where_to_save_instead(bot):
+    world = bot.world
+    world.add_channel("D_ANA_BRUNO", name="directmessage", members=["U_ANA", "U_BRUNO"], bot_member=False)
+    written = world.post("U_BRUNO", "D_ANA_BRUNO", "The staging DB password rotates every Monday")
+
+    shortcut(world, "U_ANA", SAVE_SHORTCUT, "D_ANA_BRUNO", written)
+
+    told = plain(world.ephemerals("U_ANA")[-1])
+    assert "only save threads from channels" in told
+    assert world.fake.open_modals("U_ANA") == [] and lessons(bot) == []
+
+
 def test_a_saved_thread_is_exported_and_forgetting_a_contributor_removes_their_words(bot):
     world = bot.world
     root, (bruno, maya, _) = a_thread(world)

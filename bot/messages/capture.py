@@ -44,7 +44,14 @@ def about_note(*, author_id: str | None, permalink: str | None, channel_id: str,
     return note
 
 
-def cannot_read(channel_id: str) -> str:
+def cannot_read(channel_id: str, *, direct: bool) -> str:
+    """Why a thread cannot be saved: a direct message (PeerLearn saves from channels), or a channel it cannot
+    read."""
+    if direct:
+        return (
+            "I can only save threads from channels, not from direct messages. Post it in a channel (or ask me "
+            "there with “Ask PeerLearn about this”) and save it from there."
+        )
     return (
         f"I can't read <#{channel_id}>, so I can't save that thread. Invite me there with `/invite @PeerLearn`, "
         "then try “Save as knowledge” again."
