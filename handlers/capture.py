@@ -38,6 +38,7 @@ from bot.messages.capture import (
     SAVE_BLOCK_TITLE,
     SAVE_MODAL,
     SAVE_SHORTCUT,
+    THREAD_GONE,
     TITLE_MISSING,
     about_note,
     cannot_open,
@@ -94,8 +95,8 @@ def register(app: App, services: Services) -> None:
         try:
             thread, total_replies = read_thread(client, channel_id, thread_ts)
             info = client.conversations_info(channel=channel_id)["channel"]
-        except SLACK_FAILURES as exc:
-            logger.info("cannot read %s to save a thread: %s", channel_id, error_code(exc))
+        except UNREADABLE as exc:
+            logger.info("cannot read %s to save a thread: %s", channel_id, _why(exc))
             respond(response_type="ephemeral", text=cannot_read(channel_id, direct=False))
             return
         private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
@@ -147,9 +148,10 @@ def register(app: App, services: Services) -> None:
         user_id = body["user"]["id"]
         try:
             thread, _ = read_thread(client, channel_id, thread_ts)
-        except SLACK_FAILURES as exc:
-            logger.warning("could not read %s %s to save it: %s", channel_id, thread_ts, error_code(exc))
-            ack(**field_errors({SAVE_BLOCK_TITLE: READ_FAILED}))
+        except UNREADABLE as exc:
+            logger.warning("could not read %s %s to save it: %s", channel_id, thread_ts, _why(exc))
+            gone = _why(exc) in ("thread_not_found", "channel_not_found", "not_in_channel")
+            ack(**field_errors({SAVE_BLOCK_TITLE: THREAD_GONE if gone else READ_FAILED}))
             return
         kept = kept_messages(thread, [str(option.get("value")) for option in ticked])
         try:
@@ -198,15 +200,26 @@ def register(app: App, services: Services) -> None:
     app.view(SAVE_MODAL)(ack=ack_save, lazy=[after_save])
 
 
+class ThreadGone(Exception):
+    """Slack listed no message for the thread (deleted meanwhile)."""
+
+
+UNREADABLE: tuple[type[Exception], ...] = (*SLACK_FAILURES, ThreadGone)  # what reading a thread can end with
+
+
 def read_thread(client: WebClient, channel_id: str, thread_ts: str) -> tuple[list[ThreadMessage], int]:
     """The thread's first message and its first MAX_KEPT_REPLIES replies, and how many replies it has."""
     page = client.conversations_replies(channel=channel_id, ts=thread_ts, limit=MAX_KEPT_REPLIES + 1)
     raw = [m for m in page.get("messages") or [] if str(m.get("ts"))]
     if not raw:
-        raise LookupError(thread_ts)
+        raise ThreadGone(thread_ts)
     first = raw[0]
     replies = int(first.get("reply_count") or len(raw) - 1)
     return [as_written(m) for m in raw[: MAX_KEPT_REPLIES + 1]], replies
+
+
+def _why(exc: BaseException) -> str:
+    return "thread_not_found" if isinstance(exc, ThreadGone) else error_code(exc)
 
 
 def is_direct(channel: dict[str, Any]) -> bool:

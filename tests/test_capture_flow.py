@@ -357,6 +357,19 @@ def test_a_channel_peerlearn_cannot_read_is_said_kindly_and_nothing_is_saved(bot
     assert world.fake.open_modals("U_ANA") == [] and lessons(bot) == []
 
 
+def test_a_thread_deleted_while_its_form_was_open_is_not_saved_and_the_form_says_why(bot):
+    world = bot.world
+    root, _ = a_thread(world)
+    shortcut(world, "U_ANA", SAVE_SHORTCUT, GENERAL, root)
+    world.delete("U_ANA", GENERAL, root)
+
+    refused = world.submit_view("U_ANA", SAVE_MODAL, {"title": "TLS rotation"})
+
+    assert refused.json()["errors"]["title"].startswith("That message was deleted")
+    world.settle()
+    assert lessons(bot) == [] and saved(bot) == []
+
+
 def test_a_direct_message_cannot_be_saved_and_says_where_to_save_instead(bot):
     world = bot.world
     world.add_channel("D_ANA_BRUNO", name="directmessage", members=["U_ANA", "U_BRUNO"], bot_member=False)

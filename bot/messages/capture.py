@@ -23,6 +23,9 @@ FIRST_MESSAGE_CHARS = 1200
 
 TITLE_MISSING = "Give the lesson a title: what would someone search for?"
 READ_FAILED = "I couldn't read the thread just now. Please press Save again in a moment."
+THREAD_GONE = (
+    "That message was deleted (or I was removed from the channel), so there is nothing to save. Cancel to close."
+)
 ALREADY_A_LESSON = "This message is a lesson PeerLearn posted: it is searchable already."
 
 
