@@ -52,7 +52,7 @@ from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.slack_posts import tell_user
 from bot.text import MAX_TAGS, clean, not_tags_error, parse_tag_field, too_many_tags
-from models.capture import saved_thread
+from models.capture import is_posted_lesson, saved_thread
 from models.workspace import ensure_workspace
 
 logger = logging.getLogger("peerlearn.capture")
@@ -104,6 +104,9 @@ def register(app: App, services: Services) -> None:
         title, tags, kept, already = title_from(thread[0].text), [], None, False
         try:
             with services.store.session() as session:
+                if is_posted_lesson(session, team_id, channel_id, thread_ts):
+                    respond(response_type="ephemeral", text=ALREADY_A_LESSON)
+                    return
                 if (saved := saved_thread(session, team_id, channel_id, thread_ts)) is not None:
                     already, title = True, saved.title
                     tags, kept = saved.lesson.tag_names, {m.ts for m in saved.messages}

@@ -79,3 +79,14 @@ def saved_thread(session: Session, team_id: str, channel_id: str, thread_ts: str
             SavedThread.team_id == team_id, SavedThread.channel_id == channel_id, SavedThread.thread_ts == thread_ts
         )
     ).one_or_none()
+
+
+def is_posted_lesson(session: Session, team_id: str, channel_id: str, ts: str) -> bool:
+    """Whether the message at `ts` is a lesson PeerLearn posted (`/teach`), not a thread saved as one."""
+    lesson_id = session.scalar(
+        select(Lesson.id).where(Lesson.team_id == team_id, Lesson.channel_id == channel_id, Lesson.message_ts == ts)
+    )
+    return (
+        lesson_id is not None
+        and session.scalar(select(SavedThread.id).where(SavedThread.lesson_id == lesson_id)) is None
+    )

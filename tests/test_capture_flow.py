@@ -370,6 +370,19 @@ def test_a_thread_deleted_while_its_form_was_open_is_not_saved_and_the_form_says
     assert lessons(bot) == [] and saved(bot) == []
 
 
+def test_a_lesson_peerlearn_posted_is_a_lesson_already(bot):
+    world = bot.world
+    since = world.fake.mark()
+    world.command("U_BRUNO", "/teach", "#git Use git bisect run to find the commit that broke a test", GENERAL)
+    posted = world.wait_post(GENERAL, since=since)
+    world.settle()
+
+    shortcut(world, "U_ANA", SAVE_SHORTCUT, GENERAL, posted.ts)
+
+    assert "searchable already" in plain(world.ephemerals("U_ANA")[-1])
+    assert world.fake.open_modals("U_ANA") == [] and len(lessons(bot)) == 1 and saved(bot) == []
+
+
 def test_a_direct_message_cannot_be_saved_and_says_where_to_save_instead(bot):
     world = bot.world
     world.add_channel("D_ANA_BRUNO", name="directmessage", members=["U_ANA", "U_BRUNO"], bot_member=False)
