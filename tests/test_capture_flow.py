@@ -428,3 +428,9 @@ def test_a_saved_thread_is_exported_and_forgetting_a_contributor_removes_their_w
         assert lesson.author_id == "U_MAYA" and thread.saved_by == FORGOTTEN_USER_ID
         assert "rotate the TLS certificate" not in lesson.text and "bump the kubernetes secret" in lesson.text
         assert find_user_id(s, team_id, "U_ANA") == []
+
+
+def test_help_tells_where_the_shortcuts_are(bot):
+    world = bot.world
+    assert "*Ask PeerLearn about this*" in world.command("U_NEW", "/ask", "help", GENERAL).body
+    assert "*Save as knowledge*" in world.command("U_NEW", "/teach", "help", GENERAL).body
