@@ -1,15 +1,18 @@
 """Data ownership: export a workspace's data, and forget a person (a right-to-erasure request).
 
 Export (`python app.py export --team T --format json|csv [--output PATH]`) writes every question, answer,
-lesson, vote and expertise record of one workspace, and its settings and the record of their changes, each
+lesson, vote and expertise record of one workspace, the threads saved as lessons (with the messages kept) and
+the messages questions were asked about, and its settings and the record of their changes, each
 with every column of its table (tags of questions and lessons ride along as a list), streamed in batches so a
 large workspace never sits in memory:
 
 - JSON: one object `{"format": "peerlearn-export", "version": 1, "team_id", "exported_at", "questions": [...],
   "answers": [...], "lessons": [...], "votes": [...], "expertise": [...], "settings": [...],
-  "settings_changes": [...]}`; to stdout, or to PATH.
+  "settings_changes": [...], "question_sources": [...], "saved_threads": [...], "saved_thread_messages": [...]}`;
+  to stdout, or to PATH.
 - CSV: one file per kind (`questions.csv`, `answers.csv`, `lessons.csv`, `votes.csv`, `expertise.csv`,
-  `settings.csv`, `settings_changes.csv`), with a header row of column names; in a zip archive when PATH ends
+  `settings.csv`, `settings_changes.csv`, `question_sources.csv`, `saved_threads.csv`,
+  `saved_thread_messages.csv`), with a header row of column names; in a zip archive when PATH ends
   in `.zip` (the default name is `peerlearn-export-<team>-<date>.zip`), else in the folder PATH.
 
 Values: datetimes are ISO 8601 in UTC (`2026-11-23T10:00:00+00:00`), booleans `true`/`false`, tags a JSON
@@ -23,6 +26,9 @@ Forget-user (`python app.py forget-user --team T --user U`), in one transaction 
 - questions, answers and lessons U wrote stay (others' answers, votes and the programme's statistics depend
   on them) but are anonymised: the author becomes FORGOTTEN_USER_ID and the text is replaced by
   REDACTED_TEXT (tags stay: they are topics, not personal data). The search index follows by itself.
+- U's messages kept in saved threads ("Save as knowledge") are deleted and each such lesson is rewritten from
+  the messages left (its author: whoever wrote the first of them); a thread U saved, or a question asked about
+  U's message, stays with FORGOTTEN_USER_ID as saver or author.
 - votes U cast are deleted; votes others cast on U's answers and lessons stay, credited to FORGOTTEN_USER_ID
   (rankings leave that id out).
 - the workspace settings U changed stay, and so does the record of their changes, with FORGOTTEN_USER_ID as
@@ -59,8 +65,10 @@ import sqlalchemy as sa
 from sqlalchemy import delete, inspect, select, update
 from sqlalchemy.orm import Session
 
+from bot.capture import forget_contributor
 from bot.routing.upkeep import answerers_of, forget_person, helpful_voted_authors, profiles_naming, refresh_people
 from models.base import Base
+from models.capture import QuestionSource, SavedMessage, SavedThread
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
@@ -104,6 +112,9 @@ KINDS = (
     Kind("expertise", Expertise),
     Kind("settings", WorkspaceSetting),
     Kind("settings_changes", SettingsChange),
+    Kind("question_sources", QuestionSource),
+    Kind("saved_threads", SavedThread),
+    Kind("saved_thread_messages", SavedMessage),
 )
 
 
@@ -320,6 +331,20 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
         update(Question)
         .where(Question.team_id == team_id, Question.asker_id == user_id)
         .values(asker_id=FORGOTTEN_USER_ID, **anonymous),
+    )
+    # Saved threads (bot/capture.py): their messages go, each lesson is rewritten from the others' messages.
+    changed["saved thread messages (deleted)"] = forget_contributor(session, team_id, user_id)
+    changed["saved threads (saver anonymised)"] = _count(
+        session,
+        update(SavedThread)
+        .where(SavedThread.team_id == team_id, SavedThread.saved_by == user_id)
+        .values(saved_by=FORGOTTEN_USER_ID),
+    )
+    changed["questions' sources (author anonymised)"] = _count(
+        session,
+        update(QuestionSource)
+        .where(QuestionSource.team_id == team_id, QuestionSource.author_id == user_id)
+        .values(author_id=FORGOTTEN_USER_ID),
     )
     changed["lessons (anonymised)"] = _count(
         session,

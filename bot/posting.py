@@ -30,9 +30,10 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.capture import about_message
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import explain, quote_back
-from bot.messages.questions import question_message
+from bot.messages.questions import QuestionAbout, question_message
 from bot.qa import record_posted, record_unposted
 from bot.routing import delivery, escalation, suggestions
 from bot.services import Services
@@ -75,6 +76,7 @@ class OwedQuestion:
     created_at: datetime
     attempt: int  # 1 for the first attempt that claimed it
     held_until: datetime
+    about: QuestionAbout | None = None  # asked about a message ("Ask PeerLearn about this")
 
 
 class Unconfirmed(Exception):
@@ -122,6 +124,7 @@ def publish_question(
             question.created_at,
             attempt,
             now + POST_LEASE,
+            about_message(session, question.id),
         )
     return _attempt(slack, services, owed, notify or _ephemeral_or_dm(slack, owed))
 
@@ -165,7 +168,7 @@ def _attempt(slack: WorkspaceClient, services: Services, owed: OwedQuestion, not
         if services.stopping.is_set() or services.clock.now() > owed.held_until - POST_CALL_BUDGET:
             _release(services, owed)  # too late to start a post this attempt could still answer for
             return False
-        message = question_message(asker_id=owed.asker_id, text=owed.text, tags=owed.tags)
+        message = question_message(asker_id=owed.asker_id, text=owed.text, tags=owed.tags, about=owed.about)
         try:
             posted = slack.client.chat_postMessage(
                 channel=owed.channel_id,

@@ -8,6 +8,7 @@ import logging
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.capture import about_message
 from bot.messages.blocks import Message, ephemeral
 from bot.messages.questions import question_message
 from bot.qa import question_view
@@ -44,6 +45,7 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
         with services.store.session() as session:
             view = question_view(session, question_id)
             resolved = delivery.load_resolved(session, question_id)
+            about = about_message(session, question_id)
     except SQLAlchemyError:
         logger.exception("could not load question %s to redraw it", question_id)
         return
@@ -58,6 +60,7 @@ def redraw_question(client: WebClient, services: Services, question_id: int) -> 
         resolved_by=resolved.resolved_by if resolved else None,
         answer_link=resolved.link if resolved else None,
         answered_earlier=resolved.answered_earlier if resolved else None,
+        about=about,
     )
     try:
         client.chat_update(channel=view.channel_id, ts=view.message_ts, **message.as_kwargs())

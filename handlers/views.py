@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import posting
+from bot.capture import record_question_source
 from bot.messages.errors import DATABASE_DOWN
 from bot.messages.forms import (
     ASK_ACTION_INPUT,
@@ -71,7 +72,7 @@ def register(app: App, services: Services) -> None:
             with services.store.session() as session:
                 now = services.clock.now()
                 ensure_workspace(session, team_id, now)
-                create_question(
+                asked, _ = create_question(
                     session,
                     team_id=team_id,
                     channel_id=channel_id,
@@ -80,6 +81,8 @@ def register(app: App, services: Services) -> None:
                     request_key="view:" + view["id"],
                     now=now,
                 )
+                if source := json.loads(view.get("private_metadata") or "{}").get("source"):
+                    record_question_source(session, asked.id, team_id, source)  # "Ask PeerLearn about this"
         except SQLAlchemyError:
             logger.exception("could not store a question from the form")
             ack(**field_errors({ASK_BLOCK_QUESTION: DATABASE_DOWN}))

@@ -1,6 +1,7 @@
 """SQLAlchemy 2.0 typed models, one module per aggregate, and the Store that owns the engine."""
 
 from models.base import Base
+from models.capture import QuestionSource, SavedMessage, SavedThread
 from models.digest import DigestRun, DigestSubscription
 from models.evidence import PersonEvidence, TagEvidence
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
@@ -24,9 +25,12 @@ __all__ = [
     "PersonEvidence",
     "ProcessedEvent",
     "Question",
+    "QuestionSource",
     "QuestionStats",
     "QuestionTag",
     "RouteRequest",
+    "SavedMessage",
+    "SavedThread",
     "SettingsChange",
     "TagEvidence",
     "TagStat",

@@ -16,6 +16,7 @@ from sqlalchemy import inspect, select, text
 from bot import export
 from bot.clock import FrozenClock
 from bot.runtime import cli
+from models.capture import QuestionSource, SavedMessage, SavedThread
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
@@ -209,6 +210,9 @@ MODELS = {
     "expertise": Expertise,
     "settings": WorkspaceSetting,
     "settings_changes": SettingsChange,
+    "question_sources": QuestionSource,
+    "saved_threads": SavedThread,
+    "saved_thread_messages": SavedMessage,
 }
 
 
@@ -278,7 +282,10 @@ def test_csv_export_round_trips_as_a_zip_and_as_a_folder(run_cli, store, workspa
             "answers.csv",
             "expertise.csv",
             "lessons.csv",
+            "question_sources.csv",
             "questions.csv",
+            "saved_thread_messages.csv",
+            "saved_threads.csv",
             "settings.csv",
             "settings_changes.csv",
             "votes.csv",

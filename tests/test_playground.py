@@ -30,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.messages.blocks import ephemeral
+from bot.messages.capture import ASK_ABOUT_SHORTCUT, SAVE_MODAL, SAVE_SHORTCUT
 from bot.messages.forms import TEACH_MODAL
 from bot.messages.home import HOME_EDIT_TOPICS, HOME_WORK_DAYS
 from bot.messages.routing import ROUTE_DECLINED_NOTE, ROUTE_TAKEN_NOTE, bump_message, on_it_message
@@ -474,3 +475,27 @@ def test_it_checks_required_arguments_and_block_kit_with_the_contract_it_ships(n
         assert [v.method for v in playground.fake.take_violations()] == ["chat.postMessage", "chat.postEphemeral"]
         playground.world.settle()
         assert playground.fake.violations == []
+
+
+def test_the_seeded_thread_can_be_saved_as_knowledge_from_its_more_actions_menu(playground, page):
+    shortcuts = page.state("U_NEWCOMER")["shortcuts"]
+    assert [s["callback_id"] for s in shortcuts] == [ASK_ABOUT_SHORTCUT, SAVE_SHORTCUT]  # as the manifest declares
+    [root] = page.state("U_NEWCOMER", channel="C_ENGINEERING")["view"]["messages"]
+    assert root["reply_count"] == 2
+
+    page.post("/api/shortcut", user="U_NEWCOMER", channel="C_ENGINEERING", ts=root["ts"], callback_id=SAVE_SHORTCUT)
+    modal = page.until("the save form", lambda: page.state("U_NEWCOMER")["modal"])
+    assert modal["callback_id"] == SAVE_MODAL and len(input_options(modal, "replies")) == 2
+    values = {"title": {"value": "Find the commit that broke a test"}, "tags": {"value": "#git"}}
+    answer = page.post("/api/submit", user="U_NEWCOMER", view_id=modal["id"], values=values)
+    assert answer["ok"] and answer["ack"] in (None, {})
+    playground.world.settle()
+
+    page.post("/api/send", user="U_ASKER", channel=GENERAL, text="/ask search commit broke test")
+    found = page.until("the search answer", lambda: page.state("U_ASKER", channel=GENERAL)["view"]["ephemerals"])
+    assert "Find the commit that broke a test" in texts(found[-1]) and "Lesson by" in texts(found[-1])
+
+
+def input_options(modal: dict[str, Any], block_id: str) -> list[dict[str, Any]]:
+    [block] = [b for b in modal["blocks"] if b.get("block_id") == block_id]
+    return list(block["element"]["options"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.messages.blocks import Block, plain, section
+from bot.messages.blocks import Block, context, plain, section
 from bot.text import MAX_QUESTION_CHARS, truncate
 
 ASK_MODAL = "ask_modal"
@@ -20,7 +20,8 @@ QUESTION_MISSING = "Write your question here."
 CHANNEL_MISSING = "Pick a channel for your question."
 
 
-def ask_modal(channel_id: str | None, question: str = "", private_metadata: str = "") -> Block:
+def ask_modal(channel_id: str | None, question: str = "", private_metadata: str = "", note: str = "") -> Block:
+    """The /ask form; `note` (mrkdwn) heads it, e.g. which message "Ask PeerLearn about this" is about."""
     channel_element: Block = {
         "type": "conversations_select",
         "action_id": ASK_ACTION_INPUT,
@@ -46,6 +47,7 @@ def ask_modal(channel_id: str | None, question: str = "", private_metadata: str 
         "submit": plain("Ask", 24),
         "close": plain("Cancel", 24),
         "blocks": [
+            *([context(note)] if note else []),
             {
                 "type": "input",
                 "block_id": ASK_BLOCK_QUESTION,

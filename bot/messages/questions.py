@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.messages.blocks import FALLBACK_LIMIT, Block, Message, context, mention, section
 from bot.text import escape_mrkdwn, format_tags, truncate
 
@@ -14,16 +16,22 @@ def question_message(
     resolved_by: str | None = None,
     answer_link: str | None = None,
     answered_earlier: str | None = None,
+    about: QuestionAbout | None = None,
 ) -> Message:
-    """The question as posted in the channel; with `resolved_by`, as updated once an answer is accepted; with
-    `answered_earlier` ("question" or "lesson"), once the asker said an earlier one answers it (its link in
-    `answer_link`)."""
+    """The question as posted in the channel; with `about`, asked about someone's message (credited, linked);
+    with `resolved_by`, as updated once an answer is accepted; with `answered_earlier` ("question" or "lesson"),
+    once the asker said an earlier one answers it (its link in `answer_link`)."""
     body = escape_mrkdwn(text)
     blocks: list[Block] = []
     if resolution := resolution_text(resolved_by, answer_link, answered_earlier):
         blocks.append(section(resolution))
+    heading = f"*{mention(asker_id)} asks:*"
+    if about is not None:
+        wrote = f"what {mention(about.author_id)} wrote" if about.author_id else "a message"
+        link = f" · <{about.link}|original message>" if about.link else ""
+        heading = f"*{mention(asker_id)} asks about {wrote}:*{link}"
     blocks += [
-        section(f":raising_hand: *{mention(asker_id)} asks:*\n{body}"),
+        section(f":raising_hand: {heading}\n{body}"),
         context(
             *([format_tags(tags)] if tags else []),
             "Answer in the thread :thread:  ·  the asker marks the best answer with :white_check_mark:",
@@ -31,6 +39,14 @@ def question_message(
     ]
     status = "Resolved question" if resolved_by or answered_earlier else "Question"
     return Message(text=truncate(f"{status} from {mention(asker_id)}: {body}", FALLBACK_LIMIT), blocks=blocks)
+
+
+@dataclass(frozen=True)
+class QuestionAbout:
+    """The message a question was asked about ("Ask PeerLearn about this"): its author (None: a bot) and link."""
+
+    author_id: str | None
+    link: str | None
 
 
 def resolution_text(resolved_by: str | None, answer_link: str | None, answered_earlier: str | None) -> str | None:

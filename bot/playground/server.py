@@ -118,6 +118,24 @@ def manifest_commands(path: Path = ROOT / "manifest.yml") -> set[str]:
         return {"/ask", "/teach"}
 
 
+def manifest_shortcuts(path: Path = ROOT / "manifest.yml") -> list[dict[str, str]]:
+    """The message shortcuts the app declares (name and callback_id), in the manifest's order."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    found = re.findall(r"^\s*- name:\s*(.+?)\s*\n\s*type:\s*message\s*\n\s*callback_id:\s*(\S+)", text, re.MULTILINE)
+    return [{"name": name, "callback_id": callback_id} for name, callback_id in found]
+
+
+# A thread already in #engineering when the playground starts, to try the message shortcuts on.
+SEEDED_THREAD = (
+    ("U_NEWCOMER", "What's the fastest way to find which commit broke a test?"),
+    ("U_BERLIN", "`git bisect`: mark one good and one bad commit, and git walks you to the culprit."),
+    ("U_NEWYORK", "And `git bisect run pytest tests/test_x.py` does the walking for you."),
+)
+
+
 class Playground:
     """The emulator, PeerLearn on waitress against it, and the people and channels of a small workspace."""
 
@@ -137,6 +155,7 @@ class Playground:
         self.database_url = f"sqlite:///{Path(self._tmp.name) / 'playground.db'}"
         self._scheduler = scheduler
         self._commands = manifest_commands()
+        self._shortcuts = manifest_shortcuts()
         self._actions = threading.Lock()  # one person's action at a time, in order
         self._changes = 0  # state changes the emulator does not count as calls (people's own posts)
         self.closing = False
@@ -174,6 +193,10 @@ class Playground:
         for person in PEOPLE:
             if person.teaches:
                 self.send(person.id, self.fake.im_for(person.id).id, f"/teach {person.teaches}")
+        (first_user, first_text), *replies = SEEDED_THREAD
+        root = self.send(first_user, "C_ENGINEERING", first_text)["ts"]
+        for user, text in replies:
+            self.send(user, "C_ENGINEERING", text, thread_ts=root)
         if self._scheduler:
             self.runtime.start_scheduler()
         # Not the page's address (bot/playground/web.py prints it): no URL before it for a newcomer to open.
@@ -230,6 +253,14 @@ class Playground:
         if ack and (ack.get("text") or ack.get("blocks")):
             self.fake.show_command_ack(user, channel, ack)
         return {"ok": True}
+
+    def shortcut(self, user: str, channel: str, ts: str, callback_id: str) -> Json:
+        """A message shortcut from the message's "More actions" menu (those the manifest declares)."""
+        self.person(user)
+        if callback_id not in {s["callback_id"] for s in self._shortcuts}:
+            raise PlaygroundError(f"This app has no message shortcut {callback_id!r}.")
+        self._message(channel, ts)
+        return self._outcome(self._act(lambda: self.world.shortcut(user, callback_id, channel, ts)))
 
     def react(self, user: str, channel: str, ts: str, reaction: str) -> Json:
         """A reaction button: adds `reaction`, or removes it when the person already reacted so."""
@@ -368,6 +399,7 @@ class Playground:
                 ],
                 "dm": {"id": dm.id, "latest": self._latest(dm.id)},
                 "reactions": [settings.accept_reaction, *settings.helpful_reactions],
+                "shortcuts": self._shortcuts,
                 "home": self.fake.home_view(user),
                 "modal": next(reversed(self.fake.open_modals(user)), None),
                 "violations": [str(v) for v in self.fake.violations[-RECENT_VIOLATIONS:]],

@@ -4,6 +4,7 @@ GET  /api/state?user=U&channel=C&thread=TS&since=V  what `user` sees; with `sinc
                                                      something changed after version V, or 20 s passed
 POST /api/send   {user, channel, text, thread_ts?}   the message box: a message, a reply or a /command
 POST /api/react  {user, channel, ts, reaction}       toggle a reaction
+POST /api/shortcut {user, channel, ts, callback_id}  a message shortcut (the message's "More actions")
 POST /api/click  {user, action_id, value?, channel?, message_ts?, view_id?}   a button or a select
 POST /api/submit {user, view_id, values}             submit a modal ({block_id: {action_id: value}})
 POST /api/close  {user, view_id}                     close a modal
@@ -43,6 +44,7 @@ Action = Callable[[Playground, dict[str, Any]], dict[str, Any]]
 ACTIONS: dict[str, Action] = {
     "/api/send": lambda p, b: p.send(b["user"], b["channel"], str(b["text"]), b.get("thread_ts")),
     "/api/react": lambda p, b: p.react(b["user"], b["channel"], b["ts"], b["reaction"]),
+    "/api/shortcut": lambda p, b: p.shortcut(b["user"], b["channel"], b["ts"], b["callback_id"]),
     "/api/click": lambda p, b: p.click(
         b["user"],
         b["action_id"],

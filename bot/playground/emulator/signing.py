@@ -222,3 +222,33 @@ def view_submission_payload(
         "enterprise": None,
         "is_enterprise_install": False,
     }
+
+
+def message_action_payload(
+    *,
+    team: Mapping[str, str],
+    user: Mapping[str, str],
+    channel: Mapping[str, str],
+    callback_id: str,
+    trigger_id: str,
+    response_url: str,
+    message: Mapping[str, Any],
+    action_ts: str,
+) -> dict[str, Any]:
+    """A message shortcut's `message_action` payload (Slack's "Shortcuts interaction payloads": callback_id,
+    trigger_id, response_url, the message with its full structure, the channel it is in)."""
+    return {
+        "type": "message_action",
+        "token": "deprecated-verification-token",
+        "action_ts": action_ts,
+        "team": dict(team),
+        "user": dict(user),
+        "channel": dict(channel),
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": trigger_id,
+        "response_url": response_url,
+        "message_ts": message["ts"],
+        "message": dict(message),
+    }

@@ -28,6 +28,7 @@ from bot.playground.emulator.signing import (
     SlackSender,
     block_actions_payload,
     event_envelope,
+    message_action_payload,
     user_ref,
     view_submission_payload,
 )
@@ -60,6 +61,7 @@ class SlackWorld:
         self._runtimes = [runtime] if runtime is not None else []
         self.sender = SlackSender(bot_url.rstrip("/") + "/slack/events", signing_secret)
         self.last_response: Response | None = None
+        self.last_payload: dict[str, Any] = {}  # the last interactivity payload `shortcut` or `resend` sent
         self._event_numbers = itertools.count(1)
         self._listener_work: set[concurrent.futures.Future[Any]] = set()
         self._work_lock = threading.Lock()
@@ -349,6 +351,34 @@ class SlackWorld:
         wanted = action_id + (f"={value}" if value is not None else "")
         raise AssertionError(f"{user} sees no element {wanted!r} there; visible: {sorted(set(seen))}")
 
+    def shortcut(self, user: str, callback_id: str, channel: str, ts: str) -> Response:
+        """`user` picks the message shortcut `callback_id` from the "More actions" menu of the message `ts` in
+        `channel` (any message they can see, thread replies too). `response.meta` has its trigger_id and
+        response_url; `world.last_payload` is what was sent (send it again with `resend`: a retry)."""
+        where = self._channel_for(user, channel)
+        message = {"type": "message", **self.fake.message(where.id, ts)}
+        trigger_id = self.fake.new_trigger_id(user)
+        response_url = self.fake.new_response_url(user, where.id)
+        payload = message_action_payload(
+            team=self._team(),
+            user=self._user(user),
+            channel={"id": where.id, "name": "directmessage" if where.is_im else where.name},
+            callback_id=callback_id,
+            trigger_id=trigger_id,
+            response_url=response_url,
+            message={k: v for k, v in message.items() if k != "metadata"},
+            action_ts=self.fake.new_ts(),
+        )
+        return self.resend(payload)
+
+    def resend(self, payload: Mapping[str, Any]) -> Response:
+        """Deliver an interactivity payload again, as it was (what a retried request carries)."""
+        self.last_payload = dict(payload)
+        response = self.sender.interactivity(payload)
+        response.meta.update(trigger_id=str(payload.get("trigger_id")), response_url=str(payload.get("response_url")))
+        self.last_response = response
+        return response
+
     def submit_view(self, user: str, view: str, values: Mapping[str, Any] | None = None) -> Response:
         """`user` fills the open modal `view` (a view id or callback_id) and presses submit.
 
@@ -365,6 +395,7 @@ class SlackWorld:
         payload = view_submission_payload(
             team=self._team(), user=self._user(user), api_app_id=APP_ID, view=submitted, trigger_id=trigger_id
         )
+        self.last_payload = payload
         response = self.sender.interactivity(payload)
         if response.status == 200:
             self.fake.view_submitted(user, modal["id"], response.json() if response.body.startswith("{") else None)

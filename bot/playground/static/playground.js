@@ -292,6 +292,11 @@ function messageNode(m, place, inThread, ephemeral) {
       bar.append(add);
     }
     if (!inThread && !place.im) bar.append(button("💬 Reply in thread", "reply", () => go(ui.place, m.ts)));
+    for (const s of place.im ? [] : ui.state.shortcuts || []) {  // the message's "More actions" menu
+      const item = button(`⋮ ${s.name}`, "shortcut", () => api("/api/shortcut", { user: ui.user, channel, ts: m.ts, callback_id: s.callback_id }));
+      item.dataset.shortcut = s.callback_id;
+      bar.append(item);
+    }
     node.append(bar);
   }
   return node;
