@@ -6,6 +6,7 @@ from models.evidence import PersonEvidence, TagEvidence
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import Answer, Question, QuestionTag, Vote
+from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
 from models.stats_rollup import QuestionStats  # and its stats_rollup table
 from models.tag_stats import TagStat
 from models.workspace import ProcessedEvent, Workspace
@@ -18,6 +19,7 @@ __all__ = [
     "DigestSubscription",
     "Expertise",
     "KnowledgeGap",
+    "LearningSession",
     "Lesson",
     "LessonTag",
     "Person",
@@ -27,6 +29,9 @@ __all__ = [
     "QuestionStats",
     "QuestionTag",
     "RouteRequest",
+    "SessionInvite",
+    "SessionPost",
+    "SessionSignup",
     "SettingsChange",
     "TagEvidence",
     "TagStat",
