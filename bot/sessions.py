@@ -62,6 +62,7 @@ from models.sessions import (
     SessionInvite,
     SessionPost,
     SessionSignup,
+    tags_with_sessions,
 )
 from models.workspace import Workspace
 
@@ -144,21 +145,6 @@ def upcoming(
 
 def home_upcoming(session: Session, team_id: str, viewer_id: str, now: datetime) -> list[SessionShown]:
     return upcoming(session, team_id, viewer_id, now, MAX_HOME_SESSIONS)
-
-
-def tags_with_sessions(session: Session, team_id: str, tags: Collection[str]) -> set[str]:
-    """Of `tags`, those someone has announced a session on (cancelled ones do not count)."""
-    if not tags:
-        return set()
-    return set(
-        session.scalars(
-            select(LearningSession.tag).where(
-                LearningSession.team_id == team_id,
-                LearningSession.tag.in_(list(tags)),
-                LearningSession.status == SESSION_SCHEDULED,
-            )
-        )
-    )
 
 
 def proposals(session: Session, team_id: str, gaps: list[Gap]) -> list[Proposal]:

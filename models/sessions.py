@@ -3,10 +3,11 @@ an admin invited to run one on a tag (bot/sessions.py decides; this module store
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base
 
@@ -86,3 +87,19 @@ class SessionInvite(Base):
     expert_id: Mapped[str] = mapped_column(String(32))
     invited_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime]
+
+
+def tags_with_sessions(session: Session, team_id: str, tags: Collection[str]) -> set[str]:
+    """Of `tags`, those a lunch-and-learn was announced on (cancelled ones do not count): the knowledge gaps the
+    digest and App Home no longer propose a session for."""
+    if not tags:
+        return set()
+    return set(
+        session.scalars(
+            select(LearningSession.tag).where(
+                LearningSession.team_id == team_id,
+                LearningSession.tag.in_(list(tags)),
+                LearningSession.status == SESSION_SCHEDULED,
+            )
+        )
+    )

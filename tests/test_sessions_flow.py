@@ -260,3 +260,16 @@ def test_a_knowledge_gap_is_proposed_to_admins_and_invite_dms_the_top_experts_on
     ]
     assert invites == ["git"]  # #git is still a gap nobody has run a session on
     assert "Ordering lunch for 20" in json.dumps(home)
+
+
+def test_the_digest_proposes_a_session_on_a_knowledge_gap_until_one_is_announced(world):
+    def preview() -> str:
+        before = len(world.ephemerals("U_ANA"))
+        world.command("U_ANA", "/ask", "digest preview", DEV)
+        world.settle()
+        return "\n".join(said(e) for e in world.ephemerals("U_ANA")[before:])
+
+    world.clock.advance(timedelta(hours=1))
+    assert "Nobody has run a session on `#git`: invite an expert" in preview()
+    announce(world)
+    assert "Nobody has run a session on" not in preview()
