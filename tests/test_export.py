@@ -21,6 +21,7 @@ from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, QuestionTag, Vote
 from models.session import Store
+from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
 from models.workspace import Workspace
 from models.workspace_settings import SettingsChange, WorkspaceSetting
 
@@ -209,6 +210,10 @@ MODELS = {
     "expertise": Expertise,
     "settings": WorkspaceSetting,
     "settings_changes": SettingsChange,
+    "sessions": LearningSession,
+    "session_posts": SessionPost,
+    "session_signups": SessionSignup,
+    "session_invites": SessionInvite,
 }
 
 
@@ -279,6 +284,10 @@ def test_csv_export_round_trips_as_a_zip_and_as_a_folder(run_cli, store, workspa
             "expertise.csv",
             "lessons.csv",
             "questions.csv",
+            "session_invites.csv",
+            "session_posts.csv",
+            "session_signups.csv",
+            "sessions.csv",
             "settings.csv",
             "settings_changes.csv",
             "votes.csv",

@@ -8,13 +8,14 @@ reminder; after the hour Hana is asked for her notes, which become a lesson that
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from bot import sessions
+from bot import export, sessions
 from bot.config import Settings
 from bot.messages.sessions import (
     ACTION_CANCEL,
@@ -26,10 +27,12 @@ from bot.messages.sessions import (
 )
 from bot.playground.emulator.fake_api import BOT_TOKEN
 from bot.runtime.wiring import build_runtime
+from models.expert import FORGOTTEN_USER_ID
 from models.lesson import Lesson
 from models.sessions import LearningSession, SessionInvite, SessionSignup
 
 GENERAL, DEV, SECRET, RANDOM = "C_GENERAL", "C_DEV", "C_SECRET", "C_RANDOM"
+TEAM = "T0001"
 EVERYONE = ["U_HANA", "U_ANA", "U_BRUNO", "U_SAM"]
 # The clock starts Monday 2026-11-23 10:00 UTC; "tomorrow 12:30" in Berlin (UTC+1) is Tuesday 11:30 UTC.
 STARTS = datetime(2026, 11, 24, 11, 30, tzinfo=UTC)
@@ -273,3 +276,31 @@ def test_the_digest_proposes_a_session_on_a_knowledge_gap_until_one_is_announced
     assert "Nobody has run a session on `#git`: invite an expert" in preview()
     announce(world)
     assert "Nobody has run a session on" not in preview()
+
+
+def test_sessions_are_exported_and_forget_user_leaves_no_trace(world):
+    session_id = announce(world)
+    world.click("U_ANA", ACTION_SIGN_UP, str(session_id), channel=DEV)
+    world.settle()
+    store, now = world.runtime.store, world.clock.now()
+    with store.session() as s:
+        s.add(SessionInvite(team_id=TEAM, tag="git", expert_id="U_ANA", invited_by="U_HANA", created_at=now))
+
+    out = io.StringIO()
+    with store.session() as s:
+        counts = export.export_json(s, TEAM, out, now)
+    assert counts["sessions"] == 1 and counts["session_signups"] == 1 and counts["session_invites"] == 1
+    assert counts["session_posts"] == 2
+    exported = json.loads(out.getvalue())
+    assert exported["sessions"][0]["title"] == "Rebasing without fear"
+    assert exported["session_signups"][0]["user_id"] == "U_ANA"
+
+    for person in ("U_ANA", "U_HANA"):
+        with store.session() as s:
+            report = export.forget_user(s, TEAM, person)  # raises ForgetIncomplete if their id were left anywhere
+            assert export.find_user_id(s, TEAM, person) == []
+        assert report.total
+    with store.session() as s:
+        hosted = s.get(LearningSession, session_id)
+        assert (hosted.host_id, hosted.title) == (FORGOTTEN_USER_ID, export.REDACTED_TEXT)
+        assert s.scalars(select(SessionSignup)).all() == [] and s.scalars(select(SessionInvite)).all() == []
