@@ -71,6 +71,7 @@ logger = logging.getLogger("peerlearn.sessions")
 MAX_CHANNELS = 5  # public channels announced in, besides the command's: those that asked most about the tag
 MAX_DUE = 200  # sends per kind per tick; the next tick takes the rest
 MAX_INVITED = 3  # top experts DMed by "Invite"
+REDRAW_ROUNDS = 3  # redraws of the announcements while clicks keep changing the counts
 
 # What a click changed (handlers/sessions.py says it to the person).
 SIGNED_UP, NOT_GOING, UNCHANGED, GONE = "signed_up", "not_going", "unchanged", "gone"
@@ -289,17 +290,29 @@ def _post_one(slack: WorkspaceClient, services: Services, session_id: int, chann
 
 
 def redraw_announcements(slack: WorkspaceClient, services: Services, session_id: int) -> None:
-    """Bring every posted announcement in line with the database (counts, cancelled)."""
-    with services.store.session() as session:
-        row = session.get(LearningSession, session_id)
-        if row is None:
+    """Bring every posted announcement in line with the database (counts, cancelled).
+
+    Two clicks at once redraw concurrently, and the one that read the older counts may update last; so after
+    updating, the counts are read again and, if they changed meanwhile, drawn again (the last writer checks)."""
+    drawn = None
+    for _ in range(REDRAW_ROUNDS):
+        with services.store.session() as session:
+            row = session.get(LearningSession, session_id)
+            if row is None:
+                return
+            message = announcement(shown(session, row))
+            posts = session.execute(
+                select(SessionPost.channel_id, SessionPost.message_ts).where(
+                    SessionPost.session_id == session_id, SessionPost.status == POST_POSTED
+                )
+            ).all()
+        if message == drawn:
             return
-        message = announcement(shown(session, row))
-        posts = session.execute(
-            select(SessionPost.channel_id, SessionPost.message_ts).where(
-                SessionPost.session_id == session_id, SessionPost.status == POST_POSTED
-            )
-        ).all()
+        _update_posts(slack, session_id, posts, message)
+        drawn = message
+
+
+def _update_posts(slack: WorkspaceClient, session_id: int, posts: Any, message: Message) -> None:
     for channel_id, ts in posts:
         if ts is None:
             continue

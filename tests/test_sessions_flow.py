@@ -304,3 +304,21 @@ def test_sessions_are_exported_and_forget_user_leaves_no_trace(world):
         hosted = s.get(LearningSession, session_id)
         assert (hosted.host_id, hosted.title) == (FORGOTTEN_USER_ID, export.REDACTED_TEXT)
         assert s.scalars(select(SessionSignup)).all() == [] and s.scalars(select(SessionInvite)).all() == []
+
+
+def test_the_playground_shows_an_upcoming_session_to_sign_up_for(no_slack_env):
+    from bot.clock import FrozenClock
+    from bot.playground.server import Playground
+
+    playground = Playground(Settings(), clock=FrozenClock(STARTS - timedelta(days=1)), scheduler=False).start()
+    try:
+        playground.world.settle()
+        [post] = [m for m in playground.fake.messages("C_ENGINEERING") if "Vacuum without tears" in m.get("text", "")]
+        assert "Sign me up" in said(post) and "<@U_BERLIN>" in said(post)
+        session_id = post["blocks"][-1]["elements"][0]["value"]
+        playground.click("U_NEWCOMER", ACTION_SIGN_UP, session_id, channel="C_ENGINEERING")
+        playground.world.settle()
+        [post] = [m for m in playground.fake.messages("C_ENGINEERING") if "Vacuum without tears" in m.get("text", "")]
+        assert "1 signed up" in said(post)
+    finally:
+        playground.stop()
