@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -122,7 +124,14 @@ def test_the_reminder_goes_once_across_two_replicas_and_the_notes_become_a_lesso
         assert tick(world.runtime, STARTS - timedelta(minutes=16)).reminded == 0  # not yet
         since = fake_slack.mark()
         soon = STARTS - timedelta(minutes=14)
-        reports = [tick(runtime, soon) for runtime in (world.runtime, other, other, world.runtime)]
+        start = threading.Barrier(2)
+
+        def replica(runtime):  # both tick at the same moment, twice each
+            start.wait(timeout=10)
+            return [tick(runtime, soon) for _ in range(2)]
+
+        with ThreadPoolExecutor(2) as pool:
+            reports = [r for found in pool.map(replica, (world.runtime, other)) for r in found]
         assert sum(r.reminded for r in reports) == 1
         reminder = world.wait_dm("U_ANA", since=since)
         assert "Rebasing without fear" in reminder.text or "Rebasing without fear" in json.dumps(reminder.blocks)
@@ -322,3 +331,27 @@ def test_the_playground_shows_an_upcoming_session_to_sign_up_for(no_slack_env):
         assert "1 signed up" in said(post)
     finally:
         playground.stop()
+
+
+def test_announcements_a_stopped_process_left_owed_go_out_once_from_the_tick(world):
+    """The ack stored the session (and what it owes), then the process stopped before posting: the tick posts."""
+    from bot.session_time import Scheduled
+
+    with world.runtime.store.session() as s:
+        row = sessions.create_session(
+            s,
+            team_id=TEAM,
+            host_id="U_HANA",
+            tag="git",
+            scheduled=Scheduled("Bisect in practice", STARTS, timedelta(hours=1)),
+            channel_id=GENERAL,
+            request_key="session:lost",
+            now=world.clock.now(),
+        )
+        session_id = row.id
+    assert announcements(world, GENERAL) == [] and announcements(world, DEV) == []
+    assert tick(world.runtime, world.clock.now()).announced == 1
+    assert tick(world.runtime, world.clock.now()).announced == 0
+    for channel in (GENERAL, DEV):
+        [post] = announcements(world, channel)
+        assert "Bisect in practice" in said(post) and str(session_id) in said(post)
