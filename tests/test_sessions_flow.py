@@ -221,9 +221,6 @@ def test_the_host_lists_and_cancels_and_attendees_are_told_once(world):
 
 
 def test_a_session_from_a_private_channel_stays_there(world):
-    world.fake.channels[SECRET].members.add("U_HANA")
-    with world.runtime.store.session() as s:
-        s.execute(LearningSession.__table__.delete())
     response = world.command("U_HANA", "/teach", world.typed("session #payroll Closing the month fri 12:00"), SECRET)
     assert response.status == 200
     world.settle()
