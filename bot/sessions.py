@@ -372,10 +372,16 @@ def save_notes(session: Session, session_id: int, user_id: str, notes: str, now:
     if row is None or row.host_id != user_id or row.lesson_id is not None:
         return None
     key = f"session:{row.id}"
+    channel_id = row.channel_id
+    if channel_id.startswith("D"):  # announced from a direct message: the lesson goes where it was announced
+        posted = session.scalars(
+            select(SessionPost.channel_id).where(SessionPost.session_id == row.id, SessionPost.status == POST_POSTED)
+        ).first()
+        channel_id = posted or channel_id
     lesson = create_lesson(
         session,
         team_id=row.team_id,
-        channel_id=row.channel_id,
+        channel_id=channel_id,
         author_id=row.host_id,
         text=lesson_text(row.title, notes),
         tags=(row.tag,),

@@ -352,3 +352,21 @@ def test_announcements_a_stopped_process_left_owed_go_out_once_from_the_tick(wor
     for channel in (GENERAL, DEV):
         [post] = announcements(world, channel)
         assert "Bisect in practice" in said(post) and str(session_id) in said(post)
+
+
+def test_a_session_announced_from_a_direct_message_keeps_its_notes_where_it_was_announced(world):
+    response = world.command("U_HANA", "/teach", world.typed("session #git Bisect in practice tomorrow 12:30"))
+    assert response.status == 200 and response.body == ""
+    world.settle()
+    [post] = announcements(world, DEV)
+    session_id = int(post["blocks"][-1]["elements"][0]["value"])
+    assert announcements(world, GENERAL) == []
+    tick(world.runtime, STARTS + timedelta(hours=2))
+    world.clock.set(STARTS + timedelta(hours=2))
+    world.click("U_HANA", ACTION_SHARE_NOTES, str(session_id))
+    world.fake.wait_for("views.open")
+    since = world.fake.mark()
+    world.submit_view("U_HANA", NOTES_MODAL, {"notes": "git bisect run ./test.sh finds the bad commit by itself."})
+    lesson_post = world.wait_post(DEV, since=since)
+    assert "git bisect run" in lesson_post.plain
+    world.settle()
