@@ -2,17 +2,20 @@
 
 Export (`python app.py export --team T --format json|csv [--output PATH]`) writes every question, answer,
 lesson, vote and expertise record of one workspace, the threads saved as lessons (with the messages kept) and
-the messages questions were asked about, and its settings and the record of their changes, each
+the messages questions were asked about, its settings and the record of their changes, and its lunch-and-learn
+sessions (their announcements, sign-ups and the experts invited to run one), each
 with every column of its table (tags of questions and lessons ride along as a list), streamed in batches so a
 large workspace never sits in memory:
 
 - JSON: one object `{"format": "peerlearn-export", "version": 1, "team_id", "exported_at", "questions": [...],
   "answers": [...], "lessons": [...], "votes": [...], "expertise": [...], "settings": [...],
-  "settings_changes": [...], "question_sources": [...], "saved_threads": [...], "saved_thread_messages": [...]}`;
-  to stdout, or to PATH.
+  "settings_changes": [...], "question_sources": [...], "saved_threads": [...], "saved_thread_messages": [...],
+  "sessions": [...], "session_posts": [...], "session_signups": [...], "session_invites": [...]}`; to stdout, or
+  to PATH.
 - CSV: one file per kind (`questions.csv`, `answers.csv`, `lessons.csv`, `votes.csv`, `expertise.csv`,
   `settings.csv`, `settings_changes.csv`, `question_sources.csv`, `saved_threads.csv`,
-  `saved_thread_messages.csv`), with a header row of column names; in a zip archive when PATH ends
+  `saved_thread_messages.csv`, `sessions.csv`, `session_posts.csv`, `session_signups.csv`,
+  `session_invites.csv`), with a header row of column names; in a zip archive when PATH ends
   in `.zip` (the default name is `peerlearn-export-<team>-<date>.zip`), else in the folder PATH.
 
 Values: datetimes are ISO 8601 in UTC (`2026-11-23T10:00:00+00:00`), booleans `true`/`false`, tags a JSON
@@ -31,6 +34,9 @@ Forget-user (`python app.py forget-user --team T --user U`), in one transaction 
   U's message, stays with FORGOTTEN_USER_ID as saver or author.
 - votes U cast are deleted; votes others cast on U's answers and lessons stay, credited to FORGOTTEN_USER_ID
   (rankings leave that id out).
+- lunch-and-learn sessions U hosted stay (others signed up for them), anonymised like lessons: the host
+  becomes FORGOTTEN_USER_ID and the title REDACTED_TEXT; U's sign-ups and the invitations sent to U are
+  deleted; invitations U sent stay, with FORGOTTEN_USER_ID as who sent them.
 - the workspace settings U changed stay, and so does the record of their changes, with FORGOTTEN_USER_ID as
   who changed them.
 - U's declared topics (expertise), routing requests sent to U, U's routing evidence (recomputed for those
@@ -73,6 +79,7 @@ from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import Answer, Question, QuestionTag, Vote
+from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
 from models.workspace_settings import SettingsChange, WorkspaceSetting
 
 FORMAT_NAME = "peerlearn-export"
@@ -115,6 +122,10 @@ KINDS = (
     Kind("question_sources", QuestionSource),
     Kind("saved_threads", SavedThread),
     Kind("saved_thread_messages", SavedMessage),
+    Kind("sessions", LearningSession),
+    Kind("session_posts", SessionPost),
+    Kind("session_signups", SessionSignup),
+    Kind("session_invites", SessionInvite),
 )
 
 
@@ -351,6 +362,24 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
         update(Lesson)
         .where(Lesson.team_id == team_id, Lesson.author_id == user_id)
         .values(author_id=FORGOTTEN_USER_ID, **anonymous),
+    )
+    changed["sessions hosted (anonymised)"] = _count(
+        session,
+        update(LearningSession)
+        .where(LearningSession.team_id == team_id, LearningSession.host_id == user_id)
+        .values(host_id=FORGOTTEN_USER_ID, title=REDACTED_TEXT),
+    )
+    changed["session sign-ups (deleted)"] = _count(
+        session, delete(SessionSignup).where(SessionSignup.team_id == team_id, SessionSignup.user_id == user_id)
+    )
+    changed["session invitations received (deleted)"] = _count(
+        session, delete(SessionInvite).where(SessionInvite.team_id == team_id, SessionInvite.expert_id == user_id)
+    )
+    changed["session invitations sent (anonymised)"] = _count(
+        session,
+        update(SessionInvite)
+        .where(SessionInvite.team_id == team_id, SessionInvite.invited_by == user_id)
+        .values(invited_by=FORGOTTEN_USER_ID),
     )
     changed["topics (deleted)"] = _count(
         session, delete(Expertise).where(Expertise.team_id == team_id, Expertise.user_id == user_id)

@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import stats
+from bot import sessions, stats
 from bot.config import Settings
 from bot.experts import InvalidTeach, parse_duration, pause, resume
 from bot.messages.home import (
@@ -129,9 +129,11 @@ def gather_home(
     routed = [_line(q) for q in routed_questions]
     paused = person.paused_until if person is not None and person.paused_until and person.paused_until > now else None
     admin = shown = None
+    proposals = []
     workspace = effective_settings(session, team_id, settings)
     if person is not None and person.is_admin and not person.deleted:
         admin = stats.build_report(session, team_id, now - ADMIN_WINDOW, now, now)
+        proposals = sessions.proposals(session, team_id, admin.gaps)
         changes = recent_changes(session, team_id, MAX_CHANGES_SHOWN)
         shown = SettingsShown(
             workspace,
@@ -153,6 +155,8 @@ def gather_home(
         workspace_settings=shown,
         notice=notice,
         search=search,
+        sessions=sessions.home_upcoming(session, team_id, user_id, now),
+        proposals=proposals,
     )
 
 

@@ -20,6 +20,7 @@ from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.slack_posts import tell_user
 from bot.teach import apply_intent, publish_lesson, replace_topics
 from bot.text import MAX_TOPICS, command_text, not_tags_error, parse_tag_field, too_many_topics
+from handlers import sessions
 from models.expert import declared_topics
 from models.workspace import ensure_workspace
 
@@ -32,8 +33,12 @@ TOPICS_SAVED = "peerlearn_topics_saved"  # context key: the topics form was save
 def register(app: App, services: Services) -> None:
     settings = services.settings
 
-    def ack_teach(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+    def ack_teach(ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient) -> None:
         text = command_text(command)
+        if sessions.is_session_command(text.partition(" ")[0]):  # lunch-and-learn sessions: handlers/sessions.py
+            context[INTENT] = "session"
+            sessions.ack_session_command(ack, command, client, context, services, text)
+            return
         try:
             intent = parse_teach(text, settings)
         except InvalidTeach as problem:
@@ -72,7 +77,9 @@ def register(app: App, services: Services) -> None:
 
     def after_teach(command: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         kind = context.get(INTENT)
-        if kind == "form":
+        if kind == "session":
+            sessions.after_session_command(command, client, respond, context, services)
+        elif kind == "form":
             open_teach_form(client, services, command)
         elif kind == "lesson":
             publish_lesson(

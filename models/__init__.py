@@ -7,6 +7,7 @@ from models.evidence import PersonEvidence, TagEvidence
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import Answer, Question, QuestionTag, Vote
+from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
 from models.stats_rollup import QuestionStats  # and its stats_rollup table
 from models.tag_stats import TagStat
 from models.workspace import ProcessedEvent, Workspace
@@ -19,6 +20,7 @@ __all__ = [
     "DigestSubscription",
     "Expertise",
     "KnowledgeGap",
+    "LearningSession",
     "Lesson",
     "LessonTag",
     "Person",
@@ -31,6 +33,9 @@ __all__ = [
     "RouteRequest",
     "SavedMessage",
     "SavedThread",
+    "SessionInvite",
+    "SessionPost",
+    "SessionSignup",
     "SettingsChange",
     "TagEvidence",
     "TagStat",

@@ -39,6 +39,7 @@ from models.question import (
     Vote,
     parse_earlier_ref,
 )
+from models.sessions import tags_with_sessions
 from models.top_helpers import Helper, top_helpers
 from models.workspace import Workspace
 
@@ -287,6 +288,7 @@ class NewExpert:
 class Gap:
     tag: str
     questions: int
+    has_session: bool = False  # someone announced a lunch-and-learn on it (models/sessions.py)
 
 
 @dataclass(frozen=True)
@@ -469,6 +471,7 @@ def load_digest_data(
         else []
     )
     gaps = sorted(((tag, int(n)) for tag, n, has_expert in tag_rows if not has_expert), key=lambda g: (-g[1], g[0]))
+    with_sessions = tags_with_sessions(session, team_id, [tag for tag, _ in gaps[:limit]])
 
     experts: dict[str, list[str]] = {}
     for user_id, tag in expert_rows:
@@ -507,7 +510,7 @@ def load_digest_data(
         ),
         helpers=Listing(tuple(helpers), helpers_total),
         new_experts=Listing(tuple(new_experts[:limit]), len(new_experts)),
-        gaps=Listing(tuple(Gap(tag, n) for tag, n in gaps[:limit]), len(gaps)),
+        gaps=Listing(tuple(Gap(tag, n, tag in with_sessions) for tag, n in gaps[:limit]), len(gaps)),
     )
 
 

@@ -22,6 +22,7 @@ from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, QuestionTag, Vote
 from models.session import Store
+from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
 from models.workspace import Workspace
 from models.workspace_settings import SettingsChange, WorkspaceSetting
 
@@ -213,6 +214,10 @@ MODELS = {
     "question_sources": QuestionSource,
     "saved_threads": SavedThread,
     "saved_thread_messages": SavedMessage,
+    "sessions": LearningSession,
+    "session_posts": SessionPost,
+    "session_signups": SessionSignup,
+    "session_invites": SessionInvite,
 }
 
 
@@ -286,6 +291,10 @@ def test_csv_export_round_trips_as_a_zip_and_as_a_folder(run_cli, store, workspa
             "questions.csv",
             "saved_thread_messages.csv",
             "saved_threads.csv",
+            "session_invites.csv",
+            "session_posts.csv",
+            "session_signups.csv",
+            "sessions.csv",
             "settings.csv",
             "settings_changes.csv",
             "votes.csv",

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from bot.digest.schedule import Schedule
 from bot.messages.blocks import SECTION_LIMIT, Block, Message, context, divider, header, mention, section
 from bot.messages.questions import answered_by_earlier_text, earlier_item_text
+from bot.messages.sessions import digest_proposal
 from bot.text import escape_mrkdwn, format_tags, truncate
 from models.digest import AnsweredQuestion, DigestData, Listing
 from models.question import EARLIER_LESSON
@@ -209,6 +210,8 @@ def _gaps(listing: Listing) -> Block | None:  # type: ignore[type-arg]
         f"• `#{gap.tag}` — {_plural(gap.questions, 'question')}, nobody has declared it yet" for gap in listing.items
     ]
     footer = f"Know one of these? `/teach #{listing.items[0].tag}` puts you on the list of go-to people."
+    if unproposed := [gap.tag for gap in listing.items if not gap.has_session]:
+        footer += "\n:teacher: " + digest_proposal(unproposed[0])
     return listing_section(":mag: Knowledge gaps", lines, listing.more, footer=footer)
 
 

@@ -30,6 +30,7 @@ from bot.messages.blocks import (
 from bot.messages.help import ASK_USAGE, TEACH_USAGE
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_SEARCH, Searched, home_search_blocks
+from bot.messages.sessions import Proposal, SessionShown, home_proposals, home_sessions
 from bot.messages.settings import SettingsShown, settings_section
 from bot.messages.working_time import day_choices, days_text, hour_label, hours_text
 from bot.text import escape_mrkdwn, format_tags, truncate
@@ -100,6 +101,8 @@ class HomeData:
     workspace_settings: SettingsShown | None = None  # admins only
     notice: str | None = None  # a one-off note, e.g. why a change was not saved
     search: Searched | None = None  # the results of the search the person just ran from the tab
+    sessions: list[SessionShown] = field(default_factory=list)  # upcoming lunch-and-learns they may see
+    proposals: list[Proposal] = field(default_factory=list)  # admins: knowledge gaps with no session yet
 
 
 def unknown_choice(what: str, value: str) -> str:
@@ -253,11 +256,12 @@ def home_view(data: HomeData) -> Block:
         content += [divider(), *home_search_blocks(data.search)]
     else:
         content.append(actions(button(":mag: Search answers", ACTION_HOME_SEARCH), block_id="home_search"))
+    content += home_sessions(data.sessions)  # lunch-and-learns (bot/messages/sessions.py): at most 1 block
     for part in (_my_questions, _waiting, _topics, _my_stats, _helpers, _notifications):
         content += [divider(), *part(data)]
     if data.workspace_settings is not None:
         content += [divider(), *settings_section(data.workspace_settings)]
     if data.admin is not None:
-        content += [divider(), *_admin(data.admin)]
+        content += [divider(), *_admin(data.admin), *home_proposals(data.proposals)]  # proposals: at most 4
     content += [divider(), section(ASK_USAGE), section(TEACH_USAGE)]
     return {"type": "home", "blocks": fit_view_blocks(content)}

@@ -75,6 +75,7 @@ PLACES = (
     Place("C_ENGINEERING", "engineering", False, EVERYONE),
     Place("G_LEADS", "leads", True, ("U_ASKER", "U_BERLIN")),
 )
+SEED_SESSION = "session #postgres Vacuum without tears tomorrow 12:30"
 MAX_MESSAGES = 200  # per channel or thread in one state answer
 REQUIRED_FIELD = "Please complete this required field."  # what Slack's client says under an empty one
 RECENT_VIOLATIONS = 20
@@ -197,6 +198,8 @@ class Playground:
         root = self.send(first_user, "C_ENGINEERING", first_text)["ts"]
         for user, text in replies:
             self.send(user, "C_ENGINEERING", text, thread_ts=root)
+        # An upcoming lunch-and-learn to sign up for (moving the clock past it brings the host's notes request).
+        self.send("U_BERLIN", "C_ENGINEERING", f"/teach {SEED_SESSION}")
         if self._scheduler:
             self.runtime.start_scheduler()
         # Not the page's address (bot/playground/web.py prints it): no URL before it for a newcomer to open.
