@@ -5,6 +5,7 @@ from models.digest import DigestRun, DigestSubscription
 from models.evidence import PersonEvidence, TagEvidence
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
+from models.mentoring import MentorOffer, MentorPairing, MentorRequest
 from models.question import Answer, Question, QuestionTag, Vote
 from models.stats_rollup import QuestionStats  # and its stats_rollup table
 from models.tag_stats import TagStat
@@ -20,6 +21,9 @@ __all__ = [
     "KnowledgeGap",
     "Lesson",
     "LessonTag",
+    "MentorOffer",
+    "MentorPairing",
+    "MentorRequest",
     "Person",
     "PersonEvidence",
     "ProcessedEvent",
