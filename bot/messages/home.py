@@ -28,6 +28,7 @@ from bot.messages.blocks import (
     static_select,
 )
 from bot.messages.help import ASK_USAGE, TEACH_USAGE
+from bot.messages.mentoring import MentoringHome, home_section
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_SEARCH, Searched, home_search_blocks
 from bot.messages.settings import SettingsShown, settings_section
@@ -100,6 +101,7 @@ class HomeData:
     workspace_settings: SettingsShown | None = None  # admins only
     notice: str | None = None  # a one-off note, e.g. why a change was not saved
     search: Searched | None = None  # the results of the search the person just ran from the tab
+    mentoring: MentoringHome | None = None  # their mentors and mentees (bot/messages/mentoring.py)
 
 
 def unknown_choice(what: str, value: str) -> str:
@@ -255,6 +257,7 @@ def home_view(data: HomeData) -> Block:
         content.append(actions(button(":mag: Search answers", ACTION_HOME_SEARCH), block_id="home_search"))
     for part in (_my_questions, _waiting, _topics, _my_stats, _helpers, _notifications):
         content += [divider(), *part(data)]
+    content += home_section(data.mentoring)
     if data.workspace_settings is not None:
         content += [divider(), *settings_section(data.workspace_settings)]
     if data.admin is not None:

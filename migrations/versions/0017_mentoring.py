@@ -78,9 +78,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_mentor_pairings_team_mentor", "mentor_pairings", ["team_id", "mentor_id"], unique=False)
     op.create_index("ix_mentor_pairings_team_mentee", "mentor_pairings", ["team_id", "mentee_id"], unique=False)
-    op.create_index(
-        "ix_mentor_pairings_status_checkin", "mentor_pairings", ["status", "checkin_due_at"], unique=False
-    )
+    op.create_index("ix_mentor_pairings_status_checkin", "mentor_pairings", ["status", "checkin_due_at"], unique=False)
 
 
 def downgrade() -> None:
