@@ -1,16 +1,19 @@
 """Data ownership: export a workspace's data, and forget a person (a right-to-erasure request).
 
 Export (`python app.py export --team T --format json|csv [--output PATH]`) writes every question, answer,
-lesson, vote and expertise record of one workspace, and its settings and the record of their changes, each
+lesson, vote and expertise record of one workspace, its mentoring (offers, requests, pairings), and its settings
+and the record of their changes, each
 with every column of its table (tags of questions and lessons ride along as a list), streamed in batches so a
 large workspace never sits in memory:
 
 - JSON: one object `{"format": "peerlearn-export", "version": 1, "team_id", "exported_at", "questions": [...],
   "answers": [...], "lessons": [...], "votes": [...], "expertise": [...], "settings": [...],
-  "settings_changes": [...]}`; to stdout, or to PATH.
+  "settings_changes": [...], "mentor_offers": [...], "mentor_requests": [...], "mentor_pairings": [...]}`; to
+  stdout, or to PATH.
 - CSV: one file per kind (`questions.csv`, `answers.csv`, `lessons.csv`, `votes.csv`, `expertise.csv`,
-  `settings.csv`, `settings_changes.csv`), with a header row of column names; in a zip archive when PATH ends
-  in `.zip` (the default name is `peerlearn-export-<team>-<date>.zip`), else in the folder PATH.
+  `settings.csv`, `settings_changes.csv`, `mentor_offers.csv`, `mentor_requests.csv`, `mentor_pairings.csv`),
+  with a header row of column names; in a zip archive when PATH ends in `.zip` (the default name is
+  `peerlearn-export-<team>-<date>.zip`), else in the folder PATH.
 
 Values: datetimes are ISO 8601 in UTC (`2026-11-23T10:00:00+00:00`), booleans `true`/`false`, tags a JSON
 list (CSV: separated by spaces, in the order they were written). In CSV an empty cell of a column that may be
@@ -31,6 +34,8 @@ Forget-user (`python app.py forget-user --team T --user U`), in one transaction 
   U's deleted votes counted for) and U's profile and preferences (people)
   are deleted; a digest subscription U set up stays, with FORGOTTEN_USER_ID as its creator; if U installed
   the app, the installation keeps working, with FORGOTTEN_USER_ID as installer and U's user token removed.
+- U's mentoring offers and requests, and every pairing U was in (as mentor or mentee), are deleted; nothing is
+  posted to the partner, whose own request stays as it was.
 - mentions of U in anyone's text (`<@U>`, `<@U|name>`, in every text column of every table) become
   MENTION_LABEL, and so does U's bare id in free-text columns.
 - then every column of every table of the workspace (and the full-text indexes) is searched for U's id; if
@@ -64,6 +69,7 @@ from models.base import Base
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
+from models.mentoring import MentorOffer, MentorPairing, MentorRequest
 from models.question import Answer, Question, QuestionTag, Vote
 from models.workspace_settings import SettingsChange, WorkspaceSetting
 
@@ -104,6 +110,9 @@ KINDS = (
     Kind("expertise", Expertise),
     Kind("settings", WorkspaceSetting),
     Kind("settings_changes", SettingsChange),
+    Kind("mentor_offers", MentorOffer),
+    Kind("mentor_requests", MentorRequest),
+    Kind("mentor_pairings", MentorPairing),
 )
 
 
@@ -349,6 +358,19 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
         update(SettingsChange)
         .where(SettingsChange.team_id == team_id, SettingsChange.user_id == user_id)
         .values(user_id=FORGOTTEN_USER_ID),
+    )
+    changed["mentoring pairings (deleted)"] = _count(
+        session,
+        delete(MentorPairing).where(
+            MentorPairing.team_id == team_id,
+            (MentorPairing.mentor_id == user_id) | (MentorPairing.mentee_id == user_id),
+        ),
+    )
+    changed["mentoring requests (deleted)"] = _count(
+        session, delete(MentorRequest).where(MentorRequest.team_id == team_id, MentorRequest.mentee_id == user_id)
+    )
+    changed["mentoring offers (deleted)"] = _count(
+        session, delete(MentorOffer).where(MentorOffer.team_id == team_id, MentorOffer.user_id == user_id)
     )
     tables = _tables(session)
     changed["installations (installer anonymised)"] = _forget_installer(session, tables, team_id, user_id)

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
@@ -493,7 +492,8 @@ def end_due(slack_for: WorkspaceClients, services: Services, now: datetime) -> l
         due = list(
             session.scalars(
                 select(MentorPairing.id)
-                .where(MentorPairing.status.in_(LIVE), MentorPairing.ends_at <= now)
+                .join(Workspace, Workspace.team_id == MentorPairing.team_id)
+                .where(MentorPairing.status.in_(LIVE), MentorPairing.ends_at <= now, Workspace.active.is_(True))
                 .limit(MAX_PER_TICK)
             )
         )
@@ -622,34 +622,3 @@ def home_data(session: Session, team_id: str, user_id: str) -> MentoringHome:
         capacity=max((capacity for _, capacity in offers), default=0),
         waiting=waiting,
     )
-
-
-def active_mentors(
-    session: Session, team_id: str, since: datetime, tags: Sequence[str] | None = None
-) -> list[tuple[str, list[str]]]:
-    """Mentors of pairings live at some point since `since` (on `tags`, or any), most pairings first, each
-    with the tags they mentor on."""
-    query = select(MentorPairing.mentor_id, MentorPairing.tag).where(
-        MentorPairing.team_id == team_id,
-        or_(MentorPairing.status.in_(LIVE), MentorPairing.ended_at >= since),
-    )
-    if tags is not None:
-        query = query.where(MentorPairing.tag.in_(list(tags)))
-    by_mentor: dict[str, list[str]] = defaultdict(list)
-    for mentor_id, tag in session.execute(query):
-        by_mentor[mentor_id].append(tag)
-    ordered = sorted(by_mentor.items(), key=lambda item: (-len(item[1]), item[0]))
-    return [(mentor_id, sorted(set(tags_of))) for mentor_id, tags_of in ordered]
-
-
-def waiting_demand(session: Session, team_id: str, tags: Sequence[str] | None = None) -> list[tuple[str, int]]:
-    """Tags people wait for a mentor on, with how many wait, most first."""
-    query = (
-        select(MentorRequest.tag, func.count())
-        .where(MentorRequest.team_id == team_id, MentorRequest.status == REQUEST_WAITING)
-        .group_by(MentorRequest.tag)
-    )
-    if tags is not None:
-        query = query.where(MentorRequest.tag.in_(list(tags)))
-    rows = [(tag, int(count)) for tag, count in session.execute(query)]
-    return sorted(rows, key=lambda row: (-row[1], row[0]))

@@ -12,9 +12,10 @@ pairings PeerLearn made between them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, func, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base
@@ -113,3 +114,36 @@ def pairings_of(session: Session, team_id: str, user_id: str) -> list[MentorPair
             .order_by(MentorPairing.started_at, MentorPairing.id)
         )
     )
+
+
+def mentors_on(
+    session: Session, team_id: str, tags: Sequence[str], since: datetime
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Who mentored on these tags since `since` (pairings live then), most pairings first, with their tags."""
+    if not tags:
+        return []
+    rows = session.execute(
+        select(MentorPairing.mentor_id, MentorPairing.tag).where(
+            MentorPairing.team_id == team_id,
+            MentorPairing.tag.in_(list(tags)),
+            or_(MentorPairing.status.in_(LIVE), MentorPairing.ended_at >= since),
+        )
+    )
+    by_mentor: dict[str, list[str]] = {}
+    for mentor_id, tag in rows:
+        by_mentor.setdefault(mentor_id, []).append(tag)
+    ordered = sorted(by_mentor.items(), key=lambda item: (-len(item[1]), item[0]))
+    return [(mentor_id, tuple(sorted(set(tags_of)))) for mentor_id, tags_of in ordered]
+
+
+def waiting_demand(session: Session, team_id: str, channel_id: str | None = None) -> list[tuple[str, int]]:
+    """Tags people wait for a mentor on (asked in `channel_id`, or anywhere), with how many wait, most first."""
+    query = (
+        select(MentorRequest.tag, func.count())
+        .where(MentorRequest.team_id == team_id, MentorRequest.status == REQUEST_WAITING)
+        .group_by(MentorRequest.tag)
+    )
+    if channel_id is not None:
+        query = query.where(MentorRequest.channel_id == channel_id)
+    rows = [(tag, int(count)) for tag, count in session.execute(query)]
+    return sorted(rows, key=lambda row: (-row[1], row[0]))

@@ -19,6 +19,7 @@ from bot.runtime import cli
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
+from models.mentoring import MentorOffer, MentorPairing, MentorRequest
 from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, QuestionTag, Vote
 from models.session import Store
 from models.workspace import Workspace
@@ -209,6 +210,9 @@ MODELS = {
     "expertise": Expertise,
     "settings": WorkspaceSetting,
     "settings_changes": SettingsChange,
+    "mentor_offers": MentorOffer,
+    "mentor_requests": MentorRequest,
+    "mentor_pairings": MentorPairing,
 }
 
 
@@ -278,6 +282,9 @@ def test_csv_export_round_trips_as_a_zip_and_as_a_folder(run_cli, store, workspa
             "answers.csv",
             "expertise.csv",
             "lessons.csv",
+            "mentor_offers.csv",
+            "mentor_pairings.csv",
+            "mentor_requests.csv",
             "questions.csv",
             "settings.csv",
             "settings_changes.csv",

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from bot import mentoring
-from models.mentoring import MentorPairing, MentorRequest
+from models.mentoring import MentorPairing, MentorRequest, waiting_demand
 
 GENERAL = "C_GENERAL"
 
@@ -104,6 +105,13 @@ def test_bad_input_gets_a_friendly_answer(world):
     assert pairings(world) == []
 
 
+def test_nobody_mentors_themselves(world):
+    world.command("U_MAYA", "/teach", "mentor #go", GENERAL)
+    world.command("U_MAYA", "/ask", "mentor #go", GENERAL)
+    world.settle()
+    assert told(world, "U_MAYA", "No mentor on `#go` is free right now") and pairings(world) == []
+
+
 def test_a_redelivered_command_pairs_once(world):
     world.command("U_MAYA", "/teach", "mentor #postgres", GENERAL)
     first = world.command("U_ANA", "/ask", "mentor #postgres", GENERAL)
@@ -131,7 +139,7 @@ def test_no_mentor_then_waiting_then_an_offer_arrives(world):
     world.settle()
     assert told(world, "U_ANA", "You already asked for a mentor on `#rust`")
     with world.runtime.store.session() as s:
-        assert mentoring.waiting_demand(s, "T0001") == [("rust", 1)]
+        assert waiting_demand(s, "T0001") == [("rust", 1)]
     assert tick(world)["matched"] == 0
 
     world.command("U_NICO", "/teach", "mentor #rust up to 1 person", GENERAL)
@@ -139,7 +147,7 @@ def test_no_mentor_then_waiting_then_an_offer_arrives(world):
     [intro] = group_dms(world)
     assert "<@U_ANA>, meet <@U_NICO>" in text_of(intro)
     with world.runtime.store.session() as s:
-        assert mentoring.waiting_demand(s, "T0001") == []
+        assert waiting_demand(s, "T0001") == []
     assert tick(world) == {"ended": 0, "check_ins": 0, "introduced": 0, "matched": 0}
 
 
@@ -230,3 +238,43 @@ def test_app_home_lists_mentors_and_mentees_with_end_and_pause(world):
     world.open_home("U_MAYA")
     world.settle()
     assert "You mentor" not in json.dumps(world.fake.home_view("U_MAYA")["blocks"])  # ended: not listed
+
+
+def test_digest_gaps_stats_export_and_forget_user(world):
+    from bot import export, stats
+    from bot.digest.content import build_digest
+    from models.digest import load_digest_data
+
+    offer_and_match(world)  # Maya mentors Ana on #postgres
+    world.ask("U_ANA", "How do I read an EXPLAIN plan? #postgres", GENERAL)
+    world.command("U_NICO", "/ask", "mentor #rust", GENERAL)  # nobody offers #rust: Nico waits
+    world.settle()
+    now = world.clock.now()
+    with world.runtime.store.session() as s:
+        data = load_digest_data(s, "T0001", GENERAL, now - timedelta(days=7), now + timedelta(minutes=1))
+        report = stats.build_report(s, "T0001", now - timedelta(days=30), now + timedelta(minutes=1), now)
+    digest = json.dumps(build_digest(data, tz=ZoneInfo("UTC")).blocks, ensure_ascii=False)
+    assert "Mentoring on these topics*: <@U_MAYA> (`#postgres`). Thank you for mentoring!" in digest
+    assert "`#rust` — 1 person waiting for a mentor" in digest and "`/teach mentor #rust`" in digest
+    assert report.mentor_demand == [("rust", 1)]
+    with world.runtime.store.session() as s:  # another channel's digest does not show #general's demand
+        elsewhere = load_digest_data(s, "T0001", "C_OTHER", now - timedelta(days=7), now + timedelta(minutes=1))
+    assert elsewhere.mentor_demand == ()
+
+    with world.runtime.store.session() as s:
+        exported = {kind.name: list(export.export_rows(s, "T0001", kind)) for kind in export.KINDS}
+    assert [(r["user_id"], r["tag"]) for r in exported["mentor_offers"]] == [
+        ("U_KENJI", "postgres"),
+        ("U_MAYA", "postgres"),
+    ]
+    assert sorted(r["mentee_id"] for r in exported["mentor_requests"]) == ["U_ANA", "U_NICO"]
+    assert [(r["mentor_id"], r["mentee_id"]) for r in exported["mentor_pairings"]] == [("U_MAYA", "U_ANA")]
+
+    since = world.fake.mark()
+    with world.runtime.store.session() as s:
+        report = export.forget_user(s, "T0001", "U_MAYA")
+    assert report.changed["mentoring pairings (deleted)"] == 1 and report.changed["mentoring offers (deleted)"] == 1
+    with world.runtime.store.session() as s:
+        assert export.find_user_id(s, "T0001", "U_MAYA") == []
+        assert [r.mentee_id for r in s.scalars(select(MentorRequest).order_by(MentorRequest.id))] == ["U_ANA", "U_NICO"]
+    assert world.fake.calls_to("chat.postMessage", since=since) == []  # Ana is told nothing

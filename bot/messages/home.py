@@ -28,7 +28,7 @@ from bot.messages.blocks import (
     static_select,
 )
 from bot.messages.help import ASK_USAGE, TEACH_USAGE
-from bot.messages.mentoring import MentoringHome, home_section
+from bot.messages.mentoring import MentoringHome, home_section, mentor_demand_line
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_SEARCH, Searched, home_search_blocks
 from bot.messages.settings import SettingsShown, settings_section
@@ -234,9 +234,14 @@ def _admin(report: stats.Report) -> list[Block]:
             for t in asked_tags
         ]
         content.append(section("*By tag*\n" + "\n".join(lines)))
+    # Mentoring's waiting requests are knowledge gaps too: said in the gaps' block (no block of their own
+    # where the tab is at its largest).
+    demand = f"\n{mentor_demand_line(report.mentor_demand)}" if report.mentor_demand else ""
     if report.gaps:
         gaps = ", ".join(f"`#{g.tag}` ({g.reason})" for g in report.gaps[:5])
-        content.append(section(f"*Knowledge gaps*: {gaps}\n:bulb: {report.suggestion}"))
+        content.append(section(f"*Knowledge gaps*: {gaps}\n:bulb: {report.suggestion}{demand}"))
+    elif demand:
+        content.append(section(demand.strip()))
     trend = report.trend[-MAX_TREND_WEEKS:]
     if trend:
         weeks = " · ".join(f"{w.start:%d %b}: {w.figures.asked}" for w in trend)

@@ -194,13 +194,16 @@ def mentors_line(mentors: list[tuple[str, list[str]]]) -> str | None:
         return None
     shown = [f"{mention(user_id)} ({format_tags(tags)})" for user_id, tags in mentors[:MAX_DIGEST_MENTORS]]
     more = len(mentors) - len(shown)
-    return (
-        ":seedling: *Mentors this month*: "
-        + ", ".join(shown)
-        + (f" and {more} more" if more > 0 else "")
-        + ". Thank you!"
-    )
+    others = f" and {more} more" if more > 0 else ""
+    return ":seedling: *Mentoring on these topics*: " + ", ".join(shown) + others + ". Thank you for mentoring!"
 
 
 def mentor_demand_text(tag: str, waiting: int) -> str:
-    return f"`#{tag}`: {waiting} waiting for a mentor"
+    return f"`#{tag}` — {waiting} waiting for a mentor" if waiting != 1 else f"`#{tag}` — 1 person waiting for a mentor"
+
+
+def mentor_demand_line(demand: list[tuple[str, int]]) -> str:
+    """The admin's knowledge gaps: tags people wait for a mentor on."""
+    shown = ", ".join(f"`#{tag}` ({waiting})" for tag, waiting in demand[:MAX_DIGEST_MENTORS])
+    more = f" and {len(demand) - MAX_DIGEST_MENTORS} more" if len(demand) > MAX_DIGEST_MENTORS else ""
+    return f":seedling: *Waiting for a mentor*: {shown}{more}. `/teach mentor #tag` offers to mentor."
