@@ -174,6 +174,9 @@ class Playground:
         for person in PEOPLE:
             if person.teaches:
                 self.send(person.id, self.fake.im_for(person.id).id, f"/teach {person.teaches}")
+        # Mentoring: Bruno offers to mentor on #kubernetes and Nico, the newcomer, asks: their group DM shows it.
+        self.send("U_BERLIN", "dm", "/teach mentor #kubernetes up to 2 people")
+        self.send("U_NEWCOMER", "C_GENERAL", "/ask mentor #kubernetes")
         if self._scheduler:
             self.runtime.start_scheduler()
         # Not the page's address (bot/playground/web.py prints it): no URL before it for a newcomer to open.
