@@ -278,3 +278,56 @@ def test_digest_gaps_stats_export_and_forget_user(world):
         assert export.find_user_id(s, "T0001", "U_MAYA") == []
         assert [r.mentee_id for r in s.scalars(select(MentorRequest).order_by(MentorRequest.id))] == ["U_ANA", "U_NICO"]
     assert world.fake.calls_to("chat.postMessage", since=since) == []  # Ana is told nothing
+
+
+def test_what_was_acked_is_owed_after_a_crash(world):
+    """A request stored but never matched, and a pairing made but never introduced (the process stopped after
+    the ack): the tick finishes both, once."""
+    from bot.config import Settings
+    from models.mentoring import MentorOffer
+    from models.workspace import ensure_workspace
+
+    now = world.clock.now()
+    with world.runtime.store.session() as s:  # what the ack steps stored before the process stopped
+        ensure_workspace(s, "T0001", now)
+        s.add(MentorOffer(team_id="T0001", user_id="U_MAYA", tag="postgres", capacity=2, offered_at=now))
+        s.add(MentorOffer(team_id="T0001", user_id="U_MAYA", tag="rust", capacity=2, offered_at=now))
+        s.add_all(
+            [
+                MentorRequest(
+                    team_id="T0001",
+                    mentee_id=mentee,
+                    tag=tag,
+                    request_key=f"cmd:{mentee}",
+                    channel_id=GENERAL,
+                    created_at=now,
+                )
+                for mentee, tag in (("U_ANA", "postgres"), ("U_NICO", "rust"))
+            ]
+        )
+    with world.runtime.store.session() as s:
+        ana = s.scalars(select(MentorRequest.id).where(MentorRequest.mentee_id == "U_ANA")).one()
+        assert mentoring.match_request(s, Settings(), ana, now) is not None  # matched, not introduced
+    assert group_dms(world) == []
+    assert tick(world) == {"ended": 0, "check_ins": 0, "introduced": 1, "matched": 1}
+    assert tick(world, timedelta(minutes=10)) == {"ended": 0, "check_ins": 0, "introduced": 0, "matched": 0}
+    intros = sorted(text_of(m).split(":")[0] for m in group_dms(world))
+    assert intros == ["<@U_ANA>, meet <@U_MAYA>", "<@U_NICO>, meet <@U_MAYA>"]
+
+
+def test_the_playground_shows_a_pairing(tmp_path):
+    from bot.clock import FrozenClock
+    from bot.config import Settings
+    from bot.playground.server import Playground
+    from tests.slack.fixtures import START
+
+    playground = Playground(Settings(), clock=FrozenClock(START), scheduler=False).start()
+    try:
+        playground.world.settle()
+        state = playground.state("U_NEWCOMER")
+        [group] = [c for c in state["channels"] if c["name"].startswith("mpdm-")]
+        intro = playground.state("U_NEWCOMER", group["id"])["view"]["messages"][0]
+        assert "<@U_NEWCOMER>, meet <@U_BERLIN>: your mentor on `#kubernetes`" in json.dumps(intro["blocks"])
+        assert "5 hours of working time a week in common" in json.dumps(intro["blocks"])  # Berlin and Tokyo
+    finally:
+        playground.stop()
