@@ -46,7 +46,7 @@ from bot.messages.mentoring import (
     thank_you_message,
 )
 from bot.routing.evidence import PersonFacts, load_evidence, needs_profile, refresh_profiles
-from bot.routing.planner import Availability, availability_of, is_within_working_hours
+from bot.routing.planner import Availability, availability_of, working_shifts
 from bot.routing.ranker import rank_experts
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
@@ -153,19 +153,19 @@ class Choice:
 
 
 def weekly_overlap_hours(a: Availability | None, b: Availability | None, week_start: datetime) -> float | None:
-    """Hours in the week from `week_start` when both are at work (half-hour steps); None when PeerLearn knows
-    the working time of neither."""
+    """Hours in the week from `week_start` when both are at work, each in their own zone and working days; None
+    when PeerLearn knows the working time of neither (an unknown one counts as the default hours in UTC)."""
     if a is None and b is None:
         return None
-    a, b = a or Availability(), b or Availability()
-    steps = 0
-    for step in range(7 * 48):
-        moment = week_start + timedelta(minutes=30 * step)
-        if is_within_working_hours(
-            moment, a.tz_name, a.start_hour, a.end_hour, a.work_days
-        ) and is_within_working_hours(moment, b.tz_name, b.start_hour, b.end_hour, b.work_days):
-            steps += 1
-    return steps / 2
+    week_end = week_start + timedelta(days=7)
+    mine, theirs = (working_shifts(week_start, x or Availability()) for x in (a, b))
+    together = timedelta()
+    for start, end in mine:
+        for other_start, other_end in theirs:
+            overlap = min(end, other_end, week_end) - max(start, other_start, week_start)
+            if overlap > timedelta():
+                together += overlap
+    return together / timedelta(hours=1)
 
 
 def _weekly_hours(availability: Availability) -> float:

@@ -52,6 +52,11 @@ def test_working_time_overlap_in_each_zone():
     sun_thu = Availability("Asia/Tokyo", 9, 18, frozenset({6, 0, 1, 2, 3}))
     assert weekly_overlap_hours(berlin, sun_thu, MONDAY) == 4  # no Friday in common
     assert weekly_overlap_hours(None, None, MONDAY) is None
+    # Berlin and New York share 3 hours a day, 4 in the weeks New York is on summer time and Berlin not yet.
+    assert weekly_overlap_hours(berlin, new_york, MONDAY) == 15
+    assert weekly_overlap_hours(berlin, new_york, datetime(2027, 3, 15, tzinfo=UTC)) == 20
+    night = Availability("UTC", 22, 6)  # a shift past midnight belongs to the day it starts on
+    assert weekly_overlap_hours(night, Availability("UTC", 0, 24, frozenset(range(7))), MONDAY) == 40
 
 
 def expert(user_id: str, score: float, reason: str = "declared #postgres") -> ScoredExpert:
