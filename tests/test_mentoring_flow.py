@@ -193,6 +193,12 @@ def test_check_in_after_two_weeks_exactly_once_and_its_buttons(world):
     assert any("paused this mentoring" in text_of(m) for m in group_dms(world, since))
     assert pairings(world)[0][3] == "paused"
 
+    world.click("U_ANA", mentoring.ACTION_END, channel=check_in["channel"])  # "We're done", clicked twice
+    world.click("U_ANA", mentoring.ACTION_END, channel=check_in["channel"])
+    world.settle()
+    assert sum("is over (<@U_ANA> ended it)" in text_of(m) for m in group_dms(world, since)) == 1
+    assert pairings(world)[0][3] == "ended"
+
 
 def test_the_pairing_ends_after_its_period_with_a_thank_you(world):
     offer_and_match(world)
@@ -331,3 +337,35 @@ def test_the_playground_shows_a_pairing(tmp_path):
         assert "5 hours of working time a week in common" in json.dumps(intro["blocks"])  # Berlin and Tokyo
     finally:
         playground.stop()
+
+
+def test_replicas_ticking_at_once_send_one_check_in_and_one_thank_you(world):
+    import threading
+
+    from bot.workspaces import WorkspaceClients
+
+    offer_and_match(world)
+    client = world.runtime.bolt_app.client
+    services = world.runtime.services
+
+    def all_at_once(job) -> list:
+        start, results = threading.Barrier(4), []
+
+        def replica() -> None:
+            start.wait()
+            results.append(job(WorkspaceClients(client), services, world.clock.now()))
+
+        threads = [threading.Thread(target=replica) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results
+
+    world.clock.advance(mentoring.CHECK_IN_AFTER)
+    since = world.fake.mark()
+    assert sorted(all_at_once(mentoring.send_check_ins)) == [0, 0, 0, 1]
+    assert sum("Are you still meeting?" in text_of(m) for m in group_dms(world, since)) == 1
+    world.clock.advance(mentoring.MENTORING_PERIOD)
+    assert sorted(len(ended) for ended in all_at_once(mentoring.end_due)) == [0, 0, 0, 1]
+    assert sum("is over" in text_of(m) for m in group_dms(world, since)) == 1
