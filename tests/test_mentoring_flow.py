@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot import mentoring
+from bot import export, mentoring, stats, stats_render
+from bot.digest.content import build_digest
+from models.digest import load_digest_data
 from models.mentoring import MentorPairing, MentorRequest, waiting_demand
 
 GENERAL = "C_GENERAL"
@@ -247,10 +249,6 @@ def test_app_home_lists_mentors_and_mentees_with_end_and_pause(world):
 
 
 def test_digest_gaps_stats_export_and_forget_user(world):
-    from bot import export, stats
-    from bot.digest.content import build_digest
-    from models.digest import load_digest_data
-
     offer_and_match(world)  # Maya mentors Ana on #postgres
     world.ask("U_ANA", "How do I read an EXPLAIN plan? #postgres", GENERAL)
     world.command("U_NICO", "/ask", "mentor #rust", GENERAL)  # nobody offers #rust: Nico waits
@@ -263,6 +261,12 @@ def test_digest_gaps_stats_export_and_forget_user(world):
     assert "Mentoring on these topics*: <@U_MAYA> (`#postgres`). Thank you for mentoring!" in digest
     assert "`#rust` — 1 person waiting for a mentor" in digest and "`/teach mentor #rust`" in digest
     assert report.mentor_demand == [("rust", 1)]
+    assert "Waiting for a mentor: #rust (1)" in stats_render.render_table([report])  # make stats
+    assert "mentor_demand,rust,waiting,1" in stats_render.render_csv([report])
+    world.add_user("U_BOSS", name="boss", is_admin=True)  # an admin's App Home lists it among knowledge gaps
+    world.open_home("U_BOSS")
+    world.settle()
+    assert "*Waiting for a mentor*: `#rust` (1)" in json.dumps(world.fake.home_view("U_BOSS")["blocks"])
     with world.runtime.store.session() as s:  # another channel's digest does not show #general's demand
         elsewhere = load_digest_data(s, "T0001", "C_OTHER", now - timedelta(days=7), now + timedelta(minutes=1))
     assert elsewhere.mentor_demand == ()
