@@ -48,7 +48,8 @@ def ack_offer(ack: Ack, command: dict[str, Any], context: BoltContext, services:
     try:
         offer = parse_offer(rest, services.settings.tag_aliases)
     except InvalidMentoring as problem:
-        ack(**ephemeral(str(problem)).as_kwargs())
+        text = command_text(command)
+        ack(**ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
         return
     team_id, user_id = command["team_id"], command["user_id"]
     try:
@@ -74,7 +75,8 @@ def ack_request(ack: Ack, command: dict[str, Any], context: BoltContext, service
     try:
         tag = parse_request(rest, services.settings.tag_aliases)
     except InvalidMentoring as problem:
-        ack(**ephemeral(str(problem)).as_kwargs())
+        text = command_text(command)
+        ack(**ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
         return
     team_id, user_id = command["team_id"], command["user_id"]
     try:

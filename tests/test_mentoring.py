@@ -117,3 +117,11 @@ def test_messages_stay_within_slack_limits_and_never_ping():
     assert len(text) <= 3000 and text.endswith("….") and "<!channel>" not in text and "@here" not in text
     line = mentors_line([(f"U{i}", ["postgres"]) for i in range(15)])
     assert line is not None and line.count("<@") == 10 and "and 5 more" in line
+
+
+def test_the_mentoring_tick_runs_every_minute_for_each_workspace():
+    from bot import mentoring
+    from bot.runtime.scheduler import default_ticks
+
+    [registered] = [tick for tick in default_ticks() if tick.name == "mentoring"]
+    assert registered.run is mentoring.tick and registered.every == timedelta(minutes=1) and registered.per_team_tokens
