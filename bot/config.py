@@ -23,6 +23,7 @@ DEFAULT_BOT_SCOPES = (
     "reactions:read",
     "users:read",
     "im:write",
+    "mpim:write",
     "team:read",
 )
 LOG_FORMATS = ("text", "json")

@@ -2,21 +2,20 @@
 
 Export (`python app.py export --team T --format json|csv [--output PATH]`) writes every question, answer,
 lesson, vote and expertise record of one workspace, the threads saved as lessons (with the messages kept) and
-the messages questions were asked about, its settings and the record of their changes, and its lunch-and-learn
-sessions (their announcements, sign-ups and the experts invited to run one), each
+the messages questions were asked about, its mentoring (offers, requests, pairings), its lunch-and-learn sessions
+(their announcements, sign-ups and the experts invited to run one), and its settings and the record of their
+changes, each
 with every column of its table (tags of questions and lessons ride along as a list), streamed in batches so a
 large workspace never sits in memory:
 
 - JSON: one object `{"format": "peerlearn-export", "version": 1, "team_id", "exported_at", "questions": [...],
   "answers": [...], "lessons": [...], "votes": [...], "expertise": [...], "settings": [...],
-  "settings_changes": [...], "question_sources": [...], "saved_threads": [...], "saved_thread_messages": [...],
-  "sessions": [...], "session_posts": [...], "session_signups": [...], "session_invites": [...]}`; to stdout, or
-  to PATH.
-- CSV: one file per kind (`questions.csv`, `answers.csv`, `lessons.csv`, `votes.csv`, `expertise.csv`,
-  `settings.csv`, `settings_changes.csv`, `question_sources.csv`, `saved_threads.csv`,
-  `saved_thread_messages.csv`, `sessions.csv`, `session_posts.csv`, `session_signups.csv`,
-  `session_invites.csv`), with a header row of column names; in a zip archive when PATH ends
-  in `.zip` (the default name is `peerlearn-export-<team>-<date>.zip`), else in the folder PATH.
+  "settings_changes": [...], ...}`, one list per kind of `KINDS` below (also "question_sources",
+  "saved_threads", "saved_thread_messages", "mentor_offers", "mentor_requests", "mentor_pairings", "sessions",
+  "session_posts", "session_signups", "session_invites"); to stdout, or to PATH.
+- CSV: one file per kind (`questions.csv`, `answers.csv`, … `session_invites.csv`), with a header row of column
+  names; in a zip archive when PATH ends in `.zip` (the default name is `peerlearn-export-<team>-<date>.zip`),
+  else in the folder PATH.
 
 Values: datetimes are ISO 8601 in UTC (`2026-11-23T10:00:00+00:00`), booleans `true`/`false`, tags a JSON
 list (CSV: separated by spaces, in the order they were written). In CSV an empty cell of a column that may be
@@ -43,6 +42,8 @@ Forget-user (`python app.py forget-user --team T --user U`), in one transaction 
   U's deleted votes counted for) and U's profile and preferences (people)
   are deleted; a digest subscription U set up stays, with FORGOTTEN_USER_ID as its creator; if U installed
   the app, the installation keeps working, with FORGOTTEN_USER_ID as installer and U's user token removed.
+- U's mentoring offers and requests, and every pairing U was in (as mentor or mentee), are deleted; nothing is
+  posted to the partner, whose own request stays as it was.
 - mentions of U in anyone's text (`<@U>`, `<@U|name>`, in every text column of every table) become
   MENTION_LABEL, and so does U's bare id in free-text columns.
 - then every column of every table of the workspace (and the full-text indexes) is searched for U's id; if
@@ -78,6 +79,7 @@ from models.capture import QuestionSource, SavedMessage, SavedThread
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
+from models.mentoring import MentorOffer, MentorPairing, MentorRequest
 from models.question import Answer, Question, QuestionTag, Vote
 from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
 from models.workspace_settings import SettingsChange, WorkspaceSetting
@@ -126,6 +128,9 @@ KINDS = (
     Kind("session_posts", SessionPost),
     Kind("session_signups", SessionSignup),
     Kind("session_invites", SessionInvite),
+    Kind("mentor_offers", MentorOffer),
+    Kind("mentor_requests", MentorRequest),
+    Kind("mentor_pairings", MentorPairing),
 )
 
 
@@ -403,6 +408,19 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
         update(SettingsChange)
         .where(SettingsChange.team_id == team_id, SettingsChange.user_id == user_id)
         .values(user_id=FORGOTTEN_USER_ID),
+    )
+    changed["mentoring pairings (deleted)"] = _count(
+        session,
+        delete(MentorPairing).where(
+            MentorPairing.team_id == team_id,
+            (MentorPairing.mentor_id == user_id) | (MentorPairing.mentee_id == user_id),
+        ),
+    )
+    changed["mentoring requests (deleted)"] = _count(
+        session, delete(MentorRequest).where(MentorRequest.team_id == team_id, MentorRequest.mentee_id == user_id)
+    )
+    changed["mentoring offers (deleted)"] = _count(
+        session, delete(MentorOffer).where(MentorOffer.team_id == team_id, MentorOffer.user_id == user_id)
     )
     tables = _tables(session)
     changed["installations (installer anonymised)"] = _forget_installer(session, tables, team_id, user_id)

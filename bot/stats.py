@@ -50,6 +50,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from models.expert import Expertise, Person
 from models.lesson import Lesson
+from models.mentoring import waiting_demand
 from models.question import (
     STATUS_OPEN,
     STATUS_RESOLVED,
@@ -126,6 +127,7 @@ class Report:
     tags: list[TagFigures] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     trend: list[Week] = field(default_factory=list)
+    mentor_demand: list[tuple[str, int]] = field(default_factory=list)  # tags people wait for a mentor on, and how many
 
     @property
     def suggestion(self) -> str | None:
@@ -431,6 +433,7 @@ def _compose(
         tags=tags,
         gaps=find_gaps(tags, until - since),
         trend=[Week(monday, per_week.get(monday, Figures())) for monday in weeks_between(since, until)],
+        mentor_demand=waiting_demand(session, team_id),
     )
 
 

@@ -52,6 +52,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         ],
         "gaps": [{**asdict(g), "reason": g.reason} for g in report.gaps],
         "suggestion": report.suggestion,
+        "mentor_demand": [{"tag": tag, "waiting": waiting} for tag, waiting in report.mentor_demand],
         "trend": [{"week": w.start.isoformat(), **_figures_dict(w.figures)} for w in report.trend],
     }
 
@@ -92,6 +93,8 @@ def _csv_rows(report: Report) -> Iterable[CsvRow]:
         yield from rows("gap", gap["tag"], gap, skip="tag")
     if data["suggestion"]:
         yield (team, "suggestion", data["gaps"][0]["tag"], "text", data["suggestion"])
+    for demand in data["mentor_demand"]:
+        yield (team, "mentor_demand", demand["tag"], "waiting", demand["waiting"])
     for week in data["trend"]:
         yield from rows("trend", week["week"], week, skip="week")
 
@@ -145,6 +148,9 @@ def render_table(reports: Sequence[Report]) -> str:
             lines += ["", f"Suggestion: {report.suggestion}"]
         else:
             lines.append("(none: every tag asked about has enough available go-to people)")
+        if report.mentor_demand:
+            waiting = ", ".join(f"#{tag} ({n})" for tag, n in report.mentor_demand)
+            lines.append(f"Waiting for a mentor: {waiting}")
         lines += ["", "Weekly trend (weeks start on Monday, UTC)"]
         header = ["week of", "asked", "answered", "rate", "first answer", "accepted"]
         lines += _table(header, [[w.start.isoformat(), *_figure_cells(w.figures)] for w in report.trend])

@@ -11,12 +11,13 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import posting, searching
 from bot.asking import Ask, read_ask, request_key
+from bot.mentoring_text import mentor_command
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, explain, quote_back
 from bot.messages.forms import ask_modal
@@ -28,7 +29,7 @@ from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.slack_posts import tell_user
 from bot.text import command_text
 from bot.workspaces import WorkspaceClient
-from handlers import digest
+from handlers import digest, mentoring
 from models.question import question_id_by_request
 from models.workspace import ensure_workspace
 
@@ -38,8 +39,11 @@ logger = logging.getLogger("peerlearn.commands")
 def register(app: App, services: Services) -> None:
     settings = services.settings
 
-    def ack_ask(ack: Ack, command: dict[str, Any]) -> None:
+    def ack_ask(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         text = command_text(command)
+        if (mentor := mentor_command(text)) is not None:
+            mentoring.ack_request(ack, command, context, services, mentor)
+            return
         ask = read_ask(text, settings)
         if ask.is_help:
             ack(**help_message(ASK_USAGE).as_kwargs())
@@ -78,9 +82,12 @@ def register(app: App, services: Services) -> None:
             return
         ack()
 
-    def post_ask(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    def post_ask(command: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         """After the ack: post the question, then suggest similar answers or route it (bot/routing/)."""
         text = command_text(command)
+        if mentor_command(text) is not None:
+            mentoring.after_request(command, client, respond, context, services)
+            return
         ask = read_ask(text, settings)
         if ask.is_help:
             return

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.experts import InvalidTeach, parse_teach
 from bot.home import publish_home
+from bot.mentoring_text import mentor_command
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import DATABASE_DOWN, explain, quote_back
 from bot.messages.forms import ASK_ACTION_INPUT, TEACH_BLOCK_TOPICS, TEACH_MODAL, field_errors, teach_modal
@@ -20,7 +21,7 @@ from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.slack_posts import tell_user
 from bot.teach import apply_intent, publish_lesson, replace_topics
 from bot.text import MAX_TOPICS, command_text, not_tags_error, parse_tag_field, too_many_topics
-from handlers import sessions
+from handlers import mentoring, sessions
 from models.expert import declared_topics
 from models.workspace import ensure_workspace
 
@@ -38,6 +39,9 @@ def register(app: App, services: Services) -> None:
         if sessions.is_session_command(text.partition(" ")[0]):  # lunch-and-learn sessions: handlers/sessions.py
             context[INTENT] = "session"
             sessions.ack_session_command(ack, command, client, context, services, text)
+            return
+        if (mentor := mentor_command(text)) is not None:
+            mentoring.ack_offer(ack, command, context, services, mentor)
             return
         try:
             intent = parse_teach(text, settings)
@@ -79,6 +83,8 @@ def register(app: App, services: Services) -> None:
         kind = context.get(INTENT)
         if kind == "session":
             sessions.after_session_command(command, client, respond, context, services)
+        elif mentor_command(command_text(command)) is not None:
+            mentoring.after_offer(command, client, context, services)
         elif kind == "form":
             open_teach_form(client, services, command)
         elif kind == "lesson":

@@ -6,6 +6,7 @@ from models.digest import DigestRun, DigestSubscription
 from models.evidence import PersonEvidence, TagEvidence
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
+from models.mentoring import MentorOffer, MentorPairing, MentorRequest
 from models.question import Answer, Question, QuestionTag, Vote
 from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
 from models.stats_rollup import QuestionStats  # and its stats_rollup table
@@ -23,6 +24,9 @@ __all__ = [
     "LearningSession",
     "Lesson",
     "LessonTag",
+    "MentorOffer",
+    "MentorPairing",
+    "MentorRequest",
     "Person",
     "PersonEvidence",
     "ProcessedEvent",

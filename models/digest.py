@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from models.base import Base, insert_once
 from models.expert import Expertise
 from models.lesson import Lesson, LessonTag
+from models.mentoring import mentors_on, waiting_demand
 from models.question import (
     EARLIER_LESSON,
     EARLIER_QUESTION,
@@ -319,6 +320,10 @@ class DigestData:
     new_experts: Listing[NewExpert]
     gaps: Listing[Gap]
     answered_by_earlier: int = 0  # of the answered: by the knowledge base by itself ("This answers it")
+    # Mentoring (models/mentoring.py): who mentored on the week's topics here, and the tags people who asked
+    # here wait for a mentor on (with how many wait).
+    mentors: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    mentor_demand: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -511,6 +516,8 @@ def load_digest_data(
         helpers=Listing(tuple(helpers), helpers_total),
         new_experts=Listing(tuple(new_experts[:limit]), len(new_experts)),
         gaps=Listing(tuple(Gap(tag, n, tag in with_sessions) for tag, n in gaps[:limit]), len(gaps)),
+        mentors=tuple(mentors_on(session, team_id, topics, since)),
+        mentor_demand=tuple(waiting_demand(session, team_id, channel_id)),
     )
 
 

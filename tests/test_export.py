@@ -20,6 +20,7 @@ from models.capture import QuestionSource, SavedMessage, SavedThread
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
+from models.mentoring import MentorOffer, MentorPairing, MentorRequest
 from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, QuestionTag, Vote
 from models.session import Store
 from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
@@ -218,6 +219,9 @@ MODELS = {
     "session_posts": SessionPost,
     "session_signups": SessionSignup,
     "session_invites": SessionInvite,
+    "mentor_offers": MentorOffer,
+    "mentor_requests": MentorRequest,
+    "mentor_pairings": MentorPairing,
 }
 
 
@@ -288,6 +292,9 @@ def test_csv_export_round_trips_as_a_zip_and_as_a_folder(run_cli, store, workspa
             "expertise.csv",
             "lessons.csv",
             "question_sources.csv",
+            "mentor_offers.csv",
+            "mentor_pairings.csv",
+            "mentor_requests.csv",
             "questions.csv",
             "saved_thread_messages.csv",
             "saved_threads.csv",

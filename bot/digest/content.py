@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from bot.digest.schedule import Schedule
 from bot.messages.blocks import SECTION_LIMIT, Block, Message, context, divider, header, mention, section
+from bot.messages.mentoring import mentor_demand_text, mentors_line
 from bot.messages.questions import answered_by_earlier_text, earlier_item_text
 from bot.messages.sessions import digest_proposal
 from bot.text import escape_mrkdwn, format_tags, truncate
@@ -113,7 +114,8 @@ def build_digest(
         _lessons(data, base_url),
         _helpers(data.helpers),
         _new_experts(data),
-        _gaps(data.gaps),
+        _gaps(data.gaps, data.mentor_demand),
+        _mentors(data),
     ):
         if part is not None:
             content += [divider(), part]
@@ -203,16 +205,26 @@ def _new_experts(data: DigestData) -> Block | None:
     return listing_section(":mortar_board: New experts", lines, listing.more)
 
 
-def _gaps(listing: Listing) -> Block | None:  # type: ignore[type-arg]
-    if not listing.items:
+def _gaps(listing: Listing, mentor_demand: tuple[tuple[str, int], ...] = ()) -> Block | None:  # type: ignore[type-arg]
+    if not listing.items and not mentor_demand:
         return None
     lines = [
         f"• `#{gap.tag}` — {_plural(gap.questions, 'question')}, nobody has declared it yet" for gap in listing.items
     ]
+    lines += [f"• {mentor_demand_text(tag, waiting)}" for tag, waiting in mentor_demand]
+    if not listing.items:
+        tag = mentor_demand[0][0]
+        footer = f"Could you help? `/teach mentor #{tag}` offers to mentor on it."
+        return listing_section(":mag: Knowledge gaps", lines, 0, footer=footer)
     footer = f"Know one of these? `/teach #{listing.items[0].tag}` puts you on the list of go-to people."
     if unproposed := [gap.tag for gap in listing.items if not gap.has_session]:
         footer += "\n:teacher: " + digest_proposal(unproposed[0])
     return listing_section(":mag: Knowledge gaps", lines, listing.more, footer=footer)
+
+
+def _mentors(data: DigestData) -> Block | None:
+    line = mentors_line([(user_id, list(tags)) for user_id, tags in data.mentors])
+    return section(line) if line else None
 
 
 def as_preview(message: Message, schedule: Schedule | None) -> Message:

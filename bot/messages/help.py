@@ -15,6 +15,7 @@ ASK_USAGE = (
     "• Mark the answer that solved it with :white_check_mark:; anyone can vote an answer helpful with "
     ":+1: :bulb: :pray:.\n"
     "• `/ask digest on|off|preview|at fri 16:00 Europe/Berlin` manages this channel's weekly digest.\n"
+    "• `/ask mentor #postgres` finds you a mentor on a topic and introduces you both in a group DM.\n"
     "• Tags are words after `#`, e.g. `#postgres`. Questions stay under "
     f"{MAX_QUESTION_CHARS:,} characters; put long details in the thread."
 )
@@ -32,6 +33,7 @@ TEACH_USAGE = (
     "reminder, and your notes become a lesson. `/teach sessions` lists the upcoming ones.\n"
     "• `/teach list` shows your topics, `/teach remove #x` drops one, `/teach pause 7d` and `/teach resume` "
     "take a break and come back, `/teach` alone opens a form to edit your topics.\n"
+    "• `/teach mentor #postgres up to 2 people` offers to mentor colleagues on a topic (App Home lists them).\n"
     "• PeerLearn's App Home has your working hours and days and how questions reach you; the workspace's admins "
     "also find its settings there (escalation period, experts per question, daily cap, default working time)."
 )

@@ -28,6 +28,7 @@ from bot.messages.blocks import (
     static_select,
 )
 from bot.messages.help import ASK_USAGE, TEACH_USAGE
+from bot.messages.mentoring import MentoringHome, home_section, mentor_demand_line
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_SEARCH, Searched, home_search_blocks
 from bot.messages.sessions import Proposal, SessionShown, home_proposals, home_sessions
@@ -103,6 +104,7 @@ class HomeData:
     search: Searched | None = None  # the results of the search the person just ran from the tab
     sessions: list[SessionShown] = field(default_factory=list)  # upcoming lunch-and-learns they may see
     proposals: list[Proposal] = field(default_factory=list)  # admins: knowledge gaps with no session yet
+    mentoring: MentoringHome | None = None  # their mentors and mentees (bot/messages/mentoring.py)
 
 
 def unknown_choice(what: str, value: str) -> str:
@@ -235,9 +237,14 @@ def _admin(report: stats.Report) -> list[Block]:
             for t in asked_tags
         ]
         content.append(section("*By tag*\n" + "\n".join(lines)))
+    # Mentoring's waiting requests are knowledge gaps too: said in the gaps' block (no block of their own
+    # where the tab is at its largest).
+    demand = f"\n{mentor_demand_line(report.mentor_demand)}" if report.mentor_demand else ""
     if report.gaps:
         gaps = ", ".join(f"`#{g.tag}` ({g.reason})" for g in report.gaps[:5])
-        content.append(section(f"*Knowledge gaps*: {gaps}\n:bulb: {report.suggestion}"))
+        content.append(section(f"*Knowledge gaps*: {gaps}\n:bulb: {report.suggestion}{demand}"))
+    elif demand:
+        content.append(section(demand.strip()))
     trend = report.trend[-MAX_TREND_WEEKS:]
     if trend:
         weeks = " · ".join(f"{w.start:%d %b}: {w.figures.asked}" for w in trend)
@@ -259,6 +266,7 @@ def home_view(data: HomeData) -> Block:
     content += home_sessions(data.sessions)  # lunch-and-learns (bot/messages/sessions.py): at most 1 block
     for part in (_my_questions, _waiting, _topics, _my_stats, _helpers, _notifications):
         content += [divider(), *part(data)]
+    content += home_section(data.mentoring)
     if data.workspace_settings is not None:
         content += [divider(), *settings_section(data.workspace_settings)]
     if data.admin is not None:

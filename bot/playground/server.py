@@ -200,6 +200,9 @@ class Playground:
             self.send(user, "C_ENGINEERING", text, thread_ts=root)
         # An upcoming lunch-and-learn to sign up for (moving the clock past it brings the host's notes request).
         self.send("U_BERLIN", "C_ENGINEERING", f"/teach {SEED_SESSION}")
+        # Mentoring: Bruno offers to mentor on #kubernetes and Nico, the newcomer, asks: their group DM shows it.
+        self.send("U_BERLIN", "dm", "/teach mentor #kubernetes up to 2 people")
+        self.send("U_NEWCOMER", "C_GENERAL", "/ask mentor #kubernetes")
         if self._scheduler:
             self.runtime.start_scheduler()
         # Not the page's address (bot/playground/web.py prints it): no URL before it for a newcomer to open.

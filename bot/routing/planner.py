@@ -75,6 +75,16 @@ def next_working_start(
     raise AssertionError("a 9-day window always contains a shift of a working day")  # pragma: no cover
 
 
+def working_shifts(moment: datetime, availability: Availability) -> list[tuple[datetime, datetime]]:
+    """Someone's working shifts in UTC, in order, from the one that started the local day before `moment` to
+    8 days after it (mentoring's working-time overlap)."""
+    require_aware(moment)
+    a = availability
+    _validate_hours(a.start_hour, a.end_hour)
+    _validate_days(a.work_days)
+    return list(_shifts(moment, resolve_timezone(a.tz_name), a.start_hour, a.end_hour, a.work_days))
+
+
 def _shifts(
     now: datetime, zone: tzinfo, start_hour: int, end_hour: int, work_days: Collection[int]
 ) -> Iterator[tuple[datetime, datetime]]:

@@ -68,12 +68,14 @@ class WebMethods(Workspace):
         if args.get("channel"):
             channel = self._visible_channel(args["channel"])
         else:
-            users = [u.strip() for u in str(args["users"]).split(",") if u.strip()]
-            if len(users) != 1:
-                raise SlackError("not_implemented", reason="the fake only opens 1:1 DMs")
-            if self._user(users[0]).deleted:
+            users = list(dict.fromkeys(u.strip() for u in str(args["users"]).split(",") if u.strip()))
+            if not users:
+                raise SlackError("users_list_not_supplied")
+            if len(users) > 8:
+                raise SlackError("too_many_users")
+            if any(self._user(user).deleted for user in users):
                 raise SlackError("user_disabled")
-            channel = self.im_for(users[0])
+            channel = self.im_for(users[0]) if len(users) == 1 else self.mpim_for(users)
         return {"channel": channel.to_api() if arg_is_true(args, "return_im") else {"id": channel.id}}
 
     def _api_chat_postMessage(self, args: Json) -> Json:

@@ -86,12 +86,13 @@ class Channel:
     is_private: bool = False
     is_archived: bool = False
     is_im: bool = False
+    is_mpim: bool = False  # a group DM (conversations.open with several users)
     members: set[str] = field(default_factory=set)
     messages: dict[str, Json] = field(default_factory=dict)  # ts -> message, in posting order
 
     @property
     def channel_type(self) -> str:  # as in message events
-        return "im" if self.is_im else "group" if self.is_private else "channel"
+        return "im" if self.is_im else "mpim" if self.is_mpim else "group" if self.is_private else "channel"
 
     def to_api(self) -> Json:
         if self.is_im:
@@ -101,9 +102,9 @@ class Channel:
             "id": self.id,
             "name": self.name,
             "is_channel": not self.is_private,
-            "is_group": self.is_private,
+            "is_group": self.is_private and not self.is_mpim,
             "is_im": False,
-            "is_mpim": False,
+            "is_mpim": self.is_mpim,
             "is_private": self.is_private,
             "is_archived": self.is_archived,
             "is_general": self.name == "general",
@@ -233,6 +234,19 @@ class Workspace:
             channel_id = "D" + user_id[1:] if ("D" + user_id[1:]) not in self.channels else self._next_id("D")
             channel = Channel(id=channel_id, name=channel_id, is_private=True, is_im=True)
             channel.members = {user_id, BOT_USER_ID}
+            self.channels[channel_id] = channel
+            return channel
+
+    def mpim_for(self, user_ids: list[str]) -> Channel:
+        """The group DM of `user_ids` and the bot (created on first use, id `G…`, named `mpdm-a--b--bot-1`)."""
+        with self.lock:
+            members = {*user_ids, BOT_USER_ID}
+            for channel in self.channels.values():
+                if channel.is_mpim and channel.members == members:
+                    return channel
+            names = "--".join(self._user(user_id).name for user_id in [*user_ids, BOT_USER_ID])
+            channel_id = self._next_id("G")
+            channel = Channel(id=channel_id, name=f"mpdm-{names}-1", is_private=True, is_mpim=True, members=members)
             self.channels[channel_id] = channel
             return channel
 
