@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Settings
-from bot.mentoring_text import is_mentor_request, mentor_command
+from bot.mentoring_text import ask_mentor_command, is_mentor_request
 from bot.text import InvalidQuestion, ParsedText, clean, command_text, validate_question
 
 HELP_WORDS = {"help", "?", "-h", "--help"}
@@ -90,7 +90,7 @@ def inbox_key(body: Mapping[str, Any], settings: Settings) -> str | None:
         return f"event:{body['event_id']}"
     if body.get("command") == "/ask" and body.get("trigger_id"):
         text = command_text(body)
-        if mentor_command(text) is not None:  # `/ask mentor #tag`: blank when well formed (handlers/mentoring.py)
+        if ask_mentor_command(text) is not None:  # `/ask mentor #tag`: blank when well formed (handlers/mentoring.py)
             return request_key(body) if is_mentor_request(text, settings.tag_aliases) else None
         if read_ask(text, settings).acks_blank:
             return request_key(body)

@@ -12,6 +12,7 @@ from bot.text import normalize_tag
 
 DEFAULT_CAPACITY = 2
 MAX_CAPACITY = 10
+MAX_REQUEST_WORDS = 4  # `/ask mentor for #postgres please`; more words read as a question
 
 _CAPACITY = re.compile(r"^(?:up\s+to\s+)?(\d{1,3})(?:\s+(?:people|persons|person|mentees?))?$", re.IGNORECASE)
 
@@ -24,6 +25,15 @@ def mentor_command(text: str) -> str | None:
     """The rest of a command whose first word is `mentor`; None for any other command."""
     first, _, rest = text.strip().partition(" ")
     return rest.strip() if first.lower() == "mentor" else None
+
+
+def ask_mentor_command(text: str) -> str | None:
+    """`/ask mentor #tag`'s rest; None for any other /ask, including a question that starts with the word
+    (`/ask mentor programmes: who runs them? #hr` is a question: it asks something, or is longer than a request)."""
+    rest = mentor_command(text)
+    if rest is None or "?" in rest or len(rest.split()) > MAX_REQUEST_WORDS:
+        return None
+    return rest
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import posting, searching
 from bot.asking import Ask, read_ask, request_key
-from bot.mentoring_text import mentor_command
+from bot.mentoring_text import ask_mentor_command
 from bot.messages.blocks import ephemeral
 from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, explain, quote_back
 from bot.messages.forms import ask_modal
@@ -41,7 +41,7 @@ def register(app: App, services: Services) -> None:
 
     def ack_ask(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         text = command_text(command)
-        if (mentor := mentor_command(text)) is not None:
+        if (mentor := ask_mentor_command(text)) is not None:
             mentoring.ack_request(ack, command, context, services, mentor)
             return
         ask = read_ask(text, settings)
@@ -85,7 +85,7 @@ def register(app: App, services: Services) -> None:
     def post_ask(command: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         """After the ack: post the question, then suggest similar answers or route it (bot/routing/)."""
         text = command_text(command)
-        if mentor_command(text) is not None:
+        if ask_mentor_command(text) is not None:
             mentoring.after_request(command, client, respond, context, services)
             return
         ask = read_ask(text, settings)

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.mentoring import choose_mentor, weekly_overlap_hours
-from bot.mentoring_text import InvalidMentoring, is_mentor_request, mentor_command, parse_offer, parse_request
+from bot.mentoring_text import (
+    InvalidMentoring,
+    ask_mentor_command,
+    is_mentor_request,
+    mentor_command,
+    parse_offer,
+    parse_request,
+)
 from bot.messages.mentoring import (
     MAX_HOME_PAIRINGS,
     MentoringHome,
@@ -27,6 +34,10 @@ MONDAY = datetime(2026, 11, 23, tzinfo=UTC)
 def test_reading_the_commands():
     assert mentor_command("mentor #pg") == "#pg" and mentor_command("Mentor  #x up to 3") == "#x up to 3"
     assert mentor_command("mentoring is great #x") is None and mentor_command("How do I mentor? #x") is None
+    assert ask_mentor_command("mentor #pg") == "#pg" and ask_mentor_command("mentor please") == "please"
+    assert ask_mentor_command("mentor") == ""  # the usage, not an empty question
+    assert ask_mentor_command("mentor programmes: who runs them? #hr") is None  # a question
+    assert ask_mentor_command("mentor programmes for new managers and leads #hr") is None  # longer than a request
     assert parse_offer("#pg #ops up to 3 people", ALIASES) == parse_offer("#postgres #ops 3", ALIASES)
     assert parse_offer("#pg #ops up to 3 people", ALIASES).tags == ("postgres", "ops")
     assert parse_offer("#git", ALIASES).capacity == 2

@@ -103,10 +103,11 @@ def test_bad_input_gets_a_friendly_answer(world):
     assert "name your topics" in said(world.command("U_MAYA", "/teach", "mentor", GENERAL))
     assert "from 1 to 10 people" in said(world.command("U_MAYA", "/teach", "mentor #git up to 50 people", GENERAL))
     assert "name the topic" in said(world.command("U_ANA", "/ask", "mentor please", GENERAL))
+    # A question that happens to start with the word is asked as a question, not read as a request.
     long = "mentor programmes: who runs the one for new managers, and how do I join it next quarter? #hr"
-    refused = said(world.command("U_ANA", "/ask", long, GENERAL))
-    assert "another first word" in refused and "Here is what you wrote" in refused and "next quarter?" in refused
+    assert "name the topic" not in said(world.command("U_ANA", "/ask", long, GENERAL))
     world.settle()
+    assert any("who runs the one for new managers" in m.text for m in world.messages(GENERAL))
     assert pairings(world) == []
 
 

@@ -25,10 +25,7 @@ OFFER_USAGE = (
     "To offer mentoring, name your topics and, if you like, how many people at once: "
     "`/teach mentor #postgres #ops up to 2 people`."
 )
-REQUEST_USAGE = (
-    "To find a mentor, name the topic: `/ask mentor #postgres`. "
-    "(A question that starts with the word “mentor” needs another first word.)"
-)
+REQUEST_USAGE = "To find a mentor, name the topic: `/ask mentor #postgres`."
 
 
 def capacity_error(most: int) -> str:
