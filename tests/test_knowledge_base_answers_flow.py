@@ -20,6 +20,7 @@ from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED
 from tests.digest.helpers import NEXT_MONDAY_9_BERLIN, digest_posts, tick_at
 from tests.digest.helpers import plain as posted_text
 from tests.route_helpers import GENERAL, bot_maker, buttons, declare, plain, question_of, routing_dms
+from tests.slack.conversations import answered_question
 from tests.slack.fixtures import START
 from tests.test_stats_rollup import rebuilt, rollup_rows
 
@@ -70,16 +71,6 @@ def open_home(world, user: str) -> str:
     return json.dumps(world.fake.wait_for("views.publish", since=since, user_id=user).args["view"])
 
 
-def answered_earlier(bot):
-    """An earlier question, answered in its thread and accepted by its asker; returns (question, answer ts)."""
-    world = bot.world
-    question = world.ask("U_OLD", EARLIER, GENERAL)
-    answer_ts = world.reply("U_HELPER", question, ANSWER)
-    world.react("U_OLD", "white_check_mark", GENERAL, answer_ts)
-    world.settle()
-    return question, answer_ts
-
-
 def this_answers_it(bot, user: str = "U_ASKER"):
     """`user` asks NEW, is shown the earlier question and clicks "This answers it" on it."""
     world = bot.world
@@ -99,7 +90,7 @@ def this_answers_it(bot, user: str = "U_ASKER"):
 
 def test_a_question_the_knowledge_base_answered_counts_as_answered_in_stats_home_and_the_digest(bot, stats_verb):
     world = bot.world
-    _, earlier_answer_ts = answered_earlier(bot)
+    _, earlier_answer_ts = answered_question(world, EARLIER, ANSWER, GENERAL)
     declare(world, "U_PG", "#postgres")  # an expert who would be asked
     world.command("U_ADMIN", "/ask", "digest on", GENERAL)
     world.settle()
@@ -151,7 +142,7 @@ def test_an_answer_accepted_later_takes_over_and_taking_it_back_leaves_it_answer
     bot, stats_verb
 ):
     world = bot.world
-    answered_earlier(bot)
+    answered_question(world, EARLIER, ANSWER, GENERAL)
     world.command("U_ADMIN", "/ask", "digest on", GENERAL)
     question = this_answers_it(bot)
     world.clock.advance(timedelta(hours=1))  # the stats' window ends now: the questions are in it
@@ -200,7 +191,7 @@ def test_stats_and_the_admin_home_count_what_the_knowledge_base_answered_and_fol
         assert int(shown) == figures["overall"]["answered_by_knowledge_base"]
         return int(shown)
 
-    answered_earlier(bot)
+    answered_question(world, EARLIER, ANSWER, GENERAL)
     assert answered_by_the_knowledge_base() == 0
     question = this_answers_it(bot)
     assert answered_by_the_knowledge_base() == 1
