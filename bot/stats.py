@@ -7,6 +7,10 @@ Definitions (one workspace, questions created in the window [since, until)):
 - *answered*: asked questions with at least one live answer (a thread reply by someone other than the asker
   that was not deleted), or resolved without one (the asker found the answer in a suggested earlier question
   or lesson: "This answers it"). *answer rate* = answered / asked.
+- *answered by the knowledge base*: of the answered, those the knowledge base answered by itself: resolved by
+  "This answers it" on a suggested earlier question or lesson, with no accepted answer since
+  (Question.answered_by_earlier; an answer accepted later takes over, and taking that accept back counts it
+  here again). The digest's "answered by itself" line follows the same rule.
 - *time to first answer*: from the question to its earliest live answer. *time to accepted answer*: from the
   question to the moment the answer the asker accepted was posted (not to the asker's click: it measures how
   fast helpers solved it). Both are medians over the questions that have one; the middle value, or the mean
@@ -77,6 +81,7 @@ class Figures:
     asked: int = 0
     answered: int = 0
     accepted: int = 0
+    answered_by_knowledge_base: int = 0  # of the answered: "This answers it", no accepted answer since
     median_first_answer: float | None = None  # seconds
     median_accepted: float | None = None  # seconds
 
@@ -214,6 +219,7 @@ def _facts(session: Session, team_id: str, since: datetime, until: datetime) -> 
             Question.created_at.label("created_at"),
             seconds_between(first_at, Question.created_at, dialect).label("first_answer"),
             case((Question.status == STATUS_RESOLVED, 1)).label("resolved"),
+            case((Question.answered_by_earlier, 1)).label("by_earlier"),
             seconds_between(
                 case((Question.status == STATUS_RESOLVED, accepted_at)), Question.created_at, dialect
             ).label("accepted"),
@@ -233,7 +239,8 @@ GROUP_ALL, GROUP_TAG, GROUP_WEEK = "all", "tag", "week"
 
 
 def _grouped(kind: str, source: Any, key: ColumnElement[Any] | None, dialect: str) -> Any:
-    """SELECT kind, key, asked, answered, accepted, median first answer, median accepted — one row per value
+    """SELECT kind, key, asked, answered, accepted, answered by the knowledge base, median first answer, median
+    accepted — one row per value
     of `key` (one row, key NULL, without a key; none when there are no rows) of a facts-shaped selectable."""
     key_column = cast(key if key is not None else null(), String).label("key")
     if dialect == "postgresql":
@@ -246,6 +253,7 @@ def _grouped(kind: str, source: Any, key: ColumnElement[Any] | None, dialect: st
             func.count(),
             _count_answered(first, source.c.resolved),
             func.count(accepted),
+            func.count(source.c.by_earlier),
             *medians,
         ).group_by(key_column)
     group = [key] if key is not None else []
@@ -259,7 +267,13 @@ def _grouped(kind: str, source: Any, key: ColumnElement[Any] | None, dialect: st
 
     first, accepted = source.c.first_answer, source.c.accepted
     ranks = select(
-        key_column, first, accepted, source.c.resolved, *ranked(first, "first_answer"), *ranked(accepted, "accepted")
+        key_column,
+        first,
+        accepted,
+        source.c.resolved,
+        source.c.by_earlier,
+        *ranked(first, "first_answer"),
+        *ranked(accepted, "accepted"),
     ).subquery(f"ranked_{kind}")
 
     def median(name: str) -> Any:
@@ -273,6 +287,7 @@ def _grouped(kind: str, source: Any, key: ColumnElement[Any] | None, dialect: st
         func.count(),
         _count_answered(ranks.c.first_answer, ranks.c.resolved),
         func.count(ranks.c.accepted),
+        func.count(ranks.c.by_earlier),
         median("first_answer"),
         median("accepted"),
     ).group_by(ranks.c.key)
@@ -303,13 +318,14 @@ def _figures(session: Session, facts: Any) -> dict[tuple[str, Any], Figures]:
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '64MB'"))
     found: dict[tuple[str, Any], Figures] = {}
-    for kind, key, asked, answered, accepted, median_first, median_accepted in session.execute(statement):
+    for kind, key, asked, answered, accepted, by_earlier, median_first, median_accepted in session.execute(statement):
         if not asked:
             continue
         found[kind, _as_date(key) if kind == GROUP_WEEK else key] = Figures(
             asked=int(asked),
             answered=int(answered),
             accepted=int(accepted),
+            answered_by_knowledge_base=int(by_earlier),
             median_first_answer=float(median_first) if median_first is not None else None,
             median_accepted=float(median_accepted) if median_accepted is not None else None,
         )
@@ -404,6 +420,7 @@ def _from_tally(tally: Tally) -> Figures:
         asked=tally.asked,
         answered=tally.answered,
         accepted=tally.accepted,
+        answered_by_knowledge_base=tally.answered_by_earlier,
         median_first_answer=median_of(tally.first),
         median_accepted=median_of(tally.accepted_in),
     )

@@ -127,6 +127,7 @@ def render_table(reports: Sequence[Report]) -> str:
             "",
             f"Questions asked            {o.asked}",
             f"Answered                   {o.answered} ({rate_text(o.answer_rate)})",
+            f"  by the knowledge base    {o.answered_by_knowledge_base}",
             f"Accepted answer            {o.accepted}",
             f"Median to first answer     {duration_text(o.median_first_answer)}",
             f"Median to accepted answer  {duration_text(o.median_accepted)}",

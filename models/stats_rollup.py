@@ -4,7 +4,9 @@ that a report over a year reads about as many rows as one over a month.
 
 What one question contributes (question_stats, one row per question, what it last added to the rollup):
 asked (it reached a channel), answered (a live answer, or resolved without one), accepted (resolved with a
-live accepted answer), and the histogram bucket of its seconds to first answer and to the accepted answer.
+live accepted answer), answered_by_earlier (the knowledge base answered it by itself: Question.answered_by_earlier,
+"This answers it" with no accepted answer since), and the histogram bucket of its seconds to first answer and
+to the accepted answer.
 The period is the UTC day the question was created; its tags never change.
 
 Upkeep (refresh_question_stats) runs in the transaction of every change to a question's figures: it locks the
@@ -74,7 +76,7 @@ MEDIAN_RELATIVE_ERROR = max(high / low for low, high in itertools.pairwise(BOUND
 
 FIRST = tuple(f"first_{k:02d}" for k in range(BUCKETS))  # questions whose first answer took bucket k
 ACCEPTED = tuple(f"accepted_{k:02d}" for k in range(BUCKETS))  # … whose accepted answer took bucket k
-COUNTS = ("asked", "answered", "accepted")
+COUNTS = ("asked", "answered", "accepted", "answered_by_earlier")
 FIGURES = (*COUNTS, *FIRST, *ACCEPTED)
 
 
@@ -89,6 +91,7 @@ class QuestionStats(Base):
     asked: Mapped[int] = mapped_column(default=0)
     answered: Mapped[int] = mapped_column(default=0)
     accepted: Mapped[int] = mapped_column(default=0)
+    answered_by_earlier: Mapped[int] = mapped_column(default=0, server_default="0")  # migration 0020
     first_bucket: Mapped[int | None]
     accepted_bucket: Mapped[int | None]
 
@@ -180,7 +183,8 @@ def _can_materialize(dialect: str) -> bool:
 
 
 def contributions(dialect: str, *where: ColumnElement[bool]) -> Any:
-    """question_id, team_id, day, asked, answered, accepted, first_bucket, accepted_bucket of the questions
+    """question_id, team_id, day, asked, answered, accepted, answered_by_earlier, first_bucket, accepted_bucket
+    of the questions
     `where` selects (one rule for upkeep, rebuild and the report's partial days).
 
     Both answer times are correlated lookups (index probes on answers by question and by id). The seconds
@@ -206,6 +210,7 @@ def contributions(dialect: str, *where: ColumnElement[bool]) -> Any:
         _day_in_sql(Question.created_at, dialect).label("day"),
         case((asked, 1), else_=0).label("asked"),
         case((and_(asked, resolved), 1), else_=0).label("resolved"),
+        case((and_(asked, Question.answered_by_earlier), 1), else_=0).label("answered_by_earlier"),
         case((asked, seconds_between(first_at, Question.created_at, dialect))).label("first_seconds"),
         case((and_(asked, resolved), seconds_between(accepted_at, Question.created_at, dialect))).label(
             "accepted_seconds"
@@ -222,6 +227,7 @@ def contributions(dialect: str, *where: ColumnElement[bool]) -> Any:
         facts.c.asked,
         case((or_(first.is_not(None), facts.c.resolved == 1), 1), else_=0).label("answered"),
         case((accepted.is_not(None), 1), else_=0).label("accepted"),
+        facts.c.answered_by_earlier,
         _bucket_in_sql(first).label("first_bucket"),
         _bucket_in_sql(accepted).label("accepted_bucket"),
     )
@@ -232,6 +238,7 @@ class Contribution:
     asked: int = 0
     answered: int = 0
     accepted: int = 0
+    answered_by_earlier: int = 0
     first_bucket: int | None = None
     accepted_bucket: int | None = None
 
@@ -245,7 +252,14 @@ class Contribution:
 
 
 def _contribution(row: Any) -> Contribution:
-    return Contribution(int(row.asked), int(row.answered), int(row.accepted), row.first_bucket, row.accepted_bucket)
+    return Contribution(
+        int(row.asked),
+        int(row.answered),
+        int(row.accepted),
+        int(row.answered_by_earlier),
+        row.first_bucket,
+        row.accepted_bucket,
+    )
 
 
 def _dialect(session: Session) -> str:
@@ -309,6 +323,7 @@ def refresh_question_stats(session: Session, question_id: int) -> bool:
             asked=new.asked,
             answered=new.answered,
             accepted=new.accepted,
+            answered_by_earlier=new.answered_by_earlier,
             first_bucket=new.first_bucket,
             accepted_bucket=new.accepted_bucket,
         )
@@ -347,6 +362,7 @@ def rebuild_stats(session: Session, team_id: str) -> int:
             func.count().label("n"),
             func.sum(stored.c.answered).label("answered"),
             func.sum(stored.c.accepted).label("accepted"),
+            func.sum(stored.c.answered_by_earlier).label("answered_by_earlier"),
         )
         .join(tagged, tagged.c.question_id == stored.c.question_id)
         .where(stored.c.team_id == team_id, stored.c.asked == 1)
@@ -365,6 +381,7 @@ def rebuild_stats(session: Session, team_id: str) -> int:
         func.sum(combined.c.n),
         func.sum(combined.c.answered),
         func.sum(combined.c.accepted),
+        func.sum(combined.c.answered_by_earlier),
         *histogram(combined.c.first_bucket, FIRST),
         *histogram(combined.c.accepted_bucket, ACCEPTED),
     ).group_by(combined.c.day, combined.c.tag)
@@ -397,6 +414,7 @@ class Tally:
     asked: int = 0
     answered: int = 0
     accepted: int = 0
+    answered_by_earlier: int = 0
     first: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     accepted_in: list[int] = field(default_factory=lambda: [0] * BUCKETS)
 
@@ -405,14 +423,17 @@ class Tally:
         self.asked += int(values[0] or 0)
         self.answered += int(values[1] or 0)
         self.accepted += int(values[2] or 0)
+        self.answered_by_earlier += int(values[3] or 0)
+        histograms = len(COUNTS)
         for k in range(BUCKETS):
-            self.first[k] += int(values[3 + k] or 0)
-            self.accepted_in[k] += int(values[3 + BUCKETS + k] or 0)
+            self.first[k] += int(values[histograms + k] or 0)
+            self.accepted_in[k] += int(values[histograms + BUCKETS + k] or 0)
 
     def add(self, contribution: Contribution) -> None:
         self.asked += contribution.asked
         self.answered += contribution.answered
         self.accepted += contribution.accepted
+        self.answered_by_earlier += contribution.answered_by_earlier
         if contribution.first_bucket is not None:
             self.first[contribution.first_bucket] += 1
         if contribution.accepted_bucket is not None:

@@ -44,6 +44,7 @@ from tests.route_helpers import (
     question_of,
     routing_dms,
 )
+from tests.slack.conversations import answered_question
 
 BERLIN = "Europe/Berlin"
 EARLIER = "How do I vacuum a big table without locking it? #postgres"
@@ -64,16 +65,6 @@ def bot(make_bot):
     bot = make_bot()
     add_people(bot.world, U_OLD=BERLIN, U_HELPER=BERLIN, U_TEACHER=BERLIN, U_NEW=BERLIN, U_PG=BERLIN)
     return bot
-
-
-def answered(bot, text: str = EARLIER, channel: str = GENERAL, answer: str = ANSWER):
-    """A question asked by U_OLD, answered by U_HELPER in its thread, the answer accepted."""
-    world = bot.world
-    question = world.ask("U_OLD", text, channel)
-    reply = world.reply("U_HELPER", question, answer)
-    world.react("U_OLD", "white_check_mark", channel, reply)
-    world.settle()
-    return question
 
 
 def lesson(bot, text: str = LESSON, channel: str = GENERAL):
@@ -108,7 +99,7 @@ def questions(bot) -> list[Question]:
 
 def test_search_shows_answered_questions_and_lessons_with_links_and_who_answered_only_to_the_searcher(bot):
     world = bot.world
-    earlier = answered(bot)
+    earlier, _ = answered_question(world, EARLIER, ANSWER, GENERAL)
     taught = lesson(bot)
     world.ask("U_OLD", OPEN, GENERAL)
     posts_before = len(world.messages(GENERAL))
@@ -141,7 +132,7 @@ def test_ask_search_alone_says_how_and_ask_help_lists_it(bot):
 
 
 def test_nothing_found_says_what_to_do_next(bot):
-    answered(bot)
+    answered_question(bot.world, EARLIER, ANSWER, GENERAL)
     reply = search(bot, "U_NEW", "kubernetes ingress certificates")
     text = plain(reply)
     assert "Nothing found for" in text and "kubernetes ingress certificates" in text
@@ -154,7 +145,7 @@ def test_a_private_channels_answers_are_found_only_in_that_channel(bot):
     world = bot.world
     add_people(world, SECRET, private=True, U_OLD=BERLIN, U_HELPER=BERLIN, U_MEMBER=BERLIN)
     add_people(world, U_MEMBER=BERLIN)  # in #general too
-    secret = answered(bot, SECRET_QUESTION, SECRET, SECRET_ANSWER)
+    secret, _ = answered_question(world, SECRET_QUESTION, SECRET_ANSWER, SECRET)
 
     outside = plain(search(bot, "U_NEW", "payroll vacuum settings"))
     assert "payroll" not in outside.replace("payroll vacuum settings", "") and "Nothing found" in outside
@@ -196,7 +187,7 @@ def test_ask_it_as_a_question_posts_once_as_ask_would_even_when_clicked_twice(bo
 
 def test_search_text_is_read_and_shown_as_typed_and_never_pings(bot):
     world = bot.world
-    answered(bot)
+    answered_question(world, EARLIER, ANSWER, GENERAL)
     terms = "vacuum < locks && @here <b>"
 
     reply = search(bot, "U_NEW", terms)
@@ -222,10 +213,10 @@ def home_view(world, user: str) -> dict:
 
 def test_home_search_shows_public_answers_on_the_tab_and_asks_through_the_form(bot):
     world = bot.world
-    earlier = answered(bot)
+    earlier, _ = answered_question(world, EARLIER, ANSWER, GENERAL)
     taught = lesson(bot)
     add_people(world, SECRET, private=True, U_OLD=BERLIN, U_HELPER=BERLIN, U_NEW=BERLIN)
-    answered(bot, SECRET_QUESTION, SECRET, SECRET_ANSWER)
+    answered_question(world, SECRET_QUESTION, SECRET_ANSWER, SECRET)
     world.open_home("U_NEW")
     world.settle()
 

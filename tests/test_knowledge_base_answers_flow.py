@@ -6,6 +6,7 @@ the digest with the earlier answer that answered it and a line saying the knowle
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,9 @@ from models.question import RESOLUTION_SIMILAR, STATUS_RESOLVED
 from tests.digest.helpers import NEXT_MONDAY_9_BERLIN, digest_posts, tick_at
 from tests.digest.helpers import plain as posted_text
 from tests.route_helpers import GENERAL, bot_maker, buttons, declare, plain, question_of, routing_dms
+from tests.slack.conversations import answered_question
 from tests.slack.fixtures import START
+from tests.test_stats_rollup import rebuilt, rollup_rows
 
 EARLIER = "How do I vacuum a big table without locking it? #postgres"
 ANSWER = "Use pg_repack: it rebuilds the table online, with only a short lock at the end."
@@ -68,16 +71,6 @@ def open_home(world, user: str) -> str:
     return json.dumps(world.fake.wait_for("views.publish", since=since, user_id=user).args["view"])
 
 
-def answered_earlier(bot):
-    """An earlier question, answered in its thread and accepted by its asker; returns (question, answer ts)."""
-    world = bot.world
-    question = world.ask("U_OLD", EARLIER, GENERAL)
-    answer_ts = world.reply("U_HELPER", question, ANSWER)
-    world.react("U_OLD", "white_check_mark", GENERAL, answer_ts)
-    world.settle()
-    return question, answer_ts
-
-
 def this_answers_it(bot, user: str = "U_ASKER"):
     """`user` asks NEW, is shown the earlier question and clicks "This answers it" on it."""
     world = bot.world
@@ -97,7 +90,7 @@ def this_answers_it(bot, user: str = "U_ASKER"):
 
 def test_a_question_the_knowledge_base_answered_counts_as_answered_in_stats_home_and_the_digest(bot, stats_verb):
     world = bot.world
-    _, earlier_answer_ts = answered_earlier(bot)
+    _, earlier_answer_ts = answered_question(world, EARLIER, ANSWER, GENERAL)
     declare(world, "U_PG", "#postgres")  # an expert who would be asked
     world.command("U_ADMIN", "/ask", "digest on", GENERAL)
     world.settle()
@@ -149,7 +142,7 @@ def test_an_answer_accepted_later_takes_over_and_taking_it_back_leaves_it_answer
     bot, stats_verb
 ):
     world = bot.world
-    answered_earlier(bot)
+    answered_question(world, EARLIER, ANSWER, GENERAL)
     world.command("U_ADMIN", "/ask", "digest on", GENERAL)
     question = this_answers_it(bot)
     world.clock.advance(timedelta(hours=1))  # the stats' window ends now: the questions are in it
@@ -177,3 +170,54 @@ def test_an_answer_accepted_later_takes_over_and_taking_it_back_leaves_it_answer
     assert "what can I do? `#postgres` — answered by an earlier question (answer by <@U_HELPER>)" in text
     assert KNOWLEDGE_BASE_1 in text
     assert "<@U_PG> —" not in text  # their answer is no longer the accepted one
+
+
+def test_stats_and_the_admin_home_count_what_the_knowledge_base_answered_and_follow_an_accept_and_its_undo(
+    bot, stats_verb, capsys
+):
+    """The figure of its own: 1 after "This answers it", 0 while a helper's answer is accepted (a person answered
+    it), 1 again once that accept is taken back; the stats rollup equal to a rebuild after every step."""
+    world = bot.world
+
+    def answered_by_the_knowledge_base() -> int:
+        assert rollup_rows(bot.store, TEAM_ID) == rebuilt(bot.store, TEAM_ID)  # the upkeep, as a rebuild
+        world.clock.advance(timedelta(minutes=1))  # the stats' window ends now: what just happened is in it
+        figures = stats_verb("--since", "7d")
+        assert [t["answered_by_knowledge_base"] for t in figures["tags"] if t["tag"] == "postgres"] == [
+            figures["overall"]["answered_by_knowledge_base"]
+        ]
+        admin_home = open_home(world, "U_ADMIN")
+        [shown] = re.findall(r"\*Answered by the knowledge base\*\\n(\d+)", admin_home)
+        assert int(shown) == figures["overall"]["answered_by_knowledge_base"]
+        return int(shown)
+
+    answered_question(world, EARLIER, ANSWER, GENERAL)
+    assert answered_by_the_knowledge_base() == 0
+    question = this_answers_it(bot)
+    assert answered_by_the_knowledge_base() == 1
+
+    capsys.readouterr()
+    assert cli.main(["stats", "--team", TEAM_ID, "--since", "7d"]) == 0
+    table = capsys.readouterr().out
+    assert "Answered                   2 (100%)\n  by the knowledge base    1\n" in table
+
+    reply = world.reply("U_PG", question, "Or run VACUUM in a quiet hour.")
+    world.settle()
+    assert answered_by_the_knowledge_base() == 1  # an answer alone changes nothing: still resolved by the earlier one
+    world.react("U_ASKER", "white_check_mark", GENERAL, reply)
+    world.settle()
+    assert answered_by_the_knowledge_base() == 0  # a person's accepted answer takes over
+    assert stats_verb("--since", "7d")["overall"]["accepted"] == 2
+
+    world.unreact("U_ASKER", "white_check_mark", GENERAL, reply)
+    world.settle()
+    assert answered_by_the_knowledge_base() == 1  # the accept taken back: the knowledge base answered it again
+    overall = stats_verb("--since", "7d")["overall"]
+    assert (overall["asked"], overall["answered"], overall["accepted"]) == (2, 2, 1)
+
+    world.react("U_ASKER", "white_check_mark", GENERAL, reply)
+    world.settle()
+    assert answered_by_the_knowledge_base() == 0
+    world.delete("U_PG", GENERAL, reply)  # the accepted answer deleted: back to the earlier question
+    world.settle()
+    assert answered_by_the_knowledge_base() == 1

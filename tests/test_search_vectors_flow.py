@@ -10,6 +10,8 @@ embedded again. The embedding model is loaded once per test session (bot.embeddi
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import text
 
@@ -21,6 +23,7 @@ from bot.search import search_similar, vectors
 from models.session import Store
 from models.workspace import Workspace
 from tests.route_helpers import GENERAL, add_people, bot_maker, buttons, plain
+from tests.slack.conversations import answered_question
 from tests.test_ask_search_flow import home_view
 from tests.test_search import NOW, accept, answered, ask, lesson, reply
 
@@ -78,24 +81,14 @@ def bot(make_bot):
     return bot
 
 
-def answered_in_slack(bot, question_text: str = GIT, answer: str = GIT_ANSWER, channel: str = GENERAL):
-    world = bot.world
-    question = world.ask("U_OLD", question_text, channel)
-    answer_ts = world.reply("U_HELPER", question, answer)
-    world.react("U_OLD", "white_check_mark", channel, answer_ts)
-    world.settle()  # the vector is computed after the ack, in the listener pool
-    return question, answer_ts
-
-
 def suggested(world, user: str) -> list[str]:
     return [plain(e) for e in world.ephemerals(user) if any(a == ACTION_SIMILAR_STILL_NEED_HELP for a, _ in buttons(e))]
 
 
 def test_a_question_is_found_by_meaning_when_it_shares_no_word_with_the_answered_one(bot):
     world = bot.world
-    answered_in_slack(bot)
-    answered_in_slack(bot, VACUUM, VACUUM_ANSWER)
-    answered_in_slack(bot, NOTEBOOK, NOTEBOOK_ANSWER)
+    for question, answer in ((GIT, GIT_ANSWER), (VACUUM, VACUUM_ANSWER), (NOTEBOOK, NOTEBOOK_ANSWER)):
+        answered_question(world, question, answer, GENERAL)  # each vector computed after the ack
     assert_every_vector_current(bot.store)
 
     # After /ask, only what passes the relevance floor: the same problem in other words, nothing else.
@@ -127,7 +120,9 @@ def test_a_question_is_found_by_meaning_when_it_shares_no_word_with_the_answered
 
 def test_vectors_follow_edits_accepts_and_deletions_and_a_stale_one_never_counts(bot):
     world = bot.world
-    question, first = answered_in_slack(bot, "Our staging deploy keeps failing #deploy", "Restart the runner.")
+    question, first = answered_question(
+        world, "Our staging deploy keeps failing #deploy", "Restart the runner.", GENERAL
+    )
     assert_every_vector_current(bot.store)
     [(_, old_hash, _)] = stored_vectors(bot.store).values()
 
@@ -162,32 +157,34 @@ def test_vectors_follow_edits_accepts_and_deletions_and_a_stale_one_never_counts
     assert documents(bot.store) == {} and stored_vectors(bot.store) == {}
 
 
-def test_a_vector_is_written_only_for_the_text_it_was_computed_from(database_url):
-    store = Store.from_url(database_url)
-    try:
-        answered(store, GIT, GIT_ANSWER)
-        embed = vectors.embedder_or_none()
-        assert embed is not None
-        model = vectors.model_name()
-        with store.session() as s:
-            [owed] = vectors.missing(s, model, limit=10)
-            computed = vectors.document_vectors(embed, [owed])
-            s.execute(text("UPDATE questions SET text = 'something else entirely'"))  # rebuilds the document
-            assert vectors.store_vectors(s, model, [owed], computed) == 0  # not for the new text
-            s.commit()
-        assert stored_vectors(store) == {}
-    finally:
-        store.dispose()
-
-
-# --- search and privacy on the vector path ---------------------------------------------------------------------
-
-
 @pytest.fixture
 def store(database_url):
     store = Store.from_url(database_url)
     yield store
     store.dispose()
+
+
+def computed_but_not_stored(store: Store) -> tuple[str, vectors.Owed, Any]:
+    """GIT answered (written as rows), its vector computed and not stored yet, as a replica holds it between the
+    two: (the model, the document owed the vector, the vector)."""
+    answered(store, GIT, GIT_ANSWER)
+    embed = vectors.embedder_or_none()
+    assert embed is not None
+    model = vectors.model_name()
+    with store.session() as s:
+        [owed] = vectors.missing(s, model, limit=10)
+    return model, owed, vectors.document_vectors(embed, [owed])
+
+
+def test_a_vector_is_written_only_for_the_text_it_was_computed_from(store):
+    model, owed, computed = computed_but_not_stored(store)
+    with store.session() as s:
+        s.execute(text("UPDATE questions SET text = 'something else entirely'"))  # rebuilds the document
+        assert vectors.store_vectors(s, model, [owed], computed) == 0  # not for the new text
+    assert stored_vectors(store) == {}
+
+
+# --- search and privacy on the vector path ---------------------------------------------------------------------
 
 
 def fill(store: Store) -> int:
@@ -356,13 +353,7 @@ def test_two_replicas_computing_one_vector_leave_one_and_the_tick_fills_what_a_c
     from bot.config import Settings
     from bot.services import Services
 
-    answered(store, GIT, GIT_ANSWER)
-    embed = vectors.embedder_or_none()
-    assert embed is not None
-    model = vectors.model_name()
-    with store.session() as s:
-        [owed] = vectors.missing(s, model, limit=10)
-    computed = vectors.document_vectors(embed, [owed])
+    model, owed, computed = computed_but_not_stored(store)
     for _ in range(2):  # both replicas write it, one after the other
         with store.session() as s:
             assert vectors.store_vectors(s, model, [owed], computed) == 1

@@ -19,7 +19,7 @@ from bot.messages.suggestions import ACTION_SIMILAR_ANSWERS_IT
 from bot.playground.emulator.fake_api import TEAM_ID
 from bot.runtime.cli import forget_user
 from models.migrate import alembic_config
-from models.question import STATUS_OPEN, Answer, Question, QuestionTag
+from models.question import RESOLUTION_SIMILAR, STATUS_OPEN, Answer, Question, QuestionTag
 from models.session import Store
 from models.stats_rollup import (
     BOUNDS,
@@ -61,8 +61,8 @@ def close_enough(estimate: float | None, exact: float | None) -> bool:
 
 
 def assert_figures_match(rollup: stats.Figures, exact: stats.Figures, where: str) -> None:
-    counts = (rollup.asked, rollup.answered, rollup.accepted)
-    assert counts == (exact.asked, exact.answered, exact.accepted), where
+    counts = (rollup.asked, rollup.answered, rollup.accepted, rollup.answered_by_knowledge_base)
+    assert counts == (exact.asked, exact.answered, exact.accepted, exact.answered_by_knowledge_base), where
     assert close_enough(rollup.median_first_answer, exact.median_first_answer), (where, rollup, exact)
     assert close_enough(rollup.median_accepted, exact.median_accepted), (where, rollup, exact)
 
@@ -218,7 +218,8 @@ def test_a_conversation_keeps_the_rollup_equal_to_a_rebuild_and_the_report_to_th
     kept = rollup_rows(store, TEAM_ID)
     assert kept and kept == rebuilt(store, TEAM_ID)
     report = assert_report_matches_exact(store, TEAM_ID, *week)
-    assert (report.overall.asked, report.overall.answered, report.overall.accepted) == (4, 3, 1)
+    overall = report.overall
+    assert (overall.asked, overall.answered, overall.accepted, overall.answered_by_knowledge_base) == (4, 3, 1, 1)
     assert {t.tag: t.figures.asked for t in report.tags} == {"postgres": 2, "ops": 2, "terraform": 1}
     # Windows that cut days: the hours outside whole days come from the questions.
     for start, end in (
@@ -244,7 +245,8 @@ def store(database_url):
 
 
 def add_questions(store: Store, team_id: str, count: int, seed: int) -> None:
-    """Questions over ten weeks with random answers, accepts and deletions, written as rows."""
+    """Questions over ten weeks with random answers, accepts and deletions, written as rows; some resolved ones
+    the asker said an earlier question answers ("This answers it"), a few of those with an answer accepted since."""
     rng = random.Random(seed)
     base = datetime(2026, 9, 1, tzinfo=UTC)
     with store.session() as s:
@@ -287,6 +289,8 @@ def add_questions(store: Store, team_id: str, count: int, seed: int) -> None:
             s.flush()
             if status == "resolved" and answers and rng.random() < 0.8:
                 question.accepted_answer_id = rng.choice(answers).id
+            if status == "resolved" and rng.random() < 0.4:
+                question.resolution, question.resolution_ref = RESOLUTION_SIMILAR, "question:1"
 
 
 def test_a_rebuild_matches_the_exact_report_on_any_window(store):
@@ -347,4 +351,7 @@ def test_the_migration_fills_the_rollup_from_existing_questions(store):
         command.upgrade(config, "heads")
     filled = {team: rollup_rows(store, team) for team in ("T1", "T2")}
     assert filled["T1"] and filled["T2"]
+    by_earlier = stats_rollup.c.keys().index("answered_by_earlier") - 4  # the figures after the row's key
+    overall = {team: [v for (span, _, tag), v in filled[team].items() if span == 112 and tag == ""] for team in filled}
+    assert all(sum(v[by_earlier] for v in rows) for rows in overall.values())  # 0020 filled it
     assert filled == {team: rebuilt(store, team) for team in ("T1", "T2")}

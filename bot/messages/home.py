@@ -226,6 +226,7 @@ def _admin(report: stats.Report) -> list[Block]:
             f"*Answered*\n{o.answered} ({stats_render.rate_text(o.answer_rate)})",
             f"*Median to first answer*\n{stats_render.duration_text(o.median_first_answer)}",
             f"*Median to accepted answer*\n{stats_render.duration_text(o.median_accepted)}",
+            f"*Answered by the knowledge base*\n{o.answered_by_knowledge_base}",
         ),
     ]
     asked_tags = [t for t in report.tags if t.figures.asked][:MAX_ADMIN_TAGS]

@@ -52,8 +52,9 @@ LABELS = {
     "work_days": "Default working days",
 }
 HINTS = {
-    "escalation_hours": "An unanswered question goes to the next experts after this many hours, and its thread "
-    "gets a gentle bump after as many again. From 1 to 168 (a week).",
+    "escalation_hours": "An unanswered question goes to the next experts after this many hours of the asked experts' "
+    "working time (nights, weekends and days off don't count), and its thread gets a gentle bump after as many "
+    "again. From 1 to 168 (a week).",
     "route_top_n": "How many experts are sent a DM about a question, and as many more when it escalates. From 1 to 10.",
     "daily_dm_cap": "Nobody gets more routed questions than this in a day. From 1 to 50.",
     "work_days": "For everyone who hasn't chosen their own hours and days in App Home, in their own time zone.",

@@ -11,6 +11,8 @@ is due (the scheduler's `tick` takes due steps; the asker's buttons take the fir
      clicks "Still need help", or when the grace period for reading the suggestions is over;
   1  round 1 DMed: still unanswered after the escalation period, the next experts are DMed (round 2);
   2  round 2 DMed: still unanswered after another period, a gentle bump in the thread;
+The period counts the working time of the experts the round asked (planner.working_deadline): a question
+asked on Friday evening waits over the weekend, when none of them is at work, instead of escalating then.
   3  bumped: nothing more.
 An answer in the thread clears `next_escalation_at` (stop_escalation); resolving the question cancels the
 DMs still waiting to be sent (cancel_pending), and the DMs sent are redrawn to say how it was resolved (and
@@ -60,6 +62,7 @@ from bot.routing.evidence import (
     refresh_profiles,
 )
 from bot.routing.planner import (
+    Availability,
     PlannedDM,
     availability_of,
     escalation_period,
@@ -67,6 +70,7 @@ from bot.routing.planner import (
     plan_routing,
     resolve_timezone,
     spread_ties,
+    working_deadline,
 )
 from bot.routing.ranker import rank_experts
 from bot.services import Services
@@ -105,6 +109,11 @@ class RoutingPlan:
     # A private channel's tags that others know, but the asker is the only one of them who is a member.
     asker_alone_here: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)  # tags whose people exist but none could be DMed
+    hours: dict[str, Availability | None] = field(default_factory=dict)  # the DMed people's working time
+
+    def asked_at_work(self) -> list[tuple[datetime, Availability | None]]:
+        """When each DM goes out, with its expert's working time: what the escalation period counts."""
+        return [(dm.send_at, self.hours.get(dm.user_id)) for dm in self.dms]
 
 
 def plan_question(
@@ -201,7 +210,13 @@ def plan_question(
     said = {*gaps, *alone, *alone_here}
     unavailable = [tag for tag in tags if tag not in said] if not planned else []
     return RoutingPlan(
-        planned, {dm.user_id: reasons.get(dm.user_id, "") for dm in planned}, gaps, alone, alone_here, unavailable
+        planned,
+        {dm.user_id: reasons.get(dm.user_id, "") for dm in planned},
+        gaps,
+        alone,
+        alone_here,
+        unavailable,
+        {dm.user_id: availability_of(people.get(dm.user_id), settings) for dm in planned},
     )
 
 
@@ -329,7 +344,8 @@ def route_round(
     round_number = from_level + 1
     plan = plan_question(slack, services, facts, now, settings=settings, top_n=settings.route_top_n, exclude=involved)
     with services.store.session() as session:
-        if not claim_step(session, question_id, from_level, now + period, due_by):
+        next_at = working_deadline(now, period, plan.asked_at_work())
+        if not claim_step(session, question_id, from_level, next_at, due_by):
             logger.info("question %s: round %s taken by another replica", question_id, round_number)
             return None
         asked = record_dms(session, facts, plan, round_number)

@@ -3,6 +3,7 @@ the escalation period. Pure code: no database, no Slack (bot.routing.escalation 
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -279,5 +280,49 @@ def _tied(a: ScoredExpert, b: ScoredExpert) -> bool:
 
 
 def escalation_period(settings: Settings) -> timedelta:
-    """How long a question waits for an answer before its next step (`settings`: the workspace's effective ones)."""
+    """How long a question waits for an answer before its next step (`settings`: the workspace's effective ones):
+    of the asked experts' working time (working_deadline)."""
     return timedelta(hours=settings.escalation_hours)
+
+
+NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def working_deadline(
+    now: datetime, period: timedelta, asked: Sequence[tuple[datetime, Availability | None]]
+) -> datetime:
+    """When the experts asked in a round have had `period` of working time to answer: time counts while at
+    least one of them is at work, each from when their DM goes out (`asked`: (send_at, their working time)).
+    Nights, weekends and days off count for nobody; someone whose working time PeerLearn does not know counts
+    as always at work. With nobody asked, `period` is plain time."""
+    require_aware(now)
+    if not asked:
+        return now + period
+    left = period
+    block: tuple[datetime, datetime] | None = None  # the merged working time being counted
+    for start, end in heapq.merge(*(_working_time(max(now, send_at), hours) for send_at, hours in asked)):
+        if block is None or start > block[1]:
+            if block is not None:
+                left -= block[1] - block[0]  # less than what is left, or the deadline was in it
+            block = (start, end)
+        else:
+            block = (block[0], max(block[1], end))
+        if block[1] - block[0] >= left:
+            return block[0] + left
+    raise AssertionError("unreachable: everyone works on at least one day a week")  # pragma: no cover
+
+
+def _working_time(after: datetime, hours: Availability | None) -> Iterator[tuple[datetime, datetime]]:
+    """One person's working shifts from `after` on (UTC, in order, endless); all of it without known hours."""
+    if hours is None:
+        yield after, NEVER
+        return
+    zone = resolve_timezone(hours.tz_name)
+    day = after.astimezone(zone).date() - timedelta(days=1)  # a shift that began yesterday may still run
+    while True:
+        if day.weekday() in hours.work_days:
+            end_day = day if hours.end_hour > hours.start_hour else day + timedelta(days=1)
+            start, end = _local_to_utc(day, hours.start_hour, zone), _local_to_utc(end_day, hours.end_hour, zone)
+            if end > after:
+                yield max(start, after), end
+        day += timedelta(days=1)

@@ -34,6 +34,9 @@ from tests.slack.fixtures import START
 BERLIN, TOKYO = "Europe/Berlin", "Asia/Tokyo"
 FOUR_HOURS, EIGHT_HOURS = START + timedelta(hours=4), START + timedelta(hours=8)
 TOKYO_NINE_TUESDAY = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+# Four hours of a Berlin expert's working time (9:00-18:00) from FOUR_HOURS (15:00 Berlin): three on Monday, one on
+# Tuesday from 9:00.
+BUMP_AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -72,11 +75,11 @@ def test_an_unanswered_question_goes_to_the_next_expert_after_4_hours_then_gets_
     request = requests_of(bot.store, stored.id)[second]
     assert (request.round, request.status) == (2, ROUTE_SENT)
     assert len(routing_dms(world, second)) == 1 and len(routing_dms(world, "U_FIRST")) == 1
-    assert question_of(bot.store, question).next_escalation_at == EIGHT_HOURS
+    assert question_of(bot.store, question).next_escalation_at == BUMP_AT  # not at 19:00 Berlin: after work
 
-    bot.tick(EIGHT_HOURS - timedelta(seconds=1))
+    bot.tick(BUMP_AT - timedelta(seconds=1))
     assert bumps(world, question) == []
-    bot.tick(EIGHT_HOURS)
+    bot.tick(BUMP_AT)
     [bump] = bumps(world, question)
     assert "`#postgres` `#ops`" in bump.plain
     assert "<!" not in bump.plain and "<@" not in bump.plain and bump.raw.get("reply_broadcast") is not True
@@ -87,6 +90,30 @@ def test_an_unanswered_question_goes_to_the_next_expert_after_4_hours_then_gets_
         assert bot.tick(START + later).steps == []
     assert len(bumps(world, question)) == 1
     assert len(requests_of(bot.store, stored.id)) == 2
+
+
+def test_a_question_asked_on_friday_evening_escalates_in_the_experts_working_time_not_over_the_weekend(make_bot):
+    bot = make_bot(route_top_n=1)
+    experts(bot)  # all in Berlin, working 9:00-18:00, Monday to Friday (the workspace's default)
+    world = bot.world
+    friday_17 = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # 17:00 in Berlin
+    monday_noon = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)  # one working hour on Friday, three on Monday
+    bot.clock.set(friday_17)
+    question = world.ask("U_ASKER", "How do I fail over a replica? #postgres #ops", GENERAL)
+    stored = question_of(bot.store, question)
+    assert requests_of(bot.store, stored.id)["U_FIRST"].status == ROUTE_SENT  # at work: asked at once
+    assert stored.next_escalation_at == monday_noon
+
+    for moment in (friday_17 + timedelta(hours=4), friday_17 + timedelta(days=1), monday_noon - timedelta(seconds=1)):
+        assert bot.tick(moment).steps == []  # Friday night, Saturday, Monday morning: U_FIRST's time to answer
+    assert list(requests_of(bot.store, stored.id)) == ["U_FIRST"] and bumps(world, question) == []
+
+    [step] = bot.tick(monday_noon).steps
+    [second] = step.asked
+    assert (step.level, requests_of(bot.store, stored.id)[second].status) == (escalation.LEVEL_ROUND_2, ROUTE_SENT)
+    assert question_of(bot.store, question).next_escalation_at == monday_noon + timedelta(hours=4)  # all at work
+    bot.tick(monday_noon + timedelta(hours=4))
+    assert len(bumps(world, question)) == 1
 
 
 def test_an_answer_stops_the_escalation(make_bot):
@@ -142,7 +169,7 @@ def test_escalation_survives_restarts(make_bot):
     bot.restart()
     assert bot.tick(FOUR_HOURS + timedelta(minutes=1)).steps == []  # the same step is not taken twice
     bot.restart()
-    bot.tick(EIGHT_HOURS)
+    bot.tick(BUMP_AT)
     assert len(bumps(bot.world, question)) == 1
 
 

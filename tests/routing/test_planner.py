@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,6 +16,7 @@ from bot.routing.planner import (
     next_working_start,
     plan_routing,
     resolve_timezone,
+    working_deadline,
 )
 from bot.routing.ranker import Candidate, ScoredExpert, rank_experts
 from bot.workdays import MONDAY_TO_FRIDAY, days_as_text, days_from_text
@@ -356,3 +357,55 @@ def test_plan_works_on_rank_experts_output() -> None:
     planned = plan_routing(ranked, now=NOW, dm_counts_today={}, availability_by_user={"U1": PARIS})
 
     assert [(dm.user_id, dm.send_at, dm.reason) for dm in planned] == [("U1", NOW, "declared #postgres; available now")]
+
+
+# --- the escalation period in working time ---------------------------------------------------------------------
+
+BERLIN_HOURS = Availability(tz_name="Europe/Berlin")  # 9-18, Monday to Friday
+TOKYO_HOURS = Availability(tz_name="Asia/Tokyo")
+FRIDAY_17_BERLIN = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+FOUR_HOURS = timedelta(hours=4)
+
+
+def test_a_friday_evening_question_waits_for_the_experts_monday():
+    # One working hour on Friday (17:00-18:00), three on Monday from 9:00: 12:00 Berlin, 11:00 UTC.
+    assert working_deadline(FRIDAY_17_BERLIN, FOUR_HOURS, [(FRIDAY_17_BERLIN, BERLIN_HOURS)]) == datetime(
+        2026, 11, 30, 11, 0, tzinfo=UTC
+    )
+
+
+def test_within_working_hours_the_period_is_plain_time():
+    monday_10 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    assert working_deadline(monday_10, FOUR_HOURS, [(monday_10, BERLIN_HOURS)]) == monday_10 + FOUR_HOURS
+
+
+def test_with_nobody_asked_or_someone_of_unknown_hours_the_period_is_plain_time():
+    assert working_deadline(FRIDAY_17_BERLIN, FOUR_HOURS, []) == FRIDAY_17_BERLIN + FOUR_HOURS
+    anyone = [(FRIDAY_17_BERLIN, BERLIN_HOURS), (FRIDAY_17_BERLIN, None)]
+    assert working_deadline(FRIDAY_17_BERLIN, FOUR_HOURS, anyone) == FRIDAY_17_BERLIN + FOUR_HOURS
+
+
+def test_time_counts_while_any_asked_expert_is_at_work_and_overlaps_count_once():
+    monday_10_berlin = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    both = [(monday_10_berlin, BERLIN_HOURS), (monday_10_berlin, TOKYO_HOURS)]
+    # Berlin until 17:00 UTC (8 h), Tokyo's Tuesday 00:00-09:00 UTC then Berlin's from 08:00: one stretch.
+    assert working_deadline(monday_10_berlin, timedelta(hours=8), both) == datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+    assert working_deadline(monday_10_berlin, timedelta(hours=20), both) == datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def test_an_expert_counts_from_when_their_dm_goes_out():
+    monday_10 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    tuesday_morning = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # a daily summary, or the daily cap reached
+    assert working_deadline(monday_10, FOUR_HOURS, [(tuesday_morning, BERLIN_HOURS)]) == tuesday_morning + FOUR_HOURS
+
+
+def test_overnight_shifts_and_one_working_day_a_week():
+    nights = Availability(tz_name="UTC", start_hour=22, end_hour=6)
+    monday_noon = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    assert working_deadline(monday_noon, timedelta(hours=10), [(monday_noon, nights)]) == datetime(
+        2026, 11, 25, 0, 0, tzinfo=UTC
+    )  # Monday 22:00-06:00 (8 h), then from Tuesday 22:00 for 2 more
+    wednesdays = Availability(tz_name="UTC", work_days=frozenset({2}))
+    assert working_deadline(monday_noon, timedelta(hours=18), [(monday_noon, wednesdays)]) == datetime(
+        2026, 12, 2, 18, 0, tzinfo=UTC
+    )  # two Wednesdays of 9 h

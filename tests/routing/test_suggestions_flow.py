@@ -26,6 +26,7 @@ from tests.route_helpers import (
     requests_of,
     routing_dms,
 )
+from tests.slack.conversations import answered_question
 from tests.slack.fixtures import START
 
 BERLIN = "Europe/Berlin"
@@ -47,23 +48,13 @@ def bot(make_bot):
     return bot
 
 
-def answered(bot, text: str = EARLIER, channel: str = GENERAL, asker: str = "U_OLD", answer: str = ANSWER):
-    """An earlier question, answered in its thread and accepted by its asker."""
-    world = bot.world
-    question = world.ask(asker, text, channel)
-    reply = world.reply("U_HELPER", question, answer)
-    world.react(asker, "white_check_mark", channel, reply)
-    world.settle()
-    return question
-
-
 def suggestions(world, user: str = "U_ASKER") -> list[dict]:
     return [e for e in world.ephemerals(user) if any(a == STILL_NEED_HELP for a, _ in buttons(e))]
 
 
 def test_similar_answers_come_first_and_this_answers_it_resolves_without_pinging_anyone(bot):
     world = bot.world
-    earlier = answered(bot)
+    earlier, _ = answered_question(world, EARLIER, ANSWER, GENERAL)
     declare(world, "U_PG", "#postgres")  # an expert who would be asked
 
     question = world.ask("U_ASKER", NEW, GENERAL)
@@ -102,7 +93,7 @@ def test_similar_answers_come_first_and_this_answers_it_resolves_without_pinging
 
 def test_still_need_help_routes_at_once_and_only_once(bot):
     world = bot.world
-    answered(bot)
+    answered_question(world, EARLIER, ANSWER, GENERAL)
     declare(world, "U_PG", "#postgres")
     question = world.ask("U_ASKER", NEW, GENERAL)
     stored = question_of(bot.store, question)
@@ -124,7 +115,7 @@ def test_still_need_help_routes_at_once_and_only_once(bot):
 
 def test_without_a_click_routing_waits_for_the_grace_period_even_across_a_restart(bot):
     world = bot.world
-    answered(bot)
+    answered_question(world, EARLIER, ANSWER, GENERAL)
     declare(world, "U_PG", "#postgres")
     question = world.ask("U_ASKER", NEW, GENERAL)
     assert len(suggestions(world)) == 1
@@ -153,7 +144,7 @@ def test_with_nothing_similar_the_question_is_routed_at_once(bot):
 def test_a_private_channels_answer_is_never_suggested_in_another_channel(bot):
     world = bot.world
     add_people(world, channel=SECRET, private=True, U_OLD=BERLIN, U_HELPER=BERLIN, U_ASKER=BERLIN)
-    answered(bot, "How do I vacuum the payroll table without locking it? #postgres", channel=SECRET)
+    answered_question(world, "How do I vacuum the payroll table without locking it? #postgres", ANSWER, SECRET)
 
     world.ask("U_ASKER", "Vacuuming the payroll table locks it, what can I do? #postgres", GENERAL)
     assert suggestions(world) == []
@@ -189,8 +180,8 @@ def test_a_lesson_can_answer_it(bot):
 def test_only_the_asker_resolves_and_a_private_item_cannot_be_named_from_elsewhere(bot):
     world = bot.world
     add_people(world, channel=SECRET, private=True, U_OLD=BERLIN, U_HELPER=BERLIN)
-    secret = question_of(bot.store, answered(bot, "Payroll vacuum question #postgres", channel=SECRET))
-    public = question_of(bot.store, answered(bot))
+    secret = question_of(bot.store, answered_question(world, "Payroll vacuum question #postgres", ANSWER, SECRET)[0])
+    public = question_of(bot.store, answered_question(world, EARLIER, ANSWER, GENERAL)[0])
     asked = world.ask("U_ASKER", NEW, GENERAL)
     question = question_of(bot.store, asked)
 

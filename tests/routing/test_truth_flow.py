@@ -29,6 +29,7 @@ from tests.route_helpers import (
     requests_of,
     routing_dms,
 )
+from tests.slack.conversations import answered_question
 
 LONDON, BERLIN, NEW_YORK, TOKYO = "Europe/London", "Europe/Berlin", "America/New_York", "Asia/Tokyo"
 MONDAY_NIGHT = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)  # 23:30 in London, 00:30 in Berlin, 18:30 in New York
@@ -65,11 +66,7 @@ def routing_notes(world, user: str = "U_ANA") -> list[str]:
 
 def answered_earlier(bot, text: str = "How do I vacuum a big table without locking it? #postgres") -> None:
     """An earlier question Bruno answered and its asker accepted: it will be suggested to Ana first."""
-    world = bot.world
-    question = world.ask("U_OLD", text, GENERAL)
-    reply = world.reply("U_BRUNO", question, "Use pg_repack: it rebuilds the table online.")
-    world.react("U_OLD", "white_check_mark", GENERAL, reply)
-    world.settle()
+    answered_question(bot.world, text, "Use pg_repack: it rebuilds the table online.", GENERAL, helper="U_BRUNO")
 
 
 def suggestions(world, user: str = "U_ANA") -> list[dict]:
