@@ -1,15 +1,17 @@
 """Data ownership: export a workspace's data, and forget a person (a right-to-erasure request).
 
 Export (`python app.py export --team T --format json|csv [--output PATH]`) writes every question, answer,
-lesson, vote and expertise record of one workspace, and its settings and the record of their changes, each
-with every column of its table (tags of questions and lessons ride along as a list), streamed in batches so a
-large workspace never sits in memory:
+lesson, vote and expertise record of one workspace, its settings and the record of their changes, and its
+onboarding settings, buddy volunteers and pairings, each with every column of its table (tags of questions and
+lessons ride along as a list), streamed in batches so a large workspace never sits in memory:
 
 - JSON: one object `{"format": "peerlearn-export", "version": 1, "team_id", "exported_at", "questions": [...],
   "answers": [...], "lessons": [...], "votes": [...], "expertise": [...], "settings": [...],
-  "settings_changes": [...]}`; to stdout, or to PATH.
+  "settings_changes": [...], "onboarding_settings": [...], "buddy_volunteers": [...], "buddy_pairings": [...]}`;
+  to stdout, or to PATH.
 - CSV: one file per kind (`questions.csv`, `answers.csv`, `lessons.csv`, `votes.csv`, `expertise.csv`,
-  `settings.csv`, `settings_changes.csv`), with a header row of column names; in a zip archive when PATH ends
+  `settings.csv`, `settings_changes.csv`, `onboarding_settings.csv`, `buddy_volunteers.csv`,
+  `buddy_pairings.csv`), with a header row of column names; in a zip archive when PATH ends
   in `.zip` (the default name is `peerlearn-export-<team>-<date>.zip`), else in the folder PATH.
 
 Values: datetimes are ISO 8601 in UTC (`2026-11-23T10:00:00+00:00`), booleans `true`/`false`, tags a JSON
@@ -27,6 +29,8 @@ Forget-user (`python app.py forget-user --team T --user U`), in one transaction 
   (rankings leave that id out).
 - the workspace settings U changed stay, and so does the record of their changes, with FORGOTTEN_USER_ID as
   who changed them.
+- onboarding buddies: U's volunteering and U's own pairing as a newcomer are deleted; where U was someone's
+  buddy, the pairing stays with FORGOTTEN_USER_ID as the buddy (bot/onboarding.py `forget`).
 - U's declared topics (expertise), routing requests sent to U, U's routing evidence (recomputed for those
   U's deleted votes counted for) and U's profile and preferences (people)
   are deleted; a digest subscription U set up stays, with FORGOTTEN_USER_ID as its creator; if U installed
@@ -59,11 +63,13 @@ import sqlalchemy as sa
 from sqlalchemy import delete, inspect, select, update
 from sqlalchemy.orm import Session
 
+from bot.onboarding import forget as forget_onboarding
 from bot.routing.upkeep import answerers_of, forget_person, helpful_voted_authors, profiles_naming, refresh_people
 from models.base import Base
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
+from models.onboarding import BuddyPairing, BuddyVolunteer, OnboardingSettings
 from models.question import Answer, Question, QuestionTag, Vote
 from models.workspace_settings import SettingsChange, WorkspaceSetting
 
@@ -104,6 +110,9 @@ KINDS = (
     Kind("expertise", Expertise),
     Kind("settings", WorkspaceSetting),
     Kind("settings_changes", SettingsChange),
+    Kind("onboarding_settings", OnboardingSettings),
+    Kind("buddy_volunteers", BuddyVolunteer),
+    Kind("buddy_pairings", BuddyPairing),
 )
 
 
@@ -350,6 +359,7 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
         .where(SettingsChange.team_id == team_id, SettingsChange.user_id == user_id)
         .values(user_id=FORGOTTEN_USER_ID),
     )
+    changed.update(forget_onboarding(session, team_id, user_id, FORGOTTEN_USER_ID))
     tables = _tables(session)
     changed["installations (installer anonymised)"] = _forget_installer(session, tables, team_id, user_id)
     changed["mentions in text (replaced)"] = _replace_mentions(session, tables, team_id, user_id)

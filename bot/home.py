@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import stats
+from bot import onboarding, stats
 from bot.config import Settings
 from bot.experts import InvalidTeach, parse_duration, pause, resume
 from bot.messages.home import (
@@ -153,6 +153,7 @@ def gather_home(
         workspace_settings=shown,
         notice=notice,
         search=search,
+        onboarding=onboarding.home_shown(session, team_id, user_id, now, admin=shown is not None),
     )
 
 

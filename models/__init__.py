@@ -5,6 +5,7 @@ from models.digest import DigestRun, DigestSubscription
 from models.evidence import PersonEvidence, TagEvidence
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
+from models.onboarding import BuddyPairing, BuddyVolunteer, OnboardingSettings
 from models.question import Answer, Question, QuestionTag, Vote
 from models.stats_rollup import QuestionStats  # and its stats_rollup table
 from models.tag_stats import TagStat
@@ -14,12 +15,15 @@ from models.workspace_settings import SettingsChange, WorkspaceSetting
 __all__ = [
     "Answer",
     "Base",
+    "BuddyPairing",
+    "BuddyVolunteer",
     "DigestRun",
     "DigestSubscription",
     "Expertise",
     "KnowledgeGap",
     "Lesson",
     "LessonTag",
+    "OnboardingSettings",
     "Person",
     "PersonEvidence",
     "ProcessedEvent",

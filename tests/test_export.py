@@ -19,6 +19,7 @@ from bot.runtime import cli
 from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
+from models.onboarding import BuddyPairing, BuddyVolunteer, OnboardingSettings
 from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, QuestionTag, Vote
 from models.session import Store
 from models.workspace import Workspace
@@ -209,6 +210,9 @@ MODELS = {
     "expertise": Expertise,
     "settings": WorkspaceSetting,
     "settings_changes": SettingsChange,
+    "onboarding_settings": OnboardingSettings,
+    "buddy_volunteers": BuddyVolunteer,
+    "buddy_pairings": BuddyPairing,
 }
 
 
@@ -276,8 +280,11 @@ def test_csv_export_round_trips_as_a_zip_and_as_a_folder(run_cli, store, workspa
     with zipfile.ZipFile(archive) as z:
         assert sorted(z.namelist()) == [
             "answers.csv",
+            "buddy_pairings.csv",
+            "buddy_volunteers.csv",
             "expertise.csv",
             "lessons.csv",
+            "onboarding_settings.csv",
             "questions.csv",
             "settings.csv",
             "settings_changes.csv",

@@ -28,6 +28,7 @@ from bot.messages.blocks import (
     static_select,
 )
 from bot.messages.help import ASK_USAGE, TEACH_USAGE
+from bot.messages.onboarding import OnboardingShown, onboarding_home
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_SEARCH, Searched, home_search_blocks
 from bot.messages.settings import SettingsShown, settings_section
@@ -100,6 +101,7 @@ class HomeData:
     workspace_settings: SettingsShown | None = None  # admins only
     notice: str | None = None  # a one-off note, e.g. why a change was not saved
     search: Searched | None = None  # the results of the search the person just ran from the tab
+    onboarding: OnboardingShown | None = None  # their buddy or newcomers; admins: the onboarding settings
 
 
 def unknown_choice(what: str, value: str) -> str:
@@ -257,6 +259,7 @@ def home_view(data: HomeData) -> Block:
         content += [divider(), *part(data)]
     if data.workspace_settings is not None:
         content += [divider(), *settings_section(data.workspace_settings)]
+    content += onboarding_home(data.onboarding)
     if data.admin is not None:
         content += [divider(), *_admin(data.admin)]
     content += [divider(), section(ASK_USAGE), section(TEACH_USAGE)]
