@@ -71,6 +71,7 @@ from models.onboarding import (
     settings_row,
     skip_newcomer,
     stop_volunteering,
+    teams_with_onboarding_owed,
     volunteer,
     waiting_pairings,
 )
@@ -279,7 +280,7 @@ def pair_waiting(slack: WorkspaceClient, services: Services, team_id: str) -> No
     the introductions still owed."""
     now = services.clock.now()
     with services.store.session() as session:
-        waiting = [(p.id, p.newcomer_id) for p in waiting_pairings(session, team_id)]
+        waiting = [(p.id, p.newcomer_id) for p in waiting_pairings(session, team_id, now)]
         volunteers = active_volunteers(session, team_id) if waiting else {}
         load = current_load(session, team_id, now) if waiting else {}
         settings = effective_settings(session, team_id, services.settings)
@@ -379,18 +380,9 @@ def introduce_owed(slack: WorkspaceClient, services: Services, team_id: str) -> 
 def tick(services: Services, client: WebClient, now: datetime, token_for: TokenLookup | None = None) -> int:
     """The scheduler's onboarding job: every workspace with a newcomer waiting or an introduction owed."""
     with services.store.session() as session:
-        teams = set(
-            session.scalars(
-                select(BuddyPairing.team_id)
-                .where(
-                    (BuddyPairing.status == PAIRING_WAITING)
-                    | ((BuddyPairing.status == PAIRING_PAIRED) & BuddyPairing.introduced_at.is_(None))
-                )
-                .distinct()
-            )
-        )
+        teams = teams_with_onboarding_owed(session, now)
     clients = WorkspaceClients(client, token_for)
-    for team_id in sorted(teams):
+    for team_id in teams:
         try:
             pair_waiting(clients(team_id), services, team_id)
         except Exception:
@@ -413,10 +405,7 @@ def home_shown(session: Session, team_id: str, user_id: str, now: datetime, *, a
     )
     if not admin:
         return shown
-    return _with_admin(shown, config_of(session, team_id), session, team_id)
-
-
-def _with_admin(shown: OnboardingShown, config: OnboardingConfig, session: Session, team_id: str) -> OnboardingShown:
+    config = config_of(session, team_id)
     return replace(
         shown,
         admin=True,
@@ -424,7 +413,7 @@ def _with_admin(shown: OnboardingShown, config: OnboardingConfig, session: Sessi
         team_join=config.team_join,
         checklist_items=len(checklist_lines(config.checklist)),
         volunteers=len(active_volunteers(session, team_id)),
-        waiting_count=len(waiting_pairings(session, team_id)),
+        waiting_count=len(waiting_pairings(session, team_id, now)),
     )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, insert_once
 from models.expert import Person
+from models.workspace import Workspace
 
 PAIRING_WAITING = "waiting"  # no buddy yet
 PAIRING_PAIRED = "paired"
@@ -135,11 +136,27 @@ def record_newcomer(
     )
 
 
-def waiting_pairings(session: Session, team_id: str | None = None, limit: int = 200) -> list[BuddyPairing]:
-    query = select(BuddyPairing).where(BuddyPairing.status == PAIRING_WAITING)
-    if team_id is not None:
-        query = query.where(BuddyPairing.team_id == team_id)
+def waiting_pairings(session: Session, team_id: str, now: datetime, limit: int = 200) -> list[BuddyPairing]:
+    """Newcomers still without a buddy whose first weeks are not over (after that, a buddy is no use)."""
+    query = select(BuddyPairing).where(
+        BuddyPairing.team_id == team_id, BuddyPairing.status == PAIRING_WAITING, BuddyPairing.ends_at > now
+    )
     return list(session.scalars(query.order_by(BuddyPairing.joined_at, BuddyPairing.id).limit(limit)))
+
+
+def teams_with_onboarding_owed(session: Session, now: datetime) -> list[str]:
+    """The active workspaces with a newcomer waiting for a buddy, or an introduction not sent yet."""
+    waiting = (BuddyPairing.status == PAIRING_WAITING) & (BuddyPairing.ends_at > now)
+    unintroduced = (BuddyPairing.status == PAIRING_PAIRED) & BuddyPairing.introduced_at.is_(None)
+    return list(
+        session.scalars(
+            select(BuddyPairing.team_id)
+            .join(Workspace, Workspace.team_id == BuddyPairing.team_id)
+            .where(waiting | unintroduced, Workspace.active.is_(True))
+            .distinct()
+            .order_by(BuddyPairing.team_id)
+        )
+    )
 
 
 def owed_introductions(session: Session, team_id: str | None = None, limit: int = 200) -> list[int]:

@@ -220,6 +220,30 @@ def test_nobody_free_the_channel_is_told_once_and_the_newcomer_is_paired_when_a_
         assert s.get(BuddyVolunteer, (TEAM_ID, "U_BUDDY")).active is False
 
 
+def test_what_a_stopped_process_left_owed_is_finished_once_by_the_tick_of_any_replica(bot, make_bot):
+    world = bot.world
+    assert set_onboarding(world, "U_ADMIN", onboarding_channel=ONBOARDING) is None
+    teach(world, "U_BUDDY", "buddy")
+    # The join was acked and stored, then the process stopped before pairing (the lazy step never ran).
+    with bot.store.session() as s:
+        assert onboarding.joined_channel(s, TEAM_ID, "U_NEW", ONBOARDING, START)
+    replica = make_bot()
+    onboarding_tick(bot, START + timedelta(minutes=1))
+    onboarding_tick(replica, START + timedelta(minutes=2))
+    assert pairings(bot) == [("U_NEW", "U_BUDDY", PAIRING_PAIRED)]
+    assert len(intros(world, "U_NEW")) == len(intros(world, "U_BUDDY")) == 1
+
+    # Paired, then stopped before the introduction: the tick sends it, once.
+    world.add_user("U_OTHER", tz=BERLIN)
+    with bot.store.session() as s:
+        assert onboarding.joined_channel(s, TEAM_ID, "U_OTHER", ONBOARDING, START)
+        [waiting] = [p for p in s.scalars(select(BuddyPairing)) if p.newcomer_id == "U_OTHER"]
+        waiting.buddy_id, waiting.status = "U_BUDDY", PAIRING_PAIRED
+    onboarding_tick(replica)
+    onboarding_tick(bot)
+    assert len(intros(world, "U_OTHER")) == 1 and len(intros(world, "U_BUDDY")) == 2
+
+
 def test_someone_who_is_not_an_admin_cannot_change_the_onboarding_settings(bot):
     world = bot.world
     view = open_home(world, "U_MEMBER")
