@@ -241,9 +241,13 @@ def _week_shifts(availability: Availability, start: datetime) -> list[tuple[date
 
 def weekly_overlap_hours(a: Availability, b: Availability, start: datetime) -> float:
     """How many hours of the week from `start` both people are at work."""
+    return _overlap_hours(_week_shifts(a, start), _week_shifts(b, start))
+
+
+def _overlap_hours(a: list[tuple[datetime, datetime]], b: list[tuple[datetime, datetime]]) -> float:
     overlap = timedelta()
-    for a_start, a_end in _week_shifts(a, start):
-        for b_start, b_end in _week_shifts(b, start):
+    for a_start, a_end in a:
+        for b_start, b_end in b:
             overlap += max(timedelta(), min(a_end, b_end) - max(a_start, b_start))
     return overlap.total_seconds() / 3600
 
@@ -259,7 +263,8 @@ class Volunteer:
 def choose_buddy(newcomer: Availability, volunteers: Collection[Volunteer], now: datetime) -> str | None:
     """The volunteer with room whose working time overlaps the newcomer's most this week, then the least
     busy (then the user id, so the choice is stable); None when nobody with room overlaps at all."""
-    scored = [(weekly_overlap_hours(newcomer, v.availability, now), v) for v in volunteers if v.load < v.capacity]
+    theirs = _week_shifts(newcomer, now)
+    scored = [(_overlap_hours(theirs, _week_shifts(v.availability, now)), v) for v in volunteers if v.load < v.capacity]
     fits = [(hours, v) for hours, v in scored if hours > 0]
     if not fits:
         return None

@@ -192,6 +192,13 @@ def test_a_buddy_outside_their_hours_is_asked_in_their_morning_and_an_untagged_q
     assert request.expert_id == "U_NY" and request.sent_at is None
     assert request.send_at == datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # Tuesday 09:00 in New York
 
+    # The daily cap (3) holds for a buddy too: the fourth question of the night waits for the experts alone.
+    asked = [
+        set(requests_of(bot.store, question_of(bot.store, world.ask("U_NEW", text, GENERAL)).id))
+        for text in ("Who approves expenses?", "Where is the VPN guide?", "How do I book a room?")
+    ]
+    assert asked == [{"U_NY"}, {"U_NY"}, set()]
+
 
 def test_nobody_free_the_channel_is_told_once_and_the_newcomer_is_paired_when_a_volunteer_appears(bot):
     world = bot.world
