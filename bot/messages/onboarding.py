@@ -73,11 +73,11 @@ def bad_buddy_command(capacity_limit: int) -> str:
 
 
 def volunteered_text(capacity: int, weeks: int) -> str:
-    people = "1 newcomer" if capacity == 1 else f"{capacity} newcomers"
     return (
-        f"Thank you! You're an onboarding buddy volunteer, for up to {people} at a time. When someone joins, "
-        "PeerLearn pairs them with a volunteer whose working hours overlap theirs and introduces you both; for "
-        f"their first {weeks} weeks, their questions reach their buddy first. `/teach buddy off` stops."
+        f"Thank you! You're an onboarding buddy volunteer, for up to {_newcomers(capacity)} at a time. When "
+        "someone joins, PeerLearn pairs them with a volunteer whose working hours overlap theirs and introduces "
+        f"you both; for their first {weeks} weeks, their questions reach their buddy first. `/teach buddy off` "
+        "stops."
     )
 
 
@@ -100,7 +100,7 @@ def introduction(newcomer_id: str, buddy_id: str, checklist: str | None, weeks: 
         text = (
             f":wave: Welcome! {mention(buddy_id)} is your onboarding buddy: a colleague who volunteered to help you "
             f"find your way. For your first {weeks} weeks, the questions you ask with `/ask` reach them first "
-            "(then the usual experts). Say hi to them!"
+            "(and the usual experts too). Say hi to them!"
         )
     else:
         text = (
@@ -169,6 +169,10 @@ def _own_line(shown: OnboardingShown) -> str | None:
     return None
 
 
+def _newcomers(count: int) -> str:
+    return "1 newcomer" if count == 1 else f"{count} newcomers"
+
+
 def onboarding_home(shown: OnboardingShown | None) -> list[Block]:
     """The person's own line, and the admins' onboarding settings (at most 5 blocks in all)."""
     if shown is None:
@@ -182,7 +186,7 @@ def onboarding_home(shown: OnboardingShown | None) -> list[Block]:
                 f"*Onboarding channel*\n{where}",
                 f"*Buddies for new members of the workspace*\n{'on' if shown.team_join else 'off'}",
                 f"*First-week checklist*\n{shown.checklist_items} items",
-                f"*Buddy volunteers*\n{shown.volunteers}, {shown.waiting_count} newcomers waiting",
+                f"*Buddy volunteers*\n{shown.volunteers}; {_newcomers(shown.waiting_count)} waiting",
             ),
             actions(button("Edit onboarding", HOME_EDIT_ONBOARDING), block_id="home_onboarding"),
         ]
