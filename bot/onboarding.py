@@ -314,11 +314,16 @@ def pair_waiting(slack: WorkspaceClient, services: Services, team_id: str) -> No
         ]
         buddy = choose_buddy(working_time(newcomer, settings), candidates, now)
         with services.store.session() as session:
-            if buddy is not None and assign_buddy(session, pairing_id, buddy, now):
-                load[buddy] = load.get(buddy, 0) + 1
-                logger.info("newcomer %s in %s paired with %s", newcomer_id, team_id, buddy)
-                continue
-            noted = buddy is None and claim_once(session, pairing_id, "waiting_noted_at", now)
+            if buddy is not None:
+                # One pairing at a time per workspace (its row locked), the buddy's load read again under the
+                # lock: two replicas pairing at once never give a buddy more newcomers than they offered.
+                lock_settings(session, team_id, now)
+                load = current_load(session, team_id, now)
+                if load.get(buddy, 0) < volunteers[buddy] and assign_buddy(session, pairing_id, buddy, now):
+                    load[buddy] = load.get(buddy, 0) + 1
+                    logger.info("newcomer %s in %s paired with %s", newcomer_id, team_id, buddy)
+                continue  # or another replica just filled them: the next pass matches again
+            noted = claim_once(session, pairing_id, "waiting_noted_at", now)
             config = config_of(session, team_id)
             admins = list(
                 session.scalars(
