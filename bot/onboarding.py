@@ -94,7 +94,8 @@ class InvalidBuddy(ValueError):
 
 
 def is_buddy_command(text: str) -> bool:
-    return clean(text).partition(" ")[0].lower() == "buddy"
+    """`/teach buddy …`, not a lesson that starts with the word (`/teach buddy #onboarding Pair people …`)."""
+    return clean(text).partition(" ")[0].lower() == "buddy" and "#" not in text
 
 
 def parse_buddy(text: str) -> int | None:

@@ -27,7 +27,7 @@ from bot.playground.emulator.workspace import APP_ID, BOT_USER_ID, TEAM_DOMAIN
 from bot.routing.planner import Availability
 from models.onboarding import PAIRING_PAIRED, PAIRING_SKIPPED, PAIRING_WAITING, BuddyPairing, BuddyVolunteer
 from models.workspace_settings import SettingsChange
-from tests.route_helpers import GENERAL, add_people, bot_maker, declare, dms, question_of, requests_of
+from tests.route_helpers import GENERAL, add_people, bot_maker, declare, dms, plain, question_of, requests_of
 from tests.slack.fixtures import START
 
 BERLIN, AUCKLAND, NEW_YORK = "Europe/Berlin", "Pacific/Auckland", "America/New_York"
@@ -167,6 +167,8 @@ def test_a_newcomer_is_paired_once_introduced_with_the_checklist_and_asks_their_
     assert requests["U_BUDDY"].reason == "you are Nora Newcomer's onboarding buddy"
     [buddy_dm] = [m for m in dms(world, "U_BUDDY") if "asked in" in m.plain]
     assert "Why you: you are Nora Newcomer's onboarding buddy" in buddy_dm.plain
+    told = plain(world.ephemerals("U_NEW")[-1])
+    assert "I've asked your onboarding buddy <@U_BUDDY>." in told and "I've asked <@U_EXPERT>, who knows" in told
 
     # Four weeks later their first weeks are over: questions go to the experts only.
     bot.clock.set(START + timedelta(weeks=4))
@@ -191,6 +193,9 @@ def test_a_buddy_outside_their_hours_is_asked_in_their_morning_and_an_untagged_q
     [request] = requests_of(bot.store, question_of(bot.store, question).id).values()
     assert request.expert_id == "U_NY" and request.sent_at is None
     assert request.send_at == datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # Tuesday 09:00 in New York
+    told = plain(world.ephemerals("U_NEW")[-1])
+    assert "Your onboarding buddy <@U_NY> starts their day" in told and words.NO_TAGS_BUDDY_NOTE in told
+    assert "haven't asked anyone" not in told
 
     # The daily cap (3) holds for a buddy too: the fourth question of the night waits for the experts alone.
     asked = [
@@ -377,6 +382,7 @@ def test_buddy_commands_are_understood_or_explained():
         with pytest.raises(onboarding.InvalidBuddy, match="/teach buddy off"):
             onboarding.parse_buddy(wrong)
     assert onboarding.is_buddy_command("buddy up to 2") and not onboarding.is_buddy_command("#buddy-system tips")
+    assert not onboarding.is_buddy_command("buddy #onboarding Pair newcomers with someone in their time zone")
 
 
 MONDAY = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)

@@ -124,6 +124,19 @@ def buddy_reason(newcomer_name: str) -> str:
     return f"you are {newcomer_name or 'this newcomer'}'s onboarding buddy"
 
 
+NO_TAGS_BUDDY_NOTE = (
+    ":mag: Your question has no tags, so only your buddy was asked. Next time, a tag or two like `#postgres` "
+    "brings it to the people who know the topic as well."
+)
+
+
+def buddy_asked_text(buddy_id: str, when: str | None) -> str:
+    """What the newcomer is told of their buddy's DM about their question (`when`: later, roughly when)."""
+    if when is None:
+        return f":handshake: I've asked your onboarding buddy {mention(buddy_id)}."
+    return f":handshake: Your onboarding buddy {mention(buddy_id)} starts their day {when}: I'll ask them then."
+
+
 def no_buddy_yet_text(newcomer_id: str) -> str:
     """In the onboarding channel (or to the admins) when nobody can be a buddy for a newcomer yet."""
     return (

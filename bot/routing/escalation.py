@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.messages.blocks import ephemeral
-from bot.messages.onboarding import buddy_reason
+from bot.messages.onboarding import NO_TAGS_BUDDY_NOTE, buddy_asked_text, buddy_reason
 from bot.messages.routing import bump_message
 from bot.messages.routing_notes import (
     NO_TAGS_NOTE,
@@ -423,16 +423,25 @@ def routing_note(
         waiting = [(user_id, at) for user_id, status, _, at in requests if status == ROUTE_SCHEDULED and at > now]
         asker = session.get(Person, (facts.team_id, facts.asker_id)) if waiting else None
         asker_facts = PersonFacts.of(asker) if asker is not None else None
+        buddy = buddy_of(session, facts.team_id, facts.asker_id, now)
     asked = [  # a DM went out (whatever they answered since), or is going out now
         user_id
         for user_id, status, sent_at, at in requests
         if sent_at is not None or (status == ROUTE_SCHEDULED and at <= now)
     ]
     zone = asker_zone(slack, services, facts, asker_facts, now) if waiting else UTC
-    parts = [routing_plan_text(asked, [(user_id, roughly_when(now, at, zone)) for user_id, at in waiting])]
+    # A newcomer's buddy is said apart: they were asked as the buddy, not for knowing the topics.
+    buddy_id = buddy[0] if buddy is not None and buddy[0] in {*asked, *(u for u, _ in waiting)} else None
+    buddy_when = next((roughly_when(now, at, zone) for u, at in waiting if u == buddy_id), None)
+    asked = [user_id for user_id in asked if user_id != buddy_id]
+    waiting = [(user_id, at) for user_id, at in waiting if user_id != buddy_id]
+    parts = [
+        buddy_asked_text(buddy_id, buddy_when) if buddy_id else None,
+        routing_plan_text(asked, [(user_id, roughly_when(now, at, zone)) for user_id, at in waiting]),
+    ]
     if plan is not None:
         if not facts.tags:
-            parts.append(NO_TAGS_NOTE)
+            parts.append(NO_TAGS_BUDDY_NOTE if buddy_id else NO_TAGS_NOTE)
         hours = int((period or timedelta()).total_seconds() // 3600)
         if plan.gaps:
             parts.append(knowledge_gap_text(plan.gaps))
