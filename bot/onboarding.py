@@ -344,15 +344,15 @@ def _unreachable(person: PersonFacts | None) -> bool:
 
 def _say_waiting(slack: WorkspaceClient, newcomer_id: str, channel_id: str | None, admins: list[str]) -> None:
     """Nobody can be a buddy yet: said in the onboarding channel, else to the admins PeerLearn knows."""
-    message = no_buddy_yet(newcomer_id)
     if channel_id:
+        message = no_buddy_yet(newcomer_id)
         try:
             slack.client.chat_postMessage(channel=channel_id, **message.as_kwargs(), **slack.auth)
             return
         except SLACK_FAILURES as exc:
             logger.warning("could not post in the onboarding channel %s: %s", channel_id, error_code(exc))
     for admin in admins[:5]:
-        _dm(slack, admin, message)
+        _dm(slack, admin, no_buddy_yet(newcomer_id, to_admins=True))
 
 
 def _dm(slack: WorkspaceClient, user_id: str, message: Message) -> bool:

@@ -310,12 +310,21 @@ def test_new_members_of_the_workspace_get_a_buddy_when_the_admins_turn_it_on(bot
     assert pairings(bot) == [("U_LATER", "U_BUDDY", PAIRING_PAIRED)]
     assert len(intros(world, "U_LATER")) == 1
 
+    # Nobody volunteers any more and there is no onboarding channel: the admins are told, once.
+    teach(world, "U_BUDDY", "buddy off")
+    world.add_user("U_THIRD", tz=BERLIN)
+    world.send_event({"type": "team_join", "user": {**newcomer, "id": "U_THIRD", "name": "third"}})
+    world.settle()
+    onboarding_tick(bot, START + timedelta(minutes=1))
+    [told] = [m.plain for m in dms(world, "U_ADMIN") if "nobody is free" in m.plain]
+    assert "<@U_THIRD> just joined the workspace" in told and "/teach buddy" in told
+
     # The bot itself joining the onboarding channel, or a bot Slack knows as one, is nobody to onboard.
     assert set_onboarding(world, "U_ADMIN", onboarding_channel=ONBOARDING) is None
     join(world, BOT_USER_ID)
     world.add_user("U_HELPERBOT", is_bot=True)
     join(world, "U_HELPERBOT")
-    assert pairings(bot)[1:] == [("U_HELPERBOT", None, PAIRING_SKIPPED)]
+    assert pairings(bot)[1:] == [("U_THIRD", None, PAIRING_WAITING), ("U_HELPERBOT", None, PAIRING_SKIPPED)]
 
 
 def test_the_admins_checklist_is_escaped_once_and_every_change_is_recorded(bot):

@@ -146,8 +146,16 @@ def no_buddy_yet_text(newcomer_id: str) -> str:
     )
 
 
-def no_buddy_yet(newcomer_id: str) -> Message:
-    return Message(text="Looking for an onboarding buddy", blocks=[section(no_buddy_yet_text(newcomer_id))])
+def no_buddy_yet(newcomer_id: str, *, to_admins: bool = False) -> Message:
+    """In the onboarding channel, or (`to_admins`) by DM to the admins when there is no such channel."""
+    text = no_buddy_yet_text(newcomer_id)
+    if to_admins:
+        text = (
+            f"{mention(newcomer_id)} just joined the workspace, and nobody is free to be their onboarding buddy "
+            "yet: PeerLearn will introduce them as soon as someone is. Colleagues can volunteer with "
+            "`/teach buddy`."
+        )
+    return Message(text="Looking for an onboarding buddy", blocks=[section(text)])
 
 
 # --- App Home ------------------------------------------------------------------------------------------------
