@@ -3,8 +3,8 @@
 Export (`python app.py export --team T --format json|csv [--output PATH]`) writes every question, answer,
 lesson, vote and expertise record of one workspace, the threads saved as lessons (with the messages kept) and
 the messages questions were asked about, its mentoring (offers, requests, pairings), its lunch-and-learn sessions
-(their announcements, sign-ups and the experts invited to run one), and its settings and the record of their
-changes, each
+(their announcements, sign-ups and the experts invited to run one), its onboarding settings, buddy volunteers and
+pairings, and its settings and the record of their changes, each
 with every column of its table (tags of questions and lessons ride along as a list), streamed in batches so a
 large workspace never sits in memory:
 
@@ -12,8 +12,9 @@ large workspace never sits in memory:
   "answers": [...], "lessons": [...], "votes": [...], "expertise": [...], "settings": [...],
   "settings_changes": [...], ...}`, one list per kind of `KINDS` below (also "question_sources",
   "saved_threads", "saved_thread_messages", "mentor_offers", "mentor_requests", "mentor_pairings", "sessions",
-  "session_posts", "session_signups", "session_invites"); to stdout, or to PATH.
-- CSV: one file per kind (`questions.csv`, `answers.csv`, … `session_invites.csv`), with a header row of column
+  "session_posts", "session_signups", "session_invites", "onboarding_settings", "buddy_volunteers",
+  "buddy_pairings"); to stdout, or to PATH.
+- CSV: one file per kind (`questions.csv`, `answers.csv`, … `buddy_pairings.csv`), with a header row of column
   names; in a zip archive when PATH ends in `.zip` (the default name is `peerlearn-export-<team>-<date>.zip`),
   else in the folder PATH.
 
@@ -38,6 +39,8 @@ Forget-user (`python app.py forget-user --team T --user U`), in one transaction 
   deleted; invitations U sent stay, with FORGOTTEN_USER_ID as who sent them.
 - the workspace settings U changed stay, and so does the record of their changes, with FORGOTTEN_USER_ID as
   who changed them.
+- onboarding buddies: U's volunteering and U's own pairing as a newcomer are deleted; where U was someone's
+  buddy, the pairing stays with FORGOTTEN_USER_ID as the buddy (bot/onboarding.py `forget`).
 - U's declared topics (expertise), routing requests sent to U, U's routing evidence (recomputed for those
   U's deleted votes counted for) and U's profile and preferences (people)
   are deleted; a digest subscription U set up stays, with FORGOTTEN_USER_ID as its creator; if U installed
@@ -73,6 +76,7 @@ from sqlalchemy import delete, inspect, select, update
 from sqlalchemy.orm import Session
 
 from bot.capture import forget_contributor
+from bot.onboarding import forget as forget_onboarding
 from bot.routing.upkeep import answerers_of, forget_person, helpful_voted_authors, profiles_naming, refresh_people
 from models.base import Base
 from models.capture import QuestionSource, SavedMessage, SavedThread
@@ -80,6 +84,7 @@ from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.mentoring import MentorOffer, MentorPairing, MentorRequest
+from models.onboarding import BuddyPairing, BuddyVolunteer, OnboardingSettings
 from models.question import Answer, Question, QuestionTag, Vote
 from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
 from models.workspace_settings import SettingsChange, WorkspaceSetting
@@ -131,6 +136,9 @@ KINDS = (
     Kind("mentor_offers", MentorOffer),
     Kind("mentor_requests", MentorRequest),
     Kind("mentor_pairings", MentorPairing),
+    Kind("onboarding_settings", OnboardingSettings),
+    Kind("buddy_volunteers", BuddyVolunteer),
+    Kind("buddy_pairings", BuddyPairing),
 )
 
 
@@ -422,6 +430,7 @@ def forget_user(session: Session, team_id: str, user_id: str) -> ForgetReport:
     changed["mentoring offers (deleted)"] = _count(
         session, delete(MentorOffer).where(MentorOffer.team_id == team_id, MentorOffer.user_id == user_id)
     )
+    changed.update(forget_onboarding(session, team_id, user_id, FORGOTTEN_USER_ID))
     tables = _tables(session)
     changed["installations (installer anonymised)"] = _forget_installer(session, tables, team_id, user_id)
     changed["mentions in text (replaced)"] = _replace_mentions(session, tables, team_id, user_id)

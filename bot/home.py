@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import mentoring, sessions, stats
+from bot import mentoring, onboarding, sessions, stats
 from bot.config import Settings
 from bot.experts import InvalidTeach, parse_duration, pause, resume
 from bot.messages.home import (
@@ -158,6 +158,7 @@ def gather_home(
         sessions=sessions.home_upcoming(session, team_id, user_id, now),
         proposals=proposals,
         mentoring=mentoring.home_data(session, team_id, user_id),
+        onboarding=onboarding.home_shown(session, team_id, user_id, now, admin=shown is not None),
     )
 
 

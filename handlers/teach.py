@@ -9,6 +9,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import onboarding
 from bot.experts import InvalidTeach, parse_teach
 from bot.home import publish_home
 from bot.mentoring_text import mentor_command
@@ -22,6 +23,7 @@ from bot.slack_posts import tell_user
 from bot.teach import apply_intent, publish_lesson, replace_topics
 from bot.text import MAX_TOPICS, command_text, not_tags_error, parse_tag_field, too_many_topics
 from handlers import mentoring, sessions
+from handlers.onboarding import BUDDY, ack_buddy, pair_now
 from models.expert import declared_topics
 from models.workspace import ensure_workspace
 
@@ -36,6 +38,9 @@ def register(app: App, services: Services) -> None:
 
     def ack_teach(ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient) -> None:
         text = command_text(command)
+        if onboarding.is_buddy_command(text):  # `/teach buddy`: handlers/onboarding.py
+            context[INTENT] = BUDDY if ack_buddy(ack, command, text, services) else None
+            return
         if sessions.is_session_command(text.partition(" ")[0]):  # lunch-and-learn sessions: handlers/sessions.py
             context[INTENT] = "session"
             sessions.ack_session_command(ack, command, client, context, services, text)
@@ -87,6 +92,8 @@ def register(app: App, services: Services) -> None:
             mentoring.after_offer(command, client, context, services)
         elif kind == "form":
             open_teach_form(client, services, command)
+        elif kind == BUDDY:
+            pair_now(client, services, command["team_id"])
         elif kind == "lesson":
             publish_lesson(
                 client, services, command["team_id"], lesson_key(command), notify=lambda note: tell(respond, note)

@@ -7,6 +7,7 @@ from models.evidence import PersonEvidence, TagEvidence
 from models.expert import Expertise, KnowledgeGap, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.mentoring import MentorOffer, MentorPairing, MentorRequest
+from models.onboarding import BuddyPairing, BuddyVolunteer, OnboardingSettings
 from models.question import Answer, Question, QuestionTag, Vote
 from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
 from models.stats_rollup import QuestionStats  # and its stats_rollup table
@@ -17,6 +18,8 @@ from models.workspace_settings import SettingsChange, WorkspaceSetting
 __all__ = [
     "Answer",
     "Base",
+    "BuddyPairing",
+    "BuddyVolunteer",
     "DigestRun",
     "DigestSubscription",
     "Expertise",
@@ -27,6 +30,7 @@ __all__ = [
     "MentorOffer",
     "MentorPairing",
     "MentorRequest",
+    "OnboardingSettings",
     "Person",
     "PersonEvidence",
     "ProcessedEvent",

@@ -308,6 +308,8 @@ def test_every_subscribed_event_has_a_listener(world):
     samples = {
         "app_home_opened": {"type": "app_home_opened", "user": "U_ASKER", "channel": "D1", "tab": "home"},
         "app_uninstalled": {"type": "app_uninstalled"},
+        "member_joined_channel": {"type": "member_joined_channel", "user": "U_FAN", "channel": GENERAL},
+        "team_join": {"type": "team_join", "user": {"id": "U_NEW", "name": "new", "tz": "UTC"}},
         "tokens_revoked": {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UBOT"]}},
         "reaction_added": {
             "type": "reaction_added",

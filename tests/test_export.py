@@ -21,6 +21,7 @@ from models.digest import DigestSubscription
 from models.expert import FORGOTTEN_USER_ID, Expertise, Person, RouteRequest
 from models.lesson import Lesson, LessonTag
 from models.mentoring import MentorOffer, MentorPairing, MentorRequest
+from models.onboarding import BuddyPairing, BuddyVolunteer, OnboardingSettings
 from models.question import STATUS_OPEN, STATUS_RESOLVED, Answer, Question, QuestionTag, Vote
 from models.session import Store
 from models.sessions import LearningSession, SessionInvite, SessionPost, SessionSignup
@@ -222,6 +223,9 @@ MODELS = {
     "mentor_offers": MentorOffer,
     "mentor_requests": MentorRequest,
     "mentor_pairings": MentorPairing,
+    "onboarding_settings": OnboardingSettings,
+    "buddy_volunteers": BuddyVolunteer,
+    "buddy_pairings": BuddyPairing,
 }
 
 
@@ -289,11 +293,14 @@ def test_csv_export_round_trips_as_a_zip_and_as_a_folder(run_cli, store, workspa
     with zipfile.ZipFile(archive) as z:
         assert sorted(z.namelist()) == [
             "answers.csv",
+            "buddy_pairings.csv",
+            "buddy_volunteers.csv",
             "expertise.csv",
             "lessons.csv",
             "mentor_offers.csv",
             "mentor_pairings.csv",
             "mentor_requests.csv",
+            "onboarding_settings.csv",
             "question_sources.csv",
             "questions.csv",
             "saved_thread_messages.csv",

@@ -230,11 +230,16 @@ def test_the_experts_declared_their_topics_with_teach_when_it_started(playground
 def test_a_question_is_routed_to_the_experts_dms_which_only_they_see(page):
     ask(page)
     for expert in ("U_BERLIN", "U_NEWYORK"):  # both within their working hours at START
-        dms = page.until(f"{expert}'s DM", lambda expert=expert: page.state(expert, channel="dm")["view"]["messages"])
+        dms = page.until(  # Bruno's DM also holds his introduction to Nico, as an onboarding buddy
+            f"{expert}'s DM",
+            lambda expert=expert: [
+                m for m in page.state(expert, channel="dm")["view"]["messages"] if "vacuum" in texts(m)
+            ],
+        )
         assert "How do I vacuum a big table without locking it?" in texts(dms[-1])
     people = {p["id"]: p for p in page.state("U_ASKER")["people"]}
     assert people["U_BERLIN"]["dm_latest"] and people["U_NEWYORK"]["dm_latest"]  # the page's "DM" badges
-    assert page.state("U_NEWCOMER", channel="dm")["view"]["messages"] == []
+    assert not any("vacuum" in texts(m) for m in page.state("U_NEWCOMER", channel="dm")["view"]["messages"])
 
 
 def test_an_answer_in_the_thread_accepted_with_a_check_mark_resolves_the_question(playground, page):
@@ -461,6 +466,16 @@ def test_maya_is_an_admin_and_changes_the_workspace_settings(playground, page):
             "escalation period 4 hours → 2 hours" in json.dumps(page.state("U_NEWYORK")["home"], ensure_ascii=False)
         ),
     )
+
+
+def test_nico_the_newcomer_was_paired_with_bruno_who_volunteered_as_a_buddy(playground, page):
+    welcome = page.until("Nico's introduction", lambda: page.state("U_NEWCOMER", channel="dm")["view"]["messages"])
+    assert "<@U_BERLIN> is your onboarding buddy" in texts(welcome[-1]) and "Your first week" in texts(welcome[-1])
+    buddy = page.state("U_BERLIN", channel="dm")["view"]["messages"]
+    assert any("<@U_NEWCOMER> just joined" in texts(m) for m in buddy)
+    page.post("/api/home", user="U_NEWYORK")
+    home = page.until("Maya's Home", lambda: page.state("U_NEWYORK")["home"])
+    assert "<#C_WELCOME>" in json.dumps(home) and "onboarding channel none" in json.dumps(home, ensure_ascii=False)
 
 
 def test_it_checks_required_arguments_and_block_kit_with_the_contract_it_ships(no_slack_env):

@@ -34,6 +34,9 @@ TEACH_USAGE = (
     "• `/teach list` shows your topics, `/teach remove #x` drops one, `/teach pause 7d` and `/teach resume` "
     "take a break and come back, `/teach` alone opens a form to edit your topics.\n"
     "• `/teach mentor #postgres up to 2 people` offers to mentor colleagues on a topic (App Home lists them).\n"
+    "• `/teach buddy` (or `/teach buddy up to 3`) volunteers you as an onboarding buddy: newcomers whose working "
+    "hours overlap yours are paired with you, and their questions reach you first for their first weeks; "
+    "`/teach buddy off` stops.\n"
     "• PeerLearn's App Home has your working hours and days and how questions reach you; the workspace's admins "
     "also find its settings there (escalation period, experts per question, daily cap, default working time)."
 )

@@ -29,6 +29,7 @@ from bot.messages.blocks import (
 )
 from bot.messages.help import ASK_USAGE, TEACH_USAGE
 from bot.messages.mentoring import MentoringHome, home_section, mentor_demand_line
+from bot.messages.onboarding import OnboardingShown, onboarding_home
 from bot.messages.routing import ACTION_DECLINE_QUESTION, ACTION_TAKE_QUESTION
 from bot.messages.search import ACTION_HOME_SEARCH, Searched, home_search_blocks
 from bot.messages.sessions import Proposal, SessionShown, home_proposals, home_sessions
@@ -105,6 +106,7 @@ class HomeData:
     sessions: list[SessionShown] = field(default_factory=list)  # upcoming lunch-and-learns they may see
     proposals: list[Proposal] = field(default_factory=list)  # admins: knowledge gaps with no session yet
     mentoring: MentoringHome | None = None  # their mentors and mentees (bot/messages/mentoring.py)
+    onboarding: OnboardingShown | None = None  # their buddy or newcomers; admins: the onboarding settings
 
 
 def unknown_choice(what: str, value: str) -> str:
@@ -270,6 +272,7 @@ def home_view(data: HomeData) -> Block:
     content += home_section(data.mentoring)
     if data.workspace_settings is not None:
         content += [divider(), *settings_section(data.workspace_settings)]
+    content += onboarding_home(data.onboarding)
     if data.admin is not None:
         content += [divider(), *_admin(data.admin), *home_proposals(data.proposals)]  # proposals: at most 4
     content += [divider(), section(ASK_USAGE), section(TEACH_USAGE)]

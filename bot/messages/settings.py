@@ -26,6 +26,8 @@ from bot.messages.blocks import (
     section,
     static_select,
 )
+from bot.messages.onboarding import NAMES as ONBOARDING_NAMES
+from bot.messages.onboarding import change_value_text
 from bot.messages.working_time import day_choices, days_text, hour_label, hours_text
 from bot.text import escape_mrkdwn
 from bot.workdays import days_from_text
@@ -42,6 +44,7 @@ NAMES = {
     "work_start_hour": "default start of the working day",
     "work_end_hour": "default end of the working day",
     "work_days": "default working days",
+    **ONBOARDING_NAMES,
 }
 LABELS = {
     "escalation_hours": "Escalation period, in hours",
@@ -82,6 +85,8 @@ def number_error(name: str) -> str:
 
 def value_text(name: str, stored: str) -> str:
     """A setting's value (as stored) as people read it: "4 hours", "2 experts", "09:00", "Sunday to Thursday"."""
+    if name in ONBOARDING_NAMES:
+        return change_value_text(name, stored)
     if name == "work_days":
         days = days_from_text(stored)
         return days_text(days) if days else escape_mrkdwn(stored)

@@ -74,6 +74,7 @@ PLACES = (
     Place("C_GENERAL", "general", False, EVERYONE),
     Place("C_ENGINEERING", "engineering", False, EVERYONE),
     Place("G_LEADS", "leads", True, ("U_ASKER", "U_BERLIN")),
+    Place("C_WELCOME", "welcome", False, EVERYONE),  # the onboarding channel (Maya names it at start)
 )
 SEED_SESSION = "session #postgres Vacuum without tears tomorrow 12:30"
 MAX_MESSAGES = 200  # per channel or thread in one state answer
@@ -203,11 +204,28 @@ class Playground:
         # Mentoring: Bruno offers to mentor on #kubernetes and Nico, the newcomer, asks: their group DM shows it.
         self.send("U_BERLIN", "dm", "/teach mentor #kubernetes up to 2 people")
         self.send("U_NEWCOMER", "C_GENERAL", "/ask mentor #kubernetes")
+        self._seed_onboarding()
         if self._scheduler:
             self.runtime.start_scheduler()
         # Not the page's address (bot/playground/web.py prints it): no URL before it for a newcomer to open.
         logger.debug("playground: PeerLearn at %s, Slack emulator at %s", self.server.url, self.fake.url)
         return self
+
+    def _seed_onboarding(self) -> None:
+        """Onboarding buddies, as people would set them up: Bruno volunteers, Maya (an admin) names #welcome the
+        onboarding channel in App Home, and Nico, the newcomer, joins it: both get their introduction."""
+        from bot.messages.onboarding import HOME_EDIT_ONBOARDING, ONBOARDING_MODAL
+
+        self.send("U_BERLIN", self.fake.im_for("U_BERLIN").id, "/teach buddy")
+        self.world.open_home("U_NEWYORK")
+        self.world.settle()
+        home = self.fake.home_view("U_NEWYORK")
+        assert home is not None, "Maya's App Home was published"
+        self.world.click("U_NEWYORK", HOME_EDIT_ONBOARDING, view_id=home["id"])
+        self.world.settle()
+        self.world.submit_view("U_NEWYORK", ONBOARDING_MODAL, {"onboarding_channel": "C_WELCOME"})
+        self.world.send_event({"type": "member_joined_channel", "user": "U_NEWCOMER", "channel": "C_WELCOME"})
+        self.world.settle()
 
     def stop(self) -> None:
         try:

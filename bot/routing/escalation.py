@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.messages.blocks import ephemeral
+from bot.messages.onboarding import NO_TAGS_BUDDY_NOTE, buddy_asked_text, buddy_reason
 from bot.messages.routing import bump_message
 from bot.messages.routing_notes import (
     NO_TAGS_NOTE,
@@ -52,6 +53,7 @@ from bot.messages.routing_notes import (
 )
 from bot.routing.delivery import MAX_DUE, send_due_dms, tell
 from bot.routing.evidence import (
+    DMLoad,
     PersonFacts,
     QuestionFacts,
     channel_members,
@@ -72,7 +74,7 @@ from bot.routing.planner import (
     spread_ties,
     working_deadline,
 )
-from bot.routing.ranker import rank_experts
+from bot.routing.ranker import ScoredExpert, rank_experts
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.workspace_settings import effective_settings
@@ -88,6 +90,7 @@ from models.expert import (
     Person,
     RouteRequest,
 )
+from models.onboarding import buddy_of
 from models.question import STATUS_OPEN, Answer, Question
 from models.workspace import Workspace
 
@@ -125,18 +128,25 @@ def plan_question(
     settings: Settings,
     top_n: int,
     exclude: Collection[str],
+    buddy: tuple[str, str] | None = None,
 ) -> RoutingPlan:
     """Rank and plan who to DM about a question, and when, with the workspace's `settings` (its effective ones:
-    bot/workspace_settings.py). Asks Slack about the planned people only."""
+    bot/workspace_settings.py). Asks Slack about the planned people only. `buddy`: (the asker's onboarding
+    buddy, the asker's name) while the asker is a newcomer: the buddy is DMed first, within their own working
+    time and daily cap, and the experts as usual besides (bot/onboarding.py)."""
     tags = list(facts.tags)
-    if not tags or top_n <= 0:
+    if (not tags and buddy is None) or top_n <= 0:
         return RoutingPlan([], {})
     excluded = set(exclude) | {facts.asker_id, FORGOTTEN_USER_ID}
+    buddy_id = buddy[0] if buddy is not None and buddy[0] not in excluded else None
     with services.store.session() as session:
         evidence = load_evidence(session, facts.team_id, tags, facts.text, now, excluded)
-        load = load_dm_load(session, facts.team_id, sorted(evidence.user_ids), now)
+        loaded = set(evidence.user_ids) | ({buddy_id} if buddy_id else set())
+        load = load_dm_load(session, facts.team_id, sorted(loaded), now)
+        buddy_person = session.get(Person, (facts.team_id, buddy_id)) if buddy_id else None
+        buddy_facts = PersonFacts.of(buddy_person) if buddy_person is not None else None
     members = None  # a private channel's members (None: Slack wouldn't say, and then nobody is DMed)
-    if facts.channel_private and evidence.user_ids:
+    if facts.channel_private and (evidence.user_ids or buddy_id):
         members = channel_members(slack, facts.channel_id)
 
     def may_see(user_id: str) -> bool:  # only people who can read a private channel see its question (its link)
@@ -151,7 +161,7 @@ def plan_question(
         candidates = []
         for user_id in sorted(evidence.user_ids):
             person = people.get(user_id)
-            if user_id in excluded or not may_see(user_id):
+            if user_id in excluded or user_id == buddy_id or not may_see(user_id):
                 continue
             if person is not None and person.notify_mode == NOTIFY_OFF:
                 continue
@@ -193,6 +203,11 @@ def plan_question(
         asked_slack.update(stale)
         people.update(refresh_profiles(slack, services, facts.team_id, stale))
     planned = [_as_preferred(dm, people.get(dm.user_id), settings, now) for dm in planned]
+    buddy_dm = None
+    if buddy is not None and buddy_id is not None and may_see(buddy_id):
+        buddy_dm = _plan_buddy(slack, services, facts.team_id, buddy_id, buddy_facts, load, now, settings)
+        if buddy_dm is not None:
+            reasons[buddy_id] = buddy_reason(buddy[1])
 
     def knows(user_id: str) -> bool:  # someone (but the asker) who declared or answered on a tag, and can be asked
         person = people.get(user_id)
@@ -209,6 +224,7 @@ def plan_question(
     ]
     said = {*gaps, *alone, *alone_here}
     unavailable = [tag for tag in tags if tag not in said] if not planned else []
+    planned = [buddy_dm, *planned] if buddy_dm is not None else planned
     return RoutingPlan(
         planned,
         {dm.user_id: reasons.get(dm.user_id, "") for dm in planned},
@@ -218,6 +234,35 @@ def plan_question(
         unavailable,
         {dm.user_id: availability_of(people.get(dm.user_id), settings) for dm in planned},
     )
+
+
+def _plan_buddy(
+    slack: WorkspaceClient,
+    services: Services,
+    team_id: str,
+    buddy_id: str,
+    known: PersonFacts | None,
+    load: DMLoad,
+    now: datetime,
+    settings: Settings,
+) -> PlannedDM | None:
+    """The newcomer's buddy's DM: now, or at the start of their next working shift; None when they may not be
+    DMed (deactivated, a bot, paused, notifications off) or had their daily cap of DMs."""
+    if needs_profile(known, now, timedelta(hours=settings.profile_max_age_hours)):
+        known = refresh_profiles(slack, services, team_id, [buddy_id]).get(buddy_id, known)
+    if known is not None and known.why_not_routable(now) is not None:
+        return None
+    hours = availability_of(known, settings)
+    as_expert = ScoredExpert(buddy_id, 1.0, "onboarding buddy", 1.0, 0.0)
+    planned = plan_routing(
+        [as_expert],
+        now=now,
+        top_n=1,
+        daily_cap=settings.daily_dm_cap,
+        dm_counts_today=load.counts_today(now, {buddy_id: known} if known is not None else {}),
+        availability_by_user={buddy_id: hours} if hours is not None else {},
+    )
+    return _as_preferred(planned[0], known, settings, now) if planned else None
 
 
 def _as_preferred(dm: PlannedDM, person: PersonFacts | None, settings: Settings, now: datetime) -> PlannedDM:
@@ -340,9 +385,13 @@ def route_round(
             return None
         involved = already_involved(session, question_id)
         settings = effective_settings(session, facts.team_id, services.settings)
+        # A newcomer's question reaches their onboarding buddy first (round 1 only).
+        buddy = buddy_of(session, facts.team_id, facts.asker_id, now) if from_level == LEVEL_NEW else None
     period = escalation_period(settings)
     round_number = from_level + 1
-    plan = plan_question(slack, services, facts, now, settings=settings, top_n=settings.route_top_n, exclude=involved)
+    plan = plan_question(
+        slack, services, facts, now, settings=settings, top_n=settings.route_top_n, exclude=involved, buddy=buddy
+    )
     with services.store.session() as session:
         next_at = working_deadline(now, period, plan.asked_at_work())
         if not claim_step(session, question_id, from_level, next_at, due_by):
@@ -390,16 +439,25 @@ def routing_note(
         waiting = [(user_id, at) for user_id, status, _, at in requests if status == ROUTE_SCHEDULED and at > now]
         asker = session.get(Person, (facts.team_id, facts.asker_id)) if waiting else None
         asker_facts = PersonFacts.of(asker) if asker is not None else None
+        buddy = buddy_of(session, facts.team_id, facts.asker_id, now)
     asked = [  # a DM went out (whatever they answered since), or is going out now
         user_id
         for user_id, status, sent_at, at in requests
         if sent_at is not None or (status == ROUTE_SCHEDULED and at <= now)
     ]
     zone = asker_zone(slack, services, facts, asker_facts, now) if waiting else UTC
-    parts = [routing_plan_text(asked, [(user_id, roughly_when(now, at, zone)) for user_id, at in waiting])]
+    # A newcomer's buddy is said apart: they were asked as the buddy, not for knowing the topics.
+    buddy_id = buddy[0] if buddy is not None and buddy[0] in {*asked, *(u for u, _ in waiting)} else None
+    buddy_when = next((roughly_when(now, at, zone) for u, at in waiting if u == buddy_id), None)
+    asked = [user_id for user_id in asked if user_id != buddy_id]
+    waiting = [(user_id, at) for user_id, at in waiting if user_id != buddy_id]
+    parts = [
+        buddy_asked_text(buddy_id, buddy_when) if buddy_id else None,
+        routing_plan_text(asked, [(user_id, roughly_when(now, at, zone)) for user_id, at in waiting]),
+    ]
     if plan is not None:
         if not facts.tags:
-            parts.append(NO_TAGS_NOTE)
+            parts.append(NO_TAGS_BUDDY_NOTE if buddy_id else NO_TAGS_NOTE)
         hours = int((period or timedelta()).total_seconds() // 3600)
         if plan.gaps:
             parts.append(knowledge_gap_text(plan.gaps))

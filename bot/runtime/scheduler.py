@@ -43,7 +43,7 @@ class Tick:
 
 def default_ticks() -> list[Tick]:
     """Every periodic job PeerLearn runs. Imported here, so a tick's module loads only with a scheduler."""
-    from bot import mentoring, posting, sessions, workspaces
+    from bot import mentoring, onboarding, posting, sessions, workspaces
     from bot.digest import posting as digest_posting
     from bot.routing import escalation
     from bot.search import vectors
@@ -58,6 +58,8 @@ def default_ticks() -> list[Tick]:
         Tick("sessions", sessions.tick, every=timedelta(minutes=1), per_team_tokens=True),
         # Mentoring: pairings whose time is up, check-ins due, introductions owed, requests waiting for a mentor.
         Tick("mentoring", mentoring.tick, every=timedelta(minutes=1), per_team_tokens=True),
+        # Newcomers waiting for an onboarding buddy, introductions still owed.
+        Tick("onboarding", onboarding.tick, every=timedelta(minutes=1), per_team_tokens=True),
         # Search vectors still owed (a crash or a restart before they were computed, another replica's change).
         Tick("vectors", vectors.tick, every=timedelta(minutes=1)),
         # A token Slack refused: does it work again? (At start, then while a workspace is disabled.)
