@@ -87,9 +87,14 @@ from bot.text import MAX_QUESTION_CHARS
 HISTORY_SHARE = 0.8
 ROLLING_START = 0.3  # the rolling validation skips the first 30 % of history: too little to learn from
 ROUTE_TOP_N = Settings().route_top_n  # how many experts the bot DMs by default: Hit@k is measured at this k
-RANKERS = {"": "PeerLearn", "tag_overlap_": "tag-overlap", "popularity_": "popularity"}  # JSON key prefix -> name
+# JSON key prefix -> name ("before": the ranker with the weights fitted on Cardano alone, CARDANO_WEIGHTS)
+RANKERS = {"": "PeerLearn", "tag_overlap_": "tag-overlap", "popularity_": "popularity", "before_": "before"}
 FIT_L2 = 0.3  # on standardized features: the best held-out log-likelihood of 0.01, 0.1, 0.3, 1 and 3 in the CV
 CV_FOLDS = 4
+# The weights fitted on Cardano alone (2026-11-25), kept to report "before" beside the current ones.
+CARDANO_WEIGHTS = FeatureWeights(
+    expertise=0.35, activity=0.27, engagement=0.16, silence=-0.26, text=5.9, votes=0.15, accepted=0.09, hour=0.13
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +252,7 @@ def _rank_of(target: str, ranking: Sequence[str]) -> int | None:
 
 COMPARISONS = {
     f"{measure}_vs_{baseline.rstrip('_')}": (measure, f"{baseline}{measure}")
-    for baseline in ("tag_overlap_", "popularity_")
+    for baseline in ("tag_overlap_", "popularity_", "before_")
     for measure in ("p_at_1", "mrr", "hit_at_k", "hit_at_5")
 }
 MEASURES = (("P@1", "p_at_1"), ("MRR", "mrr"), (f"Hit@{ROUTE_TOP_N}", "hit_at_k"), ("Hit@5", "hit_at_5"))
@@ -266,6 +271,7 @@ def site_values(data: Path, *, history_scope: str = "all", split: str = "test", 
         ("", bench.peerlearn),
         ("tag_overlap_", bench.tag_overlap),
         ("popularity_", bench.popularity),
+        ("before_", partial(bench.peerlearn, params=replace(DEFAULT_PARAMS, weights=CARDANO_WEIGHTS))),
     ):
         rows = per_question(bench.ranks(ranker), k)
         for index, name in enumerate(("p_at_1", "mrr", "hit_at_5", "hit_at_k")):
@@ -337,7 +343,16 @@ def _print_table(report: MultiSiteReport) -> None:
     shown = {name: pair for name, pair in COMPARISONS.items() if name.endswith("tag_overlap")}
     print(format_table(report, COLUMNS, shown, n_label="questions"))
     popularity = ", ".join(f"{label} {pooled[f'popularity_{key}']:.3f}" for label, key in MEASURES)
-    print(f"popularity ({'pooled' if len(report.per_site) > 1 else 'site'}): {popularity}; its intervals in --json")
+    scope = "pooled" if len(report.per_site) > 1 else "site"
+    print(f"popularity ({scope}): {popularity}; its intervals in --json")
+    before = ", ".join(f"{label} {pooled[f'before_{key}']:.3f}" for label, key in MEASURES)
+    intervals = pooled["ci95"]
+    assert isinstance(intervals, dict)
+    gaps = ", ".join(
+        f"{label} [{intervals[f'{key}_vs_before'][0]:+.3f}, {intervals[f'{key}_vs_before'][1]:+.3f}]"
+        for label, key in MEASURES
+    )
+    print(f"before (the weights fitted on Cardano alone, {scope}): {before}; PeerLearn minus before, 95 %: {gaps}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -514,10 +529,6 @@ def _fit_json(result: FitResult) -> dict[str, object]:
 # Fitting across sites (--fit-sites): leave-one-site-out cross-validation, then the test splits once
 # --------------------------------------------------------------------------------------------------
 
-# The weights fitted on Cardano alone (2026-11-25), kept to report "before" beside the current ones.
-CARDANO_WEIGHTS = FeatureWeights(
-    expertise=0.35, activity=0.27, engagement=0.16, silence=-0.26, text=5.9, votes=0.15, accepted=0.09, hour=0.13
-)
 # Measured beside the ranker's features: the cosine between the question's vector and the search vectors of
 # what the candidate answered (their last text_records answers on resolved questions): the mean and the max.
 SEMANTIC_FEATURES = ("similar_mean", "similar_max")

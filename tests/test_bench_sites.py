@@ -190,6 +190,36 @@ def test_routing_fits_on_one_site_only(tmp_path: Path) -> None:
         routing.main(["--data", str(one), str(two), "--fit"])
 
 
+def test_routing_reports_the_cardano_weights_beside_the_current_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=False)
+
+    assert routing.main(["--all-sites", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    assert result["before_hit_at_k"] == 1.0
+    low, high = result["ci95"]["mrr_vs_before"]
+    assert low <= result["difference"]["mrr_vs_before"] <= high
+
+
+def test_routing_fits_across_sites_leaving_each_site_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, experts in (("one", (10, 11)), ("two", (12, 13)), ("three", (14, 15))):
+        write_dump(tmp_path / f"stackexchange-{name}", experts=experts, linked=False)
+
+    assert routing.main(["--all-sites", str(tmp_path), "--fit-sites", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    chosen = result["chosen"]
+    assert chosen in result["trials"]  # the best held-out log-likelihood of every feature set and penalty
+    assert chosen["log_likelihood"] == max(trial["log_likelihood"] for trial in result["trials"])
+    assert set(chosen["per_site"]) == {"one", "two", "three"}  # each site measured by a fit on the others
+    assert list(result["weights"]) == chosen["features"]
+    test = result["test"]
+    assert test["n"] == 12 and set(test["per_site"]) == {"one", "two", "three"}
+    assert test["before_hit_at_k"] == test["hit_at_k"] == 1.0  # both experts answered before every test
+
+
 def test_search_pools_the_sites_with_queries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_dump(tmp_path / "stackexchange-linked", experts=(10, 11), linked=True)
     write_dump(tmp_path / "stackexchange-unlinked", experts=(12, 13), linked=False)
