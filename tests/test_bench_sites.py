@@ -4,9 +4,11 @@ routing benchmarks run on several sites. Pure and fast (a few seconds with the t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import routing, search
@@ -20,6 +22,7 @@ from bench.sites import (
     select_sites,
     site_name,
 )
+from bench.vector_cache import VectorCache
 from bot.config import Settings
 from bot.search import SUGGESTION_FLOOR
 
@@ -218,6 +221,34 @@ def test_routing_fits_across_sites_leaving_each_site_out(tmp_path: Path, capsys:
     test = result["test"]
     assert test["n"] == 12 and set(test["per_site"]) == {"one", "two", "three"}
     assert test["before_hit_at_k"] == test["hit_at_k"] == 1.0  # both experts answered before every test
+
+
+def topic_vectors(texts: Sequence[str]) -> np.ndarray:
+    """A stand-in for the model: one axis per topic of write_dump's questions, one for its answers."""
+    rows = np.zeros((len(texts), 4), dtype=np.float32)
+    for row, text in zip(rows, texts, strict=True):
+        row[0 if "consumer lag" in text else 1 if "broker disk" in text else 2] = 1.0
+        row[3] = 0.1
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_the_semantic_features_favour_who_answered_that_topic(tmp_path: Path) -> None:
+    folder = write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=False)
+    cache = VectorCache(tmp_path / "vectors.pkl", embed=topic_vectors)
+
+    tables = routing.site_tables(folder, split="test", cache=cache)
+
+    assert tables.names[-2:] == routing.SEMANTIC_FEATURES
+    for case, table in zip(tables.cases, tables.tables, strict=True):
+        mean, top = tables.names.index("similar_mean"), tables.names.index("similar_max")
+        on_topic, other = ("10", "11") if "consumer lag" in case.text else ("11", "10")
+        assert table[on_topic][top] > table[other][top] and table[on_topic][mean] > table[other][mean]
+        assert 0.0 < table[other][mean] <= table[on_topic][top] <= 1.0 + 1e-6
+    cache.save()
+    again = VectorCache(tmp_path / "vectors.pkl")  # from the file: no model needed
+    text = routing.question_text(tables.cases[0].question)
+    assert np.array_equal(again.embed([text]), topic_vectors([text]))
+    assert again.computed == 0
 
 
 def test_search_pools_the_sites_with_queries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
