@@ -223,6 +223,19 @@ def test_routing_fits_across_sites_leaving_each_site_out(tmp_path: Path, capsys:
     assert test["before_hit_at_k"] == test["hit_at_k"] == 1.0  # both experts answered before every test
 
 
+def test_the_fit_ranks_as_the_bots_ranker_does(tmp_path: Path) -> None:
+    folder = write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=False)
+    bench = routing.Benchmark(routing.load_site(folder), split="rolling")
+    tables = routing.site_tables(folder, split="rolling", cache=None)
+    weights = [0.3, 0.2, -0.1, -0.25, 4.0, 0.1, 0.05, 0.2]
+    params = routing.replace(routing.DEFAULT_PARAMS, weights=routing.FeatureWeights(*weights))
+    columns = range(len(routing.FEATURE_NAMES))
+
+    assert len(tables.cases) == len(bench.cases) > 5
+    for case, table in zip(bench.cases, tables.tables, strict=True):
+        assert routing.ranking_by(table, weights, columns) == bench.peerlearn(case, params)
+
+
 def topic_vectors(texts: Sequence[str]) -> np.ndarray:
     """A stand-in for the model: one axis per topic of write_dump's questions, one for its answers."""
     rows = np.zeros((len(texts), 4), dtype=np.float32)
