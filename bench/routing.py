@@ -1,7 +1,8 @@
 """Expert-routing benchmark: does PeerLearn's ranker find who gives the accepted answer?
 
     python bench/routing.py --data DIR [DIR ...] [--all-sites DIR] [--json]
-    python bench/routing.py --data ../shared/data/stackexchange-cardano --fit   # refit the ranker's weights
+    python bench/routing.py --data ../shared/data/stackexchange-cardano --fit   # refit on one site
+    python bench/routing.py --all-sites ../shared/data --fit-sites [--vector-cache FILE]   # refit across sites
 
 Works on any Stack Exchange dump folder (see bench/stackexchange.py). Protocol, a time split:
   * The answered questions are sorted by creation date; the first 80 % are the history part, and the
@@ -33,7 +34,20 @@ history part after its first 30 %, learning from everything before it) and fits 
 likelihood of the accepted answerer among the candidates (conditional logit, L2 penalty, Newton's method:
 deterministic, so the fit reproduces exactly). It also reports a blocked 4-fold cross-validation over time
 on those questions (fit on three blocks, rank the fourth) next to the baselines; that is how the features
-and the penalty were chosen. What that gave, and what else was tried, is in bench/RESULTS.md.
+and the penalty were first chosen, on Cardano.
+
+Across sites (``--fit-sites``), so that nothing is tuned to one site: the rolling questions of every site are
+pooled (features standardized over the pool) and the weights fitted on them together. The feature set and the
+L2 penalty are chosen by leave-one-site-out cross-validation: for each candidate set (the eight; the eight
+without each one; the eight with each semantic feature, when ``--vector-cache`` is given) and each penalty of
+``L2_GRID``, fit on all sites but one and measure the held-out site (its mean log-likelihood of the targets,
+P@1, MRR, Hit@k); the best pooled held-out log-likelihood wins. The weights fitted on Cardano alone
+(``CARDANO_WEIGHTS``) are measured on the same held-out questions. Then the chosen set is fitted on every site
+and evaluated once on the test splits, beside the Cardano weights and tag-overlap, with intervals. The semantic
+features (``Semantic``) are the mean and the max cosine between the question's vector and the search vectors
+(question + accepted answer, as bot/search/vectors.py stores them) of the resolved questions among each
+candidate's last ``text_records`` answers; the vectors come from the bot's model through bench/vector_cache.py.
+What that gave, and what else was tried, is in bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -46,7 +60,7 @@ from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -571,7 +585,7 @@ class Semantic:
         return result
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SiteTables:
     """One site's questions of a split, each candidate's features (in `names` order), the baselines' ranks."""
 
@@ -581,15 +595,57 @@ class SiteTables:
     tables: list[dict[str, tuple[float, ...]]]
     baselines: dict[str, list[int | None]]
 
-    def design(self, columns: Sequence[int]) -> tuple[_Design, list[list[str]]]:
-        """The questions whose target is a candidate, their rows (users sorted: ties break by user id)."""
-        choices, users = [], []
+    @cached_property
+    def _blocks(self) -> tuple[npt.NDArray[np.float64], list[int], list[int], list[int | None]]:
+        """Every question's candidates' rows stacked (users sorted: ties break by user id), where each question's
+        rows start, how many, and the target's place among them (None: not a candidate)."""
+        rows: list[tuple[float, ...]] = []
+        starts, sizes, targets = [], [], []
         for case, table in zip(self.cases, self.tables, strict=True):
-            if case.target in table:
-                ordered = sorted(table)
-                choices.append(_Choice([[table[u][c] for c in columns] for u in ordered], ordered.index(case.target)))
-                users.append(ordered)
-        return _Design.of(choices), users
+            ordered = sorted(table)
+            starts.append(len(rows))
+            sizes.append(len(ordered))
+            targets.append(ordered.index(case.target) if case.target in table else None)
+            rows += [table[user] for user in ordered]
+        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(self.names))
+        return matrix, starts, sizes, targets
+
+    def design(self, columns: Sequence[int]) -> _Design:
+        """The questions whose target is a candidate, as a design over these feature columns."""
+        matrix, starts, sizes, targets = self._blocks
+        keep = [i for i, target in enumerate(targets) if target is not None]
+        parts = [matrix[starts[i] : starts[i] + sizes[i], columns] for i in keep]
+        block_sizes = np.array([sizes[i] for i in keep], dtype=np.intp)
+        block_starts = np.concatenate([[0], np.cumsum(block_sizes)[:-1]]).astype(np.intp)
+        chosen = np.array([targets[i] or 0 for i in keep], dtype=np.intp)
+        rows = np.concatenate(parts) if parts else np.zeros((0, len(columns)))
+        return _Design(rows, block_starts, block_sizes, block_starts + chosen)
+
+    def ranks(self, columns: Sequence[int], weights: Sequence[float]) -> list[int | None]:
+        """Each question's target rank in the ranker's order (``ranking_by``, vectorized)."""
+        matrix, starts, sizes, targets = self._blocks
+        scores = matrix[:, columns] @ np.asarray(weights, dtype=np.float64)
+        result: list[int | None] = []
+        for start, size, target in zip(starts, sizes, targets, strict=True):
+            if target is None:
+                result.append(None)
+                continue
+            score, expertise = scores[start : start + size], matrix[start : start + size, 0]
+            none = expertise <= NO_EXPERTISE
+            t_none, t_score, t_expertise = none[target], score[target], expertise[target]
+            same_group, same_score = none == t_none, score == t_score
+            ahead = (none < t_none) | (
+                same_group
+                & (
+                    (score > t_score)
+                    | (
+                        same_score
+                        & ((expertise > t_expertise) | ((expertise == t_expertise) & (np.arange(size) < target)))
+                    )
+                )
+            )
+            result.append(int(ahead.sum()) + 1)
+        return result
 
 
 def site_tables(folder: Path, *, split: str, cache: VectorCache | None) -> SiteTables:
@@ -635,7 +691,7 @@ class Trial:
 def fit_on(sites: Sequence[SiteTables], features: Sequence[str], l2: float) -> list[float]:
     """Weights per raw feature unit, fitted on these sites' questions together (standardized features)."""
     columns = [sites[0].names.index(name) for name in features]
-    designs = [site.design(columns)[0] for site in sites]
+    designs = [site.design(columns) for site in sites]
     rows = np.concatenate([design.rows for design in designs])
     means, spreads = rows.mean(axis=0), rows.std(axis=0)
     spreads[spreads == 0] = 1.0
@@ -652,13 +708,9 @@ def fit_on(sites: Sequence[SiteTables], features: Sequence[str], l2: float) -> l
 def held_out(site: SiteTables, features: Sequence[str], weights: Sequence[float]) -> tuple[float, list[int | None]]:
     """A site's mean target log-likelihood under these weights, and its questions' target ranks."""
     columns = [site.names.index(name) for name in features]
-    design, _ = site.design(columns)
+    design = site.design(columns)
     likelihood = float(design.target_log_likelihoods(weights).mean()) if len(design.starts) else 0.0
-    ranks = [
-        _rank_of(case.target, ranking_by(table, weights, columns))
-        for case, table in zip(site.cases, site.tables, strict=True)
-    ]
-    return likelihood, ranks
+    return likelihood, site.ranks(columns, weights)
 
 
 def cross_validate(sites: Sequence[SiteTables], features: Sequence[str], l2: float) -> Trial:

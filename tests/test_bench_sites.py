@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +235,7 @@ def test_the_fit_ranks_as_the_bots_ranker_does(tmp_path: Path) -> None:
     assert len(tables.cases) == len(bench.cases) > 5
     for case, table in zip(bench.cases, tables.tables, strict=True):
         assert routing.ranking_by(table, weights, columns) == bench.peerlearn(case, params)
+    assert tables.ranks(columns, weights) == bench.ranks(partial(bench.peerlearn, params=params))
 
 
 def topic_vectors(texts: Sequence[str]) -> np.ndarray:
