@@ -818,6 +818,24 @@ def _print_fit_sites(result: CrossSiteFit) -> None:
             f"{_measures(site.baselines['tag_overlap'])}"
         )
     print(f"held-out log-likelihood better than the Cardano weights' on {better} sites, worse on {worse}")
+    print("each feature set at its best L2 against the eight at theirs (held-out log-likelihood per site):")
+    best: dict[tuple[str, ...], Trial] = {}
+    for trial in result.trials:
+        known = best.get(trial.features)
+        if known is None or trial.pooled_log_likelihood(sites) > known.pooled_log_likelihood(sites):
+            best[trial.features] = trial
+    eight = best[FEATURE_NAMES]
+    for features, trial in best.items():
+        if features == FEATURE_NAMES:
+            continue
+        gains = [trial.log_likelihood[name] - eight.log_likelihood[name] for name in names]
+        gain = trial.pooled_log_likelihood(sites) - eight.pooled_log_likelihood(sites)
+        new, old = metrics(pooled(trial)), metrics(pooled(eight))
+        print(
+            f"  {_set_label(features):<32} L2 {trial.l2:<4g} better on {sum(g > 0 for g in gains)} sites, "
+            f"worse on {sum(g < 0 for g in gains)}; pooled loglik {gain:+.3f}, P@1 {new.p_at_1 - old.p_at_1:+.3f}, "
+            f"MRR {new.mrr - old.mrr:+.3f}, Hit@{ROUTE_TOP_N} {new.hit_at_k - old.hit_at_k:+.3f}"
+        )
     print("fitted on every site's rolling questions:")
     print("  " + ", ".join(f"{name}={weight!r}" for name, weight in result.weights.items()))
     print("test splits, evaluated once: the fitted weights (Peer) vs the Cardano ones (befo) and tag-overlap")
