@@ -4,9 +4,12 @@ routing benchmarks run on several sites. Pure and fast (a few seconds with the t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import routing, search
@@ -20,6 +23,7 @@ from bench.sites import (
     select_sites,
     site_name,
 )
+from bench.vector_cache import VectorCache
 from bot.config import Settings
 from bot.search import SUGGESTION_FLOOR
 
@@ -188,6 +192,78 @@ def test_routing_fits_on_one_site_only(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit):
         routing.main(["--data", str(one), str(two), "--fit"])
+
+
+def test_routing_reports_the_cardano_weights_beside_the_current_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=False)
+
+    assert routing.main(["--all-sites", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    assert result["before_hit_at_k"] == 1.0
+    low, high = result["ci95"]["mrr_vs_before"]
+    assert low <= result["difference"]["mrr_vs_before"] <= high
+
+
+def test_routing_fits_across_sites_leaving_each_site_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, experts in (("one", (10, 11)), ("two", (12, 13)), ("three", (14, 15))):
+        write_dump(tmp_path / f"stackexchange-{name}", experts=experts, linked=False)
+
+    assert routing.main(["--all-sites", str(tmp_path), "--fit-sites", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    chosen = result["chosen"]
+    assert chosen in result["trials"]  # the best held-out log-likelihood of every feature set and penalty
+    assert chosen["log_likelihood"] == max(trial["log_likelihood"] for trial in result["trials"])
+    assert set(chosen["per_site"]) == {"one", "two", "three"}  # each site measured by a fit on the others
+    assert list(result["weights"]) == chosen["features"]
+    test = result["test"]
+    assert test["n"] == 12 and set(test["per_site"]) == {"one", "two", "three"}
+    assert test["before_hit_at_k"] == test["hit_at_k"] == 1.0  # both experts answered before every test
+
+
+def test_the_fit_ranks_as_the_bots_ranker_does(tmp_path: Path) -> None:
+    folder = write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=False)
+    bench = routing.Benchmark(routing.load_site(folder), split="rolling")
+    tables = routing.site_tables(folder, split="rolling", cache=None)
+    weights = [0.3, 0.2, -0.1, -0.25, 4.0, 0.1, 0.05, 0.2]
+    params = routing.replace(routing.DEFAULT_PARAMS, weights=routing.FeatureWeights(*weights))
+    columns = range(len(routing.FEATURE_NAMES))
+
+    assert len(tables.cases) == len(bench.cases) > 5
+    for case, table in zip(bench.cases, tables.tables, strict=True):
+        assert routing.ranking_by(table, weights, columns) == bench.peerlearn(case, params)
+    assert tables.ranks(columns, weights) == bench.ranks(partial(bench.peerlearn, params=params))
+
+
+def topic_vectors(texts: Sequence[str]) -> np.ndarray:
+    """A stand-in for the model: one axis per topic of write_dump's questions, one for its answers."""
+    rows = np.zeros((len(texts), 4), dtype=np.float32)
+    for row, text in zip(rows, texts, strict=True):
+        row[0 if "consumer lag" in text else 1 if "broker disk" in text else 2] = 1.0
+        row[3] = 0.1
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_the_semantic_features_favour_who_answered_that_topic(tmp_path: Path) -> None:
+    folder = write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=False)
+    cache = VectorCache(tmp_path / "vectors.pkl", embed=topic_vectors)
+
+    tables = routing.site_tables(folder, split="test", cache=cache)
+
+    assert tables.names[-2:] == routing.SEMANTIC_FEATURES
+    for case, table in zip(tables.cases, tables.tables, strict=True):
+        mean, top = tables.names.index("similar_mean"), tables.names.index("similar_max")
+        on_topic, other = ("10", "11") if "consumer lag" in case.text else ("11", "10")
+        assert table[on_topic][top] > table[other][top] and table[on_topic][mean] > table[other][mean]
+        assert 0.0 < table[other][mean] <= table[on_topic][top] <= 1.0 + 1e-6
+    cache.save()
+    again = VectorCache(tmp_path / "vectors.pkl")  # from the file: no model needed
+    text = routing.question_text(tables.cases[0].question)
+    assert np.array_equal(again.embed([text]), topic_vectors([text]))
+    assert again.computed == 0
 
 
 def test_search_pools_the_sites_with_queries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

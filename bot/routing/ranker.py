@@ -163,6 +163,11 @@ FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in fields(FeatureWeights))
 # split (195 with the target among the candidates), each learning only from the answers posted before it.
 # The test questions were not used. Values are per raw feature unit, rounded to two significant digits.
 # Per standard deviation of each feature, the largest are activity, silence (negative), text and expertise.
+# Since the ranker reads the text profile (issue 21; the hour feature now reads the 30 most recent answers),
+# the same fit gives hour 0.078, votes 0.16, accepted 0.091. Weights fitted on all eight dev sites together
+# (`bench/routing.py --fit-sites`, leave-one-site-out cross-validation, with or without a semantic-similarity
+# feature) were measured and not adopted: they held on 4 of 8 sites and moved no test figure beyond noise
+# (bench/RESULTS.md).
 LEARNED_WEIGHTS = FeatureWeights(
     expertise=0.35,
     activity=0.27,

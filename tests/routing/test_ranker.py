@@ -8,9 +8,10 @@ from dataclasses import astuple, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from bench.routing import _Choice, fit_weights, run
+from bench.routing import _Choice, _Design, fit_weights, run
 from bot.routing.ranker import (
     DEFAULT_PARAMS,
     FEATURE_NAMES,
@@ -356,6 +357,25 @@ def test_a_stronger_penalty_shrinks_the_weights() -> None:
     choices = [_Choice([[1.0], [0.0], [-1.0]], 0), _Choice([[0.5], [1.0], [0.0]], 1), _Choice([[2.0], [0.0]], 0)]
 
     assert 0 < fit_weights(choices, l2=10.0)[0] < fit_weights(choices, l2=0.01)[0]
+
+
+def test_the_fits_gradient_and_hessian_are_the_losss_derivatives() -> None:
+    rng = random.Random(5)
+    choices = []
+    for _ in range(30):
+        rows = [[rng.gauss(0, 1) for _ in range(3)] for _ in range(rng.randint(1, 6))]
+        choices.append(_Choice(rows, rng.randrange(len(rows))))
+    design = _Design.of(choices)
+    weights, l2, h = np.array([0.3, -0.2, 0.5]), 0.1, 1e-5
+
+    gradient, hessian = design.derivatives(weights, l2)
+
+    for i in range(3):
+        step = np.eye(3)[i] * h
+        numeric = (design.loss(weights + step, l2) - design.loss(weights - step, l2)) / (2 * h)
+        assert numeric == pytest.approx(gradient[i], abs=1e-7)
+        change = (design.derivatives(weights + step, l2)[0] - design.derivatives(weights - step, l2)[0]) / (2 * h)
+        assert change == pytest.approx(hessian[i], abs=1e-6)
 
 
 def test_the_benchmark_runs_on_any_dump_folder(tmp_path: Path) -> None:
