@@ -15,7 +15,8 @@ import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,6 +113,18 @@ class PlaygroundSlack(FakeSlackAPI):
             logger.warning("Slack contract violation: %s: %s: %s", method, problem.error, problem.reason)
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """PeerLearn's own INFO lines held back (warnings still show) while the block runs."""
+    peerlearn = logging.getLogger("peerlearn")
+    level = peerlearn.level
+    peerlearn.setLevel(max(logging.WARNING, level))
+    try:
+        yield
+    finally:
+        peerlearn.setLevel(level)
+
+
 def manifest_commands(path: Path = ROOT / "manifest.yml") -> set[str]:
     """The slash commands the app declares (Slack knows no others)."""
     try:
@@ -192,6 +205,16 @@ class Playground:
             )
         for place in PLACES:
             self.world.add_channel(place.id, name=place.name, private=place.private, members=list(place.members))
+        with _quiet():  # what the seeding does is on the page; its routine log lines would bury the page's address
+            self._seed()
+        if self._scheduler:
+            self.runtime.start_scheduler()
+        # Not the page's address (bot/playground/web.py prints it): no URL before it for a newcomer to open.
+        logger.debug("playground: PeerLearn at %s, Slack emulator at %s", self.server.url, self.fake.url)
+        return self
+
+    def _seed(self) -> None:
+        """The workspace a newcomer finds: topics, a thread, a session, a mentoring, an onboarding buddy."""
         for person in PEOPLE:
             if person.teaches:
                 self.send(person.id, self.fake.im_for(person.id).id, f"/teach {person.teaches}")
@@ -203,13 +226,9 @@ class Playground:
         self.send("U_BERLIN", "C_ENGINEERING", f"/teach {SEED_SESSION}")
         # Mentoring: Bruno offers to mentor on #kubernetes and Nico, the newcomer, asks: their group DM shows it.
         self.send("U_BERLIN", "dm", "/teach mentor #kubernetes up to 2 people")
-        self.send("U_NEWCOMER", "C_GENERAL", "/ask mentor #kubernetes")
+        self.send("U_NEWCOMER", "dm", "/ask mentor #kubernetes")
         self._seed_onboarding()
-        if self._scheduler:
-            self.runtime.start_scheduler()
-        # Not the page's address (bot/playground/web.py prints it): no URL before it for a newcomer to open.
-        logger.debug("playground: PeerLearn at %s, Slack emulator at %s", self.server.url, self.fake.url)
-        return self
+        self.world.settle()
 
     def _seed_onboarding(self) -> None:
         """Onboarding buddies, as people would set them up: Bruno volunteers, Maya (an admin) names #welcome the
