@@ -43,7 +43,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import pickle
 import re
 import sys
@@ -57,8 +56,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-# One BLAS thread per call, as app.py runs (bot/runtime/cli.py); before anything imports numpy.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -74,6 +71,7 @@ from bench.sites import (
     site_name,
 )
 from bench.stackexchange import LINK_TYPE_DUPLICATE, LINK_TYPE_LINKED, Site, load_site
+from bot.embedding import one_blas_thread
 from bot.search import (
     STOPWORDS,
     SUGGESTION_FLOOR,
@@ -695,6 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--vector-cache", type=Path, help="a file keeping the texts' vectors between runs (default: none, all computed)"
     )
     args = parser.parse_args(argv)
+    one_blas_thread()  # as the app computes
     folders = site_folders(parser, args)
     if args.database_url and normalize_url(args.database_url).startswith("sqlite") and len(folders) > 1:
         parser.error("a SQLite --database-url names one file: give one site, or leave it out")

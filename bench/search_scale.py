@@ -32,7 +32,6 @@ it pruned common terms).
 from __future__ import annotations
 
 import importlib.util
-import os
 import random
 import sys
 import time
@@ -41,8 +40,6 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-# One BLAS thread per call, as app.py runs (bot/runtime/cli.py); before anything imports numpy.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from sqlalchemy import create_engine, text
 
@@ -59,6 +56,7 @@ from bench.harness import (
     progress,
     scratch_database,
 )
+from bot.embedding import one_blas_thread
 from bot.search import embed_query, search_similar
 from bot.search import vectors as search_vectors
 from models.migrate import upgrade_to_head
@@ -428,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, help="answered questions in the store (default 100k, quick 20k)")
     parser.add_argument("--queries", type=int, help="queries per database (default 400, quick 200)")
     args = parser.parse_args(argv)
+    one_blas_thread()  # as the app computes
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     if "postgresql" in databases and not postgres_reachable(args.pg_url):
         parser.error(f"PostgreSQL is not reachable at {args.pg_url} (pass --pg-url, or --database sqlite)")

@@ -191,7 +191,7 @@ class Embedder:
         the config, the tokenizer, the weights. Raises EmbeddingUnavailable."""
         weights_file = directory / "model.safetensors"
         verify_weights(weights_file)
-        _one_blas_thread()
+        one_blas_thread()
         self.config = ModelConfig.read(directory)
         self._tokenizer = _load_tokenizer(directory / "tokenizer.json", self.config.max_tokens)
         try:
@@ -334,11 +334,16 @@ def _batches(order: list[int], lengths: list[int]) -> list[list[int]]:
     return batches
 
 
-def _one_blas_thread() -> None:
-    """Make numpy's BLAS (OpenBLAS) use one thread, in the whole process. Its default, a thread per core,
-    made embedding several times slower on a machine whose cores other work was using (bench/RESULTS.md):
-    OpenBLAS's threads wait for each other and spin while they wait. Callers that embed at once run side by
-    side instead. Nothing else in PeerLearn uses numpy."""
+def one_blas_thread() -> None:
+    """Make numpy's BLAS (OpenBLAS) compute with one thread, in the whole process: the one place PeerLearn says so.
+    Its default, a thread per core, made embedding several times slower on a machine whose cores other work was
+    using (bench/RESULTS.md): OpenBLAS's threads wait for each other and spin while they wait. Callers that embed
+    or search at once run side by side instead. Called when the model loads and when a vector index is made (the
+    two users of numpy), and by the benchmarks before they time anything.
+
+    This limits the threads OpenBLAS uses from now on; the threads it started when numpy was imported stay (idle).
+    Only OPENBLAS_NUM_THREADS, read once as numpy loads OpenBLAS, keeps them from being started at all: the app's
+    entry point (bot/runtime/cli.py) sets it for that reason, before anything imports numpy."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")

@@ -16,11 +16,13 @@ where no channel is involved, searches public channels only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.config import Settings
 from bot.messages.search import Searched
 from bot.messages.suggestions import SimilarItem
 from bot.routing.delivery import permalink
-from bot.search import search_similar, worth_showing
+from bot.search import SearchHit, search_similar, worth_showing
 from bot.services import Services
 from bot.text import InvalidQuestion, parse_tagged_text, validate_question
 from bot.workspaces import WorkspaceClient
@@ -54,7 +56,13 @@ def search_answers(
                 limit=2 * SEARCH_LIMIT,  # room for what the floor leaves out
             )
         )[:SEARCH_LIMIT]
-    items = [
+    return Searched(terms=terms, items=similar_items(slack, hits), askable=askable(terms, services.settings))
+
+
+def similar_items(slack: WorkspaceClient, hits: Sequence[SearchHit]) -> list[SimilarItem]:
+    """The hits as the message builders show them, each with its permalink (asked of Slack: call after the
+    ack). The search's results and the suggestions after /ask both show hits this way."""
+    return [
         SimilarItem(
             kind=hit.kind,
             ref_id=hit.id,
@@ -66,7 +74,6 @@ def search_answers(
         )
         for hit in hits
     ]
-    return Searched(terms=terms, items=items, askable=askable(terms, services.settings))
 
 
 def question_request_key(search_request: str) -> str:

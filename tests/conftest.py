@@ -25,9 +25,6 @@ from models.session import create_store_engine, normalize_url
 
 pytest_plugins = ["tests.slack.fixtures"]
 
-# One BLAS thread per call, as `app.py` runs (bot/runtime/cli.py); set before anything imports numpy.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", "postgresql"]
 _pg_skip_reason: list[str] = []

@@ -201,3 +201,19 @@ def test_gelu_is_the_erf_form() -> None:
     exact = np.array([x * (1 + math.erf(x / math.sqrt(2))) / 2 for x in grid.tolist()])
     got = embedding.gelu(grid.copy().reshape(3, -1)).reshape(-1)  # several chunks, not a multiple of one
     assert float(np.max(np.abs(got - exact) / (1 + np.abs(exact)))) < 5e-7
+
+
+def test_loading_the_model_or_a_vector_index_leaves_numpy_one_blas_thread() -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from bot.search.vectors import VectorIndex
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):  # as if another library had asked for more
+        embedding.one_blas_thread()
+        assert blas_threads() == {1}
+    with threadpool_limits(limits=2, user_api="blas"):
+        VectorIndex("T1", embedding.MODEL_NAME)
+        assert blas_threads() == {1}

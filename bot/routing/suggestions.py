@@ -4,10 +4,11 @@ and lessons (bot.search), and routing waits for their answer or the grace period
 from __future__ import annotations
 
 from bot.messages.suggestions import SimilarItem, similar_suggestions
-from bot.routing.delivery import permalink, tell
+from bot.routing.delivery import tell
 from bot.routing.escalation import LEVEL_NEW, route_now
 from bot.routing.evidence import load_question
 from bot.search import above_floor, search_similar
+from bot.searching import similar_items
 from bot.services import Services
 from bot.workspaces import WorkspaceClient
 from models.question import STATUS_OPEN
@@ -35,18 +36,7 @@ def suggest_or_route(slack: WorkspaceClient, services: Services, question_id: in
                 exclude_question_id=facts.id,
             )
         )
-    items = [
-        SimilarItem(
-            kind=hit.kind,
-            ref_id=hit.id,
-            text=hit.text,
-            author_id=hit.author_id,
-            answer_text=hit.answer_text,
-            answer_user_id=hit.answer_user_id,
-            link=permalink(slack, hit.channel_id, hit.message_ts),
-        )
-        for hit in hits
-    ]
+    items = similar_items(slack, hits)
     if items:
         message = similar_suggestions(question_id, items, services.settings.similar_grace_minutes)
         if tell(slack, channel_id=facts.channel_id, user_id=facts.asker_id, message=message):

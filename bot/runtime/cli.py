@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 
 # Each verb imports what it needs: the admin verbs start without loading Bolt or the HTTP server.
 
-# numpy (the embedding model, the search's vectors) computes with one BLAS thread per call unless told otherwise:
-# the app's parallelism is its requests' threads, and on a small machine BLAS threads waiting on each other made
-# a question's embedding ~4x slower (bench/RESULTS.md (6)). Set before anything imports numpy.
+# numpy computes with one BLAS thread (bot.embedding.one_blas_thread, called where the model and the vectors are
+# loaded). This variable is that function's one companion: OpenBLAS reads it once, as numpy is imported, to start
+# its thread pool, which the function cannot undo afterwards; set here, before anything imports numpy, the app's
+# process never starts the threads it would not use.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 logger = logging.getLogger("peerlearn")

@@ -19,11 +19,11 @@ Privacy: a private channel's items are found only from that channel. Both candid
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
@@ -125,7 +125,7 @@ class Candidate:
     text_part: float  # its full-text relevance / the best among the candidates (0: not among the full text's)
     cosine: float | None  # None: vectors took no part in this search; 0.0: this document has no current vector
     tag_matches: int  # the asker's tags it carries
-    row: Any = field(default=None, compare=False, repr=False)  # what a hit shows (_CANDIDATE_ROWS)
+    row: Any = field(default=None, compare=False, repr=False)  # its light row (_CANDIDATE_ROWS)
 
     def score(self, weights: Weights) -> float:
         base = self.text_part if self.cosine is None else weights.text * self.text_part + weights.vector * self.cosine
@@ -166,17 +166,20 @@ def search_similar(
         use_vectors=use_vectors,
     )
     top = ranked(found, Weights())[:limit]
+    shown = _shown_rows(session, team_id, viewer_channel_id, [candidate.document_id for candidate, _ in top])
     hits = []
     for candidate, score in top:
-        row = candidate.row
+        row = shown.get(candidate.document_id)
+        if row is None:  # gone since its candidate's row was read (a rebuild in between)
+            continue
         hits.append(
             SearchHit(
-                kind=row.kind,
-                id=row.ref_id,
+                kind=candidate.kind,
+                id=candidate.ref_id,
                 channel_id=row.channel_id,
                 message_ts=row.message_ts,
                 text=row.title,
-                tags=tuple(row.tags.split()),
+                tags=tuple(candidate.row.tags.split()),
                 score=score,
                 author_id=row.author_id or "",
                 answer_text=row.answer_text,
@@ -284,22 +287,51 @@ def _embedding_possible() -> bool:
 def _candidate_rows(
     session: Session, team_id: str, viewer: str | None, exclude_question_id: int | None, ids: set[int]
 ) -> dict[int, Any]:
-    """The candidates the viewer may see, with what a hit shows and their current vector's seq (None: none yet);
-    `excluded`: the question being asked (its own vector found it)."""
-    statement = sql(_CANDIDATE_ROWS).bindparams(bindparam("ids", expanding=True))
-    params = {"ids": sorted(ids), "team_id": team_id, "viewer": viewer, "exclude": exclude_question_id or 0}
-    return {int(row.id): row for row in session.execute(statement, params)}
+    """The candidates the viewer may see, with what ranking them needs (kind, tags) and their current vector's
+    seq (None: none yet); `excluded`: the question being asked (its own vector found it). What a hit shows is
+    read for the few shown only (_shown_rows)."""
+    params = {"ids": _id_list(session, ids), "team_id": team_id, "viewer": viewer, "exclude": exclude_question_id or 0}
+    statement = _CANDIDATE_ROWS.format(ids=_ID_LIST[session.get_bind().dialect.name])
+    return {int(row.id): row for row in session.execute(sql(statement), params).all()}
 
+
+def _shown_rows(session: Session, team_id: str, viewer: str | None, ids: Sequence[int]) -> dict[int, Any]:
+    """What the hits show (text, link, author, accepted answer), privacy applied again."""
+    if not ids:
+        return {}
+    params = {"ids": _id_list(session, ids), "team_id": team_id, "viewer": viewer}
+    statement = _SHOWN_ROWS.format(ids=_ID_LIST[session.get_bind().dialect.name])
+    return {int(row.id): row for row in session.execute(sql(statement), params).all()}
+
+
+def _id_list(session: Session, ids: Iterable[int]) -> object:
+    """Document ids as ONE bound value (a JSON array on SQLite, an array on PostgreSQL), so that the statement's
+    text is the same whatever their number and each engine reuses its prepared statement (an expanding IN makes
+    a new statement for every count)."""
+    ordered = sorted(ids)
+    return json.dumps(ordered) if session.get_bind().dialect.name == "sqlite" else ordered
+
+
+_ID_LIST = {
+    "sqlite": "d.id IN (SELECT value FROM json_each(:ids))",
+    "postgresql": "d.id = ANY(CAST(:ids AS integer[]))",
+}
 
 _CANDIDATE_ROWS = f"""
-SELECT d.id, d.kind, d.ref_id, d.channel_id, d.message_ts, d.title, d.tags, v.seq AS vector_seq,
-       CASE WHEN d.kind = 'question' AND d.ref_id = :exclude THEN 1 ELSE 0 END AS excluded,
+SELECT d.id, d.kind, d.ref_id, d.tags, v.seq AS vector_seq,
+       CASE WHEN d.kind = 'question' AND d.ref_id = :exclude THEN 1 ELSE 0 END AS excluded
+FROM search_documents d
+LEFT JOIN search_vectors v ON v.document_id = d.id
+WHERE {{ids}} AND d.team_id = :team_id AND {PRIVACY}
+"""
+
+_SHOWN_ROWS = f"""
+SELECT d.id, d.channel_id, d.message_ts, d.title,
        coalesce(q.asker_id, l.author_id) AS author_id,
        a.text AS answer_text, a.user_id AS answer_user_id, a.ts AS answer_ts
 FROM search_documents d
-LEFT JOIN search_vectors v ON v.document_id = d.id
 LEFT JOIN questions q ON d.kind = 'question' AND q.id = d.ref_id
 LEFT JOIN answers a ON a.id = q.accepted_answer_id
 LEFT JOIN lessons l ON d.kind = 'lesson' AND l.id = d.ref_id
-WHERE d.id IN :ids AND d.team_id = :team_id AND {PRIVACY}
+WHERE {{ids}} AND d.team_id = :team_id AND {PRIVACY}
 """

@@ -276,6 +276,9 @@ class VectorIndex:
     def __init__(self, team_id: str, model: str) -> None:
         import numpy as np
 
+        from bot.embedding import one_blas_thread
+
+        one_blas_thread()
         self.team_id = team_id
         self.model = model
         self._lock = threading.Lock()
