@@ -57,7 +57,7 @@ from bench.harness import (
     scratch_database,
 )
 from bot.embedding import one_blas_thread
-from bot.search import embed_query, search_similar
+from bot.search import embed_query, fulltext, search_similar
 from bot.search import vectors as search_vectors
 from models.migrate import upgrade_to_head
 from models.question import STATUS_RESOLVED
@@ -330,6 +330,18 @@ def measure(dialect: str, pg_url: str, n_questions: int, n_queries: int) -> dict
             progress(f"{dialect}: full text alone p50 {percentile(text_latency, 0.5):.1f} ms")
             latency, rankings = run_queries(store, queries)
             progress(f"{dialect}: search_similar p50 {percentile(latency, 0.5):.1f} ms")
+            # PostgreSQL weighs each term's ts_rank by its IDF: the same search with every term alike (ts_rank
+            # alone, as before), to measure what the weighting costs.
+            unweighted_latency, unweighted_rankings = latency, rankings
+            if dialect == "postgresql":
+                idf_power, fulltext.IDF_POWER = fulltext.IDF_POWER, 0.0
+                try:
+                    unweighted_latency, unweighted_rankings = run_queries(store, queries)
+                finally:
+                    fulltext.IDF_POWER = idf_power
+                progress(
+                    f"{dialect}: search_similar, terms unweighted, p50 {percentile(unweighted_latency, 0.5):.1f} ms"
+                )
             embed_latency = query_embedding_ms(queries)
         finally:
             store.dispose()
@@ -360,6 +372,10 @@ def measure(dialect: str, pg_url: str, n_questions: int, n_queries: int) -> dict
         "baseline_p95_ms": round(percentile(base_latency, 0.95), 2),
         "baseline_p99_ms": round(percentile(base_latency, 0.99), 2),
         "baseline_recall_at_3": round(recall_at_3(queries, base_rankings), 3),
+        "unweighted_p50_ms": round(percentile(unweighted_latency, 0.5), 2),
+        "unweighted_p95_ms": round(percentile(unweighted_latency, 0.95), 2),
+        "unweighted_p99_ms": round(percentile(unweighted_latency, 0.99), 2),
+        "unweighted_recall_at_3": round(recall_at_3(queries, unweighted_rankings), 3),
     }
 
 
@@ -396,6 +412,7 @@ def table(result: dict[str, Any]) -> str:
             continue
         for label, prefix in (
             ("search_similar (hybrid)", ""),
+            *([("hybrid, terms unweighted", "unweighted_")] if dialect == "postgresql" else []),
             ("full text alone", "fulltext_"),
             ("baseline: exhaustive OR", "baseline_"),
         ):
