@@ -4,8 +4,9 @@
 
 - SQLite: the FTS5 table `search_fts` (porter stemming, unicode61), ranked by `bm25()` with column weights;
 - PostgreSQL: the tsvector column `search_documents.tsv` (english config) with a GIN index, ranked by
-  `ts_rank` with A/B/C weights (PostgreSQL's ranking has no inverse document frequency; see
-  bench/search.py for how close it comes to SQLite's BM25).
+  each query term's `ts_rank` (A/B/C weights) times the term's inverse document frequency, which
+  ts_rank alone lacks (from the lexeme statistics below; see bench/search.py for how close it comes to
+  SQLite's BM25).
 
 Both index `search_documents` (migration 0002): one row per answered question (its text, accepted answer
 and tags) or posted lesson, kept in sync by database triggers, so every write path updates the index.
