@@ -79,6 +79,7 @@ from bot.search import (
     Weights,
     candidates,
     embed_query,
+    fulltext,
     ranked,
     search_similar,
     vectors,
@@ -395,6 +396,11 @@ def measure_site(data: Path, database_url: str, foreign_queries: Sequence[Query]
         with store.session() as session:
             n_vectors = vectors.fill_missing(session, embed, batch=64)
         vector_seconds = time.perf_counter() - started
+        if store.dialect == "postgresql":
+            # The statistics autovacuum keeps (the search's pruning and its terms' weights read them), read
+            # now rather than whenever autovacuum comes by, so that a run does not depend on its timing.
+            with store.engine.begin() as connection:
+                connection.execute(text("ANALYZE search_documents"))
         question_se_id = {question_id: se_id for se_id, question_id in store_ids.items()}
 
         def found(text: str, tags: Sequence[str], question_id: int | None, vector) -> list[Found]:  # type: ignore[no-untyped-def]
@@ -692,7 +698,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--vector-cache", type=Path, help="a file keeping the texts' vectors between runs (default: none, all computed)"
     )
+    parser.add_argument(
+        "--idf-power",
+        type=float,
+        help=f"PostgreSQL: weigh each term's ts_rank by its IDF to this power (default {fulltext.IDF_POWER})",
+    )
     args = parser.parse_args(argv)
+    if args.idf_power is not None:
+        fulltext.IDF_POWER = args.idf_power
     one_blas_thread()  # as the app computes
     folders = site_folders(parser, args)
     if args.database_url and normalize_url(args.database_url).startswith("sqlite") and len(folders) > 1:

@@ -57,7 +57,7 @@ from bench.harness import (
     scratch_database,
 )
 from bot.embedding import one_blas_thread
-from bot.search import embed_query, search_similar
+from bot.search import embed_query, fulltext, search_similar
 from bot.search import vectors as search_vectors
 from models.migrate import upgrade_to_head
 from models.question import STATUS_RESOLVED
@@ -261,7 +261,12 @@ def store_vectors(store: Store, project: WordProjection) -> float:
 
 
 def run_queries(
-    store: Store, queries: list[dict[str, Any]], *, exhaustive: bool = False, use_vectors: bool = True
+    store: Store,
+    queries: list[dict[str, Any]],
+    *,
+    exhaustive: bool = False,
+    use_vectors: bool = True,
+    warmup: bool = True,
 ) -> tuple[list[float], list[list[int]]]:
     def search(query: dict[str, Any]) -> list[Any]:
         with store.session() as session:
@@ -277,7 +282,7 @@ def run_queries(
             )
 
     latencies, rankings = [], []
-    for query in queries[:WARMUP]:
+    for query in queries[:WARMUP] if warmup else []:
         search(query)
     for query in queries:
         started = time.perf_counter()
@@ -285,6 +290,25 @@ def run_queries(
         latencies.append((time.perf_counter() - started) * 1000)
         rankings.append([hit.id for hit in hits])
     return latencies, rankings
+
+
+def weighted_and_unweighted(
+    store: Store, queries: list[dict[str, Any]]
+) -> tuple[tuple[list[float], list[list[int]]], tuple[list[float], list[list[int]]]]:
+    """search_similar's latencies and rankings with the terms weighted by IDF (as shipped) and unweighted
+    (fulltext.IDF_POWER 0), each query run both ways in turn, the order alternating."""
+    shipped = fulltext.IDF_POWER
+    runs: list[tuple[list[float], list[list[int]]]] = [([], []), ([], [])]  # weighted, unweighted
+    try:
+        for position, query in enumerate(queries):
+            for which in (0, 1) if position % 2 == 0 else (1, 0):
+                fulltext.IDF_POWER = shipped if which == 0 else 0.0
+                latencies, rankings = run_queries(store, [query], warmup=False)
+                runs[which][0].extend(latencies)
+                runs[which][1].extend(rankings)
+    finally:
+        fulltext.IDF_POWER = shipped
+    return runs[0], runs[1]
 
 
 def query_embedding_ms(queries: list[dict[str, Any]]) -> list[float]:
@@ -330,6 +354,16 @@ def measure(dialect: str, pg_url: str, n_questions: int, n_queries: int) -> dict
             progress(f"{dialect}: full text alone p50 {percentile(text_latency, 0.5):.1f} ms")
             latency, rankings = run_queries(store, queries)
             progress(f"{dialect}: search_similar p50 {percentile(latency, 0.5):.1f} ms")
+            # PostgreSQL weighs each term's ts_rank by its IDF: the same search with every term alike (ts_rank
+            # alone, as before), to measure what the weighting costs: the two in turn, query by query (which
+            # goes first alternating), so that the machine's load weighs on both alike.
+            unweighted_latency, unweighted_rankings = latency, rankings
+            if dialect == "postgresql":
+                (latency, rankings), (unweighted_latency, unweighted_rankings) = weighted_and_unweighted(store, queries)
+                progress(
+                    f"{dialect}: in turn: weighted p50 {percentile(latency, 0.5):.1f} ms, "
+                    f"unweighted p50 {percentile(unweighted_latency, 0.5):.1f} ms"
+                )
             embed_latency = query_embedding_ms(queries)
         finally:
             store.dispose()
@@ -360,6 +394,10 @@ def measure(dialect: str, pg_url: str, n_questions: int, n_queries: int) -> dict
         "baseline_p95_ms": round(percentile(base_latency, 0.95), 2),
         "baseline_p99_ms": round(percentile(base_latency, 0.99), 2),
         "baseline_recall_at_3": round(recall_at_3(queries, base_rankings), 3),
+        "unweighted_p50_ms": round(percentile(unweighted_latency, 0.5), 2),
+        "unweighted_p95_ms": round(percentile(unweighted_latency, 0.95), 2),
+        "unweighted_p99_ms": round(percentile(unweighted_latency, 0.99), 2),
+        "unweighted_recall_at_3": round(recall_at_3(queries, unweighted_rankings), 3),
     }
 
 
@@ -396,6 +434,7 @@ def table(result: dict[str, Any]) -> str:
             continue
         for label, prefix in (
             ("search_similar (hybrid)", ""),
+            *([("hybrid, terms unweighted", "unweighted_")] if dialect == "postgresql" else []),
             ("full text alone", "fulltext_"),
             ("baseline: exhaustive OR", "baseline_"),
         ):

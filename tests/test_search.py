@@ -484,3 +484,19 @@ def test_postgres_counts_a_word_outside_its_statistics_as_half_the_least_common_
     # A word PostgreSQL's sample did not keep is not assumed to match nothing: with a million documents that
     # let a "rare" word match thousands.
     assert 0 < unseen == pytest.approx(least / 2)
+
+
+def test_idf_weighs_rare_terms_more_and_is_never_negative():
+    idf = bot.search.fulltext.idf
+    assert idf(1000, 1) > idf(1000, 10) > idf(1000, 500) > idf(1000, 1000) > 0
+    assert idf(1000, 5000) == idf(1000, 1000)  # an estimate above the count is the count
+
+
+def test_a_rare_word_matched_counts_more_than_a_common_one_matched_twice(store):
+    rare = answered(store, "Kubeconfig missing on the runner", "Mount it")
+    common = answered(store, "Error after error on the runner", "Retry")
+    for n in range(10):
+        answered(store, f"Error number {n} on upload", f"Upload again {n}")
+    analysed(store)
+    # "kubeconfig" is in one document, "error" in 11: BM25 (SQLite) and the IDF-weighted ts_rank agree.
+    assert ids(search(store, "kubeconfig error", limit=2)) == [(KIND_QUESTION, rare), (KIND_QUESTION, common)]

@@ -2,7 +2,7 @@
 
 `search_similar` ranks the union of two candidate lists:
 - full text (bot/search/fulltext.py): the engine's best CANDIDATES documents for the words asked, with their
-  relevance (SQLite FTS5 bm25, PostgreSQL ts_rank);
+  relevance (SQLite FTS5 bm25, PostgreSQL ts_rank per term weighted by its IDF);
 - vectors (bot/search/vectors.py): the CANDIDATES documents whose vectors are nearest the question's (cosine),
   so that a question is found by meaning even when it shares no word with the asker's;
 by score = TEXT_WEIGHT x (relevance / the best relevance among the candidates) + VECTOR_WEIGHT x cosine,

@@ -4,8 +4,9 @@
 
 - SQLite: the FTS5 table `search_fts` (porter stemming, unicode61), ranked by `bm25()` with column weights;
 - PostgreSQL: the tsvector column `search_documents.tsv` (english config) with a GIN index, ranked by
-  `ts_rank` with A/B/C weights (PostgreSQL's ranking has no inverse document frequency; see
-  bench/search.py for how close it comes to SQLite's BM25).
+  each query term's `ts_rank` (A/B/C weights) times the term's inverse document frequency, which
+  ts_rank alone lacks (from the lexeme statistics below; see bench/search.py for how close it comes to
+  SQLite's BM25).
 
 Both index `search_documents` (migration 0002): one row per answered question (its text, accepted answer
 and tags) or posted lesson, kept in sync by database triggers, so every write path updates the index.
@@ -34,6 +35,7 @@ its scores are the exhaustive ones. `exhaustive=True` skips pruning (the referen
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -56,6 +58,9 @@ TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 1.0, 0.8, 0.6
 # differs (FTS5 reads a doclist; PostgreSQL fetches the row and runs ts_rank). bench/search_scale.py.
 SCORING_BUDGET = {"sqlite": 4000, "postgresql": 1000}
 STATS_TTL = 600.0  # seconds a PostgreSQL process trusts the lexeme statistics it read
+# PostgreSQL: each query term's ts_rank is weighted by its inverse document frequency to this power (0: every
+# term alike, ts_rank's own ranking). Chosen leaving one site out in bench/search.py (bench/RESULTS.md (6)).
+IDF_POWER = 1.0
 
 # PostgreSQL's english stopword list (snowball), so both engines ignore the same words.
 _ENGLISH_STOPWORDS = """
@@ -158,17 +163,26 @@ class _LexemeStatistics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._documents: dict[str, tuple[float, tuple[dict[str, float], float]]] = {}
+        self._documents: dict[str, tuple[float, tuple[dict[str, float], float, float]]] = {}
         self._lexemes: dict[str, tuple[str, ...]] = {}
 
     def frequencies(self, session: Session, terms: Sequence[str]) -> list[float]:
-        common, other = self._common(session)
+        common, other, _ = self._common(session)
         if not common:  # never analysed (a new or small store): nothing is known to be common
             return [0.0] * len(terms)
         lexemes = self._lexemes_of(session, terms)
         return [max((common.get(lexeme, other) for lexeme in lexemes[term]), default=0.0) for term in terms]
 
-    def _common(self, session: Session) -> tuple[dict[str, float], float]:
+    def idf_weights(self, session: Session, terms: Sequence[str]) -> list[float]:
+        """Each term's weight in the ranking: BM25's inverse document frequency of its commonest lexeme, from
+        the same statistics; all 1.0 (ts_rank's own ranking) while the column was never analysed."""
+        common, _, documents = self._common(session)
+        if not common or documents <= 0:
+            return [1.0] * len(terms)
+        frequencies = self.frequencies(session, terms)
+        return [idf(documents, frequency) ** IDF_POWER for frequency in frequencies]
+
+    def _common(self, session: Session) -> tuple[dict[str, float], float, float]:
         """The common lexemes' document counts, and the count to assume for any other lexeme: half the least
         common one's, as PostgreSQL's own planner assumes (tsquery selectivity). Counting the others as 0 let a
         query of "rare" words match thousands of documents once a workspace had a million (bench/ask_scale.py)."""
@@ -180,16 +194,17 @@ class _LexemeStatistics:
             return cached[1]
         row = session.execute(sql(_PG_LEXEME_STATS)).first()
         common: dict[str, float] = {}
-        other = 0.0
+        other = documents = 0.0
         if row is not None and row.elems and row.freqs and row.reltuples and row.reltuples > 0:
+            documents = float(row.reltuples)
             # most_common_elem_freqs carries three summary numbers after one frequency per element: the least
             # and the greatest of those frequencies, and the share of empty values.
             common = {elem: freq * row.reltuples for elem, freq in zip(row.elems, row.freqs, strict=False)}
             if len(row.freqs) > len(row.elems):
                 other = row.freqs[len(row.elems)] * row.reltuples / 2
         with self._lock:
-            self._documents[key] = (now + STATS_TTL, (common, other))
-        return common, other
+            self._documents[key] = (now + STATS_TTL, (common, other, documents))
+        return common, other, documents
 
     def _lexemes_of(self, session: Session, terms: Sequence[str]) -> dict[str, tuple[str, ...]]:
         with self._lock:
@@ -219,6 +234,12 @@ _STATISTICS = _LexemeStatistics()
 
 def _postgres_frequencies(session: Session, terms: Sequence[str]) -> list[float]:
     return _STATISTICS.frequencies(session, terms)
+
+
+def idf(documents: float, frequency: float) -> float:
+    """BM25's inverse document frequency (never negative) of a term in `frequency` of `documents` documents."""
+    frequency = min(max(frequency, 0.0), documents)
+    return math.log(1.0 + (documents - frequency + 0.5) / (frequency + 0.5))
 
 
 @contextmanager
@@ -264,7 +285,10 @@ def ranked_documents(
         or_query = fts5_query
     elif dialect == "postgresql":
         statement = _POSTGRES_SEARCH.format(exclude=exclude)
-        params |= {"rank_query": tsquery(terms)}
+        params |= {
+            "rank_terms": [tsquery([term]) for term in terms],
+            "rank_weights": _STATISTICS.idf_weights(session, terms),
+        }
         or_query = tsquery
     else:
         raise NotImplementedError(f"no full-text search for the {dialect} database")
@@ -292,10 +316,17 @@ LIMIT :candidates
 # ts_rank weights are {D, C, B, A}: answer is C, tags B, text A (see migration 0002). ts_rank, not
 # ts_rank_cd: cover density rewards terms standing close together, which says little for an OR of
 # words (and measured clearly worse in bench/search.py). Normalization 1 divides by 1 + log(document
-# length), as BM25 discounts long documents.
+# length), as BM25 discounts long documents. ts_rank of an OR query is the mean of its terms' own ranks
+# (each saturating with the term's occurrences), every term alike; here each term's rank is weighted by
+# its inverse document frequency instead (idf_weights), which ts_rank lacks: a rare word matched counts
+# more than a common one, as in BM25. Each term is its own quoted tsquery, parsed once per search.
 _POSTGRES_SEARCH = f"""
-SELECT d.id, ts_rank('{{{{0, {BODY_WEIGHT}, {TAGS_WEIGHT}, {TITLE_WEIGHT}}}}}'::float4[], d.tsv,
-                     to_tsquery('english', :rank_query), 1) AS relevance
+WITH rank_terms AS MATERIALIZED (
+    SELECT to_tsquery('english', t.term) AS query, t.weight
+    FROM unnest(CAST(:rank_terms AS text[]), CAST(:rank_weights AS float8[])) AS t(term, weight)
+)
+SELECT d.id, (SELECT sum(r.weight * ts_rank('{{{{0, {BODY_WEIGHT}, {TAGS_WEIGHT}, {TITLE_WEIGHT}}}}}'::float4[],
+                                            d.tsv, r.query, 1)) FROM rank_terms r) AS relevance
 FROM search_documents d
 WHERE d.tsv @@ to_tsquery('english', :query) AND d.team_id = :team_id AND {PRIVACY} {{exclude}}
 ORDER BY relevance DESC, d.kind, d.ref_id
