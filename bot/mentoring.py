@@ -46,7 +46,7 @@ from bot.messages.mentoring import (
     thank_you_message,
 )
 from bot.routing.evidence import PersonFacts, load_evidence, needs_profile, refresh_profiles
-from bot.routing.planner import Availability, availability_of, working_shifts
+from bot.routing.planner import Availability, availability_of, overlap_hours, week_shifts
 from bot.routing.ranker import rank_experts
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
@@ -157,15 +157,7 @@ def weekly_overlap_hours(a: Availability | None, b: Availability | None, week_st
     when PeerLearn knows the working time of neither (an unknown one counts as the default hours in UTC)."""
     if a is None and b is None:
         return None
-    week_end = week_start + timedelta(days=7)
-    mine, theirs = (working_shifts(week_start, x or Availability()) for x in (a, b))
-    together = timedelta()
-    for start, end in mine:
-        for other_start, other_end in theirs:
-            overlap = min(end, other_end, week_end) - max(start, other_start, week_start)
-            if overlap > timedelta():
-                together += overlap
-    return together / timedelta(hours=1)
+    return overlap_hours(week_shifts(week_start, a or Availability()), week_shifts(week_start, b or Availability()))
 
 
 def _weekly_hours(availability: Availability) -> float:

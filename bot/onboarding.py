@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
 from sqlalchemy import delete, select, update
@@ -47,7 +47,7 @@ from bot.messages.onboarding import (
     volunteered_text,
 )
 from bot.routing.evidence import PersonFacts, needs_profile, refresh_profiles
-from bot.routing.planner import Availability, availability_of, resolve_timezone
+from bot.routing.planner import Availability, availability_of, overlap_hours, week_shifts
 from bot.services import Services
 from bot.slack_errors import SLACK_FAILURES, error_code
 from bot.text import clean
@@ -215,42 +215,9 @@ def joined_workspace(session: Session, team_id: str, user_id: str, now: datetime
 # --- matching (pure) -----------------------------------------------------------------------------------------
 
 
-def _local_to_utc(day: date, hour: int, availability: Availability) -> datetime:
-    if hour == 24:
-        day, hour = day + timedelta(days=1), 0
-    zone = resolve_timezone(availability.tz_name)
-    return datetime.combine(day, time(hour), tzinfo=zone).astimezone(UTC)
-
-
-def _week_shifts(availability: Availability, start: datetime) -> list[tuple[datetime, datetime]]:
-    """The working shifts of the week from `start` (UTC), clipped to it."""
-    end = start + timedelta(days=7)
-    first = start.astimezone(resolve_timezone(availability.tz_name)).date()
-    shifts = []
-    for offset in range(-1, 8):
-        day = first + timedelta(days=offset)
-        if day.weekday() not in availability.work_days:
-            continue
-        end_day = day if availability.end_hour > availability.start_hour else day + timedelta(days=1)
-        shift_start = _local_to_utc(day, availability.start_hour, availability)
-        shift_end = _local_to_utc(end_day, availability.end_hour, availability)
-        clipped = (max(shift_start, start), min(shift_end, end))
-        if clipped[0] < clipped[1]:
-            shifts.append(clipped)
-    return shifts
-
-
 def weekly_overlap_hours(a: Availability, b: Availability, start: datetime) -> float:
     """How many hours of the week from `start` both people are at work."""
-    return _overlap_hours(_week_shifts(a, start), _week_shifts(b, start))
-
-
-def _overlap_hours(a: list[tuple[datetime, datetime]], b: list[tuple[datetime, datetime]]) -> float:
-    overlap = timedelta()
-    for a_start, a_end in a:
-        for b_start, b_end in b:
-            overlap += max(timedelta(), min(a_end, b_end) - max(a_start, b_start))
-    return overlap.total_seconds() / 3600
+    return overlap_hours(week_shifts(start, a), week_shifts(start, b))
 
 
 @dataclass(frozen=True)
@@ -264,8 +231,8 @@ class Volunteer:
 def choose_buddy(newcomer: Availability, volunteers: Collection[Volunteer], now: datetime) -> str | None:
     """The volunteer with room whose working time overlaps the newcomer's most this week, then the least
     busy (then the user id, so the choice is stable); None when nobody with room overlaps at all."""
-    theirs = _week_shifts(newcomer, now)
-    scored = [(_overlap_hours(theirs, _week_shifts(v.availability, now)), v) for v in volunteers if v.load < v.capacity]
+    theirs = week_shifts(now, newcomer)
+    scored = [(overlap_hours(theirs, week_shifts(now, v.availability)), v) for v in volunteers if v.load < v.capacity]
     fits = [(hours, v) for hours, v in scored if hours > 0]
     if not fits:
         return None

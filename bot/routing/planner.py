@@ -78,12 +78,28 @@ def next_working_start(
 
 def working_shifts(moment: datetime, availability: Availability) -> list[tuple[datetime, datetime]]:
     """Someone's working shifts in UTC, in order, from the one that started the local day before `moment` to
-    8 days after it (mentoring's working-time overlap)."""
+    8 days after it."""
     require_aware(moment)
     a = availability
     _validate_hours(a.start_hour, a.end_hour)
     _validate_days(a.work_days)
     return list(_shifts(moment, resolve_timezone(a.tz_name), a.start_hour, a.end_hour, a.work_days))
+
+
+def week_shifts(start: datetime, availability: Availability) -> list[tuple[datetime, datetime]]:
+    """Someone's working shifts in the week from `start`, clipped to it (for overlaps of working time)."""
+    end = start + timedelta(days=7)
+    clipped = ((max(a, start), min(b, end)) for a, b in working_shifts(start, availability))
+    return [(a, b) for a, b in clipped if a < b]
+
+
+def overlap_hours(mine: Sequence[tuple[datetime, datetime]], theirs: Sequence[tuple[datetime, datetime]]) -> float:
+    """Hours when both lists of shifts are at work (mentoring and onboarding buddies: who works when you do)."""
+    together = timedelta()
+    for start, end in mine:
+        for other_start, other_end in theirs:
+            together += max(timedelta(), min(end, other_end) - max(start, other_start))
+    return together / timedelta(hours=1)
 
 
 def _shifts(
