@@ -19,7 +19,7 @@ from bot import posting, searching
 from bot.asking import Ask, read_ask, request_key
 from bot.mentoring_text import ask_mentor_command
 from bot.messages.blocks import ephemeral
-from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, explain, quote_back
+from bot.messages.errors import ASK_DIRECTLY, DATABASE_DOWN, explain, quote_back, refused
 from bot.messages.forms import ask_modal
 from bot.messages.help import ASK_USAGE, help_message
 from bot.messages.search import SEARCH_DATABASE_DOWN, SEARCH_USAGE, search_results
@@ -61,7 +61,7 @@ def register(app: App, services: Services) -> None:
             ack()  # the form opens in open_ask_form, after the ack
             return
         if ask.question is None:
-            ack(**ephemeral(str(ask.problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
+            ack(**ephemeral(refused(ask.problem, text)).as_kwargs())
             return
         try:
             with services.store.session() as session:

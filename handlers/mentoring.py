@@ -16,7 +16,7 @@ from bot.asking import request_key
 from bot.home import publish_home
 from bot.mentoring_text import InvalidMentoring, mentor_command, parse_offer, parse_request
 from bot.messages.blocks import ephemeral
-from bot.messages.errors import DATABASE_DOWN, quote_back
+from bot.messages.errors import DATABASE_DOWN, quote_back, refused
 from bot.messages.mentoring import (
     ACTION_END,
     ACTION_PAUSE,
@@ -48,8 +48,7 @@ def ack_offer(ack: Ack, command: dict[str, Any], context: BoltContext, services:
     try:
         offer = parse_offer(rest, services.settings.tag_aliases)
     except InvalidMentoring as problem:
-        text = command_text(command)
-        ack(**ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
+        ack(**ephemeral(refused(problem, command_text(command))).as_kwargs())
         return
     team_id, user_id = command["team_id"], command["user_id"]
     try:
@@ -75,8 +74,7 @@ def ack_request(ack: Ack, command: dict[str, Any], context: BoltContext, service
     try:
         tag = parse_request(rest, services.settings.tag_aliases)
     except InvalidMentoring as problem:
-        text = command_text(command)
-        ack(**ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
+        ack(**ephemeral(refused(problem, command_text(command))).as_kwargs())
         return
     team_id, user_id = command["team_id"], command["user_id"]
     try:

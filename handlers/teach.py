@@ -14,7 +14,7 @@ from bot.experts import InvalidTeach, parse_teach
 from bot.home import publish_home
 from bot.mentoring_text import mentor_command
 from bot.messages.blocks import ephemeral
-from bot.messages.errors import DATABASE_DOWN, explain, quote_back
+from bot.messages.errors import DATABASE_DOWN, explain, quote_back, refused
 from bot.messages.forms import ASK_ACTION_INPUT, TEACH_BLOCK_TOPICS, TEACH_MODAL, field_errors, teach_modal
 from bot.messages.help import TEACH_USAGE, help_message
 from bot.services import Services
@@ -51,7 +51,7 @@ def register(app: App, services: Services) -> None:
         try:
             intent = parse_teach(text, settings)
         except InvalidTeach as problem:
-            ack(**ephemeral(str(problem) + quote_back(text if len(text) > 80 else "")).as_kwargs())
+            ack(**ephemeral(refused(problem, text)).as_kwargs())
             return
         if intent.kind == "help":
             ack(**help_message(TEACH_USAGE).as_kwargs())

@@ -20,6 +20,12 @@ def quote_back(text: str, limit: int = 2500) -> str:
     return "\n\nHere is what you wrote, so nothing is lost:\n```" + body + "```" if body else ""
 
 
+def refused(problem: object, text: str) -> str:
+    """Why a command was refused and what to type, with the person's words quoted back when they are long
+    enough to be worth keeping (a short command is quicker to type again than to copy)."""
+    return str(problem) + quote_back(text if len(text) > 80 else "")
+
+
 _EXPLANATIONS = {
     "not_in_channel": "I'm not a member of this channel yet. Add me with `/invite @PeerLearn`, then try again.",
     "channel_not_found": (
