@@ -27,6 +27,10 @@ unrelated: FOREIGN_QUERIES questions of the next site in the list, searched in t
 Recall@3 and MRR above are measured without the floor. `--fit` chooses the weights and the floor again,
 leave one site out: for each site, the weights (and the floor) that do best on the other sites are measured
 on it; the table shows what that gives on each held-out site and which were chosen on all sites together.
+`--column-weights T,B,G [...]` sets the full text's weights of the question text, the accepted answer and the
+tags (bot/search/fulltext.py); given several, every site is measured with each, the figures shown are the
+first's, and each setting's pooled figures follow, with the one chosen leaving one site out (its per-site sums
+are in `--json`, so that the runs on both databases can be combined into one choice).
 
 Each site is measured in its own store; with several sites the table and `--json` give each site and the
 pooled figures (query-weighted), with 95 % paired bootstrap intervals of the differences to BM25 (see
@@ -611,6 +615,82 @@ def fit(runs: Sequence[SiteRun]) -> dict[str, object]:
     }
 
 
+# --- the full text's column weights, leave one site out ---------------------------------------------------
+
+ColumnWeights = tuple[float, float, float]  # question text (title), accepted answer (body), tags
+
+
+def column_weights(value: str) -> ColumnWeights:
+    """`--column-weights` takes settings as TITLE,BODY,TAGS, each in (0, 1] (ts_rank's range)."""
+    try:
+        title, body, tags = (float(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: give three numbers, TITLE,BODY,TAGS (e.g. 1,0.6,0.8)") from None
+    if not all(0 < weight <= 1 for weight in (title, body, tags)):
+        raise argparse.ArgumentTypeError(f"{value!r}: each weight must be above 0 and at most 1")
+    return title, body, tags
+
+
+def use_column_weights(setting: ColumnWeights) -> None:
+    fulltext.TITLE_WEIGHT, fulltext.BODY_WEIGHT, fulltext.TAGS_WEIGHT = setting
+
+
+def fit_column_weights(settings: dict[ColumnWeights, list[SiteRun]]) -> dict[str, object]:
+    """Each setting's pooled figures (the shipped ranking weights), and leave one site out: for each site, the
+    setting with the best pooled Recall@3 + MRR on the other sites, measured on it (the first setting given wins
+    ties). Each site's sums are kept, so that runs on both databases can be combined into one choice."""
+    weights = Weights()
+    sums: dict[ColumnWeights, dict[str, tuple[float, float, int]]] = {}
+    for setting, runs in settings.items():
+        sums[setting] = {}
+        for site in runs:
+            if site.own:
+                values = site_values(site, weights, SUGGESTION_FLOOR).values
+                sums[setting][site.name] = (sum(values["recall_at_3"]), sum(values["mrr"]), len(site.own))
+    names = list(next(iter(sums.values())))
+    order = list(settings)
+
+    def quality(setting: ColumnWeights, sites: Sequence[str]) -> float:
+        recall, mrr, n = (sum(sums[setting][site][i] for site in sites) for i in range(3))
+        return (recall + mrr) / n if n else 0.0
+
+    folds: dict[str, dict[str, object]] = {}
+    for held in names:
+        others = [site for site in names if site != held]
+        chosen = max(order, key=lambda setting: (round(quality(setting, others), 9), -order.index(setting)))
+        recall, mrr, n = sums[chosen][held]
+        folds[held] = {"chosen": list(chosen), "n": n, "recall_at_3": recall / n, "mrr": mrr / n}
+    total = sum(int(fold["n"]) for fold in folds.values())  # type: ignore[call-overload]
+    return {
+        "settings": {
+            ",".join(f"{w:g}" for w in setting): {
+                "per_site": {site: [r / n, m / n, n] for site, (r, m, n) in by_site.items()},
+                "recall_at_3": sum(r for r, _, _ in by_site.values()) / total,
+                "mrr": sum(m for _, m, _ in by_site.values()) / total,
+            }
+            for setting, by_site in sums.items()
+        },
+        "folds": folds,
+        "held_out_recall_at_3": sum(f["recall_at_3"] * f["n"] for f in folds.values()) / total,  # type: ignore[operator]
+        "held_out_mrr": sum(f["mrr"] * f["n"] for f in folds.values()) / total,  # type: ignore[operator]
+    }
+
+
+def print_column_fit(result: dict[str, object]) -> None:
+    print("The full text's column weights (question text, accepted answer, tags): pooled Recall@3 and MRR")
+    settings = result["settings"]
+    assert isinstance(settings, dict)
+    for setting, figures in settings.items():
+        print(f"  {setting:<16}{figures['recall_at_3']:>8.4f}{figures['mrr']:>8.4f}")
+    print("Leave one site out: each site measured with the setting chosen on the other sites")
+    folds = result["folds"]
+    assert isinstance(folds, dict)
+    for name, fold in folds.items():
+        chosen = ",".join(f"{w:g}" for w in fold["chosen"])
+        print(f"  {name:<20}{fold['n']:>5}  {chosen:<14}{fold['recall_at_3']:>8.3f}{fold['mrr']:>8.3f}")
+    print(f"held-out pooled Recall@3 {result['held_out_recall_at_3']:.4f}, MRR {result['held_out_mrr']:.4f}")
+
+
 def print_fit(result: dict[str, object]) -> None:
     print("Leave one site out: each site measured with the weights and floor chosen on the other sites")
     print(f"{'site':<20}{'n':>5}{'text,vector,tags':>20}{'floor':>7}{'R@3':>8}{'MRR':>8}{'floor R@3':>10}{'false':>8}")
@@ -703,6 +783,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         help=f"PostgreSQL: weigh each term's ts_rank by its IDF to this power (default {fulltext.IDF_POWER})",
     )
+    parser.add_argument(
+        "--column-weights",
+        nargs="+",
+        type=column_weights,
+        metavar="T,B,G",
+        help="the full text's weights of the question text, the accepted answer and the tags (default "
+        f"{fulltext.TITLE_WEIGHT:g},{fulltext.BODY_WEIGHT:g},{fulltext.TAGS_WEIGHT:g}); several: each is measured, "
+        "the figures shown are the first's, and the choice leaving one site out follows",
+    )
     args = parser.parse_args(argv)
     if args.idf_power is not None:
         fulltext.IDF_POWER = args.idf_power
@@ -710,19 +799,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     folders = site_folders(parser, args)
     if args.database_url and normalize_url(args.database_url).startswith("sqlite") and len(folders) > 1:
         parser.error("a SQLite --database-url names one file: give one site, or leave it out")
+    shipped = (fulltext.TITLE_WEIGHT, fulltext.BODY_WEIGHT, fulltext.TAGS_WEIGHT)
+    settings: dict[ColumnWeights, list[SiteRun]] = {}
     try:
-        runs = run_sites(folders, args.database_url, args.vector_cache)
+        for setting in dict.fromkeys(args.column_weights or [shipped]):
+            use_column_weights(setting)
+            if args.column_weights:
+                progress(f"column weights {setting}")
+            settings[setting] = run_sites(folders, args.database_url, args.vector_cache)
     except FileNotFoundError as error:
         parser.error(str(error))
+    finally:
+        use_column_weights(shipped)
+    runs = next(iter(settings.values()))
     report = report_of(runs, Weights(), SUGGESTION_FLOOR)
     fitted = fit(runs) if args.fit else None
+    columns = fit_column_weights(settings) if len(settings) > 1 else None
     if args.json:
-        print(json.dumps(report.as_json() | ({"fit": fitted} if fitted else {})))
+        extra = ({"fit": fitted} if fitted else {}) | ({"column_weights": columns} if columns else {})
+        print(json.dumps(report.as_json() | extra))
         return 0
     print_table(report)
     if fitted:
         print()
         print_fit(fitted)
+    if columns:
+        print()
+        print_column_fit(columns)
     return 0
 
 

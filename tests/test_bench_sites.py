@@ -25,7 +25,7 @@ from bench.sites import (
 )
 from bench.vector_cache import VectorCache
 from bot.config import Settings
-from bot.search import SUGGESTION_FLOOR
+from bot.search import SUGGESTION_FLOOR, fulltext
 
 PAIR = {"x_vs_base": ("x", "base_x")}
 
@@ -284,6 +284,37 @@ def test_search_pools_the_sites_with_queries(tmp_path: Path, capsys: pytest.Capt
     assert linked["n_foreign_queries"] == unlinked["n_foreign_queries"] > 0
     assert 0.0 <= result["false_suggestion_rate"] <= 1.0 and result["floor"] == SUGGESTION_FLOOR
     assert result["n_vectors"] == result["n_documents"]  # every answered question got its vector
+
+
+def test_search_chooses_the_column_weights_leaving_one_site_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=True)
+    write_dump(tmp_path / "stackexchange-two", experts=(12, 13), linked=True)
+    shipped = (fulltext.TITLE_WEIGHT, fulltext.BODY_WEIGHT, fulltext.TAGS_WEIGHT)
+
+    assert search.main(["--all-sites", str(tmp_path), "--json", "--column-weights", "1,0.2,1", "1,1,0.4"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    columns = result["column_weights"]
+    assert list(columns["settings"]) == ["1,0.2,1", "1,1,0.4"]
+    first = columns["settings"]["1,0.2,1"]
+    assert [first["recall_at_3"], first["mrr"]] == pytest.approx([result["recall_at_3"], result["mrr"]], abs=1e-4)
+    for site, other in (("one", "two"), ("two", "one")):  # each site gets the setting that did best on the other
+        fold = columns["folds"][site]
+        quality = {name: sum(figures["per_site"][other][:2]) for name, figures in columns["settings"].items()}
+        best = max(quality, key=lambda name: (quality[name], name == "1,0.2,1"))
+        assert ",".join(f"{w:g}" for w in fold["chosen"]) == best
+        assert fold["mrr"] == pytest.approx(columns["settings"][best]["per_site"][site][1])
+    assert shipped == (fulltext.TITLE_WEIGHT, fulltext.BODY_WEIGHT, fulltext.TAGS_WEIGHT)  # put back afterwards
+
+
+def test_search_refuses_column_weights_it_cannot_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_dump(tmp_path / "stackexchange-one", experts=(10, 11), linked=True)
+    for bad in ("1,2,0.4", "1,0.6", "a,b,c", "0,1,1"):
+        with pytest.raises(SystemExit):
+            search.main(["--all-sites", str(tmp_path), "--column-weights", bad])
+        assert "--column-weights" in capsys.readouterr().err
 
 
 def test_search_takes_one_sqlite_file_for_one_site_only(tmp_path: Path) -> None:

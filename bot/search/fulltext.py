@@ -51,9 +51,11 @@ MAX_TERMS = 32  # distinct query terms; more adds cost, not relevance
 MAX_TERM_CHARS = 64
 MAX_QUERY_CHARS = 4000  # questions are at most 3,000 characters; longer input is cut before tokenising
 
-# Relevance weights of a document's parts: the question (or lesson) text counts most, then its tags,
-# then the accepted answer, which is longer and wanders further from what was asked.
-TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 1.0, 0.8, 0.6
+# Relevance weights of a document's parts: the question (or lesson) text and the accepted answer count alike,
+# the tags less (a tag the asker gave is counted again by the ranking's tag boost, bot/search/__init__.py).
+# Chosen on the dev sites leaving one site out, one setting for both engines (bench/search.py
+# --column-weights, bench/RESULTS.md (6)): 1.0 / 1.0 / 0.4 in every fold; it was 1.0 / 0.6 / 0.8.
+TITLE_WEIGHT, BODY_WEIGHT, TAGS_WEIGHT = 1.0, 1.0, 0.4
 # At most this many documents matched (and so scored) per search, by engine: what one scored document costs
 # differs (FTS5 reads a doclist; PostgreSQL fetches the row and runs ts_rank). bench/search_scale.py.
 SCORING_BUDGET = {"sqlite": 4000, "postgresql": 1000}
@@ -280,11 +282,12 @@ def ranked_documents(
     }
     exclude = "AND NOT (d.kind = 'question' AND d.ref_id = :exclude)" if exclude_question_id is not None else ""
     dialect = session.get_bind().dialect.name
+    weights = {"title": TITLE_WEIGHT, "body": BODY_WEIGHT, "tags": TAGS_WEIGHT}  # read now: the benchmark sets them
     if dialect == "sqlite":
-        statement = _SQLITE_SEARCH.format(exclude=exclude)
+        statement = _SQLITE_SEARCH.format(exclude=exclude, **weights)
         or_query = fts5_query
     elif dialect == "postgresql":
-        statement = _POSTGRES_SEARCH.format(exclude=exclude)
+        statement = _POSTGRES_SEARCH.format(exclude=exclude, **weights)
         params |= {
             "rank_terms": [tsquery([term]) for term in terms],
             "rank_weights": _STATISTICS.idf_weights(session, terms),
@@ -306,7 +309,7 @@ def ranked_documents(
 PRIVACY = "(NOT d.channel_private OR d.channel_id = :viewer)"
 
 _SQLITE_SEARCH = f"""
-SELECT d.id, -bm25(search_fts, {TITLE_WEIGHT}, {BODY_WEIGHT}, {TAGS_WEIGHT}) AS relevance
+SELECT d.id, -bm25(search_fts, {{title}}, {{body}}, {{tags}}) AS relevance
 FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid
 WHERE search_fts MATCH :query AND d.team_id = :team_id AND {PRIVACY} {{exclude}}
 ORDER BY relevance DESC, d.kind, d.ref_id
@@ -325,7 +328,7 @@ WITH rank_terms AS MATERIALIZED (
     SELECT to_tsquery('english', t.term) AS query, t.weight
     FROM unnest(CAST(:rank_terms AS text[]), CAST(:rank_weights AS float8[])) AS t(term, weight)
 )
-SELECT d.id, (SELECT sum(r.weight * ts_rank('{{{{0, {BODY_WEIGHT}, {TAGS_WEIGHT}, {TITLE_WEIGHT}}}}}'::float4[],
+SELECT d.id, (SELECT sum(r.weight * ts_rank('{{{{0, {{body}}, {{tags}}, {{title}}}}}}'::float4[],
                                             d.tsv, r.query, 1)) FROM rank_terms r) AS relevance
 FROM search_documents d
 WHERE d.tsv @@ to_tsquery('english', :query) AND d.team_id = :team_id AND {PRIVACY} {{exclude}}
