@@ -27,7 +27,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.messages.blocks import Message
 from bot.messages.onboarding import (
     CHANNEL_FIELD,
     CHECKLIST_FIELD,
@@ -46,6 +45,7 @@ from bot.messages.onboarding import (
     no_buddy_yet,
     volunteered_text,
 )
+from bot.routing.delivery import dm
 from bot.routing.evidence import PersonFacts, needs_profile, refresh_profiles
 from bot.routing.planner import Availability, availability_of, overlap_hours, week_shifts
 from bot.services import Services
@@ -319,17 +319,7 @@ def _say_waiting(slack: WorkspaceClient, newcomer_id: str, channel_id: str | Non
         except SLACK_FAILURES as exc:
             logger.warning("could not post in the onboarding channel %s: %s", channel_id, error_code(exc))
     for admin in admins[:5]:
-        _dm(slack, admin, no_buddy_yet(newcomer_id, to_admins=True))
-
-
-def _dm(slack: WorkspaceClient, user_id: str, message: Message) -> bool:
-    try:
-        channel = slack.client.conversations_open(users=user_id, **slack.auth)["channel"]["id"]
-        slack.client.chat_postMessage(channel=channel, unfurl_links=False, **message.as_kwargs(), **slack.auth)
-        return True
-    except SLACK_FAILURES as exc:
-        logger.warning("could not DM %s: %s", user_id, error_code(exc))
-        return False
+        dm(slack, admin, no_buddy_yet(newcomer_id, to_admins=True), unfurl_links=False)
 
 
 def introduce_owed(slack: WorkspaceClient, services: Services, team_id: str) -> int:
@@ -348,8 +338,10 @@ def introduce_owed(slack: WorkspaceClient, services: Services, team_id: str) -> 
                 continue
             newcomer_id, buddy_id = pairing.newcomer_id, pairing.buddy_id
             checklist = config_of(session, team_id).checklist
-        _dm(slack, newcomer_id, introduction(newcomer_id, buddy_id, checklist, BUDDY_WEEKS, to_newcomer=True))
-        _dm(slack, buddy_id, introduction(newcomer_id, buddy_id, checklist, BUDDY_WEEKS, to_newcomer=False))
+        to_newcomer = introduction(newcomer_id, buddy_id, checklist, BUDDY_WEEKS, to_newcomer=True)
+        to_buddy = introduction(newcomer_id, buddy_id, checklist, BUDDY_WEEKS, to_newcomer=False)
+        dm(slack, newcomer_id, to_newcomer, unfurl_links=False)
+        dm(slack, buddy_id, to_buddy, unfurl_links=False)
         sent += 1
         logger.info("introduced newcomer %s to their buddy %s", newcomer_id, buddy_id)
     return sent

@@ -40,6 +40,7 @@ from bot.messages.sessions import (
     notes_request,
     reminder,
 )
+from bot.routing.delivery import dm
 from bot.routing.evidence import load_evidence
 from bot.routing.ranker import rank_experts
 from bot.services import Services
@@ -524,16 +525,6 @@ def _ask_for_notes(slack: WorkspaceClient, services: Services, session_id: int, 
             return 0
         host_id, message = row.host_id, notes_request(shown(session, row))
     return 1 if dm(slack, host_id, message) else 0
-
-
-def dm(slack: WorkspaceClient, user_id: str, message: Message) -> bool:
-    try:
-        channel = slack.client.conversations_open(users=user_id, **slack.auth)["channel"]["id"]
-        slack.client.chat_postMessage(channel=channel, **message.as_kwargs(), **slack.auth)
-        return True
-    except SLACK_FAILURES as exc:
-        logger.warning("could not DM %s about a session: %s", user_id, error_code(exc))
-        return False
 
 
 # --- proposals: inviting the top experts ------------------------------------------------------------------

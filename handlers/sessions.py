@@ -46,6 +46,7 @@ from bot.messages.sessions import (
     notes_modal,
     sessions_list,
 )
+from bot.routing.delivery import dm
 from bot.services import Services
 from bot.session_time import InvalidWhen, parse_schedule
 from bot.slack_errors import SLACK_FAILURES, error_code
@@ -288,14 +289,14 @@ def register(app: App, services: Services) -> None:
         team_id = (body.get("team") or {}).get("id") or view.get("team_id", "")
         slack = WorkspaceClient(client)
         if key is None:
-            sessions.dm(slack, user_id, ephemeral(NOTES_ALREADY))
+            dm(slack, user_id, ephemeral(NOTES_ALREADY))
             return
 
         def notify(note: str) -> None:
-            sessions.dm(slack, user_id, ephemeral(note))
+            dm(slack, user_id, ephemeral(note))
 
         publish_lesson(client, services, team_id, key, notify=notify)
-        sessions.dm(slack, user_id, ephemeral(NOTES_THANKS.format(tag=tag)))
+        dm(slack, user_id, ephemeral(NOTES_THANKS.format(tag=tag)))
 
     app.view(NOTES_MODAL)(ack=ack_notes, lazy=[after_notes])
 

@@ -67,12 +67,18 @@ def tell(slack: WorkspaceClient, *, channel_id: str | None, user_id: str, messag
             return True
         except SLACK_FAILURES as exc:
             logger.info("ephemeral to %s in %s failed (%s); sending a DM", user_id, channel_id, error_code(exc))
+    return dm(slack, user_id, message)
+
+
+def dm(slack: WorkspaceClient, user_id: str, message: Message, **options: Any) -> bool:
+    """A DM to one person (`options`: chat.postMessage's others, e.g. unfurl_links); False, logged, when Slack
+    refuses or does not answer."""
     try:
-        dm = slack.client.conversations_open(users=user_id, **slack.auth)["channel"]["id"]
-        slack.client.chat_postMessage(channel=dm, **message.as_kwargs(), **slack.auth)
+        channel = slack.client.conversations_open(users=user_id, **slack.auth)["channel"]["id"]
+        slack.client.chat_postMessage(channel=channel, **options, **message.as_kwargs(), **slack.auth)
         return True
     except SLACK_FAILURES as exc:
-        logger.warning("could not reach %s at all: %s", user_id, error_code(exc))
+        logger.warning("could not DM %s: %s", user_id, error_code(exc))
         return False
 
 
