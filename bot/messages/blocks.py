@@ -23,6 +23,8 @@ HEADER_LIMIT = 150
 BUTTON_LIMIT = 75
 FALLBACK_LIMIT = 300
 QUOTE_LIMIT = 1500
+MODAL_TITLE_LIMIT = 24  # a modal's title, submit and close texts
+PRIVATE_METADATA_LIMIT = 3000
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,19 @@ def checkboxes(action_id: str, choices: dict[str, str], ticked: Collection[str])
     if initial:
         element["initial_options"] = initial
     return element
+
+
+def modal(callback_id: str, title: str, submit: str, blocks: list[Block], private_metadata: str | None = None) -> Block:
+    """A modal view with a Cancel button: its texts cut to Slack's 24 characters, its private metadata to 3,000."""
+    view: Block = {"type": "modal", "callback_id": callback_id}
+    if private_metadata is not None:
+        view["private_metadata"] = private_metadata[:PRIVATE_METADATA_LIMIT]
+    return view | {
+        "title": plain(title, MODAL_TITLE_LIMIT),
+        "submit": plain(submit, MODAL_TITLE_LIMIT),
+        "close": plain("Cancel", MODAL_TITLE_LIMIT),
+        "blocks": blocks,
+    }
 
 
 def fit_view_blocks(blocks: list[Block], more_text: str = "…and more") -> list[Block]:

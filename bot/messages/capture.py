@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from bot.capture import MAX_KEPT_REPLIES, MAX_TITLE_CHARS, ThreadMessage
-from bot.messages.blocks import Block, context, mention, mrkdwn, plain, quote, section
+from bot.messages.blocks import Block, context, mention, modal, mrkdwn, plain, quote, section
 from bot.text import MAX_TAGS, escape_mrkdwn, format_tags, truncate
 
 ASK_ABOUT_SHORTCUT = "peerlearn_ask_about_message"  # manifest.yml: "Ask PeerLearn about this"
@@ -141,15 +141,13 @@ def save_modal(
         )
     if private:
         blocks.append(context(":lock: From a private conversation: the lesson is found only from there."))
-    return {
-        "type": "modal",
-        "callback_id": SAVE_MODAL,
-        "private_metadata": private_metadata[:3000],
-        "title": plain("Save as knowledge", 24),
-        "submit": plain("Save", 24),
-        "close": plain("Cancel", 24),
-        "blocks": blocks,
-    }
+    return modal(
+        SAVE_MODAL,
+        "Save as knowledge",
+        "Save",
+        blocks,
+        private_metadata=private_metadata,
+    )
 
 
 def saved_text(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.messages.blocks import Block, context, plain, section
+from bot.messages.blocks import Block, context, modal, plain, section
 from bot.text import MAX_QUESTION_CHARS, truncate
 
 ASK_MODAL = "ask_modal"
@@ -39,14 +39,11 @@ def ask_modal(channel_id: str | None, question: str = "", private_metadata: str 
     }
     if question:
         question_element["initial_value"] = question[:3000]
-    return {
-        "type": "modal",
-        "callback_id": ASK_MODAL,
-        "private_metadata": private_metadata[:3000],
-        "title": plain("Ask a question", 24),
-        "submit": plain("Ask", 24),
-        "close": plain("Cancel", 24),
-        "blocks": [
+    return modal(
+        ASK_MODAL,
+        "Ask a question",
+        "Ask",
+        [
             *([context(note)] if note else []),
             {
                 "type": "input",
@@ -73,7 +70,8 @@ def ask_modal(channel_id: str | None, question: str = "", private_metadata: str 
                 "element": channel_element,
             },
         ],
-    }
+        private_metadata=private_metadata,
+    )
 
 
 def teach_modal(current_tags: list[str]) -> Block:
@@ -84,13 +82,11 @@ def teach_modal(current_tags: list[str]) -> Block:
     }
     if current_tags:
         element["initial_value"] = " ".join(f"#{tag}" for tag in current_tags)[:3000]
-    return {
-        "type": "modal",
-        "callback_id": TEACH_MODAL,
-        "title": plain("My topics", 24),
-        "submit": plain("Save", 24),
-        "close": plain("Cancel", 24),
-        "blocks": [
+    return modal(
+        TEACH_MODAL,
+        "My topics",
+        "Save",
+        [
             section(
                 "Questions with these tags can reach you by DM, within your working hours and days and a daily cap."
             ),
@@ -103,7 +99,7 @@ def teach_modal(current_tags: list[str]) -> Block:
                 "element": element,
             },
         ],
-    }
+    )
 
 
 def field_errors(errors: dict[str, str]) -> dict[str, Any]:

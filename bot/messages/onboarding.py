@@ -22,6 +22,7 @@ from bot.messages.blocks import (
     divider,
     fields_section,
     mention,
+    modal,
     plain,
     section,
 )
@@ -224,13 +225,11 @@ def onboarding_modal(channel_id: str | None, team_join: bool, checklist: str | N
     }
     if channel_id:
         channel["initial_conversation"] = channel_id
-    return {
-        "type": "modal",
-        "callback_id": ONBOARDING_MODAL,
-        "title": plain("Onboarding buddies", 24),
-        "submit": plain("Save", 24),
-        "close": plain("Cancel", 24),
-        "blocks": [
+    return modal(
+        ONBOARDING_MODAL,
+        "Onboarding buddies",
+        "Save",
+        [
             section(
                 "Newcomers are paired with a buddy who volunteered (`/teach buddy`) and whose working hours "
                 "overlap theirs. Each change is recorded, with who made it."
@@ -268,7 +267,7 @@ def onboarding_modal(channel_id: str | None, team_join: bool, checklist: str | N
                 },
             },
         ],
-    }
+    )
 
 
 def change_value_text(name: str, stored: str) -> str:

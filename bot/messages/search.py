@@ -19,6 +19,7 @@ from bot.messages.blocks import (
     context,
     header,
     mention,
+    modal,
     plain,
     quote,
     section,
@@ -149,17 +150,15 @@ def search_modal() -> Block:
         "max_length": MAX_TERMS_CHARS,
         "placeholder": plain("vacuum big table", 150),
     }
-    return {
-        "type": "modal",
-        "callback_id": SEARCH_MODAL,
-        "title": plain("Search answers", 24),
-        "submit": plain("Search", 24),
-        "close": plain("Cancel", 24),
-        "blocks": [
+    return modal(
+        SEARCH_MODAL,
+        "Search answers",
+        "Search",
+        [
             {"type": "input", "block_id": SEARCH_BLOCK_TERMS, "label": plain("Look for"), "element": element},
             context(SEARCH_PRIVATE_NOTE),
         ],
-    }
+    )
 
 
 def home_search_blocks(searched: Searched) -> list[Block]:

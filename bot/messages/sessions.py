@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.messages.blocks import Block, Message, actions, button, context, header, mention, plain, section
+from bot.messages.blocks import Block, Message, actions, button, context, header, mention, modal, plain, section
 from bot.text import escape_mrkdwn, truncate
 
 ACTION_SIGN_UP = "session_sign_up"  # value: the session id
@@ -173,14 +173,11 @@ def notes_request(shown: SessionShown) -> Message:
 
 
 def notes_modal(shown: SessionShown) -> Block:
-    return {
-        "type": "modal",
-        "callback_id": NOTES_MODAL,
-        "private_metadata": str(shown.id),
-        "title": plain("Session notes", 24),
-        "submit": plain("Save as lesson", 24),
-        "close": plain("Cancel", 24),
-        "blocks": [
+    return modal(
+        NOTES_MODAL,
+        "Session notes",
+        "Save as lesson",
+        [
             section(f"*{_title(shown)}* on `#{shown.tag}`"),
             {
                 "type": "input",
@@ -195,7 +192,8 @@ def notes_modal(shown: SessionShown) -> Block:
                 },
             },
         ],
-    }
+        private_metadata=str(shown.id),
+    )
 
 
 def lesson_text(title: str, notes: str) -> str:

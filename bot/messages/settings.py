@@ -22,6 +22,7 @@ from bot.messages.blocks import (
     fields_section,
     header,
     mention,
+    modal,
     plain,
     section,
     static_select,
@@ -186,13 +187,11 @@ def settings_modal(current: Settings) -> Block:
         "hint": plain(HINTS["work_days"]),
         "element": checkboxes(SETTINGS_ACTION, day_choices(), [str(day) for day in current.work_days]),
     }
-    return {
-        "type": "modal",
-        "callback_id": SETTINGS_MODAL,
-        "title": plain("PeerLearn settings", 24),
-        "submit": plain("Save", 24),
-        "close": plain("Cancel", 24),
-        "blocks": [
+    return modal(
+        SETTINGS_MODAL,
+        "PeerLearn settings",
+        "Save",
+        [
             section("These apply to everyone in the workspace. Each change is recorded, with who made it."),
             _number_input("escalation_hours", current.escalation_hours),
             _number_input("route_top_n", current.route_top_n),
@@ -201,4 +200,4 @@ def settings_modal(current: Settings) -> Block:
             _hour_input("work_end_hour", range(1, 25), current.work_end_hour),
             days,
         ],
-    }
+    )
