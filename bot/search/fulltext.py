@@ -129,14 +129,17 @@ def selective_terms(terms: Sequence[str], frequencies: Sequence[float], budget: 
     return [term for position, term in enumerate(terms) if position in kept]
 
 
-def pruned_queries(session: Session, dialect: str, terms: Sequence[str]) -> list[str]:
-    """The match expressions to try in turn (the next one only when the previous found too few documents)."""
+def pruned_queries(
+    session: Session, dialect: str, terms: Sequence[str], frequencies: Sequence[float] | None = None
+) -> list[str]:
+    """The match expressions to try in turn (the next one only when the previous found too few documents).
+    `frequencies`: the terms' document counts when the caller has them (else read here)."""
     budget = SCORING_BUDGET[dialect]
     if dialect == "sqlite":
-        frequencies = _sqlite_frequencies(session, terms, budget)
+        frequencies = _sqlite_frequencies(session, terms, budget) if frequencies is None else frequencies
         any_of, all_of = fts5_query, fts5_and_query
     else:
-        frequencies = _postgres_frequencies(session, terms)
+        frequencies = _postgres_frequencies(session, terms) if frequencies is None else frequencies
         any_of, all_of = tsquery, tsquery_and
     chosen = selective_terms(terms, frequencies, budget)
     if chosen:
@@ -175,13 +178,13 @@ class _LexemeStatistics:
         lexemes = self._lexemes_of(session, terms)
         return [max((common.get(lexeme, other) for lexeme in lexemes[term]), default=0.0) for term in terms]
 
-    def idf_weights(self, session: Session, terms: Sequence[str]) -> list[float]:
+    def idf_weights(self, session: Session, frequencies: Sequence[float]) -> list[float]:
         """Each term's weight in the ranking: BM25's inverse document frequency of its commonest lexeme, from
-        the same statistics; all 1.0 (ts_rank's own ranking) while the column was never analysed."""
+        its document count as `frequencies` gives it (the same statistics); all 1.0 (ts_rank's own ranking)
+        while the column was never analysed."""
         common, _, documents = self._common(session)
         if not common or documents <= 0:
-            return [1.0] * len(terms)
-        frequencies = self.frequencies(session, terms)
+            return [1.0] * len(frequencies)
         return [idf(documents, frequency) ** IDF_POWER for frequency in frequencies]
 
     def _common(self, session: Session) -> tuple[dict[str, float], float, float]:
@@ -283,19 +286,21 @@ def ranked_documents(
     exclude = "AND NOT (d.kind = 'question' AND d.ref_id = :exclude)" if exclude_question_id is not None else ""
     dialect = session.get_bind().dialect.name
     weights = {"title": TITLE_WEIGHT, "body": BODY_WEIGHT, "tags": TAGS_WEIGHT}  # read now: the benchmark sets them
+    frequencies = None  # the terms' document counts, read once where both the ranking and the pruning need them
     if dialect == "sqlite":
         statement = _SQLITE_SEARCH.format(exclude=exclude, **weights)
         or_query = fts5_query
     elif dialect == "postgresql":
         statement = _POSTGRES_SEARCH.format(exclude=exclude, **weights)
+        frequencies = _postgres_frequencies(session, terms)
         params |= {
             "rank_terms": [tsquery([term]) for term in terms],
-            "rank_weights": _STATISTICS.idf_weights(session, terms),
+            "rank_weights": _STATISTICS.idf_weights(session, frequencies),
         }
         or_query = tsquery
     else:
         raise NotImplementedError(f"no full-text search for the {dialect} database")
-    queries = [or_query(terms)] if exhaustive else pruned_queries(session, dialect, terms)
+    queries = [or_query(terms)] if exhaustive else pruned_queries(session, dialect, terms, frequencies)
     rows: Sequence[Any] = []
     with _planned_for_its_values(session, dialect):
         for query in queries:
